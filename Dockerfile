@@ -1,0 +1,92 @@
+# One image recipe for every service of the workspace (ADR 0004). Pick the service at build time:
+#
+#   docker build --build-arg SERVICE=auth --build-arg PORT=8001 -t kglab/auth .
+#
+# SERVICE is the workspace member (`kglab-$SERVICE`, module `kglab_$SERVICE`), PORT the port it
+# listens on (gateway 8000, auth 8001, ingestion 8002, graph 8003, document 8004, vector 8005).
+# The image carries no secret: configuration comes from KGLAB_* variables at run time.
+
+# No BuildKit-only syntax (cache mounts, heredocs), so any builder, including the classic one,
+# can build it.
+# Both stages use the same Python build, because the virtual environment's interpreter is a
+# symlink to /usr/local/bin/python3.11 of the base image.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+ARG SERVICE
+ARG UV_VERSION=0.13.9
+
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    UV_NO_CACHE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required (gateway, auth, ingestion, graph, document, vector)" >&2; exit 1; } \
+    && pip install "uv==${UV_VERSION}"
+
+WORKDIR /src
+
+# Dependencies first, in their own layer: it is rebuilt only when the lock or a manifest changes.
+# Every workspace member's manifest is needed for uv to read the workspace.
+COPY pyproject.toml uv.lock ./
+COPY shared/pyproject.toml shared/
+COPY gateway/pyproject.toml gateway/
+COPY services/auth/pyproject.toml services/auth/
+COPY services/ingestion/pyproject.toml services/ingestion/
+COPY services/graph/pyproject.toml services/graph/
+COPY services/document/pyproject.toml services/document/
+COPY services/vector/pyproject.toml services/vector/
+RUN uv sync --frozen --no-dev --no-install-workspace --package "kglab-${SERVICE}"
+
+# Then the code. --no-editable installs the workspace packages into the environment itself, so
+# the runtime stage needs the environment only, not this source tree.
+COPY shared/ shared/
+COPY gateway/ gateway/
+COPY services/ services/
+RUN uv sync --frozen --no-dev --no-editable --package "kglab-${SERVICE}" \
+    && /app/.venv/bin/python -c "import importlib; importlib.import_module('kglab_${SERVICE}.main')"
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ARG SERVICE
+ARG PORT
+
+RUN test -n "${SERVICE}" && test -n "${PORT}" \
+    || { echo "build args SERVICE and PORT are required" >&2; exit 1; } \
+    && groupadd --system --gid 10001 kglab \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin kglab
+
+LABEL org.opencontainers.image.title="kglab-${SERVICE}" \
+      org.opencontainers.image.description="Knowledge Graph Lab: ${SERVICE} service"
+
+ENV PATH=/app/.venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    KGLAB_SERVICE=${SERVICE} \
+    KGLAB_PORT=${PORT} \
+    KGLAB_DATA_DIR=/tmp/kglab
+
+# The root filesystem is read-only at run time (compose and the chart): local files a service
+# may write (KGLAB_DATA_DIR) go to /tmp, a tmpfs or emptyDir there.
+WORKDIR /app
+# Owned by root and read-only for the service user: the code cannot be changed at run time.
+COPY --from=builder /app/.venv /app/.venv
+
+USER 10001:10001
+EXPOSE ${PORT}
+
+# Liveness only (/health); readiness (/ready, which checks the backends) is for the orchestrator.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['KGLAB_PORT'], timeout=4)"]
+
+# A shell is needed to put SERVICE and PORT into the command; `exec` leaves uvicorn as PID 1 so
+# it receives SIGTERM directly and shuts down gracefully.
+CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host 0.0.0.0 --port \"${KGLAB_PORT}\" --no-server-header"]

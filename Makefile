@@ -1,0 +1,86 @@
+# Knowledge Graph Lab: every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTHON_VERSION ?= 3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+export UV_PYTHON_DOWNLOADS := never
+# Workspace packages, installed editable on top of the locked third-party set.
+PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector
+
+# install is a real file target, below
+.PHONY: help install lock dev test test-unit test-contract test-integration test-e2e lint format \
+        servers servers-down servers-status up down bench validate-deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(BIN)/.installed ## install uv (if missing) and every Python dependency from the lock file
+
+# requirements.lock pins every third-party package with its hashes (`make lock` writes it);
+# reinstall only when it or a package's pyproject changes.
+$(BIN)/.installed: requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON_VERSION) $(VENV)
+	@VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes requirements.lock
+	@VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
+	@touch $@
+
+lock: ## re-resolve dependencies after editing a pyproject.toml; writes requirements.lock
+	@$(UV) lock --quiet
+	@$(UV) export --quiet --frozen --all-packages --all-groups --no-emit-workspace \
+		--no-header --output-file requirements.lock
+
+dev: install ## run the whole system in one process on embedded backends (http://127.0.0.1:8000)
+	@$(BIN)/python deploy/dev/run.py
+
+test: install ## the whole test suite (real-server tests need `make servers` or Docker)
+	@$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+test-unit: install ## unit tests only (no I/O)
+	@$(BIN)/pytest tests/unit
+
+test-contract: install ## contract suites (every adapter of every port)
+	@$(BIN)/pytest -n $(PYTEST_WORKERS) tests/contract
+
+test-integration: install ## integration tests against real servers
+	@$(BIN)/pytest -n $(PYTEST_WORKERS) tests/integration
+
+test-e2e: install ## end-to-end tests through the gateway
+	@$(BIN)/pytest -n $(PYTEST_WORKERS) tests/e2e
+
+lint: install ## ruff and mypy (strict on shared/)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: install ## apply ruff's fixes and formatting
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+servers: ## start real PostgreSQL, Redis, RabbitMQ, Neo4j and FerretDB on 127.0.0.1
+	@bash deploy/local/servers.sh up
+
+servers-down: ## stop the servers `make servers` started
+	@bash deploy/local/servers.sh down
+
+servers-status: ## show which local servers are up
+	@bash deploy/local/servers.sh status
+
+up: ## docker compose up: the full stack from official images (needs a Docker engine)
+	docker compose up --build --wait
+
+down: ## docker compose down
+	docker compose down
+
+validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
+	@bash deploy/validate.sh
+
+bench: install ## the benchmark suite; prints tables and writes bench/results/
+	@BENCH=$(BENCH) $(BIN)/python bench/run.py
+
+clean: ## remove local data and caches (not the servers' data: see servers-down)
+	rm -rf .kglab/dev .pytest_cache .ruff_cache .mypy_cache

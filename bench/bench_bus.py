@@ -1,0 +1,364 @@
+"""Event bus benchmark: throughput and end-to-end latency of each adapter, in one run.
+
+    uv run python bench/bench_bus.py [--messages 20000] [--rate 500] [--seconds 10]
+
+* throughput: publish ``--messages`` events with publisher confirms (many in flight, each
+  awaited) while one consumer group acks them; messages/s until the last one is handled.
+* latency: publish at a steady ``--rate`` for ``--seconds``; time from the publish call to the
+  start of the handler, p50/p95/p99.
+
+The RabbitMQ part runs when ``KGLAB_RABBITMQ_URL`` is set, in a virtual host of its own (made and
+removed through ``KGLAB_RABBITMQ_MANAGEMENT_URL`` when set). With ``pika`` importable it also
+times pika's BlockingConnection publishing with confirms, one message at a time, for the ADR.
+Prints a table and writes ``bench/results/bus.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from kglab_shared.bus.memory import InProcessBus
+from kglab_shared.bus.port import EventBus
+from kglab_shared.events import EventEnvelope
+from machine import describe
+
+RESULTS = Path(__file__).parent / "results" / "bus.json"
+THROUGHPUT_CAP_S = 60.0
+IN_FLIGHT = 256
+PREFETCH = 256
+
+
+def machine(load_at_start: float) -> dict[str, Any]:
+    # The load average says whether something else was competing for the CPUs during the run.
+    return {
+        "nproc": os.cpu_count(),
+        "load_average_1m_at_start": round(load_at_start, 2),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        **describe(),
+    }
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def measure_throughput(bus: EventBus, group: str, messages: int) -> dict[str, Any]:
+    handled = 0
+    all_handled = asyncio.Event()
+
+    async def handle(_: EventEnvelope) -> None:
+        nonlocal handled
+        handled += 1
+        if handled >= messages:
+            all_handled.set()
+
+    await bus.subscribe(group, [f"{group}.#"], handle, prefetch=PREFETCH)
+    window = asyncio.Semaphore(IN_FLIGHT)
+    failures = 0
+
+    async def publish_one(i: int) -> None:
+        nonlocal failures
+        try:
+            await bus.publish(
+                EventEnvelope(type=f"{group}.tick", source="kglab/bench", data={"i": i})
+            )
+        except Exception:
+            failures += 1
+        finally:
+            window.release()
+
+    started = time.perf_counter()
+    deadline = started + THROUGHPUT_CAP_S
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(messages):
+        if time.perf_counter() > deadline:
+            break
+        await window.acquire()
+        tasks.append(asyncio.create_task(publish_one(i)))
+    await asyncio.gather(*tasks)
+    published_s = time.perf_counter() - started
+    remaining = max(0.1, deadline - time.perf_counter())
+    try:
+        await asyncio.wait_for(all_handled.wait(), remaining)
+    except TimeoutError:
+        pass
+    total_s = time.perf_counter() - started
+    return {
+        "messages": messages,
+        "published": len(tasks) - failures,
+        "publish_failures": failures,
+        "handled": handled,
+        "publish_seconds": round(published_s, 3),
+        "seconds": round(total_s, 3),
+        "publish_msgs_per_s": round((len(tasks) - failures) / published_s, 1),
+        "msgs_per_s": round(handled / total_s, 1),
+        "capped": handled < messages,
+        "in_flight_publishes": IN_FLIGHT,
+        "prefetch": PREFETCH,
+    }
+
+
+async def measure_latency(bus: EventBus, group: str, rate: float, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    count = int(rate * seconds)
+
+    async def handle(envelope: EventEnvelope) -> None:
+        latencies.append(time.perf_counter() - float(envelope.data["sent"]))
+
+    await bus.subscribe(group, [f"{group}.#"], handle, prefetch=PREFETCH)
+    failures = 0
+
+    async def publish_one(i: int) -> None:
+        nonlocal failures
+        event = EventEnvelope(
+            type=f"{group}.tick",
+            source="kglab/bench",
+            data={"i": i, "sent": time.perf_counter()},
+        )
+        try:
+            await bus.publish(event)
+        except Exception:
+            failures += 1
+
+    started = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(count):
+        # Paced by the clock, not by the previous confirm, so slow confirms show as latency.
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(publish_one(i)))
+    await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 30.0
+    while len(latencies) < count - failures and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
+    ordered = sorted(latencies)
+    to_ms = 1000.0
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "sent": count - failures,
+        "received": len(ordered),
+        "achieved_rate_per_s": round(count / (time.perf_counter() - started), 1),
+        "p50_ms": round(percentile(ordered, 0.50) * to_ms, 2),
+        "p95_ms": round(percentile(ordered, 0.95) * to_ms, 2),
+        "p99_ms": round(percentile(ordered, 0.99) * to_ms, 2),
+        "max_ms": round(ordered[-1] * to_ms, 2) if ordered else None,
+        "mean_ms": round(statistics.fmean(ordered) * to_ms, 2) if ordered else None,
+    }
+
+
+async def run_adapter(
+    name: str,
+    make_bus: Callable[[], EventBus],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    bus = make_bus()
+    await bus.start()
+    try:
+        print(f"[{name}] throughput: {args.messages} messages ...", flush=True)
+        throughput = await measure_throughput(bus, "bench_throughput", args.messages)
+        print(f"[{name}] latency: {args.rate}/s for {args.seconds}s ...", flush=True)
+        latency = await measure_latency(bus, "bench_latency", args.rate, args.seconds)
+    finally:
+        await bus.close()
+    return {"adapter": name, "throughput": throughput, "latency": latency}
+
+
+@asynccontextmanager
+async def rabbitmq_vhost(url: str) -> AsyncIterator[tuple[str, str | None]]:
+    """A throwaway virtual host when the management API is known, else the URL's own."""
+    management = os.environ.get("KGLAB_RABBITMQ_MANAGEMENT_URL")
+    if not management:
+        yield url, None
+        return
+    parts = httpx.URL(management)
+    vhost = f"kglab_bench_{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(
+        base_url=f"{parts.scheme}://{parts.host}:{parts.port or 15672}",
+        auth=(parts.username, parts.password),
+        timeout=10.0,
+    ) as client:
+        (await client.put(f"/api/vhosts/{vhost}")).raise_for_status()
+        (
+            await client.put(
+                f"/api/permissions/{vhost}/{quote(parts.username, safe='')}",
+                json={"configure": ".*", "write": ".*", "read": ".*"},
+            )
+        ).raise_for_status()
+        overview = (await client.get("/api/overview")).json()
+        amqp = urlsplit(url)
+        try:
+            yield (
+                urlunsplit((amqp.scheme, amqp.netloc, f"/{vhost}", "", "")),
+                overview.get("rabbitmq_version"),
+            )
+        finally:
+            await client.delete(f"/api/vhosts/{vhost}")
+
+
+def pika_blocking_confirms(url: str, messages: int) -> dict[str, Any] | None:
+    """pika's BlockingConnection with confirms: one message at a time, the loop blocked."""
+    try:
+        import pika
+    except ImportError:
+        return None
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        queue = f"bench_pika_{uuid.uuid4().hex[:8]}"
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        body = EventEnvelope(type="bench.pika", source="kglab/bench", data={"i": 0}).to_bytes()
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        timings: list[float] = []
+        started = time.perf_counter()
+        for _ in range(messages):
+            if time.perf_counter() - started > THROUGHPUT_CAP_S:
+                break
+            before = time.perf_counter()
+            channel.basic_publish("", queue, body, properties, mandatory=True)
+            timings.append(time.perf_counter() - before)
+        elapsed = time.perf_counter() - started
+        channel.queue_delete(queue)
+    finally:
+        connection.close()
+    timings.sort()
+    return {
+        "adapter": "pika BlockingConnection (publish with confirms, sequential)",
+        "published": len(timings),
+        "seconds": round(elapsed, 3),
+        "publish_msgs_per_s": round(len(timings) / elapsed, 1),
+        "confirm_p50_ms": round(percentile(timings, 0.5) * 1000, 3),
+        "confirm_p99_ms": round(percentile(timings, 0.99) * 1000, 3),
+        "note": "each publish blocks the thread (and an asyncio event loop on it) until confirmed",
+    }
+
+
+async def aio_pika_sequential_confirms(url: str, messages: int) -> dict[str, Any]:
+    """aio-pika publishing one message at a time, each confirm awaited before the next."""
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue_name = f"bench_seq_{uuid.uuid4().hex[:8]}"
+        queue = await channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        body = EventEnvelope(type="bench.seq", source="kglab/bench", data={"i": 0}).to_bytes()
+        started = time.perf_counter()
+        sent = 0
+        for _ in range(messages):
+            if time.perf_counter() - started > THROUGHPUT_CAP_S:
+                break
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=queue_name,
+            )
+            sent += 1
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+    finally:
+        await connection.close()
+    return {
+        "adapter": "aio-pika (publish with confirms, sequential)",
+        "published": sent,
+        "seconds": round(elapsed, 3),
+        "publish_msgs_per_s": round(sent / elapsed, 1),
+    }
+
+
+def print_table(results: list[dict[str, Any]], extras: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'adapter':<12} {'publish msg/s':>14} {'e2e msg/s':>10} {'handled':>8} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        t, lat = r["throughput"], r["latency"]
+        print(
+            f"{r['adapter']:<12} {t['publish_msgs_per_s']:>14,.0f} {t['msgs_per_s']:>10,.0f} "
+            f"{t['handled']:>8} {lat['p50_ms']:>8.2f} {lat['p95_ms']:>8.2f} "
+            f"{lat['p99_ms']:>8.2f} {lat['max_ms'] or 0:>8.2f}"
+        )
+    for extra in extras:
+        print(f"{extra['adapter']}: {extra['publish_msgs_per_s']:,.0f} msg/s")
+    print()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sequential-messages", type=int, default=2_000)
+    args = parser.parse_args()
+    if not (0 < args.messages <= 1_000_000 and 0 < args.rate <= 100_000 and args.seconds <= 120):
+        parser.error("keep --messages ≤ 1,000,000, --rate ≤ 100,000 and --seconds ≤ 120")
+
+    load_at_start = os.getloadavg()[0]
+    results = [await run_adapter("memory", lambda: InProcessBus("kglab/bench"), args)]
+    extras: list[dict[str, Any]] = []
+    rabbitmq_version = None
+    url = os.environ.get("KGLAB_RABBITMQ_URL")
+    if url:
+        from kglab_shared.bus.rabbitmq import RabbitMQBus
+
+        async with rabbitmq_vhost(url) as (bench_url, rabbitmq_version):
+            results.append(
+                await run_adapter("rabbitmq", lambda: RabbitMQBus(bench_url, "kglab/bench"), args)
+            )
+            print("[rabbitmq] sequential confirms (aio-pika, pika) ...", flush=True)
+            extras.append(await aio_pika_sequential_confirms(bench_url, args.sequential_messages))
+            pika_result = await asyncio.to_thread(
+                pika_blocking_confirms, bench_url, args.sequential_messages
+            )
+            if pika_result is not None:
+                extras.append(pika_result)
+    else:
+        print("KGLAB_RABBITMQ_URL is not set: RabbitMQ skipped.", flush=True)
+
+    rabbit = next((r for r in results if r["adapter"] == "rabbitmq"), None)
+    targets = {
+        "rabbitmq_msgs_per_s_min": 2000,
+        "rabbitmq_p99_ms_max_at_500_per_s": 50,
+        "met": None
+        if rabbit is None
+        else (rabbit["throughput"]["msgs_per_s"] >= 2000 and rabbit["latency"]["p99_ms"] < 50),
+    }
+    report = {
+        "benchmark": "event bus",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {**machine(load_at_start), "rabbitmq_version": rabbitmq_version},
+        "results": results,
+        "sequential_publish": extras,
+        "targets": targets,
+    }
+    print_table(results, extras)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0 if targets["met"] in (None, True) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

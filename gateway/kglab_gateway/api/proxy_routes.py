@@ -1,0 +1,108 @@
+"""The catch-all route that authenticates, limits and forwards every public API call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
+from kglab_shared.errors import NotFoundError, PayloadTooLargeError
+from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.tracing import current_trace_headers
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from kglab_gateway.config import GatewaySettings
+from kglab_gateway.policy import GatewayPolicy
+from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool
+from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
+
+router = APIRouter()
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_STRIPPED_REQUEST_HEADERS = HOP_BY_HOP | {
+    IDENTITY_HEADER.lower(),
+    "authorization",
+    "cookie",
+    REQUEST_ID_HEADER.lower(),
+    "x-forwarded-for",
+}
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
+async def _limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLargeError(
+                f"The request body is larger than the limit of {_megabytes(limit)}."
+            )
+        yield chunk
+
+
+@router.api_route("/api/{rest:path}", methods=_METHODS, include_in_schema=False)
+@router.api_route("/.well-known/jwks.json", methods=["GET"], include_in_schema=False)
+async def forward(request: Request) -> Response:
+    """Authenticate, rate-limit and forward a call to the service that owns its path."""
+    path = request.url.path
+    service = upstream_for(path)
+    if service is None:
+        raise NotFoundError(f"There is nothing at {path}.")
+    policy: GatewayPolicy = request.app.state.policy
+    settings: GatewaySettings = request.app.state.settings
+    identity = await policy.authenticate(request)
+    await policy.enforce_rate_limits(request, identity)
+
+    limit = settings.max_upload_bytes if UPLOAD_PATHS.match(path) else settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"The request body is {_megabytes(int(declared))}; the limit is {_megabytes(limit)}."
+        )
+
+    headers = [
+        (name, value)
+        for name, value in request.headers.items()
+        if name not in _STRIPPED_REQUEST_HEADERS
+    ]
+    headers.append((IDENTITY_HEADER, policy.forwarded_identity(identity)))
+    headers.append((REQUEST_ID_HEADER, get_correlation_id() or ""))
+    client_ip = policy.client_ip(request)
+    headers.append(("X-Forwarded-For", client_ip))
+    headers.extend(current_trace_headers().items())
+
+    body: bytes | AsyncIterator[bytes] | None
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:
+        body = None
+    elif UPLOAD_PATHS.match(path):
+        body = _limited_body(request, limit)
+    else:
+        raw = bytearray()
+        async for chunk in _limited_body(request, limit):
+            raw.extend(chunk)
+        body = bytes(raw)
+
+    pool: UpstreamPool = request.app.state.upstreams
+    upstream = await pool.send(
+        service,
+        request.method,
+        path,
+        params=list(request.query_params.multi_items()),
+        headers=headers,
+        body=body,
+    )
+    response_headers = {
+        name: value
+        for name, value in upstream.headers.items()
+        if name.lower() not in HOP_BY_HOP and name.lower() != REQUEST_ID_HEADER.lower()
+    }
+    response_headers.update(policy.version_headers(path))
+    return StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=response_headers,
+        background=BackgroundTask(upstream.aclose),
+    )

@@ -1,0 +1,68 @@
+"""Gateway settings (environment prefix ``KGLAB_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from kglab_shared.settings import ServiceSettings
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+
+class RateLimitRule(BaseModel):
+    """``limit`` requests per ``window_s`` seconds, per user and per client address."""
+
+    prefix: str
+    limit: int = Field(gt=0)
+    window_s: int = Field(default=60, gt=0)
+    per: str = Field(default="user", pattern="^(user|ip)$")
+
+
+class VersionNotice(BaseModel):
+    """Announce that an API version is deprecated (RFC 9745) and when it ends (RFC 8594)."""
+
+    prefix: str
+    deprecation: str | None = Field(default=None, description="e.g. @1767225600")
+    sunset: str | None = Field(default=None, description="HTTP date, e.g. Wed, 01 Jul 2026 ...")
+    link: str | None = None
+
+
+def _default_rate_limits() -> list[RateLimitRule]:
+    return [
+        RateLimitRule(prefix="/api/v1/auth/login", limit=30, window_s=60, per="ip"),
+        RateLimitRule(prefix="/api/v1/auth/register", limit=10, window_s=60, per="ip"),
+        RateLimitRule(prefix="/api/v1/auth/password-reset", limit=10, window_s=60, per="ip"),
+        RateLimitRule(prefix="/api/", limit=6000, window_s=60, per="user"),
+        RateLimitRule(prefix="/api/", limit=12000, window_s=60, per="ip"),
+    ]
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KGLAB_GATEWAY_", extra="ignore", frozen=True)
+
+    service_name: str = "gateway"
+    port: int = Field(default=8000, validation_alias="KGLAB_PORT")
+
+    auth_url: str = "http://127.0.0.1:8001"
+    ingestion_url: str = "http://127.0.0.1:8002"
+    graph_url: str = "http://127.0.0.1:8003"
+    document_url: str = "http://127.0.0.1:8004"
+    vector_url: str = "http://127.0.0.1:8005"
+
+    upstream_timeout_s: float = Field(default=10.0, gt=0)
+    upstream_connect_timeout_s: float = Field(default=2.0, gt=0)
+    upstream_max_connections: int = Field(default=200, gt=0)
+    idempotent_retries: int = Field(default=2, ge=0, le=5)
+    breaker_failure_threshold: int = Field(default=5, gt=0)
+    breaker_reset_s: float = Field(default=10.0, gt=0)
+
+    jwks_refresh_s: float = Field(default=300.0, gt=0)
+    token_issuer: str = "kglab-auth"
+    token_audience: str = "kglab"
+
+    #: Largest request body accepted for an ordinary request; uploads have their own limit.
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_upload_bytes: int = Field(default=60 * 1024 * 1024, gt=0)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limits: list[RateLimitRule] = Field(default_factory=_default_rate_limits)
+    rate_limit_enabled: bool = True
+    version_notices: list[VersionNotice] = Field(default_factory=list)

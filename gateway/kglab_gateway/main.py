@@ -1,0 +1,221 @@
+"""The gateway's app and lifespan: the composition root of the public entry point."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from kglab_shared.app import create_service_app
+from kglab_shared.errors import ForbiddenError
+from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
+from kglab_shared.metrics import metrics_response
+from kglab_shared.settings import StoreKind, load_settings
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from kglab_gateway.api.proxy_routes import router as proxy_router
+from kglab_gateway.api.ws_routes import router as ws_router
+from kglab_gateway.config import GatewaySettings
+from kglab_gateway.openapi import OpenAPIAssembler
+from kglab_gateway.policy import GatewayPolicy
+from kglab_gateway.proxy import UpstreamPool
+from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kglab_gateway.security import SecurityHeadersMiddleware
+from kglab_gateway.tokens import CredentialVerifier
+
+SERVICES = ("auth", "ingestion", "graph", "document", "vector")
+_DESCRIPTION = """
+The public API of Knowledge Graph Lab: upload files and web pages, follow their processing,
+search them and walk the knowledge graph mined from them.
+
+**Signing in.** Register with `POST /api/v1/auth/register`, then press **Authorize** and sign
+in with your email and password (OAuth2 password flow), or call `POST /api/v1/auth/login`
+with a form body `username=<email>&password=<password>`. Send the `access_token` as
+`Authorization: Bearer <token>`; it lasts 15 minutes, and `POST /api/v1/auth/refresh`
+exchanges the `refresh_token` for a new pair. Machine clients use an API key (`kglab_...`)
+as the bearer token.
+
+**Errors** are RFC 9457 `application/problem+json` with a readable `detail`.
+
+**Live progress**: `WS /ws/jobs/{job_id}?token=<access token>` pushes JSON progress messages.
+"""
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ws_apps: dict[str, ASGIApp] | None = None,
+    hosted: Sequence[AbstractAsyncContextManager[Any]] = (),
+) -> FastAPI:
+    """Build the gateway.
+
+    ``transports`` replaces network calls to services with in-process ones and ``hosted``
+    are the lifespans of apps hosted in this process (both used by ``make dev``).
+    """
+    settings = settings or load_settings(GatewaySettings)
+    base_urls = {name: getattr(settings, f"{name}_url") for name in SERVICES}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for context in hosted:
+                await stack.enter_async_context(context)
+            pool = UpstreamPool(
+                base_urls,
+                timeout_s=settings.upstream_timeout_s,
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                max_connections=settings.upstream_max_connections,
+                retries=settings.idempotent_retries,
+                breaker_threshold=settings.breaker_failure_threshold,
+                breaker_reset_s=settings.breaker_reset_s,
+                transports=transports,
+            )
+            stack.push_async_callback(pool.close)
+            codec = IdentityCodec(settings.internal_token_secret.get_secret_value())
+            limiter: RateLimiter
+            if settings.stores is StoreKind.REAL and settings.redis_url is not None:
+                from redis.asyncio import Redis
+
+                limiter = RedisRateLimiter(Redis.from_url(settings.secret("redis_url")))
+                app.state.readiness.add("redis", limiter.ping)
+            else:
+                limiter = MemoryRateLimiter()
+            stack.push_async_callback(limiter.close)
+            service_assertion = codec.mint(
+                Identity(user_id="gateway", role=SERVICE_ROLE), lifetime_s=10 * 365 * 86400
+            )
+
+            async def fetch_jwks() -> dict[str, Any]:
+                response = await pool.clients["auth"].get("/.well-known/jwks.json", timeout=3.0)
+                response.raise_for_status()
+                document: dict[str, Any] = response.json()
+                return document
+
+            async def resolve_api_key(key: str) -> Identity | None:
+                response = await pool.clients["auth"].post(
+                    "/internal/api-keys/verify",
+                    json={"key": key},
+                    headers={"X-KGLab-Identity": service_assertion},
+                    timeout=3.0,
+                )
+                if response.status_code in (401, 404):
+                    return None
+                response.raise_for_status()
+                body = response.json()
+                return Identity(
+                    user_id=str(body["user_id"]),
+                    role=str(body.get("role", "user")),
+                    scopes=frozenset(body.get("scopes", [])),
+                    email=body.get("email"),
+                )
+
+            verifier = CredentialVerifier(
+                fetch_jwks,
+                resolve_api_key,
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+                refresh_s=settings.jwks_refresh_s,
+            )
+            app.state.upstreams = pool
+            app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
+            app.state.ws_apps = ws_apps or {}
+            app.state.openapi = OpenAPIAssembler(pool, _base_document(app))
+
+            for name in SERVICES:
+                app.state.readiness.add(name, _upstream_check(pool, name))
+            yield
+
+    app = create_service_app(
+        settings,
+        title="Knowledge Graph Lab API",
+        description=_DESCRIPTION,
+        routers=[],
+        lifespan=lifespan,
+        expose_metrics=False,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    _add_documentation_routes(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Expose Prometheus metrics to administrators."""
+        identity = await request.app.state.policy.authenticate(request)
+        if not identity.is_admin:
+            raise ForbiddenError("Only an administrator may read the metrics.")
+        return metrics_response()
+
+    app.include_router(ws_router)
+    app.include_router(proxy_router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Tus-Resumable",
+                "Upload-Length",
+                "Upload-Offset",
+                "Upload-Metadata",
+            ],
+            expose_headers=["X-Request-ID", "Location", "Upload-Offset", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+def _upstream_check(pool: UpstreamPool, name: str) -> Any:
+    async def check() -> None:
+        response = await pool.clients[name].get("/health", timeout=1.0)
+        response.raise_for_status()
+
+    return check
+
+
+def _base_document(app: FastAPI) -> dict[str, Any]:
+    from fastapi.openapi.utils import get_openapi
+
+    return get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=[{"name": "operations", "description": "Liveness and readiness."}],
+    )
+
+
+def _add_documentation_routes(app: FastAPI) -> None:
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        """Serve the OpenAPI document of the whole public API."""
+        return JSONResponse(await request.app.state.openapi.document())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Serve Swagger UI with a working Authorize button."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Knowledge Graph Lab API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+            init_oauth={"clientId": "kglab-docs", "usePkceWithAuthorizationCodeGrant": False},
+            swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+        )

@@ -1,0 +1,113 @@
+"""Deny by default: who the caller is, whether they may pass, and what services are told."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import Request
+from kglab_shared.errors import RateLimitedError, UnauthorizedError
+from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
+
+from kglab_gateway.config import GatewaySettings
+from kglab_gateway.ratelimit import RateLimiter
+from kglab_gateway.routing import is_public
+from kglab_gateway.tokens import CredentialVerifier
+
+_ASSERTION_LIFETIME_S = 60
+_ASSERTION_REUSE_S = 30
+
+
+class GatewayPolicy:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        verifier: CredentialVerifier,
+        limiter: RateLimiter,
+        codec: IdentityCodec,
+    ) -> None:
+        self._settings = settings
+        self._verifier = verifier
+        self._limiter = limiter
+        self._codec = codec
+        self._assertions: dict[Identity, tuple[float, str]] = {}
+
+    @staticmethod
+    def client_ip(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    async def authenticate(self, request: Request) -> Identity:
+        """The verified caller; anonymous only on the explicit public list, else 401."""
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() == "bearer" and credential.strip():
+            return await self.verify_credential(credential.strip(), request)
+        if is_public(request.method, request.url.path):
+            return Identity(
+                user_id="anonymous", role=ANONYMOUS_ROLE, client_ip=self.client_ip(request)
+            )
+        raise UnauthorizedError(
+            "Sign in first: this route needs a bearer token in the Authorization header."
+        )
+
+    async def verify_token(self, credential: str) -> Identity:
+        return await self._verifier.verify(credential)
+
+    async def verify_credential(self, credential: str, request: Request) -> Identity:
+        identity = await self._verifier.verify(credential)
+        return Identity(
+            user_id=identity.user_id,
+            role=identity.role,
+            scopes=identity.scopes,
+            email=identity.email,
+            client_ip=self.client_ip(request),
+        )
+
+    async def enforce_rate_limits(self, request: Request, identity: Identity) -> None:
+        if not self._settings.rate_limit_enabled:
+            return
+        path = request.url.path
+        seen: set[str] = set()
+        for rule in self._settings.rate_limits:
+            if not path.startswith(rule.prefix) or rule.per in seen:
+                continue
+            seen.add(rule.per)
+            if rule.per == "user":
+                if identity.role == ANONYMOUS_ROLE:
+                    continue
+                subject = f"user:{identity.user_id}"
+            else:
+                subject = f"ip:{identity.client_ip}"
+            retry_after = await self._limiter.hit(
+                f"{rule.prefix}:{subject}", rule.limit, rule.window_s
+            )
+            if retry_after:
+                who = "you" if rule.per == "user" else "your address"
+                raise RateLimitedError(
+                    f"Too many requests from {who}: the limit is {rule.limit} per "
+                    f"{rule.window_s} s. Try again in {retry_after} s.",
+                    retry_after_s=retry_after,
+                )
+
+    def forwarded_identity(self, identity: Identity) -> str:
+        """A signed assertion for the services, reused for a while to spare the signing."""
+        now = time.time()
+        cached = self._assertions.get(identity)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        token = self._codec.mint(identity, lifetime_s=_ASSERTION_LIFETIME_S)
+        if len(self._assertions) > 50_000:
+            self._assertions.clear()
+        self._assertions[identity] = (now + _ASSERTION_REUSE_S, token)
+        return token
+
+    def version_headers(self, path: str) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for notice in self._settings.version_notices:
+            if path.startswith(notice.prefix):
+                if notice.deprecation:
+                    headers["Deprecation"] = notice.deprecation
+                if notice.sunset:
+                    headers["Sunset"] = notice.sunset
+                if notice.link:
+                    headers["Link"] = f'<{notice.link}>; rel="deprecation"'
+        return headers

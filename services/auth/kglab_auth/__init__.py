@@ -1,0 +1,1 @@
+"""The auth service: Users, sessions, tokens, API keys and password resets."""

@@ -1,0 +1,1 @@
+"""Outgoing messages of the auth service: mail through an SMTP port."""

@@ -1,0 +1,1 @@
+"""Persistence ports of the auth service and their adapters."""

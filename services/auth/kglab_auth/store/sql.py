@@ -1,0 +1,432 @@
+"""The SQL adapter (SQLAlchemy 2 async): PostgreSQL via asyncpg, SQLite via aiosqlite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, and_, delete, event, insert, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from kglab_auth.domain import (
+    ApiKey,
+    OAuthState,
+    PasswordReset,
+    RefreshToken,
+    Role,
+    SigningKeyRecord,
+    User,
+)
+from kglab_auth.store import tables as t
+from kglab_auth.store.port import DuplicateEmailError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
+_MIGRATION_LOCK_ID = 0x6B676C6162  # "kglab"
+
+
+def async_database_url(url: str) -> str:
+    """postgresql:// → postgresql+asyncpg://, sqlite:// → sqlite+aiosqlite://."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    async_url = async_database_url(url)
+    if async_url.startswith("sqlite"):
+        engine = create_async_engine(async_url)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(async_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def run_migrations(
+    engine: AsyncEngine, revision: str = "head", *, down: bool = False
+) -> None:
+    """Apply (or with ``down`` revert) migrations programmatically, on either dialect."""
+
+    def _run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
+        config = alembic_config(connection)
+        if down:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _req(value: datetime | None) -> datetime:
+    result = _utc(value)
+    assert result is not None
+    return result
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        password_hash=row.password_hash,
+        role=Role(row.role),
+        disabled=bool(row.disabled),
+        created_at=_req(row.created_at),
+        updated_at=_req(row.updated_at),
+    )
+
+
+def _refresh(row: Any) -> RefreshToken:
+    return RefreshToken(
+        id=row.id,
+        family_id=row.family_id,
+        user_id=row.user_id,
+        token_hash=row.token_hash,
+        created_at=_req(row.created_at),
+        expires_at=_req(row.expires_at),
+        used_at=_utc(row.used_at),
+        revoked_at=_utc(row.revoked_at),
+    )
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        scopes=tuple(row.scopes.split()),
+        secret_hash=row.secret_hash,
+        created_at=_req(row.created_at),
+        last_used_at=_utc(row.last_used_at),
+        revoked_at=_utc(row.revoked_at),
+    )
+
+
+class SqlAuthRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add_user(self, user: User) -> None:
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(
+                    insert(t.users).values(
+                        id=user.id,
+                        email=user.email,
+                        password_hash=user.password_hash,
+                        role=user.role.value,
+                        disabled=user.disabled,
+                        created_at=user.created_at,
+                        updated_at=user.updated_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateEmailError(user.email) from exc
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        row = (await self._c.execute(select(t.users).where(t.users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def user_by_email(self, email: str) -> User | None:
+        row = (await self._c.execute(select(t.users).where(t.users.c.email == email))).first()
+        return _user(row) if row else None
+
+    async def list_users(self, *, after_email: str | None, limit: int) -> list[User]:
+        query = select(t.users).order_by(t.users.c.email).limit(limit)
+        if after_email is not None:
+            query = query.where(t.users.c.email > after_email)
+        return [_user(row) for row in await self._c.execute(query)]
+
+    async def save_user(self, user: User) -> None:
+        await self._c.execute(
+            update(t.users)
+            .where(t.users.c.id == user.id)
+            .values(
+                password_hash=user.password_hash,
+                role=user.role.value,
+                disabled=user.disabled,
+                updated_at=user.updated_at,
+            )
+        )
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        await self._c.execute(
+            insert(t.refresh_tokens).values(
+                id=token.id,
+                family_id=token.family_id,
+                user_id=token.user_id,
+                token_hash=token.token_hash,
+                created_at=token.created_at,
+                expires_at=token.expires_at,
+            )
+        )
+
+    async def refresh_token_by_hash(self, token_hash: str) -> RefreshToken | None:
+        row = (
+            await self._c.execute(
+                select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash)
+            )
+        ).first()
+        return _refresh(row) if row else None
+
+    async def spend_refresh_token(self, token_id: str, at: datetime) -> bool:
+        result = await self._c.execute(
+            update(t.refresh_tokens)
+            .where(and_(t.refresh_tokens.c.id == token_id, t.refresh_tokens.c.used_at.is_(None)))
+            .values(used_at=at)
+        )
+        return result.rowcount == 1
+
+    async def revoke_family(self, family_id: str, at: datetime) -> None:
+        await self._c.execute(
+            update(t.refresh_tokens)
+            .where(
+                and_(
+                    t.refresh_tokens.c.family_id == family_id,
+                    t.refresh_tokens.c.revoked_at.is_(None),
+                )
+            )
+            .values(revoked_at=at)
+        )
+
+    async def revoke_user_sessions(self, user_id: str, at: datetime) -> None:
+        await self._c.execute(
+            update(t.refresh_tokens)
+            .where(
+                and_(
+                    t.refresh_tokens.c.user_id == user_id,
+                    t.refresh_tokens.c.revoked_at.is_(None),
+                )
+            )
+            .values(revoked_at=at)
+        )
+
+    async def add_password_reset(self, reset: PasswordReset) -> None:
+        await self._c.execute(
+            insert(t.password_resets).values(
+                id=reset.id,
+                user_id=reset.user_id,
+                token_hash=reset.token_hash,
+                created_at=reset.created_at,
+                expires_at=reset.expires_at,
+            )
+        )
+
+    async def password_reset_by_hash(self, token_hash: str) -> PasswordReset | None:
+        row = (
+            await self._c.execute(
+                select(t.password_resets).where(t.password_resets.c.token_hash == token_hash)
+            )
+        ).first()
+        if row is None:
+            return None
+        return PasswordReset(
+            id=row.id,
+            user_id=row.user_id,
+            token_hash=row.token_hash,
+            created_at=_req(row.created_at),
+            expires_at=_req(row.expires_at),
+            used_at=_utc(row.used_at),
+        )
+
+    async def spend_password_resets(self, user_id: str, at: datetime) -> None:
+        await self._c.execute(
+            update(t.password_resets)
+            .where(
+                and_(
+                    t.password_resets.c.user_id == user_id,
+                    t.password_resets.c.used_at.is_(None),
+                )
+            )
+            .values(used_at=at)
+        )
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._c.execute(
+            insert(t.api_keys).values(
+                id=key.id,
+                user_id=key.user_id,
+                name=key.name,
+                scopes=" ".join(key.scopes),
+                secret_hash=key.secret_hash,
+                created_at=key.created_at,
+            )
+        )
+
+    async def api_key_by_id(self, key_id: str) -> ApiKey | None:
+        row = (await self._c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
+        return _api_key(row) if row else None
+
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
+        rows = await self._c.execute(
+            select(t.api_keys)
+            .where(and_(t.api_keys.c.user_id == user_id, t.api_keys.c.revoked_at.is_(None)))
+            .order_by(t.api_keys.c.created_at, t.api_keys.c.id)
+        )
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, user_id: str, at: datetime) -> bool:
+        result = await self._c.execute(
+            update(t.api_keys)
+            .where(
+                and_(
+                    t.api_keys.c.id == key_id,
+                    t.api_keys.c.user_id == user_id,
+                    t.api_keys.c.revoked_at.is_(None),
+                )
+            )
+            .values(revoked_at=at)
+        )
+        return result.rowcount == 1
+
+    async def touch_api_key(self, key_id: str, at: datetime) -> None:
+        await self._c.execute(
+            update(t.api_keys).where(t.api_keys.c.id == key_id).values(last_used_at=at)
+        )
+
+    async def signing_keys(self) -> list[SigningKeyRecord]:
+        rows = await self._c.execute(
+            select(t.signing_keys).order_by(
+                t.signing_keys.c.created_at.desc(), t.signing_keys.c.kid
+            )
+        )
+        return [
+            SigningKeyRecord(
+                kid=row.kid,
+                algorithm=row.algorithm,
+                private_jwk=row.private_jwk,
+                public_jwk=row.public_jwk,
+                created_at=_req(row.created_at),
+                retired_at=_utc(row.retired_at),
+            )
+            for row in rows
+        ]
+
+    async def add_signing_key(self, record: SigningKeyRecord) -> None:
+        await self._c.execute(
+            insert(t.signing_keys).values(
+                kid=record.kid,
+                algorithm=record.algorithm,
+                private_jwk=record.private_jwk,
+                public_jwk=record.public_jwk,
+                created_at=record.created_at,
+            )
+        )
+
+    async def retire_signing_keys(self, at: datetime, *, keep_kid: str) -> None:
+        await self._c.execute(
+            update(t.signing_keys)
+            .where(and_(t.signing_keys.c.kid != keep_kid, t.signing_keys.c.retired_at.is_(None)))
+            .values(retired_at=at)
+        )
+
+    async def add_oauth_state(self, state: OAuthState) -> None:
+        await self._c.execute(
+            insert(t.oauth_states).values(
+                state=state.state,
+                provider=state.provider,
+                nonce=state.nonce,
+                code_verifier=state.code_verifier,
+                expires_at=state.expires_at,
+            )
+        )
+
+    async def purge_oauth_states(self, before: datetime) -> None:
+        await self._c.execute(delete(t.oauth_states).where(t.oauth_states.c.expires_at < before))
+
+    async def take_oauth_state(self, state: str) -> OAuthState | None:
+        row = (
+            await self._c.execute(select(t.oauth_states).where(t.oauth_states.c.state == state))
+        ).first()
+        if row is None:
+            return None
+        result = await self._c.execute(
+            delete(t.oauth_states).where(t.oauth_states.c.state == state)
+        )
+        if result.rowcount != 1:  # taken by a concurrent callback
+            return None
+        return OAuthState(
+            state=row.state,
+            provider=row.provider,
+            nonce=row.nonce,
+            code_verifier=row.code_verifier,
+            expires_at=_req(row.expires_at),
+        )
+
+    async def linked_user_id(self, provider: str, subject: str) -> str | None:
+        row = (
+            await self._c.execute(
+                select(t.oauth_identities.c.user_id).where(
+                    and_(
+                        t.oauth_identities.c.provider == provider,
+                        t.oauth_identities.c.subject == subject,
+                    )
+                )
+            )
+        ).first()
+        return str(row.user_id) if row else None
+
+    async def link_identity(self, provider: str, subject: str, user_id: str, at: datetime) -> None:
+        await self._c.execute(
+            insert(t.oauth_identities).values(
+                provider=provider, subject=subject, user_id=user_id, created_at=at
+            )
+        )
+
+
+class SqlAuthStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlAuthRepository]:
+        async with self.engine.begin() as connection:
+            yield SqlAuthRepository(connection)
+
+    async def migrate(self) -> None:
+        await run_migrations(self.engine)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""The document service: Documents and their chunks."""

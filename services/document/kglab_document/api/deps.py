@@ -1,0 +1,17 @@
+"""FastAPI dependencies of the document service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kglab_document.service import DocumentService
+
+
+def document_service(request: Request) -> DocumentService:
+    service: DocumentService = request.app.state.document_service
+    return service
+
+
+DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]

@@ -1,0 +1,1 @@
+"""Events the document service consumes and publishes."""

@@ -1,0 +1,264 @@
+"""``DocumentStore`` on MongoDB (or FerretDB 1.x) through PyMongo's native async API.
+
+Only what both servers support: plain finds with ``$or``/``$and`` range filters, compound
+indexes, ``update_one`` upserts with ``$setOnInsert``. No transactions: idempotency comes from
+upserts keyed by ids (chunks first, then the document, so a visible document has its chunks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kglab_document.domain import (
+    Chunk,
+    ChunkCursor,
+    Document,
+    DocumentCursor,
+    DocumentFilters,
+    DocumentStatus,
+    Page,
+    SaveResult,
+    SortOrder,
+    chunk_page,
+    document_page,
+    utc_millis,
+)
+
+MongoDoc = dict[str, Any]
+
+_DOCUMENT_INDEXES = [
+    IndexModel([("owner_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+               name="owner_created"),
+    IndexModel([("owner_id", ASCENDING), ("media_type", ASCENDING), ("created_at", ASCENDING)],
+               name="owner_media_type"),
+    IndexModel([("owner_id", ASCENDING), ("title", ASCENDING), ("_id", ASCENDING)],
+               name="owner_title"),
+    IndexModel([("owner_id", ASCENDING), ("source", ASCENDING)], name="owner_source"),
+]
+_CHUNK_INDEXES = [
+    IndexModel(
+        [("owner_id", ASCENDING), ("document_id", ASCENDING), ("position", ASCENDING)],
+        name="owner_document_position",
+        unique=True,
+    ),
+]
+
+
+class MongoDocumentStore:
+    """The client is created (and closed) by the composition root; this takes a database."""
+
+    def __init__(self, database: AsyncDatabase[MongoDoc]) -> None:
+        self._db = database
+        self._documents: AsyncCollection[MongoDoc] = database["documents"]
+        self._chunks: AsyncCollection[MongoDoc] = database["chunks"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries use; creating an existing index is a no-op."""
+        await self._documents.create_indexes(_DOCUMENT_INDEXES)
+        await self._chunks.create_indexes(_CHUNK_INDEXES)
+
+    async def save_extracted(self, document: Document, chunks: Sequence[Chunk]) -> SaveResult:
+        existing = await self._documents.find_one({"_id": document.id})
+        if existing is not None:
+            # Stored, or a deletion tombstone: a redelivery must neither change nor resurrect it.
+            return SaveResult(created=False, document=_document_from_mongo(existing))
+        if chunks:
+            await self._chunks.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": _chunk_key(chunk)},
+                        {"$setOnInsert": _chunk_to_mongo(chunk)},
+                        upsert=True,
+                    )
+                    for chunk in chunks
+                ],
+                ordered=False,
+            )
+        result = await self._documents.update_one(
+            {"_id": document.id},
+            {"$setOnInsert": _document_to_mongo(document)},
+            upsert=True,
+        )
+        if result.upserted_id is not None:
+            return SaveResult(created=True, document=document)
+        # A concurrent delivery of the same event stored it first.
+        stored = await self._documents.find_one({"_id": document.id})
+        return SaveResult(
+            created=False, document=document if stored is None else _document_from_mongo(stored)
+        )
+
+    async def mark_stored_event_published(self, owner_id: str, document_id: str) -> None:
+        await self._documents.update_one(
+            {"_id": document_id, "owner_id": owner_id},
+            {"$set": {"stored_event_published": True}},
+        )
+
+    async def list_documents(
+        self,
+        owner_id: str,
+        *,
+        filters: DocumentFilters,
+        sort: SortOrder,
+        limit: int,
+        after: DocumentCursor | None = None,
+    ) -> Page[Document]:
+        clauses: list[MongoDoc] = [
+            {"owner_id": owner_id, "status": DocumentStatus.STORED.value},
+        ]
+        if filters.media_type is not None:
+            clauses.append({"media_type": filters.media_type})
+        if filters.source is not None:
+            clauses.append({"source": filters.source})
+        created: MongoDoc = {}
+        if filters.created_from is not None:
+            created["$gte"] = filters.created_from
+        if filters.created_to is not None:
+            created["$lt"] = filters.created_to
+        if created:
+            clauses.append({"created_at": created})
+        field, direction = _SORTS[sort]
+        if after is not None:
+            op = "$lt" if direction == DESCENDING else "$gt"
+            clauses.append(
+                {"$or": [{field: {op: after.key}}, {field: after.key, "_id": {op: after.id}}]}
+            )
+        query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        cursor = (
+            self._documents.find(query)
+            .sort([(field, direction), ("_id", direction)])
+            .limit(limit + 1)
+        )
+        rows = [_document_from_mongo(raw) async for raw in cursor]
+        return document_page(rows, limit, sort)
+
+    async def get(self, owner_id: str, document_id: str) -> Document | None:
+        raw = await self._documents.find_one({"_id": document_id, "owner_id": owner_id})
+        return None if raw is None else _document_from_mongo(raw)
+
+    async def chunks(
+        self,
+        owner_id: str,
+        document_id: str,
+        *,
+        limit: int,
+        after: ChunkCursor | None = None,
+    ) -> Page[Chunk]:
+        query: MongoDoc = {"owner_id": owner_id, "document_id": document_id}
+        if after is not None:
+            query["position"] = {"$gt": after.position}
+        cursor = self._chunks.find(query).sort([("position", ASCENDING)]).limit(limit + 1)
+        rows = [_chunk_from_mongo(raw) async for raw in cursor]
+        return chunk_page(rows, limit)
+
+    async def delete(self, owner_id: str, document_id: str, *, at: datetime) -> Document | None:
+        owned = {"_id": document_id, "owner_id": owner_id}
+        # Only the first request sets the time: the filter on status makes a repeat a no-op.
+        await self._documents.update_one(
+            {**owned, "status": DocumentStatus.STORED.value},
+            {
+                "$set": {
+                    "status": DocumentStatus.DELETING.value,
+                    "deletion_requested_at": utc_millis(at),
+                }
+            },
+        )
+        raw = await self._documents.find_one(owned)
+        if raw is None:
+            return None
+        await self._chunks.delete_many({"owner_id": owner_id, "document_id": document_id})
+        return _document_from_mongo(raw)
+
+    async def mark_part_removed(
+        self, owner_id: str, document_id: str, part: str, *, at: datetime
+    ) -> bool:
+        owned = {"_id": document_id, "owner_id": owner_id}
+        # The first report wins; a redelivered one matches nothing and changes nothing.
+        await self._documents.update_one(
+            {**owned, f"removed_parts.{part}": {"$exists": False}},
+            {"$set": {f"removed_parts.{part}": utc_millis(at)}},
+        )
+        return await self._documents.find_one(owned, {"_id": 1}) is not None
+
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+
+_SORTS: dict[SortOrder, tuple[str, int]] = {
+    SortOrder.NEWEST: ("created_at", DESCENDING),
+    SortOrder.OLDEST: ("created_at", ASCENDING),
+    SortOrder.TITLE: ("title", ASCENDING),
+}
+
+
+def _chunk_key(chunk: Chunk) -> str:
+    # Chunk ids come from ingestion; scoping them by document keeps two documents apart.
+    return f"{chunk.document_id}:{chunk.position}"
+
+
+def _document_to_mongo(document: Document) -> MongoDoc:
+    return {
+        "owner_id": document.owner_id,
+        "job_id": document.job_id,
+        "title": document.title,
+        "media_type": document.media_type,
+        "source": document.source,
+        "created_at": utc_millis(document.created_at),
+        "chunk_count": document.chunk_count,
+        "metadata": document.metadata,
+        "provenance": document.provenance,
+        "status": document.status.value,
+        "stored_event_published": document.stored_event_published,
+        "deletion_requested_at": document.deletion_requested_at,
+        "removed_parts": dict(document.removed_parts),
+    }
+
+
+def _document_from_mongo(raw: Mapping[str, Any]) -> Document:
+    return Document(
+        id=str(raw["_id"]),
+        owner_id=raw["owner_id"],
+        job_id=raw["job_id"],
+        title=raw["title"],
+        media_type=raw["media_type"],
+        source=raw["source"],
+        created_at=utc_millis(raw["created_at"]),
+        chunk_count=int(raw["chunk_count"]),
+        metadata=dict(raw.get("metadata") or {}),
+        provenance=dict(raw.get("provenance") or {}),
+        status=DocumentStatus(raw["status"]),
+        stored_event_published=bool(raw.get("stored_event_published", False)),
+        deletion_requested_at=(
+            utc_millis(raw["deletion_requested_at"]) if raw.get("deletion_requested_at") else None
+        ),
+        removed_parts={
+            part: utc_millis(at) for part, at in (raw.get("removed_parts") or {}).items()
+        },
+    )
+
+
+def _chunk_to_mongo(chunk: Chunk) -> MongoDoc:
+    return {
+        "owner_id": chunk.owner_id,
+        "document_id": chunk.document_id,
+        "chunk_id": chunk.chunk_id,
+        "position": chunk.position,
+        "text": chunk.text,
+        "heading": chunk.heading,
+    }
+
+
+def _chunk_from_mongo(raw: Mapping[str, Any]) -> Chunk:
+    return Chunk(
+        document_id=raw["document_id"],
+        owner_id=raw["owner_id"],
+        chunk_id=raw["chunk_id"],
+        position=int(raw["position"]),
+        text=raw["text"],
+        heading=raw.get("heading"),
+    )

@@ -1,0 +1,67 @@
+"""The ``DocumentStore`` port, in domain terms; Mongo queries and SQL stay in the adapters.
+
+Every read and write is scoped to an owner: a document another user owns does not exist here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from kglab_document.domain import (
+    Chunk,
+    ChunkCursor,
+    Document,
+    DocumentCursor,
+    DocumentFilters,
+    Page,
+    SaveResult,
+    SortOrder,
+)
+
+
+class DocumentStore(Protocol):
+    async def save_extracted(self, document: Document, chunks: Sequence[Chunk]) -> SaveResult:
+        """Store a document and its chunks once; a repeat changes nothing (``created`` False).
+
+        A document already stored (or being deleted) keeps its state: the result carries it.
+        """
+
+    async def mark_stored_event_published(self, owner_id: str, document_id: str) -> None:
+        """Record that the bus confirmed ``document.stored`` for this document."""
+
+    async def list_documents(
+        self,
+        owner_id: str,
+        *,
+        filters: DocumentFilters,
+        sort: SortOrder,
+        limit: int,
+        after: DocumentCursor | None = None,
+    ) -> Page[Document]:
+        """The owner's stored documents after ``after`` in ``sort`` order (ties broken by id)."""
+
+    async def get(self, owner_id: str, document_id: str) -> Document | None:
+        """The owner's document in any status, or None."""
+
+    async def chunks(
+        self,
+        owner_id: str,
+        document_id: str,
+        *,
+        limit: int,
+        after: ChunkCursor | None = None,
+    ) -> Page[Chunk]:
+        """The document's chunks in position order."""
+
+    async def delete(self, owner_id: str, document_id: str, *, at: datetime) -> Document | None:
+        """Mark the document deleting (first request's time kept) and remove its chunks."""
+
+    async def mark_part_removed(
+        self, owner_id: str, document_id: str, part: str, *, at: datetime
+    ) -> bool:
+        """Record that another service removed its part; False when there is no such document."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (for /ready)."""

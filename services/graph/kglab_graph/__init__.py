@@ -1,0 +1,1 @@
+"""The graph service: The knowledge graph: entities, relations, paths."""

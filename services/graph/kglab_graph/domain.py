@@ -1,0 +1,141 @@
+"""The graph's domain: entities, the relations between them, and what traversals return.
+
+Entities belong to one owner and are keyed by a normalised name (:func:`normalise_key`), so
+surface variants of one name ("Marie  Curie", "marie curie.") meet in one node. Their id is
+derived from (owner, key), which makes every write idempotent across adapters and re-runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+MIN_DEPTH = 1
+MAX_DEPTH = 3
+MAX_PATH_DEPTH = 6
+MAX_LIMIT = 200
+
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_LEADING_ARTICLE = re.compile(r"^the\s+")
+
+
+def normalise_key(name: str) -> str:
+    """Case, accents, punctuation, whitespace and a leading "the" never tell entities apart."""
+    folded = unicodedata.normalize("NFKD", name)
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).casefold()
+    words = _NON_WORD.sub(" ", folded).replace("_", " ").split()
+    return _LEADING_ARTICLE.sub("", " ".join(words))
+
+
+def entity_id(owner: str, key: str) -> str:
+    """A stable id for (owner, key): the same document processed twice writes the same nodes."""
+    digest = hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
+    return f"ent_{digest[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    id: str
+    name: str
+    type: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """``entity_key`` is named ``count`` times in one chunk."""
+
+    chunk_id: str
+    entity_key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """An undirected co-occurrence; ``source_id < target_id`` so each pair is stored once.
+
+    ``evidence`` names the sentences that support it (``document:chunk:sentence``) and ``weight``
+    is how many there are.
+    """
+
+    source_id: str
+    target_id: str
+    weight: int
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RelationCandidate:
+    """Two entity keys seen in one sentence, as extraction proposes them (keys, not ids)."""
+
+    source_key: str
+    target_key: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    id: str
+    position: int
+    heading: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMentions:
+    document_id: str
+    title: str
+    mentions: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntityDetail:
+    entity: Entity
+    degree: int
+    mentions: int
+    top_documents: tuple[DocumentMentions, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredEntity:
+    entity: Entity
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    entity: Entity
+    distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subgraph:
+    entities: tuple[Entity, ...]
+    relations: tuple[Relation, ...]
+    distances: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """Entities from the start to the end, and the relations joining consecutive ones."""
+
+    entities: tuple[Entity, ...]
+    relations: tuple[Relation, ...]
+
+    @property
+    def length(self) -> int:
+        return len(self.relations)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedGraph:
+    """What extraction found in one document, ready for :meth:`GraphStore.apply_document`."""
+
+    entities: tuple[Entity, ...]
+    mentions: tuple[Mention, ...]
+    relations: tuple[RelationCandidate, ...]
+
+
+def canonical_pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)

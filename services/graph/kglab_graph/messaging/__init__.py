@@ -1,0 +1,1 @@
+"""The graph service's event entrypoints (consume) and the events it publishes."""

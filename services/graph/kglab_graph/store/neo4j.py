@@ -1,0 +1,550 @@
+"""The Neo4j graph store (official async driver).
+
+Model: ``(:Entity {id, name, type, key, owner})``, ``(:Document {id, owner, title})``,
+``(:Chunk {id, owner, document_id, position, heading})``, ``(:Chunk)-[:MENTIONS {count}]->
+(:Entity)``, ``(:Entity)-[:RELATED_TO {weight, evidence}]->(:Entity)`` stored once per pair
+(lower id first) and traversed undirected, ``(:Chunk)-[:PART_OF]->(:Document)``.
+
+Every query is parameterised and owner-scoped, and every read has a LIMIT. Depths are the only
+values written into query text, and only from fixed validated integers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, LiteralString, cast
+from urllib.parse import unquote, urlsplit
+
+from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction
+from neo4j.exceptions import ClientError
+
+from kglab_graph.domain import (
+    MAX_DEPTH,
+    MAX_PATH_DEPTH,
+    ChunkRef,
+    DocumentMentions,
+    Entity,
+    EntityDetail,
+    Mention,
+    Path,
+    Relation,
+    RelationCandidate,
+    ScoredEntity,
+    Subgraph,
+    canonical_pair,
+    normalise_key,
+)
+
+FULLTEXT_INDEX = "entity_names"
+
+#: Versioned schema migrations, recorded as ``(:SchemaMigration {version})``; each statement is
+#: idempotent on its own, so two processes starting at once cannot break each other.
+MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
+    (
+        1,
+        [
+            "CREATE CONSTRAINT schema_migration_version IF NOT EXISTS "
+            "FOR (m:SchemaMigration) REQUIRE m.version IS UNIQUE",
+            "CREATE CONSTRAINT entity_id IF NOT EXISTS FOR (e:Entity) REQUIRE e.id IS UNIQUE",
+            "CREATE CONSTRAINT entity_owner_key IF NOT EXISTS "
+            "FOR (e:Entity) REQUIRE (e.owner, e.key) IS UNIQUE",
+            "CREATE CONSTRAINT document_id IF NOT EXISTS "
+            "FOR (d:Document) REQUIRE d.id IS UNIQUE",
+            "CREATE CONSTRAINT chunk_id IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
+            "CREATE INDEX entity_owner_type IF NOT EXISTS FOR (e:Entity) ON (e.owner, e.type)",
+            "CREATE INDEX document_owner IF NOT EXISTS FOR (d:Document) ON (d.owner)",
+            "CREATE INDEX chunk_document IF NOT EXISTS FOR (c:Chunk) ON (c.document_id)",
+            "CREATE INDEX related_weight IF NOT EXISTS FOR ()-[r:RELATED_TO]-() ON (r.weight)",
+            "CREATE FULLTEXT INDEX entity_names IF NOT EXISTS "
+            "FOR (e:Entity) ON EACH [e.name, e.owner]",
+        ],
+    ),
+    (
+        # Document and chunk ids are unique per owner, not globally: a document id one owner
+        # reuses must never reach another owner's node.
+        2,
+        [
+            "DROP CONSTRAINT document_id IF EXISTS",
+            "DROP CONSTRAINT chunk_id IF EXISTS",
+            "CREATE CONSTRAINT document_owner_id IF NOT EXISTS "
+            "FOR (d:Document) REQUIRE (d.owner, d.id) IS UNIQUE",
+            "CREATE CONSTRAINT chunk_owner_id IF NOT EXISTS "
+            "FOR (c:Chunk) REQUIRE (c.owner, c.id) IS UNIQUE",
+        ],
+    ),
+]
+
+_SCHEMA_ALREADY_THERE = (
+    "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists",
+    "Neo.ClientError.Schema.ConstraintAlreadyExists",
+    "Neo.ClientError.Schema.IndexAlreadyExists",
+)
+
+_NEIGHBOURS: dict[int, LiteralString] = {
+    depth: (
+        "MATCH (s:Entity {owner: $owner, id: $id}) "
+        f"MATCH p = (s)-[:RELATED_TO*1..{depth}]-(n:Entity) "
+        "WHERE n <> s AND n.owner = $owner "
+        "AND all(r IN relationships(p) WHERE r.weight >= $min_weight) "
+        "AND (size($types) = 0 OR n.type IN $types) "
+        "WITH n, min(length(p)) AS distance "
+        "RETURN n.id AS id, n.name AS name, n.type AS type, n.key AS key, distance "
+        "ORDER BY distance, name LIMIT $limit"
+    )
+    for depth in range(1, MAX_DEPTH + 1)
+}
+
+_SHORTEST: dict[int, LiteralString] = {
+    depth: (
+        "MATCH (a:Entity {owner: $owner, id: $source}), (b:Entity {owner: $owner, id: $target}) "
+        f"MATCH p = shortestPath((a)-[:RELATED_TO*..{depth}]-(b)) "
+        "RETURN [n IN nodes(p) | n {.id, .name, .type, .key}] AS nodes, "
+        "[r IN relationships(p) | {source: startNode(r).id, target: endNode(r).id, "
+        "weight: r.weight}] AS relations LIMIT 1"
+    )
+    for depth in range(1, MAX_PATH_DEPTH + 1)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Neo4jConnection:
+    uri: str
+    user: str
+    password: str
+
+
+def parse_neo4j_url(url: str) -> Neo4jConnection:
+    """``bolt://user:pass@host:7687`` → the driver's URI and auth (userinfo is not a URI part
+    the driver accepts)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError("The Neo4j URL needs a host, as in bolt://user:password@127.0.0.1:7687.")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return Neo4jConnection(
+        uri=f"{parts.scheme}://{host}{port}",
+        user=unquote(parts.username or "neo4j"),
+        password=unquote(parts.password or ""),
+    )
+
+
+class Neo4jGraphStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str = "neo4j",
+        max_pool_size: int = 20,
+        migration_timeout_s: float = 60.0,
+    ) -> None:
+        connection = parse_neo4j_url(url)
+        self._connection = connection
+        self._database = database
+        self._max_pool_size = max_pool_size
+        self._migration_timeout_s = migration_timeout_s
+        self._driver: AsyncDriver | None = None
+
+    @property
+    def driver(self) -> AsyncDriver:
+        if self._driver is None:
+            raise RuntimeError("Neo4jGraphStore.start() has not run.")
+        return self._driver
+
+    async def start(self) -> None:
+        self._driver = AsyncGraphDatabase.driver(
+            self._connection.uri,
+            auth=(self._connection.user, self._connection.password),
+            max_connection_pool_size=self._max_pool_size,
+            connection_acquisition_timeout=10.0,
+        )
+        await self._driver.verify_connectivity()
+        await self.migrate()
+
+    async def close(self) -> None:
+        if self._driver is not None:
+            await self._driver.close()
+            self._driver = None
+
+    async def ping(self) -> None:
+        await self._read("RETURN 1 AS ok", {})
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations not yet recorded; return the versions applied now."""
+        applied_now = []
+        done = {row["version"] for row in await self._read(
+            "MATCH (m:SchemaMigration) RETURN m.version AS version LIMIT 1000", {}
+        )}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                try:
+                    await self.driver.execute_query(statement, database_=self._database)
+                except ClientError as exc:
+                    if exc.code not in _SCHEMA_ALREADY_THERE:
+                        raise
+            await self.driver.execute_query(
+                "MERGE (m:SchemaMigration {version: $version}) "
+                "ON CREATE SET m.applied_at = datetime()",
+                {"version": version},
+                database_=self._database,
+            )
+            applied_now.append(version)
+        # A new full-text index answers only once it is online.
+        deadline_s = max(1, int(self._migration_timeout_s))
+        await self.driver.execute_query(
+            "CALL db.awaitIndexes($seconds)", {"seconds": deadline_s}, database_=self._database
+        )
+        return applied_now
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _read(self, query: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.driver.session(database=self._database) as session:
+            return cast(
+                list[dict[str, Any]],
+                await session.execute_read(_fetch, query, params),
+            )
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def apply_document(
+        self,
+        owner: str,
+        document_id: str,
+        title: str,
+        chunks: Sequence[ChunkRef],
+        entities: Sequence[Entity],
+        mentions: Sequence[Mention],
+        relations: Sequence[RelationCandidate],
+    ) -> None:
+        ids = {entity.key: entity.id for entity in entities}
+        relation_rows = []
+        for relation in relations:
+            a, b = canonical_pair(ids[relation.source_key], ids[relation.target_key])
+            relation_rows.append({"source": a, "target": b, "evidence": list(relation.evidence)})
+        params = {
+            "owner": owner,
+            "document_id": document_id,
+            "title": title,
+            "prefix": f"{document_id}:",
+            "chunks": [
+                {"id": c.id, "position": c.position, "heading": c.heading} for c in chunks
+            ],
+            "chunk_ids": [c.id for c in chunks],
+            "entities": [
+                {"id": e.id, "key": e.key, "name": e.name, "type": e.type} for e in entities
+            ],
+            "mentions": [
+                {"chunk_id": m.chunk_id, "entity_id": ids[m.entity_key], "count": m.count}
+                for m in mentions
+            ],
+            "relations": relation_rows,
+        }
+        async with self.driver.session(database=self._database) as session:
+            await session.execute_write(_apply_document, params)
+
+    async def delete_document(self, owner: str, document_id: str) -> bool:
+        params = {"owner": owner, "document_id": document_id, "prefix": f"{document_id}:"}
+        async with self.driver.session(database=self._database) as session:
+            return cast(bool, await session.execute_write(_delete_document, params))
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def search_entities(self, owner: str, query: str, limit: int) -> list[ScoredEntity]:
+        terms = normalise_key(query).split()[:12]
+        if not terms:
+            return []
+        # Terms are \w+ only (normalise_key), so nothing in them is Lucene syntax.
+        clauses = " ".join(f"{t}~" if len(t) > 3 else f"{t}~1 {t}*" for t in terms)
+        owner_phrase = owner.replace("\\", "\\\\").replace('"', '\\"')
+        lucene = f'owner:"{owner_phrase}" AND name:({clauses})'
+        rows = await self._read(
+            "CALL db.index.fulltext.queryNodes($index, $lucene) YIELD node, score "
+            "WHERE node.owner = $owner "
+            "RETURN node.id AS id, node.name AS name, node.type AS type, node.key AS key, "
+            "score ORDER BY score DESC, name LIMIT $limit",
+            {"index": FULLTEXT_INDEX, "lucene": lucene, "owner": owner, "limit": limit},
+        )
+        return [ScoredEntity(_entity(row), round(float(row["score"]), 4)) for row in rows]
+
+    async def get_entity(self, owner: str, entity_id: str, top: int = 5) -> EntityDetail | None:
+        rows = await self._read(
+            "MATCH (e:Entity {owner: $owner, id: $id}) "
+            "CALL (e) { "
+            "  OPTIONAL MATCH (e)<-[m:MENTIONS]-(:Chunk)-[:PART_OF]->(d:Document {owner: $owner})"
+            "  WITH d, sum(m.count) AS n WHERE d IS NOT NULL "
+            "  ORDER BY n DESC, d.id LIMIT $top "
+            "  RETURN collect({id: d.id, title: d.title, mentions: n}) AS documents "
+            "} "
+            "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key, "
+            "COUNT { (e)-[:RELATED_TO]-() } AS degree, "
+            "COLLECT { MATCH (e)<-[m:MENTIONS]-() RETURN m.count }  AS counts, "
+            "documents LIMIT 1",
+            {"owner": owner, "id": entity_id, "top": top},
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return EntityDetail(
+            entity=_entity(row),
+            degree=int(row["degree"]),
+            mentions=sum(int(c) for c in row["counts"]),
+            top_documents=tuple(
+                DocumentMentions(d["id"], d["title"], int(d["mentions"]))
+                for d in row["documents"]
+            ),
+        )
+
+    async def neighbors(
+        self,
+        owner: str,
+        entity_id: str,
+        *,
+        depth: int,
+        types: Sequence[str] = (),
+        min_weight: int = 1,
+        limit: int = 50,
+    ) -> Subgraph | None:
+        query = _NEIGHBOURS.get(depth)
+        if query is None:
+            raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, not {depth}.")
+        params = {
+            "owner": owner,
+            "id": entity_id,
+            "types": list(types),
+            "min_weight": min_weight,
+            "limit": limit,
+            "relation_limit": limit * 4,
+        }
+        async with self.driver.session(database=self._database) as session:
+            return cast(
+                Subgraph | None, await session.execute_read(_neighbors, query, params)
+            )
+
+    async def shortest_path(
+        self, owner: str, source_id: str, target_id: str, *, max_depth: int
+    ) -> Path | None:
+        query = _SHORTEST.get(max_depth)
+        if query is None:
+            raise ValueError(f"max_depth must be between 1 and {MAX_PATH_DEPTH}.")
+        if source_id == target_id:
+            rows = await self._read(
+                "MATCH (e:Entity {owner: $owner, id: $id}) "
+                "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key LIMIT 1",
+                {"owner": owner, "id": source_id},
+            )
+            return Path((_entity(rows[0]),), ()) if rows else None
+        rows = await self._read(
+            query, {"owner": owner, "source": source_id, "target": target_id}
+        )
+        if not rows:
+            return None
+        return Path(
+            tuple(_entity(node) for node in rows[0]["nodes"]),
+            tuple(
+                Relation(r["source"], r["target"], int(r["weight"]))
+                for r in rows[0]["relations"]
+            ),
+        )
+
+    async def document_graph(self, owner: str, document_id: str, limit: int) -> Subgraph | None:
+        params = {
+            "owner": owner,
+            "document_id": document_id,
+            "prefix": f"{document_id}:",
+            "limit": limit,
+            "relation_limit": limit * 4,
+        }
+        async with self.driver.session(database=self._database) as session:
+            return cast(
+                Subgraph | None, await session.execute_read(_document_graph, params)
+            )
+
+    # --- for tests and benchmarks -------------------------------------------------------
+
+    async def delete_owner(self, owner: str, batch: int = 10_000, timeout_s: float = 120) -> int:
+        """Remove every node of ``owner`` in bounded batches; return how many."""
+        removed = 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            records, _, _ = await self.driver.execute_query(
+                "MATCH (n {owner: $owner}) WITH n LIMIT $batch DETACH DELETE n "
+                "RETURN count(*) AS removed",
+                {"owner": owner, "batch": batch},
+                database_=self._database,
+            )
+            count = int(records[0]["removed"])
+            removed += count
+            if count < batch:
+                return removed
+        raise TimeoutError(f"Deleting the nodes of {owner!r} took longer than {timeout_s} s.")
+
+
+async def _fetch(
+    tx: AsyncManagedTransaction, query: LiteralString, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    result = await tx.run(query, params)
+    return [record.data() for record in await result.fetch(10_000)]
+
+
+async def _strip_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> list[str]:
+    """Remove the document's mentions and its evidence on relations; return the entity ids
+    those mentions touched (the candidates for orphan removal)."""
+    result = await tx.run(
+        "MATCH (:Document {owner: $owner, id: $document_id})<-[:PART_OF]-(c:Chunk)"
+        "-[m:MENTIONS]->(e:Entity) "
+        "WITH collect(DISTINCT e) AS entities, collect(m) AS mentions "
+        "FOREACH (m IN mentions | DELETE m) "
+        "WITH entities UNWIND entities AS e "
+        "OPTIONAL MATCH (e)-[r:RELATED_TO]->(:Entity) "
+        "WHERE any(x IN r.evidence WHERE x STARTS WITH $prefix) "
+        "WITH e, r, [x IN r.evidence WHERE NOT x STARTS WITH $prefix] AS kept "
+        "FOREACH (_ IN CASE WHEN r IS NOT NULL AND size(kept) = 0 THEN [1] ELSE [] END | "
+        "  DELETE r) "
+        "FOREACH (_ IN CASE WHEN r IS NOT NULL AND size(kept) > 0 THEN [1] ELSE [] END | "
+        "  SET r.evidence = kept, r.weight = size(kept)) "
+        "RETURN collect(DISTINCT e.id) AS ids",
+        params,
+    )
+    record = await result.single()
+    return list(record["ids"]) if record else []
+
+
+async def _drop_orphans(tx: AsyncManagedTransaction, ids: list[str], owner: str) -> None:
+    await tx.run(
+        "UNWIND $ids AS id MATCH (e:Entity {id: id, owner: $owner}) "
+        "WHERE NOT EXISTS { (e)<-[:MENTIONS]-() } DETACH DELETE e",
+        {"ids": ids, "owner": owner},
+    )
+
+
+async def _apply_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> None:
+    touched = await _strip_document(tx, params)
+    await tx.run(
+        "MATCH (c:Chunk {owner: $owner, document_id: $document_id}) "
+        "WHERE NOT c.id IN $chunk_ids DETACH DELETE c",
+        params,
+    )
+    await tx.run(
+        "MERGE (d:Document {owner: $owner, id: $document_id}) "
+        "SET d.title = $title "
+        "WITH d UNWIND $chunks AS row "
+        "MERGE (c:Chunk {owner: $owner, id: row.id}) "
+        "ON CREATE SET c.document_id = $document_id "
+        "SET c.position = row.position, c.heading = row.heading "
+        "MERGE (c)-[:PART_OF]->(d)",
+        params,
+    )
+    await tx.run(
+        "UNWIND $entities AS row "
+        "MERGE (e:Entity {owner: $owner, key: row.key}) "
+        "ON CREATE SET e.id = row.id, e.name = row.name, e.type = row.type",
+        params,
+    )
+    await tx.run(
+        "UNWIND $mentions AS row "
+        "MATCH (c:Chunk {owner: $owner, id: row.chunk_id}) "
+        "MATCH (e:Entity {owner: $owner, id: row.entity_id}) "
+        "MERGE (c)-[m:MENTIONS]->(e) SET m.count = row.count",
+        params,
+    )
+    await tx.run(
+        "UNWIND $relations AS row "
+        "MATCH (a:Entity {id: row.source}) MATCH (b:Entity {id: row.target}) "
+        "MERGE (a)-[r:RELATED_TO]->(b) "
+        "SET r.evidence = coalesce(r.evidence, []) "
+        "  + [x IN row.evidence WHERE NOT x IN coalesce(r.evidence, [])] "
+        "SET r.weight = size(r.evidence)",
+        params,
+    )
+    await _drop_orphans(tx, touched, params["owner"])
+
+
+async def _delete_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> bool:
+    touched = await _strip_document(tx, params)
+    result = await tx.run(
+        "OPTIONAL MATCH (d:Document {owner: $owner, id: $document_id}) "
+        "OPTIONAL MATCH (c:Chunk {owner: $owner, document_id: $document_id}) "
+        "WITH d, collect(c) AS chunks "
+        "FOREACH (c IN chunks | DETACH DELETE c) "
+        "WITH d, d IS NOT NULL AS existed DETACH DELETE d RETURN existed",
+        params,
+    )
+    record = await result.single()
+    await _drop_orphans(tx, touched, params["owner"])
+    return bool(record and record["existed"])
+
+
+async def _relations_among(
+    tx: AsyncManagedTransaction, ids: list[str], min_weight: int, limit: int
+) -> list[Relation]:
+    result = await tx.run(
+        "UNWIND $ids AS id MATCH (a:Entity {id: id})-[r:RELATED_TO]->(b:Entity) "
+        "WHERE b.id IN $ids AND r.weight >= $min_weight "
+        "RETURN a.id AS source, b.id AS target, r.weight AS weight "
+        "ORDER BY weight DESC, source, target LIMIT $limit",
+        {"ids": ids, "min_weight": min_weight, "limit": limit},
+    )
+    return [
+        Relation(r["source"], r["target"], int(r["weight"])) for r in await result.fetch(limit)
+    ]
+
+
+async def _neighbors(
+    tx: AsyncManagedTransaction, query: LiteralString, params: dict[str, Any]
+) -> Subgraph | None:
+    start = await (
+        await tx.run(
+            "MATCH (e:Entity {owner: $owner, id: $id}) "
+            "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key LIMIT 1",
+            params,
+        )
+    ).single()
+    if start is None:
+        return None
+    rows = [r.data() for r in await (await tx.run(query, params)).fetch(params["limit"])]
+    entities = [_entity(start.data()), *(_entity(row) for row in rows)]
+    distances = {params["id"]: 0, **{row["id"]: int(row["distance"]) for row in rows}}
+    relations = await _relations_among(
+        tx, [e.id for e in entities], params["min_weight"], params["relation_limit"]
+    )
+    return Subgraph(tuple(entities), tuple(relations), distances)
+
+
+async def _document_graph(tx: AsyncManagedTransaction, params: dict[str, Any]) -> Subgraph | None:
+    document = await (
+        await tx.run(
+            "MATCH (d:Document {owner: $owner, id: $document_id}) RETURN d.id AS id LIMIT 1",
+            params,
+        )
+    ).single()
+    if document is None:
+        return None
+    result = await tx.run(
+        "MATCH (c:Chunk {owner: $owner, document_id: $document_id})-[m:MENTIONS]->(e:Entity) "
+        "WITH e, sum(m.count) AS n ORDER BY n DESC, e.name LIMIT $limit "
+        "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key",
+        params,
+    )
+    entities = [_entity(r.data()) for r in await result.fetch(params["limit"])]
+    result = await tx.run(
+        "UNWIND $ids AS id MATCH (a:Entity {id: id})-[r:RELATED_TO]->(b:Entity) "
+        "WHERE b.id IN $ids "
+        "WITH a, b, [x IN r.evidence WHERE x STARTS WITH $prefix] AS evidence "
+        "WHERE size(evidence) > 0 "
+        "RETURN a.id AS source, b.id AS target, evidence "
+        "ORDER BY size(evidence) DESC, source, target LIMIT $relation_limit",
+        {**params, "ids": [e.id for e in entities]},
+    )
+    relations = [
+        Relation(r["source"], r["target"], len(r["evidence"]), tuple(sorted(r["evidence"])))
+        for r in await result.fetch(params["relation_limit"])
+    ]
+    return Subgraph(tuple(entities), tuple(relations))
+
+
+def _entity(row: dict[str, Any]) -> Entity:
+    return Entity(id=row["id"], name=row["name"], type=row["type"], key=row["key"])

@@ -1,0 +1,75 @@
+"""The ``GraphStore`` port: what the graph service may ask of its store, in domain terms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from kglab_graph.domain import (
+    ChunkRef,
+    Entity,
+    EntityDetail,
+    Mention,
+    Path,
+    RelationCandidate,
+    ScoredEntity,
+    Subgraph,
+)
+
+
+class GraphStore(Protocol):
+    """Every method is scoped to ``owner``: nothing of another owner is read, written or seen."""
+
+    async def start(self) -> None:
+        """Connect and apply schema migrations (versioned, idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def apply_document(
+        self,
+        owner: str,
+        document_id: str,
+        title: str,
+        chunks: Sequence[ChunkRef],
+        entities: Sequence[Entity],
+        mentions: Sequence[Mention],
+        relations: Sequence[RelationCandidate],
+    ) -> None:
+        """Make the store hold exactly this extraction for the document (batched, idempotent).
+
+        Applying the same extraction twice changes nothing; applying a new one replaces the
+        document's previous mentions and evidence.
+        """
+
+    async def delete_document(self, owner: str, document_id: str) -> bool:
+        """Remove the document, its chunks and mentions, entities no longer mentioned, and
+        relations whose evidence is gone. False when there was nothing to delete."""
+
+    async def search_entities(self, owner: str, query: str, limit: int) -> list[ScoredEntity]:
+        """Entities whose name matches ``query``, tolerating typos; best first."""
+
+    async def get_entity(self, owner: str, entity_id: str, top: int = 5) -> EntityDetail | None: ...
+
+    async def neighbors(
+        self,
+        owner: str,
+        entity_id: str,
+        *,
+        depth: int,
+        types: Sequence[str] = (),
+        min_weight: int = 1,
+        limit: int = 50,
+    ) -> Subgraph | None:
+        """Entities within ``depth`` hops (of ``types`` if given, over relations of at least
+        ``min_weight``), nearest first, and the relations among them; None if no such entity."""
+
+    async def shortest_path(
+        self, owner: str, source_id: str, target_id: str, *, max_depth: int
+    ) -> Path | None:
+        """A shortest path of at most ``max_depth`` relations, or None."""
+
+    async def document_graph(self, owner: str, document_id: str, limit: int) -> Subgraph | None:
+        """The entities one document mentions and the relations its sentences support."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be used (for /ready)."""

@@ -1,0 +1,1 @@
+"""The ingestion service: File and URL ingestion jobs with live progress."""

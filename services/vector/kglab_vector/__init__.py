@@ -1,0 +1,1 @@
+"""The vector service: Embeddings and hybrid search."""

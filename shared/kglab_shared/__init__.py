@@ -1,0 +1,1 @@
+"""Knowledge Graph Lab: the one common library every service and the gateway share."""

@@ -1,0 +1,138 @@
+"""The one way a FastAPI app is assembled, so every service behaves the same at the edges.
+
+Every app gets: correlation ids (``X-Request-ID`` in and out), JSON logs, Prometheus metrics at
+``/metrics``, problem+json errors, ``/health`` and ``/ready``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kglab_shared.correlation import (
+    REQUEST_ID_HEADER,
+    accept_correlation_id,
+    set_correlation_id,
+)
+from kglab_shared.errors import install_error_handlers
+from kglab_shared.health import Readiness, health_router
+from kglab_shared.logging import configure_logging
+from kglab_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_response
+from kglab_shared.settings import ServiceSettings
+from kglab_shared.tracing import configure_tracing
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.lower().encode()
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware copy): correlation id, request metrics."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+        self._route_cache: dict[tuple[str, str], str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", ()):
+            if name == _REQUEST_ID_BYTES:
+                incoming = value.decode("latin-1")
+                break
+        correlation_id = accept_correlation_id(incoming)
+        set_correlation_id(correlation_id)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((_REQUEST_ID_BYTES, correlation_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                route = self._route(scope)
+                method = scope["method"]
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+                HTTP_LATENCY.labels(self.service, method, route).observe(
+                    time.perf_counter() - started
+                )
+            set_correlation_id(None)
+
+    def _route(self, scope: Scope) -> str:
+        # Label by route template, not raw path, so ids do not explode label cardinality.
+        route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return str(route.path)
+        app = scope.get("app")
+        if app is None:
+            return "unmatched"
+        for route in app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+        return "unmatched"
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    version: str = "1.0.0",
+    expose_metrics: bool = True,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """Assemble a service's FastAPI app with the shared operational surface."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    configure_tracing(settings.service_name, settings.otel_exporter, settings.otel_endpoint)
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.readiness = Readiness(settings.ready_timeout_s)
+        if lifespan is None:
+            yield
+        else:
+            async with lifespan(app):
+                yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=_lifespan,
+        **fastapi_kwargs,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router())
+
+    if expose_metrics:
+
+        @app.get("/metrics", tags=["operations"], include_in_schema=False)
+        async def metrics() -> Any:
+            """Expose Prometheus metrics."""
+            return metrics_response()
+
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    return app

@@ -1,0 +1,11 @@
+"""The event bus port and its adapters (in-process and RabbitMQ)."""
+
+from kglab_shared.bus.port import (
+    DeadLetter,
+    EventBus,
+    EventHandler,
+    PublishError,
+    RetryPolicy,
+)
+
+__all__ = ["DeadLetter", "EventBus", "EventHandler", "PublishError", "RetryPolicy"]

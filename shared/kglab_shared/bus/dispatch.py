@@ -1,0 +1,61 @@
+"""What every adapter does around a publish and around a handler, so both behave the same.
+
+On publish the envelope gets the current correlation id and trace context when it has none.
+Around a handler the correlation id of the event is set and a consumer span is started as a
+child of the publisher's span, so logs and traces of the consumer join those of the producer.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from kglab_shared.bus.port import EventHandler
+from kglab_shared.correlation import get_correlation_id, set_correlation_id
+from kglab_shared.events import EventEnvelope
+from kglab_shared.tracing import context_from_headers, current_trace_headers, tracer
+
+#: Longest handler error kept with a dead letter; the full traceback is in the logs.
+MAX_ERROR_CHARS = 2000
+
+_tracer = tracer("kglab_shared.bus")
+
+
+def prepare_for_publish(event: EventEnvelope) -> EventEnvelope:
+    """Fill in the correlation id and trace context of the caller when the envelope has none."""
+    update: dict[str, object] = {}
+    if event.correlation_id is None:
+        correlation_id = get_correlation_id()
+        if correlation_id is not None:
+            update["correlation_id"] = correlation_id
+    if not event.trace:
+        headers = current_trace_headers()
+        if headers:
+            update["trace"] = headers
+    return event.model_copy(update=update) if update else event
+
+
+async def run_handler(handler: EventHandler, envelope: EventEnvelope, group: str) -> None:
+    """Run ``handler`` with the event's correlation id set and inside a consumer span."""
+    previous = get_correlation_id()
+    set_correlation_id(envelope.correlation_id)
+    try:
+        with _tracer.start_as_current_span(
+            f"{envelope.type} process",
+            context=context_from_headers(envelope.trace),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kglab",
+                "messaging.operation": "process",
+                "messaging.destination.name": envelope.type,
+                "messaging.consumer.group.name": group,
+                "messaging.message.id": envelope.id,
+            },
+        ):
+            await handler(envelope)
+    finally:
+        set_correlation_id(previous)
+
+
+def describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"

@@ -1,0 +1,610 @@
+"""``RabbitMQBus``: the event bus on RabbitMQ, through aio-pika.
+
+Topology (declared by :meth:`RabbitMQBus.subscribe`, all durable)::
+
+    kglab.events (topic) --pattern--> <group>                quorum; what the group consumes
+    handler raised, attempt n < max:  <group>.retry.<ms>ms    TTL = backoff after attempt n;
+                                                              dead-letters back to <group>
+    handler raised, last attempt:     <group>.dlq             quorum; inspected and replayed
+
+Guarantees:
+
+* ``publish`` returns only after the broker confirmed the persistent message (publisher
+  confirms). A nack, a timeout or a lost connection raises :class:`PublishError`: an event is
+  never reported sent when it may not be.
+* Consumers ack manually, after the handler returned, or after a failed event was safely
+  (confirmed) copied to its retry or dead-letter queue. A consumer that dies before acking has
+  its events redelivered by the broker.
+* Prefetch bounds how many events one subscription handles at once.
+* The group queue has a delivery limit as a last resort for an event that keeps killing its
+  consumer before it can ack; such an event is dead-lettered to ``<group>.dlq`` by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    DeliveryMode,
+    ExchangeType,
+)
+from pydantic import ValidationError
+
+from kglab_shared.bus.dispatch import describe_error, prepare_for_publish, run_handler
+from kglab_shared.bus.port import DeadLetter, EventHandler, PublishError, RetryPolicy
+from kglab_shared.events import EXCHANGE, EventEnvelope
+from kglab_shared.logging import get_logger
+from kglab_shared.metrics import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_PUBLISHED,
+    EVENTS_RETRIED,
+)
+
+_log = get_logger(__name__)
+
+#: Which attempt this delivery is (1 when absent).
+ATTEMPT_HEADER = "x-kglab-attempt"
+#: Set on messages in a dead-letter queue.
+ERROR_HEADER = "x-kglab-error"
+DEAD_AT_HEADER = "x-kglab-dead-at"
+#: Headers the broker adds when it dead-letters or requeues; not copied when we republish.
+_BROKER_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+_JSON = "application/json"
+
+
+def dead_letter_queue(group: str) -> str:
+    return f"{group}.dlq"
+
+
+def retry_queue(group: str, delay_ms: int) -> str:
+    # The delay is in the name, so changing a RetryPolicy declares new queues instead of
+    # failing on a queue whose TTL argument differs.
+    return f"{group}.retry.{delay_ms}ms"
+
+
+def group_queue_arguments(group: str, delivery_limit: int) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(group),
+    }
+
+
+_DLQ_ARGUMENTS: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    # Browsing (get, then requeue) counts as a redelivery; RabbitMQ 4 drops a quorum-queue
+    # message after 20 by default. Parked events must stay until someone replays them.
+    "x-delivery-limit": 1_000_000,
+}
+#: Up to this many parked events, a browse reads them all so requeueing keeps their order.
+BROWSE_ALL_MAX = 10_000
+
+
+def retry_queue_arguments(group: str, delay_ms: int) -> dict[str, Any]:
+    # Classic, not quorum: a classic queue expires the message at its head on a timer of its own,
+    # so the delay is close to the TTL; the message itself is persistent.
+    return {
+        "x-queue-type": "classic",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": group,
+    }
+
+
+def _header_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode(errors="replace")
+    return str(value)
+
+
+def _header_int(headers: Mapping[str, Any], name: str, default: int) -> int:
+    value = headers.get(name)
+    try:
+        return int(_header_text(value) or default)
+    except ValueError:
+        return default
+
+
+def _death_reason(headers: Mapping[str, Any]) -> str | None:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
+        return _header_text(deaths[0].get("reason"))
+    return _header_text(headers.get("x-first-death-reason"))
+
+
+@dataclass(eq=False, slots=True)
+class _Subscription:
+    group: str
+    handler: EventHandler
+    retry: RetryPolicy
+    channel: AbstractRobustChannel
+    queue: AbstractQueue
+    consumer_tag: str = ""
+    retry_queues: dict[int, str] = field(default_factory=dict)
+
+
+class RabbitMQBus:
+    """An :class:`~kglab_shared.bus.port.EventBus` on RabbitMQ (aio-pika, robust connection)."""
+
+    def __init__(
+        self,
+        url: str,
+        source: str = "kglab",
+        *,
+        connection_name: str | None = None,
+        publish_timeout_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        reconnect_interval_s: float = 1.0,
+        close_timeout_s: float = 10.0,
+        lag_interval_s: float = 15.0,
+        delivery_limit: int = 20,
+    ) -> None:
+        self.url = url
+        self.source = source
+        self.connection_name = connection_name or f"{source}-{uuid.uuid4().hex[:8]}"
+        self._publish_timeout_s = publish_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._reconnect_interval_s = reconnect_interval_s
+        self._close_timeout_s = close_timeout_s
+        self._lag_interval_s = lag_interval_s
+        self._delivery_limit = delivery_limit
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._admin_channel: AbstractRobustChannel | None = None
+        self._subscriptions: list[_Subscription] = []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._lag_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._closing:
+                raise RuntimeError("This bus was closed; create a new one.")
+            if self._connection is not None:
+                return
+            connection = await aio_pika.connect_robust(
+                self.url,
+                client_properties={"connection_name": self.connection_name},
+                reconnect_interval=self._reconnect_interval_s,
+                timeout=self._connect_timeout_s,
+            )
+            try:
+                self._publish_channel = await connection.channel(publisher_confirms=True)
+                self._exchange = await self._publish_channel.declare_exchange(
+                    EXCHANGE, ExchangeType.TOPIC, durable=True
+                )
+                self._admin_channel = await connection.channel(publisher_confirms=False)
+            except BaseException:
+                await connection.close()
+                raise
+            self._connection = connection
+            self._lag_task = asyncio.create_task(self._report_lag(), name="kglab-bus-lag")
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop consuming, let in-flight handlers finish (``timeout``), then disconnect.
+
+        Handlers still running at the timeout are cancelled; their events were not acked and
+        the broker redelivers them.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        wait_s = self._close_timeout_s if timeout is None else timeout
+        await self._stop_lag_task()
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(min(wait_s, 5.0) or 0.5):
+                    await subscription.queue.cancel(subscription.consumer_tag)
+        in_flight = set(self._in_flight)
+        if in_flight and wait_s > 0:
+            _, pending = await asyncio.wait(in_flight, timeout=wait_s)
+            if pending:
+                _log.warning("bus_close_timeout", in_flight=len(pending), timeout_s=wait_s)
+        await self._disconnect()
+
+    async def abort(self) -> None:
+        """Drop the connection at once, as a crashed process would; unacked events return."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._stop_lag_task()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing cancels handlers still running; the broker requeues what they held.
+            with contextlib.suppress(Exception):
+                await connection.close()
+        for task in list(self._in_flight):
+            task.cancel()
+        self._subscriptions.clear()
+
+    async def _stop_lag_task(self) -> None:
+        task, self._lag_task = self._lag_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, event: EventEnvelope) -> None:
+        exchange = self._exchange
+        if exchange is None or self._closing:
+            raise PublishError("The bus is not started; call start() before publishing.")
+        event = prepare_for_publish(event)
+        message = self._message(event.to_bytes(), event, headers=dict(event.trace))
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await exchange.publish(message, routing_key=event.type, mandatory=False)
+        except Exception as exc:
+            raise PublishError(
+                f"RabbitMQ did not confirm event {event.id} ({event.type}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        EVENTS_PUBLISHED.labels(event.type).inc()
+
+    def _message(
+        self, body: bytes, event: EventEnvelope, *, headers: dict[str, Any]
+    ) -> aio_pika.Message:
+        return aio_pika.Message(
+            body,
+            headers=headers,
+            content_type=_JSON,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=event.id,
+            correlation_id=event.correlation_id,
+            timestamp=event.time,
+            type=event.type,
+            app_id=self.source,
+        )
+
+    async def _send_to_queue(self, queue_name: str, message: aio_pika.Message) -> None:
+        """Publish (with confirm) straight to one queue through the default exchange."""
+        channel = self._publish_channel
+        if channel is None:
+            raise PublishError("The bus is closed.")
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await channel.default_exchange.publish(
+                    message, routing_key=queue_name, mandatory=False
+                )
+        except Exception as exc:
+            raise PublishError(
+                f"RabbitMQ did not confirm the copy to {queue_name}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    # -- consuming -------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        group: str,
+        patterns: Sequence[str],
+        handler: EventHandler,
+        *,
+        retry: RetryPolicy | None = None,
+        prefetch: int = 16,
+    ) -> None:
+        connection = self._connection
+        if connection is None or self._closing:
+            raise RuntimeError("The bus is not started; call start() before subscribing.")
+        if not patterns:
+            raise ValueError("A subscription needs at least one routing pattern.")
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1.")
+        policy = retry or RetryPolicy()
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        await channel.declare_exchange(EXCHANGE, ExchangeType.TOPIC, durable=True)
+        await channel.declare_queue(
+            dead_letter_queue(group), durable=True, arguments=_DLQ_ARGUMENTS
+        )
+        queue = await channel.declare_queue(
+            group, durable=True, arguments=group_queue_arguments(group, self._delivery_limit)
+        )
+        for pattern in patterns:
+            await queue.bind(EXCHANGE, routing_key=pattern)
+        subscription = _Subscription(
+            group=group, handler=handler, retry=policy, channel=channel, queue=queue
+        )
+        for attempt in range(1, policy.max_attempts):
+            delay_ms = max(1, round(policy.delay_after(attempt) * 1000))
+            name = retry_queue(group, delay_ms)
+            await channel.declare_queue(
+                name, durable=True, arguments=retry_queue_arguments(group, delay_ms)
+            )
+            subscription.retry_queues[attempt] = name
+        subscription.consumer_tag = await queue.consume(partial(self._on_message, subscription))
+        self._subscriptions.append(subscription)
+
+    async def _on_message(
+        self, subscription: _Subscription, message: AbstractIncomingMessage
+    ) -> None:
+        # aio-pika runs each delivery in its own task; closing the channel cancels it.
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._process(subscription, message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _process(self, subscription: _Subscription, message: AbstractIncomingMessage) -> None:
+        group = subscription.group
+        headers: dict[str, Any] = dict(message.headers or {})
+        attempt = _header_int(headers, ATTEMPT_HEADER, 1)
+        try:
+            envelope = EventEnvelope.from_bytes(message.body)
+        except ValidationError as exc:
+            _log.error(
+                "event_undecodable", group=group, message_id=message.message_id, error=str(exc)
+            )
+            await self._park(subscription, message, headers, attempt, f"Undecodable: {exc}")
+            return
+        try:
+            await run_handler(subscription.handler, envelope, group)
+        except Exception as exc:
+            last = attempt >= subscription.retry.max_attempts
+            _log.warning(
+                "event_handler_failed",
+                group=group,
+                event_id=envelope.id,
+                event_type=envelope.type,
+                attempt=attempt,
+                max_attempts=subscription.retry.max_attempts,
+                will_retry=not last,
+                correlation_id=envelope.correlation_id,
+                exc_info=exc,
+            )
+            if last:
+                await self._park(subscription, message, headers, attempt, describe_error(exc))
+            else:
+                await self._schedule_retry(subscription, message, headers, attempt)
+            return
+        if await self._settle(message, ack=True):
+            EVENTS_CONSUMED.labels(group, envelope.type).inc()
+
+    def _copy(
+        self, message: AbstractIncomingMessage, headers: Mapping[str, Any], **extra: Any
+    ) -> aio_pika.Message:
+        kept = {k: v for k, v in headers.items() if k not in _BROKER_HEADERS}
+        kept.update(extra)
+        return aio_pika.Message(
+            message.body,
+            headers=kept,
+            content_type=message.content_type or _JSON,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            type=message.type,
+            app_id=message.app_id,
+        )
+
+    async def _schedule_retry(
+        self,
+        subscription: _Subscription,
+        message: AbstractIncomingMessage,
+        headers: Mapping[str, Any],
+        attempt: int,
+    ) -> None:
+        target = subscription.retry_queues[attempt]
+        try:
+            await self._send_to_queue(
+                target, self._copy(message, headers, **{ATTEMPT_HEADER: attempt + 1})
+            )
+        except PublishError as exc:
+            # The copy is not safe, so the original must stay: hand it back to the broker.
+            _log.error("event_retry_not_scheduled", group=subscription.group, error=str(exc))
+            await self._settle(message, ack=False)
+            return
+        if await self._settle(message, ack=True):
+            EVENTS_RETRIED.labels(subscription.group, message.type or "").inc()
+
+    async def _park(
+        self,
+        subscription: _Subscription,
+        message: AbstractIncomingMessage,
+        headers: Mapping[str, Any],
+        attempt: int,
+        error: str,
+    ) -> None:
+        copy = self._copy(
+            message,
+            headers,
+            **{
+                ATTEMPT_HEADER: attempt,
+                ERROR_HEADER: error,
+                DEAD_AT_HEADER: datetime.now(UTC).isoformat(),
+            },
+        )
+        try:
+            await self._send_to_queue(dead_letter_queue(subscription.group), copy)
+        except PublishError as exc:
+            _log.error("event_not_dead_lettered", group=subscription.group, error=str(exc))
+            await self._settle(message, ack=False)
+            return
+        if await self._settle(message, ack=True):
+            EVENTS_DEAD_LETTERED.labels(subscription.group, message.type or "").inc()
+
+    @staticmethod
+    async def _settle(message: AbstractIncomingMessage, *, ack: bool) -> bool:
+        """Ack, or nack for redelivery. On a dead channel the broker requeues the event anyway."""
+        try:
+            if ack:
+                await message.ack()
+            else:
+                await message.nack(requeue=True)
+        except Exception as exc:
+            _log.warning(
+                "event_settle_failed", ack=ack, message_id=message.message_id, error=str(exc)
+            )
+            return False
+        return True
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letters(self, group: str, limit: int = 100) -> list[DeadLetter]:
+        """Browse ``<group>.dlq`` without consuming: get without ack, then requeue.
+
+        A quorum queue puts requeued messages at its back, so the browse reads every parked
+        message (up to :data:`BROWSE_ALL_MAX`) and returns them all: the queue ends in its
+        original order. Beyond that many only ``limit`` are read, and the order rotates.
+        """
+        channel = await self._temporary_channel()
+        letters: list[DeadLetter] = []
+        try:
+            queue = await channel.declare_queue(
+                dead_letter_queue(group), durable=True, arguments=_DLQ_ARGUMENTS, robust=False
+            )
+            waiting = queue.declaration_result.message_count or 0
+            if waiting > BROWSE_ALL_MAX:
+                _log.warning("dead_letter_browse_partial", group=group, parked=waiting)
+            to_read = waiting if waiting <= BROWSE_ALL_MAX else min(waiting, limit)
+            for _ in range(to_read):
+                message = await queue.get(no_ack=False, fail=False, timeout=self._publish_timeout_s)
+                if message is None:
+                    break
+                if len(letters) < limit:
+                    letter = self._dead_letter(group, message)
+                    if letter is not None:
+                        letters.append(letter)
+        finally:
+            # Closing the channel requeues every message read above, in order.
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return letters
+
+    @staticmethod
+    def _dead_letter(group: str, message: AbstractIncomingMessage) -> DeadLetter | None:
+        headers: dict[str, Any] = dict(message.headers or {})
+        try:
+            envelope = EventEnvelope.from_bytes(message.body)
+        except ValidationError:
+            _log.error("dead_letter_undecodable", group=group, message_id=message.message_id)
+            return None
+        error = _header_text(headers.get(ERROR_HEADER))
+        if error is None:
+            reason = _death_reason(headers) or "unknown"
+            error = f"Dead-lettered by the broker ({reason}), e.g. a consumer kept crashing."
+        dead_at_text = _header_text(headers.get(DEAD_AT_HEADER))
+        try:
+            dead_at = datetime.fromisoformat(dead_at_text) if dead_at_text else None
+        except ValueError:
+            dead_at = None
+        return DeadLetter(
+            envelope=envelope,
+            group=group,
+            attempts=_header_int(headers, ATTEMPT_HEADER, 1),
+            error=error,
+            dead_at=dead_at or message.timestamp or datetime.now(UTC),
+        )
+
+    async def replay_dead_letters(self, group: str) -> int:
+        """Move every parked event back to ``<group>`` with a fresh attempt count."""
+        channel = await self._temporary_channel()
+        replayed = 0
+        try:
+            await channel.declare_queue(
+                group,
+                durable=True,
+                arguments=group_queue_arguments(group, self._delivery_limit),
+                robust=False,
+            )
+            queue = await channel.declare_queue(
+                dead_letter_queue(group), durable=True, arguments=_DLQ_ARGUMENTS, robust=False
+            )
+            # Bounded by what is parked now, so events that fail again are not replayed twice.
+            waiting = queue.declaration_result.message_count or 0
+            for _ in range(waiting):
+                message = await queue.get(no_ack=False, fail=False, timeout=self._publish_timeout_s)
+                if message is None:
+                    break
+                headers = {
+                    k: v
+                    for k, v in dict(message.headers or {}).items()
+                    if k not in (ERROR_HEADER, DEAD_AT_HEADER)
+                }
+                await self._send_to_queue(
+                    group, self._copy(message, headers, **{ATTEMPT_HEADER: 1})
+                )
+                await message.ack()
+                replayed += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return replayed
+
+    async def _temporary_channel(self) -> AbstractRobustChannel:
+        connection = self._connection
+        if connection is None or self._closing:
+            raise RuntimeError("The bus is not started.")
+        return await connection.channel(publisher_confirms=False)
+
+    # -- health and lag --------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        connection = self._connection
+        if connection is None or self._closing or connection.is_closed:
+            raise ConnectionError("RabbitMQ is not connected.")
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await self._refresh_lag()
+        except Exception as exc:
+            raise ConnectionError(f"RabbitMQ did not answer: {type(exc).__name__}: {exc}") from exc
+
+    async def _refresh_lag(self) -> None:
+        channel = self._admin_channel
+        if channel is None:
+            raise ConnectionError("RabbitMQ is not connected.")
+        for group in {s.group for s in self._subscriptions}:
+            queue = await channel.declare_queue(
+                group,
+                durable=True,
+                arguments=group_queue_arguments(group, self._delivery_limit),
+                robust=False,
+            )
+            CONSUMER_LAG.labels(group).set(queue.declaration_result.message_count or 0)
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(self._lag_interval_s)
+            try:
+                await self._refresh_lag()
+            except Exception as exc:
+                _log.info("consumer_lag_unavailable", error=str(exc))

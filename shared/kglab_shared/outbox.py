@@ -1,0 +1,249 @@
+"""Transactional outbox: an event is published if and only if the write that caused it commits.
+
+A service writes its rows and the event in one transaction::
+
+    async with session.begin():
+        session.add(job)
+        await add_to_outbox(session, event, notify=relay.notify)
+
+and an :class:`OutboxRelay` publishes committed, unsent rows in creation order, marking each as
+published once the bus has confirmed it. A relay that dies between the confirm and the mark
+publishes the row again after restart: delivery is at-least-once and consumers are idempotent
+(:mod:`kglab_shared.bus.idempotency`), but nothing committed is lost and nothing rolled back is
+sent.
+
+On PostgreSQL the relay locks the rows it works on with ``FOR UPDATE SKIP LOCKED``, so several
+relays (one per replica) share the table without sending a row twice in normal operation. On
+SQLite (``make dev``, one process) it reads plainly: run one relay per database there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from kglab_shared.bus.dispatch import describe_error, prepare_for_publish
+from kglab_shared.bus.port import EventBus, PublishError
+from kglab_shared.events import EventEnvelope
+from kglab_shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # INTEGER PRIMARY KEY is SQLite's auto-incrementing rowid; BIGINT identity elsewhere.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("event_type", String(200), nullable=False),
+    Column("event", JSON(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Column("last_error", Text(), nullable=True),
+)
+
+# The relay only ever reads unsent rows; a partial index keeps that read small.
+Index(
+    "ix_outbox_unpublished",
+    outbox.c.id,
+    postgresql_where=outbox.c.published_at.is_(None),
+    sqlite_where=outbox.c.published_at.is_(None),
+)
+
+
+async def create_outbox_table(engine: AsyncEngine) -> None:
+    """Create the ``outbox`` table if missing (services with migrations include it there)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all, tables=[outbox])
+
+
+async def add_to_outbox(
+    session: AsyncSession,
+    envelope: EventEnvelope,
+    *,
+    notify: Callable[[], None] | None = None,
+) -> None:
+    """Stage ``envelope`` in the caller's transaction; it is sent only if that commits.
+
+    ``notify`` (usually ``relay.notify``) is called after the session commits, so the relay
+    publishes at once instead of at its next poll.
+    """
+    envelope = prepare_for_publish(envelope)
+    await session.execute(
+        outbox.insert().values(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            event=envelope.model_dump(mode="json"),
+            created_at=datetime.now(UTC),
+            attempts=0,
+        )
+    )
+    if notify is not None:
+
+        def after_commit(_session: Any) -> None:
+            notify()
+
+        event.listen(session.sync_session, "after_commit", after_commit, once=True)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order; a background task with :meth:`start`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: EventBus,
+        *,
+        batch_size: int = 100,
+        poll_interval_s: float = 1.0,
+        backoff_base_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1.")
+        self._engine = engine
+        self._bus = bus
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.consecutive_failures = 0
+
+    def notify(self) -> None:
+        """Publish now rather than at the next poll (call after a commit that added events)."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Publish one batch of unsent rows, oldest first; return how many were published.
+
+        Stops at the first row the bus does not confirm (later rows wait, to keep the order),
+        records the error on that row and raises :class:`PublishError`.
+        """
+        now = datetime.now(UTC)
+        published: list[int] = []
+        failure: Exception | None = None
+        async with self._engine.begin() as connection:
+            query = (
+                select(outbox.c.id, outbox.c.event, outbox.c.attempts)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch_size)
+            )
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await connection.execute(query)).all()
+            for row in rows:
+                try:
+                    envelope = EventEnvelope.model_validate(row.event)
+                    await self._bus.publish(envelope)
+                except Exception as exc:
+                    failure = exc
+                    await connection.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(attempts=row.attempts + 1, last_error=describe_error(exc))
+                    )
+                    break
+                published.append(row.id)
+            if published:
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(published))
+                    .values(published_at=now, attempts=outbox.c.attempts + 1, last_error=None)
+                )
+        if failure is not None:
+            raise PublishError(
+                f"The outbox relay published {len(published)} event(s) and then stopped: "
+                f"{describe_error(failure)}"
+            ) from failure
+        return len(published)
+
+    async def purge_published(self, older_than: timedelta) -> int:
+        """Delete rows published more than ``older_than`` ago; return how many."""
+        cutoff = datetime.now(UTC) - older_than
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                delete(outbox).where(
+                    outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stopped.clear()
+            self._task = asyncio.create_task(self._run(), name="kglab-outbox-relay")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in progress (up to ``timeout``), then stop; idempotent."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopped.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            # Its transaction rolls back; the rows stay unsent and the next relay sends them.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.clear()
+            try:
+                published = await self.run_once()
+            except Exception as exc:
+                self.consecutive_failures += 1
+                delay = min(
+                    self._backoff_max_s,
+                    self._backoff_base_s * 2 ** (self.consecutive_failures - 1),
+                )
+                _log.warning(
+                    "outbox_relay_failed",
+                    failures=self.consecutive_failures,
+                    retry_in_s=round(delay, 3),
+                    error=describe_error(exc),
+                )
+                # Only stop() cuts a backoff short: notify() must not hammer a broker that is down.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                continue
+            self.consecutive_failures = 0
+            if published >= self._batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)

@@ -1,0 +1,53 @@
+"""OpenTelemetry tracing: set up once per process, propagated over HTTP and AMQP headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+_configured = False
+
+
+def configure_tracing(service: str, exporter: str = "none", endpoint: str | None = None) -> None:
+    """Install a tracer provider. ``none`` keeps spans in-process (context still propagates)."""
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    span_exporter: SpanExporter | None = None
+    if exporter == "console":
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    elif exporter != "none":
+        raise ValueError(f"KGLAB_OTEL_EXPORTER must be none, console or otlp, not {exporter!r}.")
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The W3C trace context of the current span, for an outgoing request or message."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def context_from_headers(headers: Mapping[str, str]) -> Context:
+    return propagate.extract(dict(headers))

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test level. Each test gets its own isolated backend state."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.backends import backend_url, stop_containers
+
+os.environ.setdefault("KGLAB_ENVIRONMENT", "test")
+os.environ.setdefault("KGLAB_LOG_JSON", "false")
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test (or xdist worker) uses: per-test isolation for databases and queues."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_testcontainers() -> Iterator[None]:
+    yield
+    stop_containers()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return backend_url("postgres")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return backend_url("redis")
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    return backend_url("rabbitmq")
+
+
+@pytest.fixture
+def neo4j_url() -> str:
+    return backend_url("neo4j")
+
+
+@pytest.fixture
+def mongo_url() -> str:
+    return backend_url("mongo")

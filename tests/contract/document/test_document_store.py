@@ -1,0 +1,322 @@
+"""The ``DocumentStore`` contract: one set of bodies, run against every adapter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from kglab_document.domain import (
+    Chunk,
+    ChunkCursor,
+    DeletionState,
+    Document,
+    DocumentCursor,
+    DocumentFilters,
+    DocumentStatus,
+    SortOrder,
+    deletion_status,
+)
+from kglab_document.store.port import DocumentStore
+
+BASE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+OWNER = "user-a"
+OTHER = "user-b"
+
+
+def make_document(
+    doc_id: str,
+    *,
+    owner: str = OWNER,
+    title: str | None = None,
+    media_type: str = "text/plain",
+    source: str = "notes.txt",
+    created_at: datetime = BASE,
+    chunks: int = 3,
+) -> tuple[Document, list[Chunk]]:
+    document = Document(
+        id=doc_id,
+        owner_id=owner,
+        job_id=f"job-{doc_id}",
+        title=title or f"Title {doc_id}",
+        media_type=media_type,
+        source=source,
+        created_at=created_at,
+        chunk_count=chunks,
+        metadata={"pages": 2, "language": "en"},
+        provenance={"source_name": source, "sha256": "ab" * 32},
+    )
+    chunk_list = [
+        Chunk(
+            document_id=doc_id,
+            owner_id=owner,
+            chunk_id=f"{doc_id}-c{i}",
+            position=i,
+            text=f"Chunk {i} of {doc_id}.",
+            heading="Intro" if i == 0 else None,
+        )
+        for i in range(chunks)
+    ]
+    return document, chunk_list
+
+
+async def save(store: DocumentStore, document: Document, chunks: list[Chunk]) -> None:
+    result = await store.save_extracted(document, chunks)
+    assert result.created
+
+
+async def walk(
+    store: DocumentStore,
+    sort: SortOrder,
+    *,
+    limit: int,
+    filters: DocumentFilters | None = None,
+    owner: str = OWNER,
+) -> list[str]:
+    """Every id, page by page, in the order served; bounded so a cursor bug cannot loop."""
+    seen: list[str] = []
+    after: DocumentCursor | None = None
+    for _ in range(1000):
+        page = await store.list_documents(
+            owner, filters=filters or DocumentFilters(), sort=sort, limit=limit, after=after
+        )
+        assert len(page.items) <= limit
+        seen.extend(d.id for d in page.items)
+        if page.next_cursor is None:
+            return seen
+        after = DocumentCursor.decode(page.next_cursor, sort)
+    raise AssertionError("pagination did not end")
+
+
+def expected_order(documents: list[Document], sort: SortOrder) -> list[str]:
+    if sort is SortOrder.TITLE:
+        return [d.id for d in sorted(documents, key=lambda d: (d.title, d.id))]
+    ordered = sorted(documents, key=lambda d: (d.created_at, d.id))
+    if sort is SortOrder.NEWEST:
+        ordered.reverse()
+    return [d.id for d in ordered]
+
+
+async def seed_listing(store: DocumentStore) -> list[Document]:
+    """23 documents for OWNER with tied timestamps and mixed-case titles, 4 for OTHER."""
+    titles = ["alpha", "Beta", "Ärger", "beta", "Zeta", "alpha"]
+    documents: list[Document] = []
+    rng = random.Random(7)
+    for i in range(23):
+        document, _ = make_document(
+            f"doc-{i:02d}",
+            title=titles[i % len(titles)],
+            media_type="application/pdf" if i % 3 == 0 else "text/plain",
+            source="https://example.org/a" if i % 4 == 0 else f"file-{i % 2}.txt",
+            # Pairs share a timestamp: ties must be broken by id, never dropped or repeated.
+            created_at=BASE + timedelta(minutes=i // 2),
+            chunks=1,
+        )
+        documents.append(document)
+    for document in rng.sample(documents, len(documents)):
+        await save(store, document, [])
+    for i in range(4):
+        await save(store, *make_document(f"other-{i}", owner=OTHER, created_at=BASE))
+    return documents
+
+
+async def test_save_is_idempotent(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-1", chunks=4)
+
+    first = await document_store.save_extracted(document, chunks)
+    again = await document_store.save_extracted(document, chunks)
+
+    assert first.created
+    assert not again.created
+    assert again.document == document
+    page = await document_store.chunks(OWNER, "doc-1", limit=100)
+    assert [c.position for c in page.items] == [0, 1, 2, 3]
+    listed = await document_store.list_documents(
+        OWNER, filters=DocumentFilters(), sort=SortOrder.NEWEST, limit=10
+    )
+    assert [d.id for d in listed.items] == ["doc-1"]
+
+
+async def test_saved_document_round_trips(document_store: DocumentStore) -> None:
+    created = datetime(2026, 11, 26, 10, 11, 12, 345678, tzinfo=UTC)
+    document, chunks = make_document("doc-rt", created_at=created)
+    await save(document_store, document, chunks)
+
+    stored = await document_store.get(OWNER, "doc-rt")
+
+    assert stored is not None
+    assert stored.created_at == datetime(2026, 11, 26, 10, 11, 12, 345000, tzinfo=UTC)
+    assert stored.title == document.title
+    assert stored.metadata == {"pages": 2, "language": "en"}
+    assert stored.provenance == document.provenance
+    assert stored.status is DocumentStatus.STORED
+    assert not stored.stored_event_published
+
+
+async def test_stored_event_flag_is_kept_across_redelivery(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-2")
+    await save(document_store, document, chunks)
+
+    before = await document_store.save_extracted(document, chunks)
+    await document_store.mark_stored_event_published(OWNER, "doc-2")
+    after = await document_store.save_extracted(document, chunks)
+
+    assert not before.document.stored_event_published
+    assert after.document.stored_event_published
+    assert not after.created
+
+
+async def test_pagination_walks_every_document_once_in_order(
+    document_store: DocumentStore,
+) -> None:
+    documents = await seed_listing(document_store)
+
+    for sort in SortOrder:
+        for limit in (1, 5, 23, 100):
+            assert await walk(document_store, sort, limit=limit) == expected_order(
+                documents, sort
+            ), (sort, limit)
+
+
+async def test_filters_combine_with_pagination(document_store: DocumentStore) -> None:
+    documents = await seed_listing(document_store)
+    window_from, window_to = BASE + timedelta(minutes=2), BASE + timedelta(minutes=8)
+    cases: list[tuple[DocumentFilters, Callable[[Document], bool]]] = [
+        (DocumentFilters(media_type="application/pdf"), lambda d: "pdf" in d.media_type),
+        (DocumentFilters(source="https://example.org/a"), lambda d: d.source.startswith("https")),
+        (
+            DocumentFilters(created_from=window_from, created_to=window_to),
+            lambda d: window_from <= d.created_at < window_to,
+        ),
+        (
+            DocumentFilters(media_type="text/plain", created_from=window_from),
+            lambda d: d.media_type == "text/plain" and d.created_at >= window_from,
+        ),
+        (DocumentFilters(media_type="image/png"), lambda d: False),
+    ]
+    for filters, keep in cases:
+        wanted = [d for d in documents if keep(d)]
+        for sort in SortOrder:
+            served = await walk(document_store, sort, limit=4, filters=filters)
+            assert served == expected_order(wanted, sort), (filters, sort)
+
+
+async def test_pagination_is_stable_under_inserts(document_store: DocumentStore) -> None:
+    documents = await seed_listing(document_store)
+    sort = SortOrder.NEWEST
+    seen: list[str] = []
+    after: DocumentCursor | None = None
+    inserted = 0
+    for _ in range(100):
+        page = await document_store.list_documents(
+            OWNER, filters=DocumentFilters(), sort=sort, limit=5, after=after
+        )
+        seen.extend(d.id for d in page.items)
+        # Newer documents arrive while the client pages: before the cursor, never in the walk.
+        await save(
+            document_store,
+            *make_document(f"new-{inserted}", created_at=BASE + timedelta(days=1), chunks=0),
+        )
+        inserted += 1
+        if page.next_cursor is None:
+            break
+        after = DocumentCursor.decode(page.next_cursor, sort)
+    assert seen == expected_order(documents, sort)
+
+
+async def test_owner_isolation(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-mine", chunks=2)
+    await save(document_store, document, chunks)
+    now = datetime.now(UTC)
+
+    assert await document_store.get(OTHER, "doc-mine") is None
+    assert (await document_store.chunks(OTHER, "doc-mine", limit=10)).items == []
+    assert await document_store.delete(OTHER, "doc-mine", at=now) is None
+    assert not await document_store.mark_part_removed(OTHER, "doc-mine", "vector", at=now)
+    listed = await document_store.list_documents(
+        OTHER, filters=DocumentFilters(), sort=SortOrder.NEWEST, limit=10
+    )
+    assert listed.items == []
+    mine = await document_store.get(OWNER, "doc-mine")
+    assert mine is not None
+    assert mine.status is DocumentStatus.STORED
+    assert mine.removed_parts == {}
+    assert len((await document_store.chunks(OWNER, "doc-mine", limit=10)).items) == 2
+
+
+async def test_chunks_come_in_position_order_page_by_page(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-long", chunks=12)
+    await save(document_store, document, random.Random(3).sample(chunks, len(chunks)))
+
+    positions: list[int] = []
+    after: ChunkCursor | None = None
+    for _ in range(20):
+        page = await document_store.chunks(OWNER, "doc-long", limit=5, after=after)
+        positions.extend(c.position for c in page.items)
+        if page.next_cursor is None:
+            break
+        after = ChunkCursor.decode(page.next_cursor)
+
+    assert positions == list(range(12))
+    first = (await document_store.chunks(OWNER, "doc-long", limit=1)).items[0]
+    assert first == chunks[0]
+
+
+async def test_delete_then_parts_removed(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-del")
+    await save(document_store, document, chunks)
+    requested = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+    deleted = await document_store.delete(OWNER, "doc-del", at=requested)
+    assert deleted is not None
+    assert deleted.status is DocumentStatus.DELETING
+    assert (await document_store.chunks(OWNER, "doc-del", limit=10)).items == []
+    listed = await document_store.list_documents(
+        OWNER, filters=DocumentFilters(), sort=SortOrder.NEWEST, limit=10
+    )
+    assert listed.items == []
+    assert deletion_status(deleted).state is DeletionState.IN_PROGRESS
+
+    # A repeated delete keeps the first request's time.
+    again = await document_store.delete(OWNER, "doc-del", at=requested + timedelta(hours=1))
+    assert again is not None
+    assert again.deletion_requested_at == requested
+
+    assert await document_store.mark_part_removed(OWNER, "doc-del", "vector", at=requested)
+    halfway = await document_store.get(OWNER, "doc-del")
+    assert halfway is not None
+    status = deletion_status(halfway)
+    assert status.state is DeletionState.IN_PROGRESS
+    assert status.parts == {"document": True, "vector": True, "graph": False}
+
+    assert await document_store.mark_part_removed(OWNER, "doc-del", "graph", at=requested)
+    assert await document_store.mark_part_removed(
+        OWNER, "doc-del", "graph", at=requested + timedelta(hours=2)
+    )
+    done = await document_store.get(OWNER, "doc-del")
+    assert done is not None
+    assert deletion_status(done).state is DeletionState.COMPLETE
+    assert done.removed_parts["graph"] == requested
+
+
+async def test_redelivery_after_delete_does_not_resurrect(document_store: DocumentStore) -> None:
+    document, chunks = make_document("doc-zombie")
+    await save(document_store, document, chunks)
+    await document_store.delete(OWNER, "doc-zombie", at=datetime.now(UTC))
+
+    result = await document_store.save_extracted(document, chunks)
+
+    assert not result.created
+    assert result.document.status is DocumentStatus.DELETING
+    assert (await document_store.chunks(OWNER, "doc-zombie", limit=10)).items == []
+
+
+async def test_unknown_documents_are_absent(document_store: DocumentStore) -> None:
+    now = datetime.now(UTC)
+    assert await document_store.get(OWNER, "nope") is None
+    assert await document_store.delete(OWNER, "nope", at=now) is None
+    assert not await document_store.mark_part_removed(OWNER, "nope", "graph", at=now)
+
+
+async def test_ping(document_store: DocumentStore) -> None:
+    await document_store.ping()

@@ -1,0 +1,233 @@
+"""The GraphStore contract: one set of test bodies, run against every adapter."""
+
+from __future__ import annotations
+
+from kglab_graph.domain import entity_id, normalise_key
+from kglab_graph.store.port import GraphStore
+
+from tests.contract.graph.fakes import apply_script, script
+
+# A chain A=B-C-D-E plus A-F; A=B has weight 2 (two sentences), every other relation weight 1.
+CHAIN = script(
+    "Ada Lovelace/PERSON; Charles Babbage/PERSON",
+    "Ada Lovelace/PERSON; Charles Babbage/PERSON",
+    "Charles Babbage/PERSON; Analytical Engine Society/ORG",
+    "Analytical Engine Society/ORG; London/GPE",
+    "London/GPE; Mary Somerville/PERSON",
+    "Ada Lovelace/PERSON; Royal Society/ORG",
+)
+
+
+def eid(owner: str, name: str) -> str:
+    return entity_id(owner, normalise_key(name))
+
+
+async def counts(store: GraphStore, owner: str, document_id: str) -> tuple[int, int, int]:
+    subgraph = await store.document_graph(owner, document_id, limit=200)
+    assert subgraph is not None
+    detail = await store.get_entity(owner, eid(owner, "Ada Lovelace"))
+    assert detail is not None
+    return len(subgraph.entities), sum(r.weight for r in subgraph.relations), detail.mentions
+
+
+async def test_applying_a_document_twice_changes_nothing(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+    first = await counts(graph_store, owner, "doc-1")
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+
+    assert await counts(graph_store, owner, "doc-1") == first == (6, 6, 3)
+    detail = await graph_store.get_entity(owner, eid(owner, "Ada Lovelace"))
+    assert detail is not None
+    assert detail.degree == 2
+    assert [d.document_id for d in detail.top_documents] == ["doc-1"]
+
+
+async def test_reapplying_a_changed_document_replaces_its_part(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", script("Ada Lovelace/PERSON; London/GPE"))
+    await apply_script(
+        graph_store, owner, "doc-1", script("Ada Lovelace/PERSON; Royal Society/ORG")
+    )
+
+    assert await graph_store.get_entity(owner, eid(owner, "London")) is None
+    subgraph = await graph_store.document_graph(owner, "doc-1", limit=50)
+    assert subgraph is not None
+    assert sorted(e.name for e in subgraph.entities) == ["Ada Lovelace", "Royal Society"]
+    assert len(subgraph.relations) == 1
+
+
+async def test_delete_removes_only_what_no_other_document_supports(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner = owners[0]
+    await apply_script(
+        graph_store,
+        owner,
+        "doc-1",
+        script("Ada Lovelace/PERSON; Charles Babbage/PERSON", "Ada Lovelace/PERSON; London/GPE"),
+    )
+    await apply_script(
+        graph_store,
+        owner,
+        "doc-2",
+        script("Ada Lovelace/PERSON; Charles Babbage/PERSON", "Charles Babbage/PERSON; Paris/GPE"),
+    )
+    ada = eid(owner, "Ada Lovelace")
+    babbage = eid(owner, "Charles Babbage")
+    before = await graph_store.neighbors(owner, ada, depth=1)
+    assert before is not None
+    assert {r.weight for r in before.relations if {r.source_id, r.target_id} == {ada, babbage}} == {
+        2
+    }
+
+    assert await graph_store.delete_document(owner, "doc-1") is True
+
+    assert await graph_store.get_entity(owner, eid(owner, "London")) is None  # orphaned
+    detail = await graph_store.get_entity(owner, ada)
+    assert detail is not None  # still named by doc-2
+    assert detail.mentions == 1
+    assert [d.document_id for d in detail.top_documents] == ["doc-2"]
+    after = await graph_store.neighbors(owner, ada, depth=1)
+    assert after is not None
+    assert [e.name for e in after.entities] == ["Ada Lovelace", "Charles Babbage"]
+    assert [(r.weight) for r in after.relations] == [1]
+    assert await graph_store.document_graph(owner, "doc-1", limit=10) is None
+
+    assert await graph_store.delete_document(owner, "doc-2") is True
+    assert await graph_store.delete_document(owner, "doc-2") is False
+    assert await graph_store.get_entity(owner, ada) is None
+    assert await graph_store.search_entities(owner, "Charles Babbage", 10) == []
+
+
+async def test_search_tolerates_typos(graph_store: GraphStore, owners: list[str]) -> None:
+    owner = owners[0]
+    await apply_script(
+        graph_store,
+        owner,
+        "doc-1",
+        script(
+            "Marie Curie/PERSON; Pierre Curie/PERSON",
+            "Albert Einstein/PERSON; Paris/GPE",
+        ),
+    )
+
+    results = await graph_store.search_entities(owner, "Mari Curie", 5)
+    assert results
+    assert results[0].entity.name == "Marie Curie"
+    assert (await graph_store.search_entities(owner, "einstien", 5))[0].entity.name == (
+        "Albert Einstein"
+    )
+    assert await graph_store.search_entities(owner, "Zanzibar", 5) == []
+    assert len(await graph_store.search_entities(owner, "Curie", 1)) == 1
+
+
+async def test_neighbors_by_depth_type_weight_and_limit(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+    ada = eid(owner, "Ada Lovelace")
+
+    async def names(**kwargs: object) -> list[tuple[str, int]]:
+        subgraph = await graph_store.neighbors(owner, ada, **kwargs)  # type: ignore[arg-type]
+        assert subgraph is not None
+        assert subgraph.entities[0].id == ada
+        return [(e.name, subgraph.distances[e.id]) for e in subgraph.entities[1:]]
+
+    assert await names(depth=1) == [("Charles Babbage", 1), ("Royal Society", 1)]
+    assert await names(depth=2) == [
+        ("Charles Babbage", 1),
+        ("Royal Society", 1),
+        ("Analytical Engine Society", 2),
+    ]
+    assert await names(depth=3) == [
+        ("Charles Babbage", 1),
+        ("Royal Society", 1),
+        ("Analytical Engine Society", 2),
+        ("London", 3),
+    ]
+    assert await names(depth=3, min_weight=2) == [("Charles Babbage", 1)]
+    assert await names(depth=3, types=["ORG"]) == [
+        ("Royal Society", 1),
+        ("Analytical Engine Society", 2),
+    ]
+    assert await names(depth=3, limit=1) == [("Charles Babbage", 1)]
+
+    subgraph = await graph_store.neighbors(owner, ada, depth=2)
+    assert subgraph is not None
+    pairs = {frozenset((r.source_id, r.target_id)): r.weight for r in subgraph.relations}
+    assert pairs[frozenset((ada, eid(owner, "Charles Babbage")))] == 2
+    assert len(pairs) == 3
+    assert await graph_store.neighbors(owner, "ent_missing", depth=1) is None
+
+
+async def test_shortest_path(graph_store: GraphStore, owners: list[str]) -> None:
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+    await apply_script(graph_store, owner, "doc-2", script("Grace Hopper/PERSON; Yale/ORG"))
+    ada, mary = eid(owner, "Ada Lovelace"), eid(owner, "Mary Somerville")
+
+    path = await graph_store.shortest_path(owner, ada, mary, max_depth=6)
+    assert path is not None
+    assert [e.name for e in path.entities] == [
+        "Ada Lovelace",
+        "Charles Babbage",
+        "Analytical Engine Society",
+        "London",
+        "Mary Somerville",
+    ]
+    assert path.length == 4
+    assert path.relations[0].weight == 2
+    assert await graph_store.shortest_path(owner, ada, mary, max_depth=3) is None
+    assert await graph_store.shortest_path(owner, ada, eid(owner, "Yale"), max_depth=6) is None
+    same = await graph_store.shortest_path(owner, ada, ada, max_depth=6)
+    assert same is not None
+    assert same.length == 0
+
+
+async def test_document_graph(graph_store: GraphStore, owners: list[str]) -> None:
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", CHAIN, title="Engines")
+    await apply_script(graph_store, owner, "doc-2", script("Ada Lovelace/PERSON; Paris/GPE"))
+
+    subgraph = await graph_store.document_graph(owner, "doc-1", limit=50)
+    assert subgraph is not None
+    assert subgraph.entities[0].name == "Ada Lovelace"  # named most often
+    assert "Paris" not in {e.name for e in subgraph.entities}
+    assert len(subgraph.relations) == 5
+    top = subgraph.relations[0]
+    assert top.weight == 2
+    assert len(top.evidence) == 2
+    assert all(item.startswith("doc-1:") for item in top.evidence)
+    assert await graph_store.document_graph(owner, "doc-404", limit=50) is None
+
+
+async def test_another_owner_sees_nothing(graph_store: GraphStore, owners: list[str]) -> None:
+    owner, stranger = owners
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+    ada, mary = eid(owner, "Ada Lovelace"), eid(owner, "Mary Somerville")
+
+    assert await graph_store.search_entities(stranger, "Ada Lovelace", 10) == []
+    assert await graph_store.get_entity(stranger, ada) is None
+    assert await graph_store.neighbors(stranger, ada, depth=3) is None
+    assert await graph_store.shortest_path(stranger, ada, mary, max_depth=6) is None
+    assert await graph_store.document_graph(stranger, "doc-1", limit=10) is None
+    assert await graph_store.delete_document(stranger, "doc-1") is False
+    assert await graph_store.get_entity(owner, ada) is not None
+
+    # The same name under another owner is another entity.
+    await apply_script(graph_store, stranger, "doc-2", script("Ada Lovelace/PERSON; Turin/GPE"))
+    theirs = await graph_store.search_entities(stranger, "Ada Lovelace", 10)
+    assert [r.entity.id for r in theirs] == [eid(stranger, "Ada Lovelace")]
+    mine = await graph_store.neighbors(owner, ada, depth=3)
+    assert mine is not None
+    assert "Turin" not in {e.name for e in mine.entities}
+
+
+async def test_ping(graph_store: GraphStore) -> None:
+    await graph_store.ping()
