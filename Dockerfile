@@ -22,7 +22,6 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 \
-    UV_PROJECT_ENVIRONMENT=/app/.venv \
     UV_NO_CACHE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
@@ -32,24 +31,16 @@ RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required (gateway, auth
 
 WORKDIR /src
 
-# Dependencies first, in their own layer: it is rebuilt only when the lock or a manifest changes.
-# Every workspace member's manifest is needed for uv to read the workspace.
-COPY pyproject.toml uv.lock ./
-COPY shared/pyproject.toml shared/
-COPY gateway/pyproject.toml gateway/
-COPY services/auth/pyproject.toml services/auth/
-COPY services/ingestion/pyproject.toml services/ingestion/
-COPY services/graph/pyproject.toml services/graph/
-COPY services/document/pyproject.toml services/document/
-COPY services/vector/pyproject.toml services/vector/
-RUN uv sync --frozen --no-dev --no-install-workspace --package "kglab-${SERVICE}"
-
-# Then the code. --no-editable installs the workspace packages into the environment itself, so
-# the runtime stage needs the environment only, not this source tree.
+# requirements.lock pins every third-party package (the workspace's lock, exported by
+# `make lock`); it constrains this service's install to exactly the versions CI tested. The
+# workspace packages are installed non-editable, so the runtime stage needs the environment only.
+COPY requirements.lock ./
 COPY shared/ shared/
 COPY gateway/ gateway/
 COPY services/ services/
-RUN uv sync --frozen --no-dev --no-editable --package "kglab-${SERVICE}" \
+RUN if [ "${SERVICE}" = gateway ]; then package=./gateway; else package="./services/${SERVICE}"; fi \
+    && uv venv /app/.venv \
+    && VIRTUAL_ENV=/app/.venv uv pip install --constraint requirements.lock ./shared "${package}" \
     && /app/.venv/bin/python -c "import importlib; importlib.import_module('kglab_${SERVICE}.main')"
 
 # ---------------------------------------------------------------------------------------------

@@ -122,7 +122,12 @@ async def adapter_batch_insert(
         batch = make_batch(owner, f"doc-{owner}", size, rng)
         started = time.perf_counter()
         await store.apply_document(
-            owner, f"doc-{owner}", "Bench", batch.chunks, batch.entities, batch.mentions,
+            owner,
+            f"doc-{owner}",
+            "Bench",
+            batch.chunks,
+            batch.entities,
+            batch.mentions,
             batch.relations,
         )
         if run > 0:

@@ -55,6 +55,9 @@ class GatewaySettings(ServiceSettings):
     breaker_reset_s: float = Field(default=10.0, gt=0)
 
     jwks_refresh_s: float = Field(default=300.0, gt=0)
+    #: How long a verified API key is trusted without asking auth again (a revoked key keeps
+    #: working at most this long).
+    api_key_cache_s: float = Field(default=30.0, ge=0, le=300)
     token_issuer: str = "kglab-auth"
     token_audience: str = "kglab"
 
@@ -65,4 +68,5 @@ class GatewaySettings(ServiceSettings):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limits: list[RateLimitRule] = Field(default_factory=_default_rate_limits)
     rate_limit_enabled: bool = True
+    redis_key_prefix: str = "kglab:gateway:"
     version_notices: list[VersionNotice] = Field(default_factory=list)

@@ -84,7 +84,10 @@ def create_app(
             if settings.stores is StoreKind.REAL and settings.redis_url is not None:
                 from redis.asyncio import Redis
 
-                limiter = RedisRateLimiter(Redis.from_url(settings.secret("redis_url")))
+                limiter = RedisRateLimiter(
+                    Redis.from_url(settings.secret("redis_url")),
+                    prefix=f"{settings.redis_key_prefix}rl:",
+                )
                 app.state.readiness.add("redis", limiter.ping)
             else:
                 limiter = MemoryRateLimiter()
@@ -123,6 +126,7 @@ def create_app(
                 issuer=settings.token_issuer,
                 audience=settings.token_audience,
                 refresh_s=settings.jwks_refresh_s,
+                api_key_ttl_s=settings.api_key_cache_s,
             )
             app.state.upstreams = pool
             app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
@@ -198,7 +202,7 @@ def _base_document(app: FastAPI) -> dict[str, Any]:
 
 
 def _add_documentation_routes(app: FastAPI) -> None:
-    from swagger_ui_bundle import swagger_ui_path
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
 

@@ -113,7 +113,7 @@ class UpstreamPool:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]],
+        params: list[tuple[str, str | int | float | bool | None]],
         headers: list[tuple[str, str]],
         body: bytes | AsyncIterator[bytes] | None,
     ) -> httpx.Response:

@@ -148,10 +148,16 @@ class CredentialVerifier:
         if cached is not None:
             identity: Identity = cached
             return identity
-        resolved = await self._resolve_api_key(key)
+        try:
+            resolved = await self._resolve_api_key(key)
+        except Exception as exc:
+            raise ServiceUnavailableError(
+                "API keys cannot be checked right now: the auth service is unreachable."
+            ) from exc
         if resolved is None:
             raise UnauthorizedError("The API key is unknown or revoked.")
-        self._api_keys.put(key, resolved, time.time() + self._api_key_ttl_s)
+        if self._api_key_ttl_s > 0:
+            self._api_keys.put(key, resolved, time.time() + self._api_key_ttl_s)
         return resolved
 
 

@@ -7,6 +7,7 @@ Every service subclasses :class:`ServiceSettings` with its own ``env_prefix``
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -121,7 +122,17 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
-    """Build settings from the environment or raise one readable :class:`ConfigurationError`."""
+    """Build settings from the environment or raise one readable :class:`ConfigurationError`.
+
+    ``KGLAB_<SERVICE>_STORES`` and ``KGLAB_<SERVICE>_BUS`` override the system-wide choice for
+    one service (say, a real auth database beside embedded stores elsewhere).
+    """
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    if prefix != "KGLAB_":
+        for name in ("stores", "bus"):
+            value = os.environ.get(f"{prefix}{name.upper()}")
+            if value and name not in overrides:
+                overrides[f"KGLAB_{name.upper()}"] = value
     try:
         return cls(**overrides)
     except ValidationError as exc:

@@ -72,6 +72,18 @@ async def stays(predicate: Callable[[], bool], *, for_s: float = 0.5) -> None:
         await asyncio.sleep(0.02)
 
 
+async def parked(bus: EventBus, group: str, count: int, timeout: float = 15.0) -> list[DeadLetter]:
+    """Poll ``group``'s dead letters until there are ``count``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        letters = await bus.dead_letters(group)
+        if len(letters) >= count:
+            return letters
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(letters)} dead letters in {group}, expected {count}.")
+        await asyncio.sleep(0.05)
+
+
 @dataclass
 class Inbox:
     """A handler that records what it receives."""
@@ -469,15 +481,7 @@ async def test_poison_event_is_dead_lettered_after_three_attempts_and_can_be_rep
     await bus.publish(poison)
 
     await eventually(lambda: len(attempts) == 3, what="three attempts")
-    letters: list[DeadLetter] = []
-
-    async def parked() -> None:
-        letters[:] = await bus.dead_letters("poisoned")
-
-    deadline = time.monotonic() + 15
-    while not letters and time.monotonic() < deadline:
-        await parked()
-        await asyncio.sleep(0.05)
+    letters = await parked(bus, "poisoned", 1)
     assert [letter.envelope.id for letter in letters] == [poison.id]
     letter = letters[0]
     assert letter.attempts == 3
@@ -505,7 +509,39 @@ async def test_poison_event_is_dead_lettered_after_three_attempts_and_can_be_rep
     assert await bus.dead_letters("poisoned") == []
 
 
-async def test_idempotent_handler_runs_once_per_event_id(bus_factory: BusHarness) -> None:
+async def test_dead_letters_are_listed_oldest_first_and_browsing_keeps_them(
+    bus_factory: BusHarness,
+    captured_logs: list[dict[str, Any]],
+) -> None:
+    bus = await bus_factory.new_bus()
+
+    async def always_fails(envelope: EventEnvelope) -> None:
+        raise RuntimeError(f"bad event {envelope.data['n']}")
+
+    once = RetryPolicy(max_attempts=1, base_delay_s=0.05)
+    await bus.subscribe("strict", ["bad.#"], always_fails, retry=once)
+    events = [make_event("bad.event", n=i) for i in range(4)]
+    for number, event in enumerate(events, start=1):
+        await bus.publish(event)
+        await parked(bus, "strict", number)
+    ids = [e.id for e in events]
+    assert [x.envelope.id for x in await bus.dead_letters("strict", limit=2)] == ids[:2]
+    for _ in range(3):  # browsing, fully or partly, neither consumes nor reorders
+        assert [x.envelope.id for x in await bus.dead_letters("strict")] == ids
+        assert [x.envelope.id for x in await bus.dead_letters("strict", limit=1)] == ids[:1]
+    assert {x.attempts for x in await bus.dead_letters("strict")} == {1}
+
+    # Replayed events that fail again are parked again, once each, not replayed in a loop.
+    assert await bus.replay_dead_letters("strict") == 4
+    letters = await parked(bus, "strict", 4)
+    await stays(lambda: True, for_s=0.3)
+    assert sorted(x.envelope.id for x in await bus.dead_letters("strict")) == sorted(ids)
+    assert len(letters) == 4
+
+
+async def test_idempotent_handler_runs_once_per_event_id(
+    bus_factory: BusHarness, captured_logs: list[dict[str, Any]]
+) -> None:
     bus = await bus_factory.new_bus()
     store = InMemoryProcessedEvents()
     runs: list[str] = []
@@ -658,7 +694,9 @@ async def test_rabbitmq_topology_and_message_properties(rabbitmq_url: str) -> No
         assert (await management.queue(vhost, "graph.dlq"))["type"] == "quorum"
         for delay_ms in (50, 200):
             retry = await management.queue(vhost, f"graph.retry.{delay_ms}ms")
+            assert retry["type"] == "quorum"
             assert retry["arguments"]["x-message-ttl"] == delay_ms
+            assert retry["arguments"]["x-dead-letter-strategy"] == "at-least-once"
             assert retry["arguments"]["x-dead-letter-routing-key"] == "graph"
 
         # A raw queue on the exchange shows what travels on the wire.

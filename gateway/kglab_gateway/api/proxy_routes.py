@@ -90,7 +90,7 @@ async def forward(request: Request) -> Response:
         service,
         request.method,
         path,
-        params=list(request.query_params.multi_items()),
+        params=[(k, v) for k, v in request.query_params.multi_items()],
         headers=headers,
         body=body,
     )

@@ -137,7 +137,10 @@ async def _bridge_in_process(
             if message["type"] == "websocket.disconnect":
                 return
 
-    service = asyncio.create_task(app(scope, receive, send))
+    async def run_service() -> None:
+        await app(scope, receive, send)
+
+    service: asyncio.Task[None] = asyncio.create_task(run_service())
     pump: asyncio.Task[None] | None = None
     try:
         while client.application_state is WebSocketState.CONNECTING and not service.done():

@@ -140,9 +140,9 @@ class DocumentCursor:
             if not isinstance(key_raw, str) or not isinstance(doc_id, str):
                 raise TypeError
             key: datetime | str = (
-                key_raw if cursor_sort is SortOrder.TITLE else utc_millis(
-                    datetime.fromisoformat(key_raw)
-                )
+                key_raw
+                if cursor_sort is SortOrder.TITLE
+                else utc_millis(datetime.fromisoformat(key_raw))
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidCursorError() from exc

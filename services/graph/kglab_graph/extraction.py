@@ -32,8 +32,19 @@ from kglab_graph.domain import (
 
 #: spaCy labels worth a node; numbers, dates and amounts are not entities of a knowledge graph.
 ENTITY_LABELS = frozenset(
-    {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
-     "LANGUAGE"}
+    {
+        "PERSON",
+        "NORP",
+        "FAC",
+        "ORG",
+        "GPE",
+        "LOC",
+        "PRODUCT",
+        "EVENT",
+        "WORK_OF_ART",
+        "LAW",
+        "LANGUAGE",
+    }
 )
 #: More entities than this in one sentence is a list or a table; pairing them all is noise.
 MAX_ENTITIES_PER_SENTENCE = 12

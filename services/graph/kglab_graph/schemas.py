@@ -30,8 +30,9 @@ class EntitySearchResponse(BaseModel):
         return cls(
             query=query,
             results=[
-                ScoredEntityOut(id=r.entity.id, name=r.entity.name, type=r.entity.type,
-                                score=r.score)
+                ScoredEntityOut(
+                    id=r.entity.id, name=r.entity.name, type=r.entity.type, score=r.score
+                )
                 for r in results
             ],
         )

@@ -38,9 +38,9 @@ class GraphService:
         # the event loop.
         self._recognise_lock = asyncio.Lock()
 
-    async def extract(self, owner: str, document_id: str, chunks: Sequence[ChunkText]) -> (
-        ExtractedGraph
-    ):
+    async def extract(
+        self, owner: str, document_id: str, chunks: Sequence[ChunkText]
+    ) -> ExtractedGraph:
         async with self._recognise_lock:
             return await asyncio.to_thread(
                 extract_graph, owner, document_id, chunks, self.recogniser

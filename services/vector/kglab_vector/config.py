@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
 from kglab_shared.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class VectorSettings(ServiceSettings):

@@ -3,8 +3,9 @@
 Topology (declared by :meth:`RabbitMQBus.subscribe`, all durable)::
 
     kglab.events (topic) --pattern--> <group>                quorum; what the group consumes
-    handler raised, attempt n < max:  <group>.retry.<ms>ms    TTL = backoff after attempt n;
-                                                              dead-letters back to <group>
+    handler raised, attempt n < max:  <group>.retry.<ms>ms    quorum, TTL = backoff after
+                                                              attempt n; dead-letters back
+                                                              to <group> (at-least-once)
     handler raised, last attempt:     <group>.dlq             quorum; inspected and replayed
 
 Guarantees:
@@ -108,13 +109,17 @@ BROWSE_ALL_MAX = 10_000
 
 
 def retry_queue_arguments(group: str, delay_ms: int) -> dict[str, Any]:
-    # Classic, not quorum: a classic queue expires the message at its head on a timer of its own,
-    # so the delay is close to the TTL; the message itself is persistent.
+    # Quorum with at-least-once dead-lettering: the broker moves an expired copy back to the
+    # group's queue with its own publisher confirms, so a retry is not lost between the two
+    # (that strategy requires reject-publish overflow; no length limit is set, so it never
+    # rejects).
     return {
-        "x-queue-type": "classic",
+        "x-queue-type": "quorum",
         "x-message-ttl": delay_ms,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": group,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
 
 
@@ -488,6 +493,7 @@ class RabbitMQBus:
         """
         channel = await self._temporary_channel()
         letters: list[DeadLetter] = []
+        read = 0
         try:
             queue = await channel.declare_queue(
                 dead_letter_queue(group), durable=True, arguments=_DLQ_ARGUMENTS, robust=False
@@ -500,6 +506,7 @@ class RabbitMQBus:
                 message = await queue.get(no_ack=False, fail=False, timeout=self._publish_timeout_s)
                 if message is None:
                     break
+                read += 1
                 if len(letters) < limit:
                     letter = self._dead_letter(group, message)
                     if letter is not None:
@@ -508,7 +515,27 @@ class RabbitMQBus:
             # Closing the channel requeues every message read above, in order.
             with contextlib.suppress(Exception):
                 await channel.close()
+        await self._await_requeued(dead_letter_queue(group), read)
         return letters
+
+    async def _await_requeued(self, queue_name: str, count: int) -> None:
+        """Wait (bounded) until the broker has put ``count`` browsed messages back.
+
+        The broker applies the requeue after the channel is closed; without this wait a browse
+        or replay right after a browse could see an empty queue.
+        """
+        channel = self._admin_channel
+        if count == 0 or channel is None:
+            return
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while True:
+            queue = await channel.declare_queue(
+                queue_name, durable=True, arguments=_DLQ_ARGUMENTS, robust=False
+            )
+            ready = queue.declaration_result.message_count or 0
+            if ready >= count or asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.01)
 
     @staticmethod
     def _dead_letter(group: str, message: AbstractIncomingMessage) -> DeadLetter | None:

@@ -6,49 +6,20 @@ Every helper is bounded in time and binds to 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
-import asyncpg
 import uvicorn
 from aiosmtpd.controller import Controller
-from sqlalchemy.engine import make_url
 
-LOOPBACK = "127.0.0.1"
+from tests.isolation import LOOPBACK, free_port, fresh_postgres_database
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def fresh_postgres_database(server_url: str) -> AsyncIterator[str]:
-    """Create a uniquely named database, yield its URL, drop it (even if sessions linger)."""
-    name = f"kglab_auth_test_{uuid.uuid4().hex[:12]}"
-    url = make_url(server_url)
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(admin_dsn, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+__all__ = ["LOOPBACK", "free_port", "fresh_postgres_database"]
 
 
 class SmtpSink:

@@ -137,9 +137,7 @@ async def document_app(
         yield harness
 
 
-async def run_document_app(
-    settings: DocumentSettings, bus: EventBus
-) -> AsyncIterator[DocumentApp]:
+async def run_document_app(settings: DocumentSettings, bus: EventBus) -> AsyncIterator[DocumentApp]:
     await bus.start()
     try:
         app = create_app(settings, bus=bus)

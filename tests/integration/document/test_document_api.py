@@ -112,9 +112,7 @@ async def test_list_get_chunks_delete_flow(document_app: DocumentApp) -> None:
     assert status.json()["parts"] == {"document": True, "vector": False, "graph": False}
     listed = await client.get("/api/v1/documents", params={"limit": 100}, headers=alice)
     assert [d["id"] for d in listed.json()["items"]] == ["doc-4", "doc-3", "doc-1", "doc-0"]
-    await document_app.wait_for(
-        lambda: _has(document_app, "document.deleted", 1)
-    )
+    await document_app.wait_for(lambda: _has(document_app, "document.deleted", 1))
 
 
 async def _has(document_app: DocumentApp, event_type: str, count: int) -> bool:

@@ -18,9 +18,7 @@ async def ingest(graph_app: GraphApp) -> dict[str, str]:
     headers = graph_app.headers(graph_app.alice)
 
     async def ready() -> bool:
-        response = await graph_app.client.get(
-            "/api/v1/documents/doc-curie/graph", headers=headers
-        )
+        response = await graph_app.client.get("/api/v1/documents/doc-curie/graph", headers=headers)
         return response.status_code == 200
 
     await graph_app.wait_for(ready)

@@ -73,3 +73,11 @@ def test_a_missing_secret_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(ExampleSettings)
     with pytest.raises(ConfigurationError, match="KGLAB_NEO4J_URL is not set"):
         settings.secret("neo4j_url")
+
+
+def test_one_service_may_override_the_store_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KGLAB_STORES", "real")
+    monkeypatch.setenv("KGLAB_EXAMPLE_STORES", "embedded")
+    assert load_settings(ExampleSettings).stores.value == "embedded"
+    monkeypatch.delenv("KGLAB_EXAMPLE_STORES")
+    assert load_settings(ExampleSettings).stores.value == "real"

@@ -33,12 +33,17 @@ from kglab_document.domain import (
 MongoDoc = dict[str, Any]
 
 _DOCUMENT_INDEXES = [
-    IndexModel([("owner_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
-               name="owner_created"),
-    IndexModel([("owner_id", ASCENDING), ("media_type", ASCENDING), ("created_at", ASCENDING)],
-               name="owner_media_type"),
-    IndexModel([("owner_id", ASCENDING), ("title", ASCENDING), ("_id", ASCENDING)],
-               name="owner_title"),
+    IndexModel(
+        [("owner_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+        name="owner_created",
+    ),
+    IndexModel(
+        [("owner_id", ASCENDING), ("media_type", ASCENDING), ("created_at", ASCENDING)],
+        name="owner_media_type",
+    ),
+    IndexModel(
+        [("owner_id", ASCENDING), ("title", ASCENDING), ("_id", ASCENDING)], name="owner_title"
+    ),
     IndexModel([("owner_id", ASCENDING), ("source", ASCENDING)], name="owner_source"),
 ]
 _CHUNK_INDEXES = [

@@ -31,8 +31,12 @@ async def search_entities(
     service: GraphServiceDep,
     q: Annotated[
         str,
-        Query(min_length=1, max_length=200, description="A name; typos are tolerated.",
-              examples=["Marie Curie"]),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="A name; typos are tolerated.",
+            examples=["Marie Curie"],
+        ),
     ],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
 ) -> EntitySearchResponse:

@@ -50,8 +50,7 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
             "CREATE CONSTRAINT entity_id IF NOT EXISTS FOR (e:Entity) REQUIRE e.id IS UNIQUE",
             "CREATE CONSTRAINT entity_owner_key IF NOT EXISTS "
             "FOR (e:Entity) REQUIRE (e.owner, e.key) IS UNIQUE",
-            "CREATE CONSTRAINT document_id IF NOT EXISTS "
-            "FOR (d:Document) REQUIRE d.id IS UNIQUE",
+            "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
             "CREATE CONSTRAINT chunk_id IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
             "CREATE INDEX entity_owner_type IF NOT EXISTS FOR (e:Entity) ON (e.owner, e.type)",
             "CREATE INDEX document_owner IF NOT EXISTS FOR (d:Document) ON (d.owner)",
@@ -173,9 +172,12 @@ class Neo4jGraphStore:
     async def migrate(self) -> list[int]:
         """Apply the migrations not yet recorded; return the versions applied now."""
         applied_now = []
-        done = {row["version"] for row in await self._read(
-            "MATCH (m:SchemaMigration) RETURN m.version AS version LIMIT 1000", {}
-        )}
+        done = {
+            row["version"]
+            for row in await self._read(
+                "MATCH (m:SchemaMigration) RETURN m.version AS version LIMIT 1000", {}
+            )
+        }
         for version, statements in MIGRATIONS:
             if version in done:
                 continue
@@ -230,9 +232,7 @@ class Neo4jGraphStore:
             "document_id": document_id,
             "title": title,
             "prefix": f"{document_id}:",
-            "chunks": [
-                {"id": c.id, "position": c.position, "heading": c.heading} for c in chunks
-            ],
+            "chunks": [{"id": c.id, "position": c.position, "heading": c.heading} for c in chunks],
             "chunk_ids": [c.id for c in chunks],
             "entities": [
                 {"id": e.id, "key": e.key, "name": e.name, "type": e.type} for e in entities
@@ -293,8 +293,7 @@ class Neo4jGraphStore:
             degree=int(row["degree"]),
             mentions=sum(int(c) for c in row["counts"]),
             top_documents=tuple(
-                DocumentMentions(d["id"], d["title"], int(d["mentions"]))
-                for d in row["documents"]
+                DocumentMentions(d["id"], d["title"], int(d["mentions"])) for d in row["documents"]
             ),
         )
 
@@ -320,9 +319,7 @@ class Neo4jGraphStore:
             "relation_limit": limit * 4,
         }
         async with self.driver.session(database=self._database) as session:
-            return cast(
-                Subgraph | None, await session.execute_read(_neighbors, query, params)
-            )
+            return cast(Subgraph | None, await session.execute_read(_neighbors, query, params))
 
     async def shortest_path(
         self, owner: str, source_id: str, target_id: str, *, max_depth: int
@@ -337,16 +334,13 @@ class Neo4jGraphStore:
                 {"owner": owner, "id": source_id},
             )
             return Path((_entity(rows[0]),), ()) if rows else None
-        rows = await self._read(
-            query, {"owner": owner, "source": source_id, "target": target_id}
-        )
+        rows = await self._read(query, {"owner": owner, "source": source_id, "target": target_id})
         if not rows:
             return None
         return Path(
             tuple(_entity(node) for node in rows[0]["nodes"]),
             tuple(
-                Relation(r["source"], r["target"], int(r["weight"]))
-                for r in rows[0]["relations"]
+                Relation(r["source"], r["target"], int(r["weight"])) for r in rows[0]["relations"]
             ),
         )
 
@@ -359,9 +353,7 @@ class Neo4jGraphStore:
             "relation_limit": limit * 4,
         }
         async with self.driver.session(database=self._database) as session:
-            return cast(
-                Subgraph | None, await session.execute_read(_document_graph, params)
-            )
+            return cast(Subgraph | None, await session.execute_read(_document_graph, params))
 
     # --- for tests and benchmarks -------------------------------------------------------
 
@@ -488,9 +480,7 @@ async def _relations_among(
         "ORDER BY weight DESC, source, target LIMIT $limit",
         {"ids": ids, "min_weight": min_weight, "limit": limit},
     )
-    return [
-        Relation(r["source"], r["target"], int(r["weight"])) for r in await result.fetch(limit)
-    ]
+    return [Relation(r["source"], r["target"], int(r["weight"])) for r in await result.fetch(limit)]
 
 
 async def _neighbors(
