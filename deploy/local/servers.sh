@@ -30,7 +30,7 @@ RABBIT_DIST_PORT=25672
 NEO4J_PORT=7687
 MONGO_PORT=27017
 
-NEO4J_VERSION=5.26.30 # keep in step with deploy/local/neo4j/pom.xml
+NEO4J_VERSION="$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$SCRIPT_DIR/neo4j/pom.xml")"
 NEO4J_PASSWORD=kglab-neo4j
 FERRETDB_VERSION=v1.24.2
 
