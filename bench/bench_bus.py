@@ -17,23 +17,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
+from machine import describe
+
 from kglab_shared.bus.memory import InProcessBus
 from kglab_shared.bus.port import EventBus
 from kglab_shared.events import EventEnvelope
-from machine import describe
 
 RESULTS = Path(__file__).parent / "results" / "bus.json"
 THROUGHPUT_CAP_S = 60.0
@@ -58,17 +62,113 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def measure_throughput(bus: EventBus, group: str, messages: int) -> dict[str, Any]:
-    handled = 0
+@dataclass
+class Consumed:
+    """What a consumer saw: how many events, when the last one was handled, their latencies."""
+
+    handled: int = 0
+    last_at: float | None = None
+    latencies: list[float] = field(default_factory=list)
+
+
+async def consume(
+    bus: EventBus,
+    group: str,
+    expected: int,
+    timeout_s: float,
+    ready: Callable[[], None],
+) -> Consumed:
+    """Subscribe ``group`` and handle events until ``expected`` arrived or ``timeout_s`` passed.
+
+    Times are ``time.monotonic()`` (CLOCK_MONOTONIC), comparable between processes.
+    """
+    seen = Consumed()
     all_handled = asyncio.Event()
 
-    async def handle(_: EventEnvelope) -> None:
-        nonlocal handled
-        handled += 1
-        if handled >= messages:
+    async def handle(envelope: EventEnvelope) -> None:
+        now = time.monotonic()
+        seen.handled += 1
+        seen.last_at = now
+        sent = envelope.data.get("sent")
+        if sent is not None:
+            seen.latencies.append(now - float(sent))
+        if seen.handled >= expected:
             all_handled.set()
 
     await bus.subscribe(group, [f"{group}.#"], handle, prefetch=PREFETCH)
+    ready()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_handled.wait(), timeout_s)
+    return seen
+
+
+def consumer_process_main(url: str, group: str, expected: int, timeout_s: float, pipe: Any) -> None:
+    """Entry point of the consumer process: a separate service, as in a deployment."""
+    from kglab_shared.bus.rabbitmq import RabbitMQBus
+
+    async def run() -> Consumed:
+        bus = RabbitMQBus(url, "kglab/bench-consumer")
+        await bus.start()
+        try:
+            return await consume(bus, group, expected, timeout_s, lambda: pipe.send("ready"))
+        finally:
+            await bus.close()
+
+    seen = asyncio.run(run())
+    pipe.send((seen.handled, seen.last_at, seen.latencies))
+
+
+class ConsumerSide:
+    """Runs the consuming group in this process or in a separate one."""
+
+    def __init__(self, bus: EventBus, url: str | None, separate_process: bool) -> None:
+        self._bus = bus
+        self._url = url
+        self.separate_process = separate_process
+
+    @asynccontextmanager
+    async def running(
+        self, group: str, expected: int, timeout_s: float
+    ) -> AsyncIterator[Callable[[], Awaitable[Consumed]]]:
+        if not self.separate_process:
+            ready = asyncio.Event()
+            task = asyncio.create_task(consume(self._bus, group, expected, timeout_s, ready.set))
+            await asyncio.wait_for(ready.wait(), 30)
+
+            async def result() -> Consumed:
+                return await task
+
+            yield result
+            return
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=consumer_process_main,
+            args=(self._url, group, expected, timeout_s, child),
+            daemon=True,
+        )
+        process.start()
+        try:
+            if not await asyncio.to_thread(parent.poll, 60) or parent.recv() != "ready":
+                raise RuntimeError("The consumer process did not start.")
+
+            async def result() -> Consumed:
+                if not await asyncio.to_thread(parent.poll, timeout_s + 30):
+                    raise RuntimeError("The consumer process did not report.")
+                handled, last_at, latencies = parent.recv()
+                return Consumed(handled, last_at, latencies)
+
+            yield result
+        finally:
+            await asyncio.to_thread(process.join, 30)
+            if process.is_alive():
+                process.terminate()
+                await asyncio.to_thread(process.join, 10)
+
+
+async def measure_throughput(
+    bus: EventBus, consumers: ConsumerSide, group: str, messages: int
+) -> dict[str, Any]:
     window = asyncio.Semaphore(IN_FLIGHT)
     failures = 0
 
@@ -83,45 +183,38 @@ async def measure_throughput(bus: EventBus, group: str, messages: int) -> dict[s
         finally:
             window.release()
 
-    started = time.perf_counter()
-    deadline = started + THROUGHPUT_CAP_S
-    tasks: list[asyncio.Task[None]] = []
-    for i in range(messages):
-        if time.perf_counter() > deadline:
-            break
-        await window.acquire()
-        tasks.append(asyncio.create_task(publish_one(i)))
-    await asyncio.gather(*tasks)
-    published_s = time.perf_counter() - started
-    remaining = max(0.1, deadline - time.perf_counter())
-    try:
-        await asyncio.wait_for(all_handled.wait(), remaining)
-    except TimeoutError:
-        pass
-    total_s = time.perf_counter() - started
+    async with consumers.running(group, messages, THROUGHPUT_CAP_S) as result:
+        started = time.monotonic()
+        deadline = started + THROUGHPUT_CAP_S
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(messages):
+            if time.monotonic() > deadline:
+                break
+            await window.acquire()
+            tasks.append(asyncio.create_task(publish_one(i)))
+        await asyncio.gather(*tasks)
+        published_s = time.monotonic() - started
+        seen = await result()
+    total_s = (seen.last_at or time.monotonic()) - started
     return {
         "messages": messages,
         "published": len(tasks) - failures,
         "publish_failures": failures,
-        "handled": handled,
+        "handled": seen.handled,
         "publish_seconds": round(published_s, 3),
         "seconds": round(total_s, 3),
         "publish_msgs_per_s": round((len(tasks) - failures) / published_s, 1),
-        "msgs_per_s": round(handled / total_s, 1),
-        "capped": handled < messages,
+        "msgs_per_s": round(seen.handled / total_s, 1),
+        "capped": seen.handled < messages,
         "in_flight_publishes": IN_FLIGHT,
         "prefetch": PREFETCH,
     }
 
 
-async def measure_latency(bus: EventBus, group: str, rate: float, seconds: float) -> dict[str, Any]:
-    latencies: list[float] = []
+async def measure_latency(
+    bus: EventBus, consumers: ConsumerSide, group: str, rate: float, seconds: float
+) -> dict[str, Any]:
     count = int(rate * seconds)
-
-    async def handle(envelope: EventEnvelope) -> None:
-        latencies.append(time.perf_counter() - float(envelope.data["sent"]))
-
-    await bus.subscribe(group, [f"{group}.#"], handle, prefetch=PREFETCH)
     failures = 0
 
     async def publish_one(i: int) -> None:
@@ -129,33 +222,33 @@ async def measure_latency(bus: EventBus, group: str, rate: float, seconds: float
         event = EventEnvelope(
             type=f"{group}.tick",
             source="kglab/bench",
-            data={"i": i, "sent": time.perf_counter()},
+            data={"i": i, "sent": time.monotonic()},
         )
         try:
             await bus.publish(event)
         except Exception:
             failures += 1
 
-    started = time.perf_counter()
-    tasks: list[asyncio.Task[None]] = []
-    for i in range(count):
-        # Paced by the clock, not by the previous confirm, so slow confirms show as latency.
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(publish_one(i)))
-    await asyncio.gather(*tasks)
-    deadline = time.perf_counter() + 30.0
-    while len(latencies) < count - failures and time.perf_counter() < deadline:
-        await asyncio.sleep(0.01)
-    ordered = sorted(latencies)
+    async with consumers.running(group, count, seconds + 30.0) as result:
+        started = time.monotonic()
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(count):
+            # Paced by the clock, not by the previous confirm, so slow confirms show as latency.
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(publish_one(i)))
+        await asyncio.gather(*tasks)
+        achieved = count / (time.monotonic() - started)
+        seen = await result()
+    ordered = sorted(seen.latencies)
     to_ms = 1000.0
     return {
         "rate_per_s": rate,
         "seconds": seconds,
         "sent": count - failures,
         "received": len(ordered),
-        "achieved_rate_per_s": round(count / (time.perf_counter() - started), 1),
+        "achieved_rate_per_s": round(achieved, 1),
         "p50_ms": round(percentile(ordered, 0.50) * to_ms, 2),
         "p95_ms": round(percentile(ordered, 0.95) * to_ms, 2),
         "p99_ms": round(percentile(ordered, 0.99) * to_ms, 2),
@@ -168,17 +261,27 @@ async def run_adapter(
     name: str,
     make_bus: Callable[[], EventBus],
     args: argparse.Namespace,
+    *,
+    url: str | None = None,
+    separate_process: bool = False,
 ) -> dict[str, Any]:
     bus = make_bus()
     await bus.start()
+    consumers = ConsumerSide(bus, url, separate_process)
+    tag = uuid.uuid4().hex[:6]
     try:
         print(f"[{name}] throughput: {args.messages} messages ...", flush=True)
-        throughput = await measure_throughput(bus, "bench_throughput", args.messages)
+        throughput = await measure_throughput(
+            bus, consumers, f"bench_throughput_{tag}", args.messages
+        )
         print(f"[{name}] latency: {args.rate}/s for {args.seconds}s ...", flush=True)
-        latency = await measure_latency(bus, "bench_latency", args.rate, args.seconds)
+        latency = await measure_latency(
+            bus, consumers, f"bench_latency_{tag}", args.rate, args.seconds
+        )
     finally:
         await bus.close()
-    return {"adapter": name, "throughput": throughput, "latency": latency}
+    where = "consumer in a second process" if separate_process else "one process"
+    return {"adapter": name, "topology": where, "throughput": throughput, "latency": latency}
 
 
 @asynccontextmanager
@@ -325,7 +428,18 @@ async def main() -> int:
 
         async with rabbitmq_vhost(url) as (bench_url, rabbitmq_version):
             results.append(
-                await run_adapter("rabbitmq", lambda: RabbitMQBus(bench_url, "kglab/bench"), args)
+                await run_adapter(
+                    "rabbitmq",
+                    lambda: RabbitMQBus(bench_url, "kglab/bench"),
+                    args,
+                    url=bench_url,
+                    separate_process=True,
+                )
+            )
+            results.append(
+                await run_adapter(
+                    "rabbitmq-1p", lambda: RabbitMQBus(bench_url, "kglab/bench"), args
+                )
             )
             print("[rabbitmq] sequential confirms (aio-pika, pika) ...", flush=True)
             extras.append(await aio_pika_sequential_confirms(bench_url, args.sequential_messages))

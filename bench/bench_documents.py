@@ -173,8 +173,9 @@ async def file_store() -> AsyncIterator[tuple[DocumentStore, Seeder, dict[str, A
 
 @asynccontextmanager
 async def mongo_store(url: str) -> AsyncIterator[tuple[DocumentStore, Seeder, dict[str, Any]]]:
-    from kglab_document.store import mongo
     from pymongo import AsyncMongoClient
+
+    from kglab_document.store import mongo
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         url, tz_aware=True, serverSelectionTimeoutMS=5000

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from machine import describe
+
 from kglab_graph.domain import (
     ChunkRef,
     Entity,
@@ -40,7 +42,6 @@ from kglab_graph.domain import (
 )
 from kglab_graph.store.neo4j import Neo4jGraphStore
 from kglab_graph.store.sqlite import SqliteGraphStore
-from machine import describe
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
 BATCH = 10_000

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from kglab_shared.settings import ServiceSettings
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+
+from kglab_shared.settings import ServiceSettings
 
 
 class RateLimitRule(BaseModel):

@@ -12,11 +12,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from kglab_shared.app import create_service_app
-from kglab_shared.errors import ForbiddenError
-from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
-from kglab_shared.metrics import metrics_response
-from kglab_shared.settings import StoreKind, load_settings
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -29,6 +24,11 @@ from kglab_gateway.proxy import UpstreamPool
 from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
+from kglab_shared.app import create_service_app
+from kglab_shared.errors import ForbiddenError
+from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
+from kglab_shared.metrics import metrics_response
+from kglab_shared.settings import StoreKind, load_settings
 
 SERVICES = ("auth", "ingestion", "graph", "document", "vector")
 _DESCRIPTION = """

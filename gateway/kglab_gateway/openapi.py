@@ -12,10 +12,9 @@ import re
 import time
 from typing import Any
 
-from kglab_shared.logging import get_logger
-
 from kglab_gateway.proxy import UpstreamPool
 from kglab_gateway.routing import is_public, upstream_for
+from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 _SCHEMES = {

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from fastapi import Request
-from kglab_shared.errors import RateLimitedError, UnauthorizedError
-from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
 
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.ratelimit import RateLimiter
 from kglab_gateway.routing import is_public
 from kglab_gateway.tokens import CredentialVerifier
+from kglab_shared.errors import RateLimitedError, UnauthorizedError
+from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
 
 _ASSERTION_LIFETIME_S = 60
 _ASSERTION_REUSE_S = 30

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
-from kglab_shared.errors import ServiceUnavailableError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
+
+from kglab_shared.errors import ServiceUnavailableError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)

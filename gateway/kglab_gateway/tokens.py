@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
+
 from kglab_shared.errors import ServiceUnavailableError, UnauthorizedError
 from kglab_shared.identity import Identity
 
@@ -114,7 +116,10 @@ class CredentialVerifier:
             raise UnauthorizedError("The access token is not signed with an accepted algorithm.")
         keys = await self._key_set(str(kid) if kid else None)
         try:
-            decoded = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS)
+            with warnings.catch_warnings():
+                # RFC 9864 renames EdDSA to Ed25519; both name the same signature, both accepted.
+                warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+                decoded = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS)
         except (JoseError, ValueError) as exc:
             raise UnauthorizedError(
                 "The access token is invalid: its signature does not verify."

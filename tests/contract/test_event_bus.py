@@ -22,6 +22,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from opentelemetry import trace
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from structlog.testing import capture_logs
+
 from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.idempotency import (
     InMemoryProcessedEvents,
@@ -36,11 +41,6 @@ from kglab_shared.correlation import get_correlation_id, set_correlation_id
 from kglab_shared.events import EventEnvelope
 from kglab_shared.outbox import OutboxRelay, add_to_outbox, create_outbox_table, outbox
 from kglab_shared.tracing import configure_tracing
-from opentelemetry import trace
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from structlog.testing import capture_logs
-
 from tests.conftest import unique_name
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.05, factor=4.0)
@@ -678,6 +678,7 @@ async def test_publish_during_an_outage_is_confirmed_or_raises_never_lost(
 @pytest.mark.backend("rabbitmq")
 async def test_rabbitmq_topology_and_message_properties(rabbitmq_url: str) -> None:
     import aio_pika
+
     from kglab_shared.bus.rabbitmq import RabbitMQBus
 
     management = RabbitMQManagement(management_url(rabbitmq_url))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+
 from kglab_gateway.routing import is_public
 
 _PARAM = re.compile(r"\{[^}]+\}")

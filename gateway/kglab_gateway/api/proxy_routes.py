@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
-from kglab_shared.errors import NotFoundError, PayloadTooLargeError
-from kglab_shared.identity import IDENTITY_HEADER
-from kglab_shared.tracing import current_trace_headers
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
@@ -16,6 +12,10 @@ from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
 from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
+from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
+from kglab_shared.errors import NotFoundError, PayloadTooLargeError
+from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.tracing import current_trace_headers
 
 router = APIRouter()
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

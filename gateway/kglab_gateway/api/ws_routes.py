@@ -8,14 +8,14 @@ from typing import Any
 
 import websockets
 from fastapi import APIRouter, WebSocket
-from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
-from kglab_shared.errors import DomainError
-from kglab_shared.identity import IDENTITY_HEADER
 from starlette.types import ASGIApp, Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
+from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
+from kglab_shared.errors import DomainError
+from kglab_shared.identity import IDENTITY_HEADER
 
 router = APIRouter()
 _POLICY_VIOLATION = 1008

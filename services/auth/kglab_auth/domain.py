@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
+
 from kglab_shared.errors import UnprocessableError
 
 API_KEY_PREFIX = "kglab"

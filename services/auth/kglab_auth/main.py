@@ -7,11 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from kglab_shared.app import create_service_app
-from kglab_shared.bus.port import EventBus
-from kglab_shared.logging import get_logger
-from kglab_shared.runtime import service_runtime
-from kglab_shared.settings import StoreKind, load_settings
 from redis.asyncio import Redis
 
 from kglab_auth.api.routes import internal_router, router, wellknown_router
@@ -26,6 +21,11 @@ from kglab_auth.store.port import LoginThrottle
 from kglab_auth.store.sql import SqlAuthStore, create_engine, sqlite_url
 from kglab_auth.store.throttle_memory import MemoryLoginThrottle
 from kglab_auth.store.throttle_redis import RedisLoginThrottle
+from kglab_shared.app import create_service_app
+from kglab_shared.bus.port import EventBus
+from kglab_shared.logging import get_logger
+from kglab_shared.runtime import service_runtime
+from kglab_shared.settings import StoreKind, load_settings
 
 _log = get_logger(__name__)
 

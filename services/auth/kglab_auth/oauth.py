@@ -17,9 +17,9 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from kglab_shared.errors import DomainError, ServiceUnavailableError, UnauthorizedError
 
 from kglab_auth.config import OAuthProviderSettings
+from kglab_shared.errors import DomainError, ServiceUnavailableError, UnauthorizedError
 
 with warnings.catch_warnings():
     # authlib announces a future move of its httpx integration; the API we use is unchanged.

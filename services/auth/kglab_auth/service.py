@@ -12,18 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kglab_shared.errors import (
-    ConflictError,
-    DomainError,
-    ForbiddenError,
-    NotFoundError,
-    RateLimitedError,
-    UnauthorizedError,
-    UnprocessableError,
-)
-from kglab_shared.identity import Identity
-from kglab_shared.logging import get_logger
-
 from kglab_auth.config import AuthSettings
 from kglab_auth.domain import (
     ApiKey,
@@ -52,6 +40,17 @@ from kglab_auth.tokens import (
     jwks_document,
     published_keys,
 )
+from kglab_shared.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from kglab_shared.identity import Identity
+from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 _SIGNER_REFRESH_S = 60.0  # how soon a rotation made by another replica is picked up

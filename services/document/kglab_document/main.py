@@ -6,11 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from kglab_shared.app import create_service_app
-from kglab_shared.bus.port import EventBus
-from kglab_shared.health import Readiness
-from kglab_shared.runtime import service_runtime
-from kglab_shared.settings import StoreKind, load_settings
 
 from kglab_document.api.routes import router
 from kglab_document.config import DocumentSettings
@@ -18,6 +13,11 @@ from kglab_document.messaging.consume import subscribe_consumers
 from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.service import DocumentService
 from kglab_document.store.port import DocumentStore
+from kglab_shared.app import create_service_app
+from kglab_shared.bus.port import EventBus
+from kglab_shared.health import Readiness
+from kglab_shared.runtime import service_runtime
+from kglab_shared.settings import StoreKind, load_settings
 
 SQLITE_FILE = "documents.sqlite3"
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved
-from kglab_shared.logging import get_logger
-
 from kglab_document.domain import (
     REMOVABLE_PARTS,
     Chunk,
@@ -27,6 +24,8 @@ from kglab_document.domain import (
 )
 from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.store.port import DocumentStore
+from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved
+from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]

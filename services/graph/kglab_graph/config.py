@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from kglab_shared.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from kglab_shared.settings import ServiceSettings
 
 
 class GraphSettings(ServiceSettings):

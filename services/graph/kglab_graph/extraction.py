@@ -14,6 +14,7 @@ import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -188,6 +189,36 @@ def load_spacy_recogniser() -> SpacyRecogniser:
             )
     nlp = module.load(exclude=["lemmatizer"])
     return SpacyRecogniser(nlp)
+
+
+class BackgroundLoadedRecogniser:
+    """Starts loading a recogniser in a thread at once and waits for it on first use.
+
+    The spaCy model takes seconds to load; the service answers ``/health`` meanwhile and
+    reports the model in ``/ready``. Events that arrive early wait (in their worker thread).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.name = f"{kind} (loading)"
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-load")
+        self._future = self._pool.submit(create_recogniser, kind)
+        self._pool.shutdown(wait=False)
+
+    def ready(self) -> bool:
+        return self._future.done() and self._future.exception() is None
+
+    async def check(self) -> None:
+        """Readiness: raise while loading or if loading failed."""
+        if not self._future.done():
+            raise RuntimeError("The named-entity model is still loading.")
+        error = self._future.exception()
+        if error is not None:
+            raise RuntimeError(f"The named-entity model failed to load: {error}")
+
+    def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
+        recogniser = self._future.result()
+        self.name = recogniser.name
+        return recogniser.recognise(texts)
 
 
 def create_recogniser(kind: str) -> EntityRecogniser:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from kglab_shared.app import create_service_app
-from kglab_shared.bus.port import EventBus
-from kglab_shared.runtime import service_runtime
-from kglab_shared.settings import load_settings
 
 from kglab_graph.api.routes import router
 from kglab_graph.config import GraphSettings
-from kglab_graph.extraction import create_recogniser
+from kglab_graph.extraction import BackgroundLoadedRecogniser
 from kglab_graph.messaging import consume
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.service import GraphService
 from kglab_graph.store.factory import create_graph_store
+from kglab_shared.app import create_service_app
+from kglab_shared.bus.port import EventBus
+from kglab_shared.runtime import service_runtime
+from kglab_shared.settings import load_settings
 
 
 def create_app(settings: GraphSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
@@ -32,8 +31,10 @@ def create_app(settings: GraphSettings | None = None, *, bus: EventBus | None = 
             await store.start()
             try:
                 app.state.readiness.add(check_name, store.ping)
-                # Loading the NER model takes seconds of CPU: keep the event loop free.
-                recogniser = await asyncio.to_thread(create_recogniser, settings.recogniser)
+                # Loading the NER model takes seconds of CPU: load it in the background so the
+                # service starts at once; /ready reports it until it is loaded.
+                recogniser = BackgroundLoadedRecogniser(settings.recogniser)
+                app.state.readiness.add("ner_model", recogniser.check)
                 service = GraphService(
                     store,
                     recogniser,

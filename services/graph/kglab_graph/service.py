@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from kglab_shared.errors import NotFoundError
-from kglab_shared.events import DocumentDeleted, DocumentStored
-from kglab_shared.logging import get_logger
-
 from kglab_graph.domain import (
     MAX_PATH_DEPTH,
     EntityDetail,
@@ -20,6 +16,9 @@ from kglab_graph.domain import (
 from kglab_graph.extraction import ChunkText, EntityRecogniser, chunk_refs, extract_graph
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.store.port import GraphStore
+from kglab_shared.errors import NotFoundError
+from kglab_shared.events import DocumentDeleted, DocumentStored
+from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 

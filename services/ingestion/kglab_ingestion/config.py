@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kglab_shared.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from kglab_shared.settings import ServiceSettings
 
 
 class IngestionSettings(ServiceSettings):

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+from kglab_ingestion.api.routes import router
+from kglab_ingestion.config import IngestionSettings
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import load_settings
-
-from kglab_ingestion.api.routes import router
-from kglab_ingestion.config import IngestionSettings
 
 
 def create_app(

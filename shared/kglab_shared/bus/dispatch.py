@@ -27,7 +27,8 @@ def prepare_for_publish(event: EventEnvelope) -> EventEnvelope:
         correlation_id = get_correlation_id()
         if correlation_id is not None:
             update["correlation_id"] = correlation_id
-    if not event.trace:
+    # Only a valid (sampled or not) current span has a context worth carrying.
+    if not event.trace and trace.get_current_span().get_span_context().is_valid:
         headers = current_trace_headers()
         if headers:
             update["trace"] = headers
@@ -41,7 +42,7 @@ async def run_handler(handler: EventHandler, envelope: EventEnvelope, group: str
     try:
         with _tracer.start_as_current_span(
             f"{envelope.type} process",
-            context=context_from_headers(envelope.trace),
+            context=context_from_headers(envelope.trace) if envelope.trace else None,
             kind=trace.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kglab",

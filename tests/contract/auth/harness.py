@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
+
 from kglab_auth.config import AuthSettings
 from kglab_auth.main import create_app
 from kglab_auth.tokens import AccessTokenVerifier
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from redis.asyncio import Redis
-
 from tests.conftest import unique_name
 from tests.contract.auth.servers import fresh_postgres_database, smtp_server
 

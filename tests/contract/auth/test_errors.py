@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 
+from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.contract.auth.harness import AuthHarness, assert_problem
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from kglab_auth.tokens import AccessTokenVerifier
-
 from tests.contract.auth.harness import AuthHarness
 
 

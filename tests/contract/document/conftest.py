@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
+
 from kglab_document.store.file import SqliteDocumentStore
 from kglab_document.store.mongo import MongoDocumentStore
 from kglab_document.store.port import DocumentStore
-from pymongo import AsyncMongoClient
-
 from tests.conftest import unique_name
 
 

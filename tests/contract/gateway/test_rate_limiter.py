@@ -6,8 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from redis.asyncio import Redis
+
+from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
 
 @pytest.fixture(params=["memory", "redis"])

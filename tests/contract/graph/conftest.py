@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from kglab_graph.store.neo4j import Neo4jGraphStore
 from kglab_graph.store.port import GraphStore
 from kglab_graph.store.sqlite import SqliteGraphStore
-
 from tests.conftest import unique_name
 
 

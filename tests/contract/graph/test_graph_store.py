@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kglab_graph.domain import entity_id, normalise_key
 from kglab_graph.store.port import GraphStore
-
 from tests.contract.graph.fakes import apply_script, script
 
 # A chain A=B-C-D-E plus A-F; A=B has weight 2 (two sentences), every other relation weight 1.

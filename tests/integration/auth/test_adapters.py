@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import pytest
+from redis.asyncio import Redis
+
 from kglab_auth.domain import OutgoingMail
 from kglab_auth.messaging.smtp import SmtpMailer
 from kglab_auth.store.throttle_redis import RedisLoginThrottle
-from redis.asyncio import Redis
-
 from tests.conftest import unique_name
 from tests.contract.auth.servers import smtp_server
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kglab_auth.store import tables
-from kglab_auth.store.sql import create_engine, run_migrations, sqlite_url
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kglab_auth.store import tables
+from kglab_auth.store.sql import create_engine, run_migrations, sqlite_url
 
 EXPECTED = set(tables.metadata.tables)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from kglab_auth.config import AuthSettings
 from kglab_auth.main import create_app
 from kglab_auth.tokens import AccessTokenVerifier
-
 from tests.conftest import unique_name
 from tests.contract.auth.harness import FAST_ARGON2, PASSWORD
 

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
 from kglab_document.config import DocumentSettings
 from kglab_document.main import create_app
 from kglab_document.service import DocumentService
@@ -29,8 +31,6 @@ from kglab_shared.events import (
     Provenance,
 )
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from pymongo import AsyncMongoClient
-
 from tests.conftest import unique_name
 
 ALICE = "user-alice"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
+
 from kglab_document.config import DocumentSettings
 from kglab_shared.bus.port import DeadLetter, EventBus, EventHandler, PublishError, RetryPolicy
 from kglab_shared.events import DocumentPartsRemoved, DocumentStored, EventEnvelope
 from kglab_shared.metrics import REGISTRY
-
 from tests.integration.document.conftest import (
     ALICE,
     DocumentApp,

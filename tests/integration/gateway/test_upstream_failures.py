@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.main import create_app
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from kglab_graph.config import GraphSettings
 from kglab_graph.main import create_app
 from kglab_graph.store.neo4j import Neo4jGraphStore
@@ -28,7 +29,6 @@ from kglab_shared.events import (
     ExtractedChunk,
 )
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
-
 from tests.conftest import unique_name
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from kglab_graph.domain import entity_id
-
 from tests.integration.graph.conftest import GraphApp
 
 CURIE = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kglab_auth.domain import (
     check_password_policy,
     format_api_key,

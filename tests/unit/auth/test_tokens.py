@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from kglab_auth.tokens import (
     AccessTokenSigner,
     AccessTokenVerifier,
@@ -14,7 +15,6 @@ from kglab_auth.tokens import (
     jwks_document,
     published_keys,
 )
-
 from tests.unit.auth.token_vectors import ATTACKS, TokenVectors, build_token_vectors
 
 

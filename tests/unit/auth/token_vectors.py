@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from joserfc.jwk import OKPKey
+
 from kglab_auth.tokens import AccessTokenSigner, generate_signing_key, jwks_document
 
 ISSUER = "kglab-auth"

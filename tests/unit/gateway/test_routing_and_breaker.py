@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from kglab_gateway.proxy import CircuitBreaker
 from kglab_gateway.routing import is_public, upstream_for
 from kglab_shared.errors import ServiceUnavailableError

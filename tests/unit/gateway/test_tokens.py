@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
+
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.errors import ServiceUnavailableError, UnauthorizedError
 from kglab_shared.identity import Identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kglab_graph.domain import entity_id, normalise_key
 from kglab_graph.extraction import (
     ChunkText,
@@ -12,7 +13,6 @@ from kglab_graph.extraction import (
     load_spacy_recogniser,
     resolve_aliases,
 )
-
 from tests.contract.graph.fakes import ScriptedRecogniser, script
 
 CURIE = (

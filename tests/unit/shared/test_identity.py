@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kglab_shared.errors import ForbiddenError, UnauthorizedError
 from kglab_shared.identity import Identity, IdentityCodec
 

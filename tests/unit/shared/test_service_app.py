@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import NotFoundError
 from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity, Identity, IdentityCodec
 from kglab_shared.settings import ServiceSettings
-from pydantic import BaseModel
 
 router = APIRouter()
 

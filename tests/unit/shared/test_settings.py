@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
 from kglab_shared.settings import (
     DEVELOPMENT_SECRET,
     BusKind,
@@ -8,8 +11,6 @@ from kglab_shared.settings import (
     ServiceSettings,
     load_settings,
 )
-from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
 
 
 class ExampleSettings(ServiceSettings):

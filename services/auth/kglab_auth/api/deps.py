@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from kglab_shared.identity import OptionalIdentity
 
 from kglab_auth.messaging.port import Mailer
 from kglab_auth.service import AuthService
+from kglab_shared.identity import OptionalIdentity
 
 
 def auth_service(request: Request) -> AuthService:

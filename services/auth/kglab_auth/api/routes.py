@@ -8,8 +8,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordRequestForm
-from kglab_shared.identity import AdminIdentity, CurrentIdentity, ServiceIdentity
-from kglab_shared.logging import get_logger
 
 from kglab_auth.api.deps import AuthServiceDep, ClientIp, MailerDep
 from kglab_auth.domain import OutgoingMail
@@ -32,6 +30,8 @@ from kglab_auth.schemas import (
     UserPageOut,
     UserUpdate,
 )
+from kglab_shared.identity import AdminIdentity, CurrentIdentity, ServiceIdentity
+from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from kglab_shared.identity import CurrentIdentity
 
 from kglab_document.api.deps import DocumentServiceDep
 from kglab_document.domain import MAX_PAGE_SIZE, DocumentFilters, SortOrder
@@ -17,6 +16,7 @@ from kglab_document.schemas import (
     DocumentOut,
     DocumentPageOut,
 )
+from kglab_shared.identity import CurrentIdentity
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 

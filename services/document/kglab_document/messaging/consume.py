@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kglab_document.service import DocumentService
 from kglab_shared.bus.port import EventBus, EventHandler
 from kglab_shared.events import (
     DOCUMENT_EXTRACTED,
@@ -12,8 +13,6 @@ from kglab_shared.events import (
     parse_event_data,
 )
 from kglab_shared.logging import get_logger
-
-from kglab_document.service import DocumentService
 
 CONSUMER_GROUP = "document"
 _log = get_logger(__name__)

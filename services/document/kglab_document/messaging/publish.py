@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kglab_document.domain import Chunk, Document
 from kglab_shared.bus.port import EventBus
 from kglab_shared.events import DocumentDeleted, DocumentStored, ExtractedChunk
-
-from kglab_document.domain import Chunk, Document
 
 
 class DocumentEventPublisher:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from kglab_shared.errors import ServiceUnavailableError
 
 from kglab_graph.service import GraphService
+from kglab_shared.errors import ServiceUnavailableError
 
 
 def graph_service(request: Request) -> GraphService:

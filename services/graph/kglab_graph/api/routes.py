@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from kglab_shared.identity import CurrentIdentity
 
 from kglab_graph.api.deps import GraphServiceDep
 from kglab_graph.domain import MAX_DEPTH, MAX_LIMIT, MAX_PATH_DEPTH, MIN_DEPTH
@@ -17,6 +16,7 @@ from kglab_graph.schemas import (
     NeighborsResponse,
     PathResponse,
 )
+from kglab_shared.identity import CurrentIdentity
 
 router = APIRouter(tags=["graph"])
 

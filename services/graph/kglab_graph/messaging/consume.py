@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kglab_graph.service import GraphService
 from kglab_shared.bus.port import EventBus, EventHandler
 from kglab_shared.events import (
     DOCUMENT_DELETED,
@@ -11,8 +12,6 @@ from kglab_shared.events import (
     EventEnvelope,
     parse_event_data,
 )
-
-from kglab_graph.service import GraphService
 
 GROUP = "graph"
 PATTERNS = (DOCUMENT_STORED, DOCUMENT_DELETED)

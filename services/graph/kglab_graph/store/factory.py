@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from kglab_shared.settings import StoreKind
-
 from kglab_graph.config import GraphSettings
 from kglab_graph.store.neo4j import Neo4jGraphStore
 from kglab_graph.store.port import GraphStore
 from kglab_graph.store.sqlite import SqliteGraphStore
+from kglab_shared.settings import StoreKind
 
 
 def create_graph_store(settings: GraphSettings) -> tuple[str, GraphStore]:
