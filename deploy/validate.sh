@@ -176,11 +176,11 @@ EOF
 check_consistency() {
     step "consistency: every service in the Dockerfile, compose and the chart"
     local problems=() member name
-    for member in shared gateway services/*/; do
-        member=${member%/}
-        [[ -f $member/pyproject.toml ]] || continue
-        grep -q "^COPY $member/pyproject.toml " Dockerfile \
-            || problems+=("Dockerfile does not COPY $member/pyproject.toml (uv needs every member)")
+    # The image installs one service from the source tree, pinned by requirements.lock.
+    local copied
+    for copied in "requirements.lock ./" "shared/ shared/" "gateway/ gateway/" "services/ services/"; do
+        grep -q "^COPY $copied\$" Dockerfile \
+            || problems+=("Dockerfile does not COPY $copied (the build needs it)")
     done
     for member in gateway services/*/; do
         member=${member%/}

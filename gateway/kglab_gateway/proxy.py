@@ -15,10 +15,16 @@ from tenacity import (
     wait_exponential,
 )
 
-from kglab_shared.errors import ServiceUnavailableError
+from kglab_shared.errors import DomainError, ServiceUnavailableError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# Failures after which an idempotent request may safely be sent again.
+_RETRYABLE_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and ones the gateway sets itself.
 HOP_BY_HOP = frozenset(
@@ -35,6 +41,10 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+
+
+class GatewayTimeoutError(DomainError):
+    status, title, code = 504, "Gateway timeout", "gateway_timeout"
 
 
 @dataclass(slots=True)
@@ -128,7 +138,7 @@ class UpstreamPool:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(attempts),
                 wait=wait_exponential(multiplier=0.05, max=0.5),
-                retry=retry_if_exception_type(_TRANSPORT_ERRORS),
+                retry=retry_if_exception_type(_RETRYABLE_ERRORS),
                 reraise=True,
             ):
                 with attempt:
@@ -136,12 +146,12 @@ class UpstreamPool:
                         method, path, params=params, headers=headers, content=body
                     )
                     response = await client.send(request, stream=True)
-        except (*_TRANSPORT_ERRORS, httpx.TimeoutException) as exc:
+        except httpx.TransportError as exc:
             breaker.record_failure()
             if isinstance(exc, httpx.TimeoutException) and not isinstance(
                 exc, httpx.ConnectTimeout
             ):
-                raise ServiceUnavailableError(
+                raise GatewayTimeoutError(
                     f"The {service} service took too long to answer; try again shortly."
                 ) from exc
             raise ServiceUnavailableError(
