@@ -41,6 +41,7 @@ from kglab_shared.correlation import get_correlation_id, set_correlation_id
 from kglab_shared.events import EventEnvelope
 from kglab_shared.outbox import OutboxRelay, add_to_outbox, create_outbox_table, outbox
 from kglab_shared.tracing import configure_tracing
+from tests import isolation
 from tests.conftest import unique_name
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.05, factor=4.0)
@@ -757,16 +758,8 @@ def asyncpg_url(url: str, database: str | None = None) -> str:
 @asynccontextmanager
 async def fresh_postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """A new PostgreSQL database, dropped afterwards; yields its SQLAlchemy (asyncpg) URL."""
-    import asyncpg
-
-    name = unique_name("kglab_test")
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield asyncpg_url(postgres_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with isolation.fresh_postgres_database(postgres_url) as url:
+        yield asyncpg_url(url)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from kglab_shared.events import (
 )
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.conftest import unique_name
+from tests.waiting import wait_until
 
 ALICE = "user-alice"
 BOB = "user-bob"
@@ -95,12 +95,7 @@ class DocumentApp:
     async def wait_for(
         self, condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 5.0
     ) -> None:
-        """Poll ``condition`` until true; a bounded loop, so a lost event fails, not hangs."""
-        for _ in range(int(timeout_s / 0.02)):
-            if await condition():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"condition not met within {timeout_s} s")
+        await wait_until(condition, timeout_s=timeout_s)
 
 
 @pytest.fixture(params=["embedded", "real"])
