@@ -91,7 +91,7 @@ class IdentityCodec:
         )
 
 
-def forwarded_identity(request: Request) -> Identity | None:
+async def forwarded_identity(request: Request) -> Identity | None:
     """The verified assertion, anonymous ones included; None when the header is absent."""
     codec: IdentityCodec | None = getattr(request.app.state, "identity_codec", None)
     token = request.headers.get(IDENTITY_HEADER)
@@ -100,7 +100,7 @@ def forwarded_identity(request: Request) -> Identity | None:
     return codec.verify(token)
 
 
-def current_identity(request: Request) -> Identity:
+async def current_identity(request: Request) -> Identity:
     """FastAPI dependency: the verified, signed-in caller, or 401 when there is none."""
     codec: IdentityCodec | None = getattr(request.app.state, "identity_codec", None)
     if codec is None:
@@ -114,13 +114,13 @@ def current_identity(request: Request) -> Identity:
     return identity
 
 
-def require_service(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+async def require_service(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
     if identity.role != SERVICE_ROLE:
         raise ForbiddenError("Only another Knowledge Graph Lab service may call this route.")
     return identity
 
 
-def require_admin(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+async def require_admin(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
     if not identity.is_admin:
         raise ForbiddenError("Only an administrator may do that.")
     return identity

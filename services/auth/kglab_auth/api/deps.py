@@ -11,17 +11,17 @@ from kglab_auth.service import AuthService
 from kglab_shared.identity import OptionalIdentity
 
 
-def auth_service(request: Request) -> AuthService:
+async def auth_service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth_service
     return service
 
 
-def mailer(request: Request) -> Mailer:
+async def mailer(request: Request) -> Mailer:
     sender: Mailer = request.app.state.mailer
     return sender
 
 
-def client_ip(request: Request, identity: OptionalIdentity) -> str | None:
+async def client_ip(request: Request, identity: OptionalIdentity) -> str | None:
     """The caller's address: as the gateway saw it when it vouches for it, else the peer."""
     if identity is not None and identity.client_ip:
         return identity.client_ip

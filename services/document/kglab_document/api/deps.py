@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from kglab_document.service import DocumentService
 
 
-def document_service(request: Request) -> DocumentService:
+async def document_service(request: Request) -> DocumentService:
     service: DocumentService = request.app.state.document_service
     return service
 

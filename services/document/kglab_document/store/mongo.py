@@ -188,10 +188,18 @@ class MongoDocumentStore:
     ) -> bool:
         owned = {"_id": document_id, "owner_id": owner_id}
         # The first report wins; a redelivered one matches nothing and changes nothing.
-        await self._documents.update_one(
-            {**owned, f"removed_parts.{part}": {"$exists": False}},
-            {"$set": {f"removed_parts.{part}": utc_millis(at)}},
-        )
+        # FerretDB 1.x applies an update as read-modify-write of the whole document, so two
+        # parts reported at once can lose one $set: read back and apply again until it holds.
+        for _ in range(10):
+            await self._documents.update_one(
+                {**owned, f"removed_parts.{part}": {"$exists": False}},
+                {"$set": {f"removed_parts.{part}": utc_millis(at)}},
+            )
+            stored = await self._documents.find_one(owned, {"removed_parts": 1})
+            if stored is None:
+                return False
+            if part in (stored.get("removed_parts") or {}):
+                break
         return await self.get(owner_id, document_id) is not None
 
     async def ping(self) -> None:

@@ -10,7 +10,7 @@ from kglab_graph.service import GraphService
 from kglab_shared.errors import ServiceUnavailableError
 
 
-def graph_service(request: Request) -> GraphService:
+async def graph_service(request: Request) -> GraphService:
     service: GraphService | None = getattr(request.app.state, "graph_service", None)
     if service is None:
         raise ServiceUnavailableError("The graph store is not ready yet; try again shortly.")
