@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
-PYTHON_VERSION ?= 3.11
+# The interpreter python3 names (3.11 or 3.12: the range the lock covers).
+PYTHON_VERSION ?= $(shell python3 -c "import sys; print('%d.%d' % sys.version_info[:2])")
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2

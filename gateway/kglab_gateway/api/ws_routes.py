@@ -28,12 +28,12 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
     policy: GatewayPolicy = websocket.app.state.policy
     token = websocket.query_params.get("token", "")
     if not token:
-        await websocket.close(code=_POLICY_VIOLATION, reason="Pass your access token as ?token=.")
+        await _refuse(websocket, _POLICY_VIOLATION, "Pass your access token as ?token=.")
         return
     try:
         identity = await policy.verify_token(token)
     except DomainError as exc:
-        await websocket.close(code=_POLICY_VIOLATION, reason=exc.detail[:120])
+        await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
         return
     headers = [
         (IDENTITY_HEADER, policy.forwarded_identity(identity)),
@@ -49,11 +49,18 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
         await _bridge_network(websocket, url + path, headers)
 
 
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with a code and a readable reason: a close before the handshake
+    completes reaches the client only as a bare HTTP 403."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason[:120])
+
+
 async def _bridge_network(client: WebSocket, url: str, headers: list[tuple[str, str]]) -> None:
     try:
         upstream = await websockets.connect(url, additional_headers=headers, open_timeout=5)
     except Exception:
-        await client.close(code=_TRY_AGAIN_LATER, reason="The ingestion service is unavailable.")
+        await _refuse(client, _TRY_AGAIN_LATER, "The ingestion service is unavailable.")
         return
     await client.accept()
 
