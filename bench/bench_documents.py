@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -28,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 from kglab_document.domain import (
     Chunk,
@@ -232,19 +233,8 @@ async def mongo_store(url: str) -> AsyncIterator[tuple[DocumentStore, Seeder, di
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
+        **describe(),
         "pymongo": version("pymongo"),
         "aiosqlite": version("aiosqlite"),
         "sqlite": __import__("sqlite3").sqlite_version,

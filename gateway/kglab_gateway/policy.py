@@ -10,7 +10,7 @@ from kglab_gateway.config import GatewaySettings
 from kglab_gateway.ratelimit import RateLimiter
 from kglab_gateway.routing import is_public
 from kglab_gateway.tokens import CredentialVerifier
-from kglab_shared.errors import RateLimitedError, UnauthorizedError
+from kglab_shared.errors import RateLimitedError, ServiceUnavailableError, UnauthorizedError
 from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
 
 _ASSERTION_LIFETIME_S = 60
@@ -77,9 +77,16 @@ class GatewayPolicy:
                 subject = f"user:{identity.user_id}"
             else:
                 subject = f"ip:{identity.client_ip}"
-            retry_after = await self._limiter.hit(
-                f"{rule.prefix}:{subject}", rule.limit, rule.window_s
-            )
+            try:
+                retry_after = await self._limiter.hit(
+                    f"{rule.prefix}:{subject}", rule.limit, rule.window_s
+                )
+            except Exception as exc:
+                # Fail closed: an unlimited gateway is what a flood would want.
+                raise ServiceUnavailableError(
+                    "Request limits cannot be checked right now; try again shortly.",
+                    headers={"Retry-After": "5"},
+                ) from exc
             if retry_after:
                 who = "you" if rule.per == "user" else "your address"
                 raise RateLimitedError(

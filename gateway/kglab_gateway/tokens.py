@@ -89,6 +89,9 @@ class CredentialVerifier:
                 if self._keys is None or time.monotonic() - self._fetched_at > 1:
                     try:
                         document = await self._fetch_jwks()
+                        # A malformed key set is as unusable as an unreachable one.
+                        keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+                        kids = {str(k.get("kid")) for k in document.get("keys", [])}
                     except Exception as exc:
                         if self._keys is None:
                             raise ServiceUnavailableError(
@@ -96,8 +99,7 @@ class CredentialVerifier:
                                 "signing keys are unreachable. Try again shortly."
                             ) from exc
                     else:
-                        self._keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-                        self._kids = {str(k.get("kid")) for k in document.get("keys", [])}
+                        self._keys, self._kids = keys, kids
                         self._fetched_at = time.monotonic()
         assert self._keys is not None
         return self._keys

@@ -85,3 +85,20 @@ async def test_openapi_still_answers_and_names_missing_services(
         "document",
         "vector",
     }
+
+
+async def test_an_unreachable_rate_limit_store_is_a_readable_503() -> None:
+    settings = GatewaySettings(
+        auth_url=f"http://127.0.0.1:{closed_port()}",
+        # Shared settings are read by their environment names.
+        **{"KGLAB_STORES": "real", "KGLAB_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"},
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+    ):
+        response = await client.post("/api/v1/auth/login", data={"username": "a", "password": "b"})
+    assert response.status_code == 503
+    assert "limits cannot be checked" in response.json()["detail"]
+    assert response.headers["retry-after"] == "5"

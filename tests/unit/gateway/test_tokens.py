@@ -193,3 +193,12 @@ async def test_fully_specified_ed25519_is_accepted(
 ) -> None:
     # RFC 9864 names the algorithm "Ed25519"; "EdDSA" stays accepted for older signers.
     assert (await verifier.verify(keys.sign(claims(), alg="Ed25519"))).user_id == "user-1"
+
+
+async def test_a_malformed_key_set_is_a_503_not_a_500() -> None:
+    async def garbage() -> dict[str, Any]:
+        return {"keys": [{"kty": "nonsense"}]}
+
+    verifier = CredentialVerifier(garbage, no_api_keys, issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(ServiceUnavailableError):
+        await verifier.verify(Keys().sign(claims()))
