@@ -72,8 +72,6 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     status: DocumentStatus = DocumentStatus.STORED
-    #: Whether the bus confirmed ``document.stored``; a redelivery publishes again until it has.
-    stored_event_published: bool = False
     deletion_requested_at: datetime | None = None
     #: Part name -> when its service reported it removed.
     removed_parts: dict[str, datetime] = field(default_factory=dict)

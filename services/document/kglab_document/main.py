@@ -69,6 +69,7 @@ def create_app(settings: DocumentSettings | None = None, *, bus: EventBus | None
             events = DocumentEventPublisher(runtime.bus, source=f"kglab/{settings.service_name}")
             service = DocumentService(store, events)
             app.state.document_service = service
+            app.state.document_store = store
             await subscribe_consumers(runtime.bus, service)
             yield
 

@@ -77,7 +77,9 @@ class DocumentService:
         stored = result.document
         # Outbox on the document itself: a crash between save and publish leaves the flag
         # False, so the redelivered event publishes again (same event id, consumers dedupe).
-        if stored.status is DocumentStatus.STORED and not stored.stored_event_published:
+        if stored.status is DocumentStatus.STORED and not (
+            await self._store.is_stored_event_published(stored.owner_id, stored.id)
+        ):
             await self._events.stored(stored, chunks)
             await self._store.mark_stored_event_published(stored.owner_id, stored.id)
         _log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -150,19 +151,20 @@ async def test_saved_document_round_trips(document_store: DocumentStore) -> None
     assert stored.metadata == {"pages": 2, "language": "en"}
     assert stored.provenance == document.provenance
     assert stored.status is DocumentStatus.STORED
-    assert not stored.stored_event_published
+    assert not await document_store.is_stored_event_published(OWNER, "doc-rt")
 
 
 async def test_stored_event_flag_is_kept_across_redelivery(document_store: DocumentStore) -> None:
     document, chunks = make_document("doc-2")
     await save(document_store, document, chunks)
 
-    before = await document_store.save_extracted(document, chunks)
+    assert not await document_store.is_stored_event_published(OWNER, "doc-2")
     await document_store.mark_stored_event_published(OWNER, "doc-2")
+    await document_store.mark_stored_event_published(OWNER, "doc-2")  # a repeat is a no-op
     after = await document_store.save_extracted(document, chunks)
 
-    assert not before.document.stored_event_published
-    assert after.document.stored_event_published
+    assert await document_store.is_stored_event_published(OWNER, "doc-2")
+    assert not await document_store.is_stored_event_published("someone-else", "doc-2")
     assert not after.created
 
 
@@ -297,6 +299,33 @@ async def test_delete_then_parts_removed(document_store: DocumentStore) -> None:
     assert done is not None
     assert deletion_status(done).state is DeletionState.COMPLETE
     assert done.removed_parts["graph"] == requested
+
+
+async def test_concurrent_reports_and_publish_marks_lose_nothing(
+    document_store: DocumentStore,
+) -> None:
+    # The deletion, both parts' reports and the stored-event mark arrive together, as they
+    # can from several consumers; a store that rewrites the whole document per update would
+    # lose one of them (FerretDB 1.x did, in CI).
+    now = datetime.now(UTC)
+    for n in range(5):
+        doc_id = f"doc-race-{n}"
+        document, chunks = make_document(doc_id)
+        await save(document_store, document, chunks)
+        await asyncio.gather(
+            document_store.delete(OWNER, doc_id, at=now),
+            document_store.mark_stored_event_published(OWNER, doc_id),
+        )
+        await asyncio.gather(
+            document_store.mark_part_removed(OWNER, doc_id, "vector", at=now),
+            document_store.mark_part_removed(OWNER, doc_id, "graph", at=now),
+            document_store.mark_stored_event_published(OWNER, doc_id),
+        )
+        stored = await document_store.get(OWNER, doc_id)
+        assert stored is not None
+        assert stored.status is DocumentStatus.DELETING
+        assert deletion_status(stored).state is DeletionState.COMPLETE
+        assert await document_store.is_stored_event_published(OWNER, doc_id)
 
 
 async def test_redelivery_after_delete_does_not_resurrect(document_store: DocumentStore) -> None:

@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient
 from kglab_document.config import DocumentSettings
 from kglab_document.main import create_app
 from kglab_document.service import DocumentService
+from kglab_document.store.port import DocumentStore
 from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.memory import InProcessBroker
 from kglab_shared.bus.port import EventBus
@@ -82,6 +83,11 @@ class DocumentApp:
     def service(self) -> DocumentService:
         service: DocumentService = self.app.state.document_service
         return service
+
+    @property
+    def store(self) -> DocumentStore:
+        store: DocumentStore = self.app.state.document_store
+        return store
 
     def headers(self, user_id: str = ALICE) -> dict[str, str]:
         return {IDENTITY_HEADER: self.codec.mint(Identity(user_id=user_id))}

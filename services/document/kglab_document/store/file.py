@@ -135,6 +135,14 @@ class SqliteDocumentStore:
             )
             await self._db.commit()
 
+    async def is_stored_event_published(self, owner_id: str, document_id: str) -> bool:
+        async with self._db.execute(
+            "SELECT stored_event_published FROM documents WHERE id = ? AND owner_id = ?",
+            (document_id, owner_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row is not None and bool(row[0])
+
     async def list_documents(
         self,
         owner_id: str,
@@ -283,7 +291,7 @@ def _document_row(document: Document) -> tuple[Any, ...]:
         json.dumps(document.metadata),
         json.dumps(document.provenance),
         document.status.value,
-        int(document.stored_event_published),
+        0,  # stored_event_published: set only by mark_stored_event_published
         _iso(document.deletion_requested_at) if document.deletion_requested_at else None,
         json.dumps({p: _iso(t) for p, t in document.removed_parts.items()}),
     )
@@ -302,7 +310,6 @@ def _document_from_row(row: Sequence[Any]) -> Document:
         metadata=json.loads(row[8]),
         provenance=json.loads(row[9]),
         status=DocumentStatus(row[10]),
-        stored_event_published=bool(row[11]),
         deletion_requested_at=_parse(row[12]) if row[12] else None,
         removed_parts={p: _parse(t) for p, t in json.loads(row[13]).items()},
     )

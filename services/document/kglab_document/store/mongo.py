@@ -8,14 +8,17 @@ upserts keyed by ids (chunks first, then the document, so a visible document has
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from kglab_document.domain import (
+    REMOVABLE_PARTS,
     Chunk,
     ChunkCursor,
     Document,
@@ -62,6 +65,11 @@ class MongoDocumentStore:
         self._db = database
         self._documents: AsyncCollection[MongoDoc] = database["documents"]
         self._chunks: AsyncCollection[MongoDoc] = database["chunks"]
+        # One insert-only row per removed part: FerretDB 1.x applies an update as a
+        # read-modify-write of the whole document, so two parts reported at once as $sets on
+        # the document itself could lose one. Inserts of distinct _ids cannot.
+        self._removed_parts: AsyncCollection[MongoDoc] = database["removed_parts"]
+        self._published: AsyncCollection[MongoDoc] = database["stored_events_published"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries use; creating an existing index is a no-op."""
@@ -99,10 +107,16 @@ class MongoDocumentStore:
         )
 
     async def mark_stored_event_published(self, owner_id: str, document_id: str) -> None:
-        await self._documents.update_one(
-            {"_id": document_id, "owner_id": owner_id},
-            {"$set": {"stored_event_published": True}},
-        )
+        # A marker row, not a $set on the document: see ``_removed_parts``. A lost update here
+        # could otherwise write back a stale status over a concurrent delete.
+        try:
+            await self._published.insert_one({"_id": document_id, "owner_id": owner_id})
+        except DuplicateKeyError:
+            pass
+
+    async def is_stored_event_published(self, owner_id: str, document_id: str) -> bool:
+        marker = await self._published.find_one({"_id": document_id})
+        return marker is not None and marker.get("owner_id") == owner_id
 
     async def list_documents(
         self,
@@ -148,7 +162,15 @@ class MongoDocumentStore:
         raw = await self._documents.find_one({"_id": document_id})
         if raw is None or raw.get("owner_id") != owner_id:
             return None
-        return _document_from_mongo(raw)
+        document = _document_from_mongo(raw)
+        if document.status is not DocumentStatus.DELETING:
+            return document
+        removed: dict[str, datetime] = {}
+        for part in REMOVABLE_PARTS:
+            row = await self._removed_parts.find_one({"_id": f"{document_id}:{part}"})
+            if row is not None:
+                removed[part] = utc_millis(row["removed_at"])
+        return replace(document, removed_parts=removed)
 
     async def chunks(
         self,
@@ -186,21 +208,22 @@ class MongoDocumentStore:
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime
     ) -> bool:
-        owned = {"_id": document_id, "owner_id": owner_id}
-        # The first report wins; a redelivered one matches nothing and changes nothing.
-        # FerretDB 1.x applies an update as read-modify-write of the whole document, so two
-        # parts reported at once can lose one $set: read back and apply again until it holds.
-        for _ in range(10):
-            await self._documents.update_one(
-                {**owned, f"removed_parts.{part}": {"$exists": False}},
-                {"$set": {f"removed_parts.{part}": utc_millis(at)}},
+        if await self.get(owner_id, document_id) is None:
+            return False
+        try:
+            # The first report wins; a redelivered one collides on _id and changes nothing.
+            await self._removed_parts.insert_one(
+                {
+                    "_id": f"{document_id}:{part}",
+                    "owner_id": owner_id,
+                    "document_id": document_id,
+                    "part": part,
+                    "removed_at": utc_millis(at),
+                }
             )
-            stored = await self._documents.find_one(owned, {"removed_parts": 1})
-            if stored is None:
-                return False
-            if part in (stored.get("removed_parts") or {}):
-                break
-        return await self.get(owner_id, document_id) is not None
+        except DuplicateKeyError:
+            pass
+        return True
 
     async def ping(self) -> None:
         await self._db.command("ping")
@@ -230,9 +253,7 @@ def _document_to_mongo(document: Document) -> MongoDoc:
         "metadata": document.metadata,
         "provenance": document.provenance,
         "status": document.status.value,
-        "stored_event_published": document.stored_event_published,
         "deletion_requested_at": document.deletion_requested_at,
-        "removed_parts": dict(document.removed_parts),
     }
 
 
@@ -249,13 +270,9 @@ def _document_from_mongo(raw: Mapping[str, Any]) -> Document:
         metadata=dict(raw.get("metadata") or {}),
         provenance=dict(raw.get("provenance") or {}),
         status=DocumentStatus(raw["status"]),
-        stored_event_published=bool(raw.get("stored_event_published", False)),
         deletion_requested_at=(
             utc_millis(raw["deletion_requested_at"]) if raw.get("deletion_requested_at") else None
         ),
-        removed_parts={
-            part: utc_millis(at) for part, at in (raw.get("removed_parts") or {}).items()
-        },
     )
 
 

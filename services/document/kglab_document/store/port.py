@@ -31,6 +31,9 @@ class DocumentStore(Protocol):
     async def mark_stored_event_published(self, owner_id: str, document_id: str) -> None:
         """Record that the bus confirmed ``document.stored`` for this document."""
 
+    async def is_stored_event_published(self, owner_id: str, document_id: str) -> bool:
+        """Whether ``mark_stored_event_published`` was recorded for this document."""
+
     async def list_documents(
         self,
         owner_id: str,
