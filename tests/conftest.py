@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backends import backend_url, stop_containers
+from tests.backends import backend_url, backends_required, stop_containers
 
 os.environ.setdefault("KGLAB_ENVIRONMENT", "test")
 os.environ.setdefault("KGLAB_LOG_JSON", "false")
@@ -48,3 +48,18 @@ def neo4j_url() -> str:
 @pytest.fixture
 def mongo_url() -> str:
     return backend_url("mongo")
+
+
+@pytest.fixture
+def clamd_url() -> str:
+    """``tcp://host:port`` of a real clamd loaded with the project's signatures, or skip.
+
+    ClamAV has no testcontainers module here: only ``KGLAB_CLAMD_URL`` (``make servers``).
+    """
+    url = os.environ.get("KGLAB_CLAMD_URL")
+    if url:
+        return url
+    reason = "clamd is not reachable: set KGLAB_CLAMD_URL (run `make servers`)."
+    if backends_required():
+        pytest.fail(f"KGLAB_REQUIRE_BACKENDS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -29,6 +29,7 @@ RABBIT_MGMT_PORT=15672
 RABBIT_DIST_PORT=25672
 NEO4J_PORT=7687
 MONGO_PORT=27017
+CLAMD_PORT=3310
 
 NEO4J_VERSION="$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$SCRIPT_DIR/neo4j/pom.xml")"
 NEO4J_PASSWORD=kglab-neo4j
@@ -55,6 +56,7 @@ export KGLAB_RABBITMQ_URL=amqp://kglab:kglab@$HOST:$RABBIT_PORT/
 export KGLAB_RABBITMQ_MANAGEMENT_URL=http://kglab:kglab@$HOST:$RABBIT_MGMT_PORT
 export KGLAB_NEO4J_URL=bolt://neo4j:$NEO4J_PASSWORD@$HOST:$NEO4J_PORT
 export KGLAB_MONGO_URL=mongodb://$HOST:$MONGO_PORT/
+export KGLAB_CLAMD_URL=tcp://$HOST:$CLAMD_PORT
 EOF
 }
 
@@ -207,6 +209,7 @@ ensure_packages() {
     command -v javac >/dev/null || pkgs+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null || pkgs+=(maven)
     command -v flock >/dev/null || pkgs+=(util-linux)
+    [[ -x /usr/sbin/clamd ]] || pkgs+=(clamav-daemon)
     if [[ ${#pkgs[@]} -gt 0 ]]; then
         apt_install "${pkgs[@]}"
     fi
@@ -785,6 +788,112 @@ up_ferretdb() {
 
 down_ferretdb() { stop_pid ferretdb "$FERRET_PID" 30; }
 
+# ---------------------------------------------------------------------------- ClamAV (clamd)
+
+# clamd with only the project's own signatures (the EICAR test string): signature downloads are
+# impossible here, so freshclam never runs. Its config is written by us on every start; the
+# Debian one (/etc/clamav/clamd.conf, a local socket) is not used.
+CLAMD_DIR="$STATE/clamav"
+CLAMD_DB="$CLAMD_DIR/db"
+CLAMD_TMP="$CLAMD_DIR/tmp"
+CLAMD_CONF="$CLAMD_DIR/clamd.conf"
+CLAMD_PID="$CLAMD_DIR/clamd.pid"
+CLAMD_LOG="$LOGS/clamd.log"
+CLAMD_SIGNATURES="$REPO_ROOT/services/ingestion/kglab_ingestion/scanning/signatures"
+
+clamd_command() { # command -> clamd's answer (NUL stripped) on stdout
+    timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$CLAMD_PORT || exit 1
+        printf 'z%s\\0' '$1' >&3
+        head -c 200 <&3 | tr -d '\\000'" 2>/dev/null
+}
+
+clamd_ready() { [[ "$(clamd_command PING)" == PONG ]]; }
+
+clamd_user() { if [[ $IS_ROOT -eq 1 ]]; then echo clamav; else id -un; fi; }
+
+clamd_write_conf() {
+    cat >"$CLAMD_CONF" <<EOF
+# written by deploy/local/servers.sh on every start
+TCPSocket $CLAMD_PORT
+TCPAddr $HOST
+DatabaseDirectory $CLAMD_DB
+TemporaryDirectory $CLAMD_TMP
+PidFile $CLAMD_PID
+LogFile $CLAMD_LOG
+LogTime yes
+Foreground no
+# Uploads go up to 50 MB (tus); past StreamMaxLength clamd answers "size limit exceeded".
+StreamMaxLength 64M
+MaxFileSize 64M
+MaxScanSize 256M
+MaxThreads 4
+# our signatures only: no bytecode database, and no periodic database re-check
+Bytecode no
+SelfCheck 3600
+EOF
+}
+
+# Copy the project's signatures into clamd's database directory; 0 when something changed.
+clamd_sync_signatures() {
+    local changed=1 f
+    mkdir -p "$CLAMD_DB"
+    for f in "$CLAMD_SIGNATURES"/*.ndb "$CLAMD_SIGNATURES"/*.hdb; do
+        [[ -f "$f" ]] || continue
+        if ! cmp -s "$f" "$CLAMD_DB/$(basename "$f")"; then
+            cp "$f" "$CLAMD_DB/"
+            changed=0
+        fi
+    done
+    for f in "$CLAMD_DB"/*; do
+        [[ -f "$f" ]] || continue
+        if [[ ! -f "$CLAMD_SIGNATURES/$(basename "$f")" ]]; then
+            rm -f "$f"
+            changed=0
+        fi
+    done
+    return $changed
+}
+
+up_clamav() {
+    local pid user
+    [[ -x /usr/sbin/clamd ]] || die "clamd is not installed (apt-get install clamav-daemon)"
+    ls "$CLAMD_SIGNATURES"/*.ndb >/dev/null 2>&1 || die "no signature file in $CLAMD_SIGNATURES"
+    user="$(clamd_user)"
+    pid="$(pid_from "$CLAMD_PID")"
+    if pid_alive "$pid" && clamd_ready; then
+        if clamd_sync_signatures; then
+            log "clamd: the project's signatures changed; reloading them"
+            clamd_command RELOAD >/dev/null || true
+        fi
+        log "clamd: already running (pid $pid)"
+        return 0
+    fi
+    if ! pid_alive "$pid" && port_open "$CLAMD_PORT"; then
+        if clamd_ready; then
+            warn "clamd: port $CLAMD_PORT is served by another clamd (not started from this work tree); using it"
+            return 0
+        fi
+        die "clamd: port $HOST:$CLAMD_PORT is taken by another process"
+    fi
+    if ! pid_alive "$pid"; then
+        own_dir "$user" "$CLAMD_DIR" "$CLAMD_DB" "$CLAMD_TMP"
+        clamd_sync_signatures || true
+        clamd_write_conf
+        touch "$CLAMD_LOG"
+        if [[ $IS_ROOT -eq 1 ]]; then chown "$user:" "$CLAMD_LOG" "$CLAMD_CONF" "$CLAMD_DB"/*; fi
+        rm -f "$CLAMD_PID"
+        log "clamd: starting on $HOST:$CLAMD_PORT with the project's signatures only"
+        # Foreground no: clamd loads the database, binds, then detaches and writes its pid file.
+        as_user "$user" /usr/sbin/clamd -c "$CLAMD_CONF" >>"$CLAMD_LOG" 2>&1 </dev/null 9>&- ||
+            fail_server clamd "clamd failed to start" "$CLAMD_LOG"
+        pid="$(pid_from "$CLAMD_PID")"
+    fi
+    wait_until clamd "$TIMEOUT" "$pid" clamd_ready "$CLAMD_LOG"
+    log "clamd: up"
+}
+
+down_clamav() { stop_pid clamd "$CLAMD_PID" 20; }
+
 # ---------------------------------------------------------------------------- commands
 
 with_lock() {
@@ -820,6 +929,7 @@ cmd_up() {
         log "ferretdb built"
     fi
     up_ferretdb
+    up_clamav
 
     seed_artefact_cache
     log "all servers up in $((SECONDS - t0))s (data: $STATE, logs: $LOGS)"
@@ -828,6 +938,7 @@ cmd_up() {
 
 cmd_down() {
     with_lock
+    down_clamav
     down_ferretdb
     down_neo4j
     down_rabbitmq
@@ -860,6 +971,9 @@ cmd_status() {
     pid="$(pid_from "$FERRET_PID")"
     pid_alive "$pid" || pid=""
     if ferret_ready; then report ferretdb 1 "$HOST:$MONGO_PORT $(owner "$pid")"; else report ferretdb 0 "$HOST:$MONGO_PORT"; fi
+    pid="$(pid_from "$CLAMD_PID")"
+    pid_alive "$pid" || pid=""
+    if clamd_ready; then report clamd 1 "$HOST:$CLAMD_PORT $(owner "$pid")"; else report clamd 0 "$HOST:$CLAMD_PORT"; fi
     return $rc
 }
 
