@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
 from kglab_shared.settings import ServiceSettings
+
+MEGABYTE = 1024 * 1024
 
 
 class IngestionSettings(ServiceSettings):
@@ -12,3 +16,52 @@ class IngestionSettings(ServiceSettings):
 
     service_name: str = "ingestion"
     port: int = 8002
+
+    #: Largest file ``POST /api/v1/files`` accepts; bigger files go through tus uploads.
+    max_upload_bytes: int = Field(default=10 * MEGABYTE, gt=0)
+    #: Largest file a resumable (tus) upload may announce.
+    max_resumable_bytes: int = Field(default=50 * MEGABYTE, gt=0)
+    #: Bytes read from the request at a time while streaming an upload to disk.
+    upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files when stores=real.
+    mongo_database: str = Field(default="kglab_ingestion", min_length=1, max_length=63)
+    mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
+    #: ``embedded`` (the project's signature file, in process) or ``clamd`` (INSTREAM).
+    scanner: ScannerKind = ScannerKind.EMBEDDED
+    #: ``tcp://host:port`` of clamd; setting it alone selects the clamd scanner.
+    clamd_url: str | None = Field(default=None, validation_alias="KGLAB_CLAMD_URL")
+    scan_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    #: How long a worker owns a job it claimed; it renews the lease while it works.
+    lease_s: float = Field(default=60.0, gt=0)
+    #: A pending job untouched this long is published again by the sweeper.
+    stale_pending_s: float = Field(default=120.0, gt=0)
+    #: How often the sweeper looks for expired leases and stale pending jobs.
+    sweep_interval_s: float = Field(default=15.0, gt=0)
+    #: Attempts before a retryable failure fails the job for good (the bus retries too).
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Jobs one worker process runs at once.
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Run the worker (consumer and sweeper) in this process.
+    run_worker: bool = True
+    #: MinHash similarity above which a document is linked to an earlier one as a near-duplicate.
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    #: How many of the owner's recent completed jobs a new one is compared with.
+    near_duplicate_window: int = Field(default=500, ge=1, le=10_000)
+    chunk_max_chars: int = Field(default=1500, ge=200)
+    chunk_overlap_chars: int = Field(default=200, ge=0)
+    #: Prefix of the Redis pub/sub channels carrying job progress.
+    progress_channel_prefix: str = "kglab:jobs:"
+    #: A WebSocket that sees no update for this long sends the current state again.
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+
+    # Fault injection for failure tests and benchmarks only; both off by default.
+    #: Seconds a worker waits after each extracted unit (makes "killed mid-job" observable).
+    debug_unit_delay_s: float = Field(default=0.0, ge=0, le=60)
+    #: Files whose name contains this text fail their first attempt with a retryable error.
+    debug_fail_marker: str | None = None
+
+    def scanner_settings(self) -> ScannerSettings:
+        kind = ScannerKind.CLAMD if self.clamd_url else self.scanner
+        return ScannerSettings(kind=kind, clamd_url=self.clamd_url, timeout_s=self.scan_timeout_s)

@@ -1,18 +1,96 @@
-"""The ingestion service's app and lifespan: the composition root that wires adapters in."""
+"""The ingestion service's app and lifespan: the composition root that wires adapters in.
+
+Embedded (``make dev``): SQLite jobs, files on disk for blobs, in-process progress, the
+signature scanner. Real: PostgreSQL jobs, GridFS blobs on the Mongo server, Redis pub/sub
+progress, clamd when ``KGLAB_CLAMD_URL`` is set.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from kglab_ingestion.api.routes import router
+from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.messaging.consume import subscribe_worker
+from kglab_ingestion.scanning.settings import create_scanner
+from kglab_ingestion.schemas import JobOut
+from kglab_ingestion.service import IngestionService
+from kglab_ingestion.store.port import BlobStore, ProgressChannel
+from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
+from kglab_ingestion.worker import JobWorker, LeaseSweeper
 from kglab_shared.app import create_service_app
-from kglab_shared.bus.port import EventBus
+from kglab_shared.bus.port import EventBus, RetryPolicy
+from kglab_shared.health import Readiness
+from kglab_shared.identity import Identity
+from kglab_shared.outbox import OutboxRelay
 from kglab_shared.runtime import service_runtime
-from kglab_shared.settings import load_settings
+from kglab_shared.settings import BusKind, StoreKind, load_settings
+
+SQLITE_FILE = "ingestion.sqlite3"
+
+
+def database_url(settings: IngestionSettings) -> str:
+    """PostgreSQL in real mode, a SQLite file under the data directory in embedded mode."""
+    if settings.stores is StoreKind.REAL:
+        return settings.secret("postgres_url")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return sqlite_url(settings.data_dir / SQLITE_FILE)
+
+
+@asynccontextmanager
+async def open_blob_store(
+    settings: IngestionSettings, readiness: Readiness
+) -> AsyncIterator[BlobStore]:
+    """The one place that chooses the blob adapter: GridFS when stores=real, else files."""
+    if settings.stores is StoreKind.REAL:
+        from pymongo import AsyncMongoClient
+
+        from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
+
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.secret("mongo_url"),
+            tz_aware=True,
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            appname=f"kglab-{settings.service_name}",
+        )
+        store: BlobStore = GridFsBlobStore(client[settings.mongo_database])
+    else:
+        from kglab_ingestion.store.blob_file import FileBlobStore
+
+        store = FileBlobStore(settings.data_dir / "ingestion" / "blobs")
+    try:
+        readiness.add("blob_store", store.ping)
+        yield store
+    finally:
+        await store.close()
+
+
+def build_progress_channel(settings: IngestionSettings) -> ProgressChannel:
+    """Redis pub/sub when stores=real (any replica serves any job's socket), else in-process."""
+    if settings.stores is StoreKind.REAL:
+        from redis.asyncio import Redis
+
+        from kglab_ingestion.store.progress_redis import RedisProgressChannel
+
+        client = Redis.from_url(settings.secret("redis_url"), socket_timeout=None)
+        return RedisProgressChannel(client, prefix=settings.progress_channel_prefix)
+    from kglab_ingestion.store.progress_memory import InProcessProgressChannel
+
+    return InProcessProgressChannel()
+
+
+def build_fetcher(settings: IngestionSettings) -> Any:
+    """The polite web page fetcher (robots.txt, per-host rate limit, SSRF guard)."""
+    try:
+        from kglab_ingestion.fetching import PageFetcher
+    except ImportError:  # TODO(edges): remove once kglab_ingestion.fetching lands
+        return None
+    return PageFetcher()
 
 
 def create_app(
@@ -23,13 +101,83 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, bus=bus):
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(service_runtime(app, settings, bus=bus))
+            source = f"kglab/{settings.service_name}"
+            engine = create_engine(database_url(settings))
+            relay = OutboxRelay(engine, runtime.bus, poll_interval_s=0.5)
+            jobs = SqlJobStore(engine, on_commit=relay.notify)
+            stack.push_async_callback(jobs.close)
+            await jobs.migrate()
+            app.state.readiness.add("database", jobs.ping)
+            blobs = await stack.enter_async_context(open_blob_store(settings, app.state.readiness))
+            if hasattr(blobs, "ensure_indexes"):
+                await blobs.ensure_indexes()
+            progress = build_progress_channel(settings)
+            stack.push_async_callback(progress.close)
+            if settings.stores is StoreKind.REAL:
+                app.state.readiness.add("progress", progress.ping)
+            scanner = create_scanner(settings.scanner_settings())
+            app.state.readiness.add("scanner", scanner.ping)
+            service = IngestionService(
+                settings=settings, jobs=jobs, blobs=blobs, scanner=scanner, source=source
+            )
+            app.state.ingestion_service = service
+            app.state.job_store = jobs
+            app.state.blob_store = blobs
+            app.state.progress_channel = progress
+            await relay.start()
+            stack.push_async_callback(relay.stop)
+            if settings.run_worker:
+                fetcher = build_fetcher(settings)
+                if hasattr(fetcher, "aclose"):
+                    stack.push_async_callback(fetcher.aclose)
+                worker = JobWorker(
+                    settings=settings,
+                    jobs=jobs,
+                    blobs=blobs,
+                    progress=progress,
+                    fetcher=fetcher,
+                    source=source,
+                )
+                stack.callback(worker.close)
+                app.state.worker = worker
+                sweeper = LeaseSweeper(settings=settings, jobs=jobs, source=source)
+                app.state.sweeper = sweeper
+                await subscribe_worker(
+                    runtime.bus,
+                    worker,
+                    concurrency=settings.worker_concurrency,
+                    retry=RetryPolicy(max_attempts=settings.max_attempts),
+                )
+                # An in-process bus forgets its messages on restart: take up every pending job.
+                await sweeper.start(sweep_all_pending_now=settings.bus is BusKind.MEMORY)
+                stack.push_async_callback(sweeper.stop)
+            _include_resumable_uploads(app, service, settings)
             yield
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Knowledge Graph Lab: ingestion service",
         description="File and URL ingestion jobs with live progress.",
-        routers=[router],
+        routers=[router, ws_router],
         lifespan=lifespan,
     )
+    return app
+
+
+def _include_resumable_uploads(
+    app: FastAPI, service: IngestionService, settings: IngestionSettings
+) -> None:
+    """Wire the tus 1.0 router: a finished upload becomes a job exactly as POST /files does."""
+
+    async def on_upload_complete(
+        identity: Identity, path: Path, filename: str, size: int
+    ) -> dict[str, Any]:
+        submission = await service.submit_stored_file(
+            identity.user_id, path, filename, limit=settings.max_resumable_bytes
+        )
+        body = JobOut.of(submission.job, duplicate=submission.duplicate)
+        return body.model_dump(mode="json")
+
+    app.state.on_upload_complete = on_upload_complete

@@ -1,7 +1,208 @@
-"""Routes of the ingestion service."""
+"""Routes of the ingestion service. Every one is scoped to the caller: others' jobs are 404."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import contextlib
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request, Response, WebSocket, status
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from kglab_ingestion.api.deps import IngestionServiceDep, SettingsDep
+from kglab_ingestion.api.upload_stream import receive_upload
+from kglab_ingestion.domain import MAX_PAGE_SIZE, JobStatus, ProgressUpdate
+from kglab_ingestion.schemas import JobOut, JobPageOut, UrlIn
+from kglab_ingestion.service import IngestionService
+from kglab_ingestion.store.port import JobStore, ProgressChannel
+from kglab_shared.errors import DomainError
+from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity, IdentityCodec
+from kglab_shared.logging import get_logger
+
+router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+ws_router = APIRouter()
+_log = get_logger(__name__)
+
+_POLICY_VIOLATION = 1008
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No signed-in caller."},
+    404: {"description": "No such job among yours."},
+}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PDF, DOCX, Markdown, plain text, JSON or HTML.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/files",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        200: {"model": JobOut, "description": "The same file was already submitted: its job."},
+        401: _ERRORS[401],
+        413: {"description": "The file is larger than the limit (10 MB by default)."},
+        415: {"description": "Not an allowed format, or the content disagrees with the name."},
+        422: {"description": "No file, an empty file, or a file that carries malware."},
+    },
+)
+async def upload_file(
+    request: Request,
+    response: Response,
+    identity: CurrentIdentity,
+    service: IngestionServiceDep,
+    settings: SettingsDep,
+) -> JobOut:
+    """Upload a file to ingest; answers with the job that processes it."""
+    declared = request.headers.get("content-length")
+    received = await receive_upload(
+        request.stream(),
+        content_type=request.headers.get("content-type"),
+        content_length=int(declared) if declared and declared.isdigit() else None,
+        limit=settings.max_upload_bytes,
+        spool_dir=service.spool_dir,
+    )
+    submission = await service.submit_file(identity.user_id, received)
+    if submission.duplicate:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/jobs/{submission.job.id}"
+    return JobOut.of(submission.job, duplicate=submission.duplicate)
+
+
+@router.post(
+    "/urls",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={
+        401: _ERRORS[401],
+        422: {"description": "Not an http(s) URL, or one that points at a private address."},
+    },
+)
+async def submit_url(
+    body: UrlIn, response: Response, identity: CurrentIdentity, service: IngestionServiceDep
+) -> JobOut:
+    """Fetch a web page and ingest its article; answers with the job that does it."""
+    job = await service.submit_url(identity.user_id, body.url)
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return JobOut.of(job)
+
+
+@router.get("/jobs", response_model=JobPageOut, responses={401: _ERRORS[401]})
+async def list_jobs(
+    identity: CurrentIdentity,
+    service: IngestionServiceDep,
+    cursor: Annotated[
+        str | None,
+        Query(description="The next_cursor of the previous page; omit for the first page."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = 20,
+    job_status: Annotated[
+        JobStatus | None, Query(alias="status", description="Only jobs in this status.")
+    ] = None,
+) -> JobPageOut:
+    """List your ingestion jobs, newest first, one page at a time."""
+    page = await service.list_jobs(identity.user_id, status=job_status, limit=limit, cursor=cursor)
+    return JobPageOut.of(page)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+async def get_job(job_id: str, identity: CurrentIdentity, service: IngestionServiceDep) -> JobOut:
+    """Get one of your jobs: status, progress, error and the document it produced."""
+    return JobOut.of(await service.get_job(identity.user_id, job_id))
+
+
+@ws_router.websocket("/ws/jobs/{job_id}")
+async def job_progress(websocket: WebSocket, job_id: str) -> None:
+    """Push a job's state now, then every update, then the final state; then close."""
+    codec: IdentityCodec = websocket.app.state.identity_codec
+    service: IngestionService = websocket.app.state.ingestion_service
+    jobs: JobStore = websocket.app.state.job_store
+    channel: ProgressChannel = websocket.app.state.progress_channel
+    heartbeat_s: float = websocket.app.state.settings.ws_heartbeat_s
+    token = websocket.headers.get(IDENTITY_HEADER, "")
+    try:
+        if not token:
+            raise DomainError("Sign in first: pass your access token as ?token=.")
+        identity = codec.verify(token)
+        if identity.is_anonymous:
+            raise DomainError("Sign in first: pass your access token as ?token=.")
+        await service.get_job(identity.user_id, job_id)
+    except DomainError as exc:
+        await websocket.accept()
+        await websocket.close(code=_POLICY_VIOLATION, reason=exc.detail[:120])
+        return
+
+    await websocket.accept()
+    # Subscribe before reading the state, so no update falls between the two.
+    async with channel.subscribe(job_id) as updates:
+        job = await jobs.get(identity.user_id, job_id)
+        if job is None:  # deleted meanwhile
+            await websocket.close(code=_POLICY_VIOLATION, reason="The job no longer exists.")
+            return
+        last = ProgressUpdate.of(job)
+        await websocket.send_text(last.to_json())
+        if last.is_final:
+            await websocket.close(code=1000)
+            return
+        disconnected = asyncio.create_task(_wait_disconnect(websocket))
+        iterator = updates.__aiter__()
+        try:
+            while not disconnected.done():
+                next_update = asyncio.ensure_future(iterator.__anext__())
+                done, _ = await asyncio.wait(
+                    {next_update, disconnected},
+                    timeout=heartbeat_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if disconnected in done:
+                    next_update.cancel()
+                    return
+                if next_update in done:
+                    update = next_update.result()
+                else:
+                    # Nothing heard for a while (a lost message?): the database has the truth.
+                    next_update.cancel()
+                    current = await jobs.get(identity.user_id, job_id)
+                    if current is None:
+                        break
+                    update = ProgressUpdate.of(current)
+                if (update.status, update.progress) != (last.status, last.progress) or (
+                    update.is_final
+                ):
+                    await websocket.send_text(update.to_json())
+                    last = update
+                if update.is_final:
+                    break
+        finally:
+            disconnected.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await disconnected
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=1000)
+
+
+async def _wait_disconnect(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return

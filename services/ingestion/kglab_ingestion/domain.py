@@ -1,0 +1,270 @@
+"""The ingestion service's domain: jobs, their life cycle, provenance and domain errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from kglab_shared.errors import (
+    NotFoundError,
+    PayloadTooLargeError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
+
+MAX_PAGE_SIZE = 100
+#: Names documents derived from jobs, so a redelivered job yields the same document id.
+_DOCUMENT_NAMESPACE = uuid.UUID("6f1d4c52-3a8e-4f0b-9a57-2d2b9e0c7a11")
+_MAX_NAME_CHARS = 255
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class SourceKind(StrEnum):
+    FILE = "file"
+    URL = "url"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def document_id_for(job_id: str) -> str:
+    """The document a job produces; derived, so reprocessing the job cannot make a second one."""
+    return uuid.uuid5(_DOCUMENT_NAMESPACE, job_id).hex
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def megabytes(size: int) -> str:
+    """``14.2 MB`` (one decimal, trailing .0 dropped): how sizes appear in messages."""
+    text = f"{size / 1_048_576:.1f}"
+    return f"{text.removesuffix('.0')} MB"
+
+
+_UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]')
+
+
+def sanitise_file_name(raw: str | None) -> str:
+    """A display name safe anywhere: no directories, no control characters, bounded length.
+
+    ``../../etc/passwd`` becomes ``passwd``; a name with nothing left becomes ``upload``.
+    The name is only ever shown and used to check the extension: files are stored by hash.
+    """
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME_CHARS.sub("", name).strip().lstrip(".").strip()
+    if len(name) > _MAX_NAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 16:
+            name = stem[: _MAX_NAME_CHARS - len(extension) - 1] + "." + extension
+        else:
+            name = name[:_MAX_NAME_CHARS]
+    return name or "upload"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionJob:
+    id: str
+    owner_id: str
+    source_kind: SourceKind
+    #: The sanitised original file name, or the URL.
+    source_name: str
+    created_at: datetime
+    updated_at: datetime
+    status: JobStatus = JobStatus.PENDING
+    progress: int = 0
+    attempts: int = 0
+    #: A sentence for people; None unless the job failed.
+    error: str | None = None
+    #: Whether the failure may go away if the job is tried again.
+    error_retryable: bool = False
+    #: SHA-256 of the raw file (the blob key); for URL jobs, set once the page is fetched.
+    sha256: str | None = None
+    size_bytes: int | None = None
+    content_type: str | None = None
+    url: str | None = None
+    processor_version: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    #: Units (PDF pages) already extracted and saved; a retry starts after them.
+    units_done: int = 0
+    units_total: int | None = None
+    document_id: str | None = None
+    title: str | None = None
+    chunk_count: int | None = None
+    #: An identical earlier job of the same owner (never set on a job that was processed).
+    duplicate_of: str | None = None
+    near_duplicate_of: str | None = None
+    near_duplicate_similarity: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def uploaded_at(self) -> datetime:
+        return self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class NewFileJob:
+    """What an accepted upload knows before it becomes a job row."""
+
+    owner_id: str
+    source_name: str
+    sha256: str
+    size_bytes: int
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobCursor:
+    """Where the previous page ended: the creation time and id of its last job."""
+
+    created_at: datetime
+    job_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"t": self.created_at.isoformat(), "id": self.job_id}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> JobCursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            return cls(created_at=as_utc(datetime.fromisoformat(data["t"])), job_id=str(data["id"]))
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise InvalidQueryError(
+                "The cursor is not one this service issued; start again without it."
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[IngestionJob]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """One message on a job's progress channel (and on its WebSocket)."""
+
+    job_id: str
+    status: JobStatus
+    progress: int
+    error: str | None = None
+    document_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "job_id": self.job_id,
+                "status": self.status.value,
+                "progress": self.progress,
+                "error": self.error,
+                "document_id": self.document_id,
+                "final": self.is_final,
+                **self.extra,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ProgressUpdate:
+        data = json.loads(raw)
+        known = {"job_id", "status", "progress", "error", "document_id", "final"}
+        return cls(
+            job_id=str(data["job_id"]),
+            status=JobStatus(data["status"]),
+            progress=int(data["progress"]),
+            error=data.get("error"),
+            document_id=data.get("document_id"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @classmethod
+    def of(cls, job: IngestionJob) -> ProgressUpdate:
+        return cls(
+            job_id=job.id,
+            status=job.status,
+            progress=job.progress,
+            error=job.error,
+            document_id=job.document_id if job.status is JobStatus.COMPLETED else None,
+        )
+
+
+# Domain errors: each ``detail`` is the sentence a person reads.
+
+
+class JobNotFoundError(NotFoundError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"There is no job {job_id} among yours.")
+
+
+class InvalidQueryError(UnprocessableError):
+    pass
+
+
+class FileTooLargeError(PayloadTooLargeError):
+    def __init__(self, size: int, limit: int, *, at_least: bool = False) -> None:
+        size_text = f"more than {megabytes(limit)}" if at_least else megabytes(size)
+        super().__init__(
+            f"The file is {size_text}; the limit is {megabytes(limit)}.",
+            limit_bytes=limit,
+        )
+
+
+class EmptyFileError(UnprocessableError):
+    def __init__(self) -> None:
+        super().__init__("The file is empty; there is nothing to ingest.")
+
+
+class MissingFileError(UnprocessableError):
+    def __init__(self) -> None:
+        super().__init__("Send the file as multipart/form-data in a field named 'file'.")
+
+
+class UnsupportedFileTypeError(UnsupportedMediaTypeError):
+    pass
+
+
+class InfectedFileError(UnprocessableError):
+    status, title, code = 422, "File refused", "infected_file"
+
+    def __init__(self, file_name: str, signature: str | None, job_id: str) -> None:
+        found = f" ({signature})" if signature else ""
+        super().__init__(
+            f"The file {file_name} contains malware{found} and was refused.", job_id=job_id
+        )
+
+
+class InvalidUrlError(UnprocessableError):
+    pass

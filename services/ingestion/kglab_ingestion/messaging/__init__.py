@@ -1,0 +1,1 @@
+"""Events the ingestion service consumes and publishes."""

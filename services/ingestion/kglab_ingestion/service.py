@@ -1,0 +1,222 @@
+"""The ingestion service layer: what a request asks, in domain terms.
+
+Accepting a file: size (checked while streaming, before this layer), real type, virus scan,
+duplicate check, blob store, then the job row and its ``ingestion.job.requested`` event in one
+transaction. Processing lives in :mod:`kglab_ingestion.worker`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from kglab_ingestion.api.upload_stream import ReceivedFile, hash_file
+from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.domain import (
+    MAX_PAGE_SIZE,
+    EmptyFileError,
+    FileTooLargeError,
+    InfectedFileError,
+    IngestionJob,
+    InvalidQueryError,
+    InvalidUrlError,
+    JobCursor,
+    JobNotFoundError,
+    JobStatus,
+    NewFileJob,
+    Page,
+    SourceKind,
+    UnsupportedFileTypeError,
+    new_job_id,
+    sanitise_file_name,
+    utc_now,
+)
+from kglab_ingestion.extraction import PROCESSOR_VERSION, UnsupportedFileError, sniff_media_type
+from kglab_ingestion.scanning.port import VirusScanner
+from kglab_ingestion.store.port import BlobStore, DuplicateJobError, JobStore
+from kglab_shared.events import EventEnvelope, IngestionJobRequested
+from kglab_shared.logging import get_logger
+
+_log = get_logger(__name__)
+Clock = Callable[[], datetime]
+MAX_URL_CHARS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The answer to an upload: a new job (202), or the owner's existing one (200)."""
+
+    job: IngestionJob
+    duplicate: bool = False
+
+
+def job_requested_event(job: IngestionJob, *, source: str, fresh: bool = False) -> EventEnvelope:
+    """The first request of a job has an id derived from it; a re-request gets a new one."""
+    data = IngestionJobRequested(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        blob_key=job.sha256 if job.source_kind is SourceKind.FILE else None,
+        url=job.url,
+    )
+    event_id = (
+        f"{data.event_type}:{job.id}:{uuid.uuid4().hex[:12]}"
+        if fresh
+        else f"{data.event_type}:{job.id}"
+    )
+    return data.envelope(source=source, subject=job.id, event_id=event_id)
+
+
+class IngestionService:
+    def __init__(
+        self,
+        *,
+        settings: IngestionSettings,
+        jobs: JobStore,
+        blobs: BlobStore,
+        scanner: VirusScanner,
+        source: str = "kglab/ingestion",
+        clock: Clock = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._blobs = blobs
+        self._scanner = scanner
+        self._source = source
+        self._clock = clock
+
+    @property
+    def spool_dir(self) -> Path:
+        return self._settings.data_dir / "ingestion" / "spool"
+
+    async def submit_file(self, owner_id: str, received: ReceivedFile) -> Submission:
+        """Validate, scan, de-duplicate and store an uploaded file; queue a job for it.
+
+        The local file is removed whatever happens.
+        """
+        try:
+            return await self._submit_file(owner_id, received)
+        finally:
+            received.discard()
+
+    async def submit_stored_file(
+        self, owner_id: str, path: Path, file_name: str | None, *, limit: int
+    ) -> Submission:
+        """Like :meth:`submit_file` for a file already on disk (a finished resumable upload)."""
+        sha256, size, head = await hash_file(path)
+        if size > limit:
+            raise FileTooLargeError(size, limit)
+        received = ReceivedFile(path=path, file_name=file_name, size=size, sha256=sha256, head=head)
+        return await self._submit_file(owner_id, received)
+
+    async def _submit_file(self, owner_id: str, received: ReceivedFile) -> Submission:
+        name = sanitise_file_name(received.file_name)
+        if received.size == 0:
+            raise EmptyFileError()
+        try:
+            media_type = sniff_media_type(received.head, name)
+        except UnsupportedFileError as exc:
+            raise UnsupportedFileTypeError(exc.detail) from exc
+
+        existing = await self._jobs.find_live_by_sha256(owner_id, received.sha256)
+        if existing is not None:
+            return Submission(job=existing, duplicate=True)
+
+        verdict = await self._scanner.scan_file(received.path)
+        now = self._clock()
+        new = NewFileJob(
+            owner_id=owner_id,
+            source_name=name,
+            sha256=received.sha256,
+            size_bytes=received.size,
+            content_type=media_type,
+        )
+        if not verdict.clean:
+            refused = await self._jobs.create(
+                self._file_job(new, now, refused_with=verdict.signature), None
+            )
+            _log.warning(
+                "upload_infected",
+                job_id=refused.id,
+                owner_id=owner_id,
+                signature=verdict.signature,
+                sha256=received.sha256,
+            )
+            raise InfectedFileError(name, verdict.signature, refused.id)
+
+        await self._blobs.put_file(received.sha256, received.path)
+        job = self._file_job(new, now)
+        try:
+            created = await self._jobs.create(job, job_requested_event(job, source=self._source))
+        except DuplicateJobError as exc:
+            # A concurrent upload of the same bytes won the race; point at its job.
+            return Submission(job=exc.existing, duplicate=True)
+        _log.info("job_accepted", job_id=created.id, owner_id=owner_id, media_type=media_type)
+        return Submission(job=created)
+
+    def _file_job(
+        self, new: NewFileJob, now: datetime, *, refused_with: str | None = None
+    ) -> IngestionJob:
+        job = IngestionJob(
+            id=new_job_id(),
+            owner_id=new.owner_id,
+            source_kind=SourceKind.FILE,
+            source_name=new.source_name,
+            created_at=now,
+            updated_at=now,
+            sha256=new.sha256,
+            size_bytes=new.size_bytes,
+            content_type=new.content_type,
+            processor_version=PROCESSOR_VERSION,
+        )
+        if refused_with is None:
+            return job
+        found = f" ({refused_with})" if refused_with else ""
+        return replace(
+            job,
+            status=JobStatus.FAILED,
+            error=f"The file contains malware{found} and was refused.",
+            finished_at=now,
+        )
+
+    async def submit_url(self, owner_id: str, url: str) -> IngestionJob:
+        """Check that the URL is public and fetchable in principle; queue a job to fetch it."""
+        url = url.strip()
+        if len(url) > MAX_URL_CHARS:
+            raise InvalidUrlError(f"The URL is longer than {MAX_URL_CHARS} characters.")
+        from kglab_ingestion.fetching import UnsafeUrlError, validate_public_url
+
+        try:
+            checked = validate_public_url(url)
+        except UnsafeUrlError as exc:
+            raise InvalidUrlError(exc.detail) from exc
+        now = self._clock()
+        job = IngestionJob(
+            id=new_job_id(),
+            owner_id=owner_id,
+            source_kind=SourceKind.URL,
+            source_name=checked,
+            url=checked,
+            created_at=now,
+            updated_at=now,
+            processor_version=PROCESSOR_VERSION,
+        )
+        created = await self._jobs.create(job, job_requested_event(job, source=self._source))
+        _log.info("job_accepted", job_id=created.id, owner_id=owner_id, url=checked)
+        return created
+
+    async def get_job(self, owner_id: str, job_id: str) -> IngestionJob:
+        job = await self._jobs.get(owner_id, job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    async def list_jobs(
+        self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None
+    ) -> Page:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
+        after = JobCursor.decode(cursor) if cursor else None
+        return await self._jobs.list_jobs(owner_id, status=status, limit=limit, after=after)

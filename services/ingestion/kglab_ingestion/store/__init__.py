@@ -1,0 +1,1 @@
+"""Where ingestion state lives: jobs (SQL), raw files (blob store), progress (pub/sub)."""

@@ -1,0 +1,199 @@
+"""The ports the ingestion service stores through, in domain terms; SQL and Mongo stay inside
+the adapters.
+
+Jobs: every read a user triggers is scoped to an owner (another user's job does not exist).
+Writes a worker makes are conditional on the lease it holds, so a worker whose lease expired
+(it was presumed dead and the job was taken up again) cannot overwrite the new owner's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from kglab_ingestion.domain import IngestionJob, JobCursor, JobStatus, Page, ProgressUpdate
+from kglab_shared.events import EventEnvelope
+
+
+class DuplicateJobError(Exception):
+    """The owner already has a live job for these bytes; ``existing`` is that job."""
+
+    def __init__(self, existing: IngestionJob) -> None:
+        super().__init__(f"duplicate of job {existing.id}")
+        self.existing = existing
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a finished job records, together with its ``document.extracted`` event."""
+
+    document_id: str
+    title: str
+    chunk_count: int
+    content_type: str
+    processor_version: str
+    minhash: list[int] | None
+    near_duplicate_of: str | None
+    near_duplicate_similarity: float | None
+
+
+class JobStore(Protocol):
+    async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
+        """Insert ``job`` and stage ``event`` in the outbox in one transaction.
+
+        Raises :class:`DuplicateJobError` when the owner has a live file job with this SHA-256.
+        """
+
+    async def find_live_by_sha256(self, owner_id: str, sha256: str) -> IngestionJob | None:
+        """The owner's pending, processing or completed file job for these bytes, if any."""
+
+    async def get(self, owner_id: str, job_id: str) -> IngestionJob | None:
+        """The owner's job, or None (also for another owner's job)."""
+
+    async def get_any(self, job_id: str) -> IngestionJob | None:
+        """A job whoever owns it (for workers, never for a user's request)."""
+
+    async def list_jobs(
+        self,
+        owner_id: str,
+        *,
+        status: JobStatus | None,
+        limit: int,
+        after: JobCursor | None,
+    ) -> Page:
+        """The owner's jobs, newest first (ties broken by id), after ``after``."""
+
+    async def claim(
+        self, job_id: str, worker_id: str, *, now: datetime, lease_until: datetime
+    ) -> IngestionJob | None:
+        """Take the job if it is pending or its lease has expired: it becomes ``processing``,
+        leased to ``worker_id`` until ``lease_until``, with one more attempt counted.
+        None when another worker holds it or it is finished."""
+
+    async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
+        """Extend the lease; False when the worker no longer holds it."""
+
+    async def save_unit(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        unit_index: int,
+        units_total: int,
+        sections: list[dict[str, Any]],
+        progress: int,
+    ) -> bool:
+        """Keep what a unit yielded and advance the resume point; False without the lease."""
+
+    async def saved_units(self, job_id: str) -> list[list[dict[str, Any]]]:
+        """The sections of every saved unit, in unit order."""
+
+    async def record_source(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        sha256: str,
+        size_bytes: int,
+        content_type: str,
+        source_name: str | None = None,
+    ) -> bool:
+        """Record what a URL job fetched (its bytes now live in the blob store)."""
+
+    async def complete(
+        self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
+    ) -> IngestionJob | None:
+        """Mark the job completed and stage ``event`` in one transaction; drop saved units.
+        None (and nothing written) when the worker no longer holds the lease."""
+
+    async def release_for_retry(
+        self, job_id: str, worker_id: str, error: str
+    ) -> IngestionJob | None:
+        """Back to pending after a retryable failure (the bus redelivers the message)."""
+
+    async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
+        """Mark the job failed for good; ``worker_id`` None fails it regardless of any lease."""
+
+    async def recent_signatures(
+        self, owner_id: str, *, exclude_job_id: str, limit: int
+    ) -> list[tuple[str, list[int]]]:
+        """(job id, MinHash signature) of the owner's latest completed jobs."""
+
+    async def requeue_abandoned(
+        self,
+        *,
+        now: datetime,
+        pending_before: datetime,
+        limit: int,
+        events: EventFactory,
+    ) -> list[str]:
+        """Jobs whose lease expired, or pending ones untouched since ``pending_before``:
+        set back to pending and stage a fresh ``ingestion.job.requested`` for each (built by
+        ``events``). Returns their ids."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (for /ready)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class EventFactory(Protocol):
+    def __call__(self, job: IngestionJob) -> EventEnvelope: ...
+
+
+class BlobNotFoundError(LookupError):
+    pass
+
+
+class BlobStore(Protocol):
+    """Raw files, addressed by the SHA-256 of their bytes (the same bytes are stored once)."""
+
+    async def put_file(self, sha256: str, path: Path) -> bool:
+        """Store the file's bytes under ``sha256``; False when they were already stored."""
+
+    async def exists(self, sha256: str) -> bool:
+        """Whether bytes are stored under ``sha256``."""
+
+    async def copy_to(self, sha256: str, destination: Path) -> None:
+        """Write the stored bytes to ``destination``; :class:`BlobNotFoundError` if absent."""
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the bytes (nothing happens when absent)."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (for /ready)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class ProgressChannel(Protocol):
+    """Job progress fan-out: whoever serves a job's WebSocket hears every worker's updates."""
+
+    async def publish(self, update: ProgressUpdate) -> None:
+        """Send ``update`` to every current subscriber of its job (lost if there is none)."""
+
+    def subscribe(self, job_id: str) -> AbstractAsyncContextManager[AsyncIterator[ProgressUpdate]]:
+        """Updates of one job from now on, until the context exits."""
+
+    async def ping(self) -> None:
+        """Raise if updates cannot travel (for /ready)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+__all__: Sequence[str] = (
+    "BlobNotFoundError",
+    "BlobStore",
+    "Completion",
+    "DuplicateJobError",
+    "EventFactory",
+    "JobStore",
+    "ProgressChannel",
+)

@@ -1,0 +1,525 @@
+"""The jobs store on SQL (SQLAlchemy 2 async): PostgreSQL via asyncpg, SQLite via aiosqlite.
+
+A job row and the event it causes commit together through the shared outbox
+(:mod:`kglab_shared.outbox`); the relay publishes them after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, and_, delete, event, insert, or_, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from kglab_ingestion.domain import (
+    IngestionJob,
+    JobCursor,
+    JobStatus,
+    Page,
+    SourceKind,
+    as_utc,
+    utc_now,
+)
+from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
+from kglab_ingestion.store.tables import job_units, jobs
+from kglab_shared.events import EventEnvelope
+from kglab_shared.outbox import add_to_outbox
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
+_MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
+_LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
+
+
+def async_database_url(url: str) -> str:
+    """postgresql:// → postgresql+asyncpg://, sqlite:// → sqlite+aiosqlite://."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    async_url = async_database_url(url)
+    if async_url.startswith("sqlite"):
+        engine = create_async_engine(async_url)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL: readers (GET /jobs) do not wait for the worker's writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(async_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def run_migrations(
+    engine: AsyncEngine, revision: str = "head", *, down: bool = False
+) -> None:
+    """Apply (or with ``down`` revert) migrations programmatically, on either dialect."""
+
+    def _run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
+        config = alembic_config(connection)
+        if down:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
+def _opt_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _job(row: Any) -> IngestionJob:
+    return IngestionJob(
+        id=row.id,
+        owner_id=row.owner_id,
+        source_kind=SourceKind(row.source_kind),
+        source_name=row.source_name,
+        url=row.url,
+        status=JobStatus(row.status),
+        progress=row.progress,
+        attempts=row.attempts,
+        error=row.error,
+        error_retryable=bool(row.error_retryable),
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        content_type=row.content_type,
+        processor_version=row.processor_version,
+        lease_owner=row.lease_owner,
+        lease_expires_at=_opt_utc(row.lease_expires_at),
+        units_done=row.units_done,
+        units_total=row.units_total,
+        document_id=row.document_id,
+        title=row.title,
+        chunk_count=row.chunk_count,
+        duplicate_of=row.duplicate_of,
+        near_duplicate_of=row.near_duplicate_of,
+        near_duplicate_similarity=row.near_duplicate_similarity,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        started_at=_opt_utc(row.started_at),
+        finished_at=_opt_utc(row.finished_at),
+    )
+
+
+def _job_values(job: IngestionJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "owner_id": job.owner_id,
+        "source_kind": job.source_kind.value,
+        "source_name": job.source_name,
+        "url": job.url,
+        "status": job.status.value,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "error": job.error,
+        "error_retryable": job.error_retryable,
+        "sha256": job.sha256,
+        "size_bytes": job.size_bytes,
+        "content_type": job.content_type,
+        "processor_version": job.processor_version,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "units_done": job.units_done,
+        "units_total": job.units_total,
+        "document_id": job.document_id,
+        "title": job.title,
+        "chunk_count": job.chunk_count,
+        "duplicate_of": job.duplicate_of,
+        "near_duplicate_of": job.near_duplicate_of,
+        "near_duplicate_similarity": job.near_duplicate_similarity,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def _leased(job_id: str, worker_id: str) -> Any:
+    return and_(
+        jobs.c.id == job_id,
+        jobs.c.status == JobStatus.PROCESSING.value,
+        jobs.c.lease_owner == worker_id,
+    )
+
+
+class SqlJobStore:
+    """``JobStore`` on PostgreSQL or SQLite; ``on_commit`` (the relay's notify) runs after a
+    transaction that staged events commits."""
+
+    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self.on_commit = on_commit
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    async def migrate(self) -> None:
+        await run_migrations(self.engine)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(self.engine) as session, session.begin():
+            yield session
+
+    async def _stage(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        await add_to_outbox(session, envelope, notify=self.on_commit)
+
+    async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
+        try:
+            async with self._session() as session:
+                await session.execute(insert(jobs).values(_job_values(job)))
+                if event is not None:
+                    await self._stage(session, event)
+        except IntegrityError as exc:
+            if job.sha256 is not None:
+                existing = await self.find_live_by_sha256(job.owner_id, job.sha256)
+                if existing is not None:
+                    raise DuplicateJobError(existing) from exc
+            raise
+        return job
+
+    async def find_live_by_sha256(self, owner_id: str, sha256: str) -> IngestionJob | None:
+        query = (
+            select(jobs)
+            .where(
+                jobs.c.owner_id == owner_id,
+                jobs.c.sha256 == sha256,
+                jobs.c.source_kind == SourceKind.FILE.value,
+                jobs.c.status.in_(_LIVE_STATUSES),
+            )
+            .order_by(jobs.c.created_at)
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return _job(row) if row else None
+
+    async def get(self, owner_id: str, job_id: str) -> IngestionJob | None:
+        query = select(jobs).where(jobs.c.id == job_id, jobs.c.owner_id == owner_id)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return _job(row) if row else None
+
+    async def get_any(self, job_id: str) -> IngestionJob | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return _job(row) if row else None
+
+    async def list_jobs(
+        self,
+        owner_id: str,
+        *,
+        status: JobStatus | None,
+        limit: int,
+        after: JobCursor | None,
+    ) -> Page:
+        query = select(jobs).where(jobs.c.owner_id == owner_id)
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        if after is not None:
+            query = query.where(
+                or_(
+                    jobs.c.created_at < after.created_at,
+                    and_(jobs.c.created_at == after.created_at, jobs.c.id < after.job_id),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        items = [_job(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = JobCursor(created_at=last.created_at, job_id=last.id).encode()
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def claim(
+        self, job_id: str, worker_id: str, *, now: datetime, lease_until: datetime
+    ) -> IngestionJob | None:
+        # One conditional UPDATE: PostgreSQL re-checks the WHERE on the locked row, SQLite
+        # serialises writers, so two workers can never both win.
+        claimable = and_(
+            jobs.c.id == job_id,
+            or_(
+                jobs.c.status == JobStatus.PENDING.value,
+                and_(
+                    jobs.c.status == JobStatus.PROCESSING.value,
+                    or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+                ),
+            ),
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs)
+                .where(claimable)
+                .values(
+                    status=JobStatus.PROCESSING.value,
+                    lease_owner=worker_id,
+                    lease_expires_at=lease_until,
+                    attempts=jobs.c.attempts + 1,
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return _job(row) if row else None
+
+    async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs).where(_leased(job_id, worker_id)).values(lease_expires_at=lease_until)
+            )
+        return result.rowcount == 1
+
+    async def save_unit(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        unit_index: int,
+        units_total: int,
+        sections: list[dict[str, Any]],
+        progress: int,
+    ) -> bool:
+        now = utc_now()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs)
+                .where(_leased(job_id, worker_id))
+                .values(
+                    units_done=unit_index + 1,
+                    units_total=units_total,
+                    progress=progress,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            # A unit saved by a worker that died before advancing the resume point is replaced.
+            await connection.execute(
+                delete(job_units).where(
+                    job_units.c.job_id == job_id, job_units.c.unit_index == unit_index
+                )
+            )
+            await connection.execute(
+                insert(job_units).values(
+                    job_id=job_id, unit_index=unit_index, sections=sections, created_at=now
+                )
+            )
+        return True
+
+    async def saved_units(self, job_id: str) -> list[list[dict[str, Any]]]:
+        query = (
+            select(job_units.c.sections, job_units.c.unit_index)
+            .where(job_units.c.job_id == job_id)
+            .order_by(job_units.c.unit_index)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [list(row.sections) for row in rows]
+
+    async def record_source(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        sha256: str,
+        size_bytes: int,
+        content_type: str,
+        source_name: str | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "sha256": sha256,
+            "size_bytes": size_bytes,
+            "content_type": content_type,
+            "updated_at": utc_now(),
+        }
+        if source_name is not None:
+            values["source_name"] = source_name
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs).where(_leased(job_id, worker_id)).values(**values)
+            )
+        return result.rowcount == 1
+
+    async def complete(
+        self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
+    ) -> IngestionJob | None:
+        now = utc_now()
+        async with self._session() as session:
+            result = await session.execute(
+                update(jobs)
+                .where(_leased(job_id, worker_id))
+                .values(
+                    status=JobStatus.COMPLETED.value,
+                    progress=100,
+                    error=None,
+                    error_retryable=False,
+                    document_id=completion.document_id,
+                    title=completion.title,
+                    chunk_count=completion.chunk_count,
+                    content_type=completion.content_type,
+                    processor_version=completion.processor_version,
+                    minhash=completion.minhash,
+                    near_duplicate_of=completion.near_duplicate_of,
+                    near_duplicate_similarity=completion.near_duplicate_similarity,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                    finished_at=now,
+                )
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                return None
+            await session.execute(delete(job_units).where(job_units.c.job_id == job_id))
+            await self._stage(session, event)
+            row = (await session.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return _job(row) if row else None
+
+    async def release_for_retry(
+        self, job_id: str, worker_id: str, error: str
+    ) -> IngestionJob | None:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs)
+                .where(_leased(job_id, worker_id))
+                .values(
+                    status=JobStatus.PENDING.value,
+                    error=error,
+                    error_retryable=True,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=utc_now(),
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return _job(row) if row else None
+
+    async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
+        now = utc_now()
+        condition = (
+            _leased(job_id, worker_id)
+            if worker_id is not None
+            else and_(jobs.c.id == job_id, jobs.c.status != JobStatus.COMPLETED.value)
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(jobs)
+                .where(condition)
+                .values(
+                    status=JobStatus.FAILED.value,
+                    error=error,
+                    error_retryable=False,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                    finished_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            await connection.execute(delete(job_units).where(job_units.c.job_id == job_id))
+            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return _job(row) if row else None
+
+    async def recent_signatures(
+        self, owner_id: str, *, exclude_job_id: str, limit: int
+    ) -> list[tuple[str, list[int]]]:
+        query = (
+            select(jobs.c.id, jobs.c.minhash)
+            .where(
+                jobs.c.owner_id == owner_id,
+                jobs.c.status == JobStatus.COMPLETED.value,
+                jobs.c.id != exclude_job_id,
+                jobs.c.minhash.is_not(None),
+            )
+            .order_by(jobs.c.created_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [(row.id, [int(v) for v in row.minhash]) for row in rows if row.minhash]
+
+    async def requeue_abandoned(
+        self,
+        *,
+        now: datetime,
+        pending_before: datetime,
+        limit: int,
+        events: EventFactory,
+    ) -> list[str]:
+        abandoned = or_(
+            and_(
+                jobs.c.status == JobStatus.PROCESSING.value,
+                or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+            ),
+            and_(jobs.c.status == JobStatus.PENDING.value, jobs.c.updated_at < pending_before),
+        )
+        query = select(jobs).where(abandoned).order_by(jobs.c.updated_at).limit(limit)
+        if self.is_postgres:
+            # Several replicas sweep at once: each takes different rows.
+            query = query.with_for_update(skip_locked=True)
+        async with self._session() as session:
+            rows = (await session.execute(query)).all()
+            requeued = []
+            for row in rows:
+                job = _job(row)
+                result = await session.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job.id, abandoned)
+                    .values(
+                        status=JobStatus.PENDING.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    await self._stage(session, events(job))
+                    requeued.append(job.id)
+        return requeued
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

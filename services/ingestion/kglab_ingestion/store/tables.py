@@ -1,0 +1,76 @@
+"""SQLAlchemy Core tables: the adapter's view of the schema the migrations create."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "ingestion_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(64), nullable=False),
+    Column("source_kind", String(8), nullable=False),
+    Column("source_name", Text, nullable=False),
+    Column("url", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("error_retryable", Boolean, nullable=False),
+    Column("sha256", String(64), nullable=True),
+    Column("size_bytes", Integer, nullable=True),
+    Column("content_type", String(200), nullable=True),
+    Column("processor_version", String(64), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("units_done", Integer, nullable=False),
+    Column("units_total", Integer, nullable=True),
+    Column("document_id", String(32), nullable=True),
+    Column("title", Text, nullable=True),
+    Column("chunk_count", Integer, nullable=True),
+    Column("duplicate_of", String(32), nullable=True),
+    Column("near_duplicate_of", String(32), nullable=True),
+    Column("near_duplicate_similarity", Float, nullable=True),
+    Column("minhash", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+Index("ix_ingestion_jobs_owner_created", jobs.c.owner_id, jobs.c.created_at, jobs.c.id)
+Index("ix_ingestion_jobs_status_updated", jobs.c.status, jobs.c.updated_at)
+# One live job per file per owner: a concurrent second upload of the same bytes loses the race
+# at the database, not in application code. A failed job frees the slot.
+Index(
+    "uq_ingestion_jobs_owner_sha256",
+    jobs.c.owner_id,
+    jobs.c.sha256,
+    unique=True,
+    postgresql_where=(jobs.c.source_kind == "file") & (jobs.c.status != "failed"),
+    sqlite_where=(jobs.c.source_kind == "file") & (jobs.c.status != "failed"),
+)
+
+#: What each extracted unit (a PDF page, or the whole document) yielded, so a retry resumes.
+job_units = Table(
+    "ingestion_job_units",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("unit_index", Integer, primary_key=True),
+    Column("sections", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,474 @@
+"""The worker: takes a job from the bus, extracts it unit by unit, announces the document.
+
+Reliability, in the order things can go wrong:
+
+* A job is *claimed* with a lease (a conditional UPDATE), so two deliveries of one job never
+  run it twice at once; the lease is renewed while the worker works.
+* Every extracted unit (PDF page) is saved with the resume point, so a retry starts after the
+  last saved unit instead of from the beginning.
+* Completion, its ``document.extracted`` event (document id derived from the job id) and the
+  removal of saved units commit in one transaction, only while the lease is held: a job
+  completes exactly once even if a presumed-dead worker wakes up.
+* A retryable failure puts the job back to pending and raises, so the bus redelivers with its
+  backoff; the last attempt, or a failure retrying cannot fix, fails the job with a sentence a
+  person understands.
+* The :class:`LeaseSweeper` re-publishes jobs whose worker vanished (lease expired) and pending
+  jobs whose message was lost (a broker or process restart), so no job is ever stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.domain import (
+    IngestionJob,
+    JobStatus,
+    ProgressUpdate,
+    SourceKind,
+    document_id_for,
+    utc_now,
+)
+from kglab_ingestion.extraction import (
+    PROCESSOR_VERSION,
+    ExtractionError,
+    ExtractionUnit,
+    Section,
+    UnsupportedFileError,
+    chunk_sections,
+    estimated_similarity,
+    minhash_signature,
+    open_document,
+    sniff_media_type,
+)
+from kglab_ingestion.service import job_requested_event
+from kglab_ingestion.store.port import (
+    BlobNotFoundError,
+    BlobStore,
+    Completion,
+    JobStore,
+    ProgressChannel,
+)
+from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
+from kglab_shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from kglab_ingestion.fetching import PageFetcher
+
+_log = get_logger(__name__)
+Clock = Callable[[], datetime]
+
+#: Progress after the source is in hand, and before chunking and the event.
+_STARTED_PROGRESS = 5
+_EXTRACTED_PROGRESS = 90
+_UNEXPECTED = "Processing failed unexpectedly on our side."
+
+
+class RetryLaterError(Exception):
+    """Raised to the bus so it redelivers the job after its backoff."""
+
+
+class JobFailure(Exception):
+    """A failure with a sentence for people; ``retryable`` when trying again may help."""
+
+    def __init__(self, detail: str, *, retryable: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retryable = retryable
+
+
+class LeaseLostError(Exception):
+    """Another worker took the job over (our lease expired); stop without writing."""
+
+
+def sections_to_rows(sections: list[Section]) -> list[dict[str, Any]]:
+    return [asdict(section) for section in sections]
+
+
+def sections_from_rows(rows: list[dict[str, Any]]) -> list[Section]:
+    return [Section(**row) for row in rows]
+
+
+def _percent(done: int, total: int) -> int:
+    span = _EXTRACTED_PROGRESS - _STARTED_PROGRESS
+    return _STARTED_PROGRESS + (span * done) // max(total, 1)
+
+
+class JobWorker:
+    def __init__(
+        self,
+        *,
+        settings: IngestionSettings,
+        jobs: JobStore,
+        blobs: BlobStore,
+        progress: ProgressChannel,
+        fetcher: PageFetcher | None,
+        worker_id: str | None = None,
+        source: str = "kglab/ingestion",
+        clock: Clock = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._blobs = blobs
+        self._progress = progress
+        self._fetcher = fetcher
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._source = source
+        self._clock = clock
+        # Parsers (pdfium above all) are not thread-safe: one extraction thread per worker keeps
+        # the event loop free without running two parsers at once.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kglab-extract")
+        self._work_dir = settings.data_dir / "ingestion" / "work"
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _lease_until(self) -> datetime:
+        return self._clock() + timedelta(seconds=self._settings.lease_s)
+
+    async def _publish(self, update: ProgressUpdate) -> None:
+        # Progress is a courtesy: a Redis hiccup must not fail the job.
+        try:
+            await self._progress.publish(update)
+        except Exception as exc:
+            _log.warning("progress_publish_failed", job_id=update.job_id, error=str(exc))
+
+    async def process(self, job_id: str) -> None:
+        """Run one job if it can be claimed; raise :class:`RetryLaterError` to be redelivered."""
+        job = await self._jobs.claim(
+            job_id, self.worker_id, now=self._clock(), lease_until=self._lease_until()
+        )
+        if job is None:
+            current = await self._jobs.get_any(job_id)
+            _log.info(
+                "job_not_claimed",
+                job_id=job_id,
+                status=current.status.value if current else None,
+                lease_owner=current.lease_owner if current else None,
+            )
+            return
+        _log.info("job_claimed", job_id=job.id, attempt=job.attempts, worker=self.worker_id)
+        await self._publish(ProgressUpdate.of(job))
+        renewal = asyncio.create_task(self._renew_lease(job.id), name=f"lease-{job.id}")
+        try:
+            await self._run(job)
+        except LeaseLostError:
+            _log.warning("job_lease_lost", job_id=job.id, worker=self.worker_id)
+        except JobFailure as failure:
+            await self._handle_failure(job, failure)
+        except Exception as exc:
+            _log.error("job_crashed", job_id=job.id, exc_info=exc)
+            await self._handle_failure(
+                job, JobFailure(f"{_UNEXPECTED} It will be tried again.", retryable=True)
+            )
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+
+    async def _renew_lease(self, job_id: str) -> None:
+        interval = max(0.05, self._settings.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._jobs.renew_lease(job_id, self.worker_id, self._lease_until()):
+                    return
+            except Exception as exc:
+                _log.warning("lease_renewal_failed", job_id=job_id, error=str(exc))
+
+    async def _handle_failure(self, job: IngestionJob, failure: JobFailure) -> None:
+        last_attempt = job.attempts >= self._settings.max_attempts
+        if failure.retryable and not last_attempt:
+            released = await self._jobs.release_for_retry(job.id, self.worker_id, failure.detail)
+            if released is not None:
+                await self._publish(ProgressUpdate.of(released))
+                _log.info("job_retry", job_id=job.id, attempt=job.attempts, error=failure.detail)
+                raise RetryLaterError(failure.detail)
+            return
+        detail = failure.detail
+        if failure.retryable:
+            detail = detail.removesuffix(" It will be tried again.")
+            detail = f"{detail} Gave up after {job.attempts} attempts."
+        failed = await self._jobs.fail(job.id, self.worker_id, detail)
+        if failed is not None:
+            _log.info("job_failed", job_id=job.id, error=detail)
+            await self._publish(ProgressUpdate.of(failed))
+
+    async def _run(self, job: IngestionJob) -> None:
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self._work_dir, prefix=f"{job.id}-") as scratch:
+            path = Path(scratch) / "source"
+            job = await self._materialise(job, path)
+            await self._extract(job, path)
+
+    async def _materialise(self, job: IngestionJob, path: Path) -> IngestionJob:
+        """Put the job's bytes at ``path``: from the blob store, or fetched from its URL."""
+        if job.source_kind is SourceKind.FILE or job.sha256 is not None:
+            assert job.sha256 is not None
+            try:
+                await self._blobs.copy_to(job.sha256, path)
+            except BlobNotFoundError as exc:
+                raise JobFailure(
+                    "The uploaded file is no longer stored; upload it again.", retryable=False
+                ) from exc
+            return job
+        if self._fetcher is None or job.url is None:
+            raise JobFailure("This service cannot fetch web pages.", retryable=False)
+        from kglab_ingestion.fetching import FetchError
+
+        try:
+            page = await self._fetcher.fetch(job.url)
+        except FetchError as exc:
+            raise JobFailure(exc.detail, retryable=exc.retryable) from exc
+        await page.save_to(path)
+        digest = hashlib.sha256()
+        with path.open("rb") as source:
+            while block := source.read(1024 * 1024):
+                digest.update(block)
+        sha256 = digest.hexdigest()
+        media_type = self._media_type_of_page(page.content_type, path, job.url)
+        await self._blobs.put_file(sha256, path)
+        if not await self._jobs.record_source(
+            job.id,
+            self.worker_id,
+            sha256=sha256,
+            size_bytes=page.size,
+            content_type=media_type,
+        ):
+            raise LeaseLostError(job.id)
+        return replace(job, sha256=sha256, size_bytes=page.size, content_type=media_type)
+
+    def _media_type_of_page(self, declared: str | None, path: Path, url: str) -> str:
+        with path.open("rb") as source:
+            head = source.read(64 * 1024)
+        base = (declared or "").split(";", 1)[0].strip().lower()
+        if base in ("text/html", "application/xhtml+xml"):
+            return "text/html"
+        name = url.rsplit("/", 1)[-1] or "page.html"
+        try:
+            return sniff_media_type(head, name)
+        except UnsupportedFileError:
+            pass
+        try:
+            return sniff_media_type(head, "page.html")
+        except UnsupportedFileError as exc:
+            raise JobFailure(
+                f"The page at {url} is {base or 'of an unknown type'}, which cannot be ingested.",
+                retryable=False,
+            ) from exc
+
+    async def _extract(self, job: IngestionJob, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        media_type = job.content_type or "application/octet-stream"
+        start = job.units_done
+        saved = await self._jobs.saved_units(job.id)
+        if len(saved) < start:
+            # Saved units went missing (cannot normally happen): start over rather than guess.
+            start, saved = 0, []
+        sections: list[Section] = []
+        for rows in saved[:start]:
+            sections.extend(sections_from_rows(rows))
+
+        def open_units() -> tuple[Any, Iterator[ExtractionUnit]]:
+            return open_document(path, media_type, source_name=job.source_name, start=start)
+
+        try:
+            info, units = await loop.run_in_executor(self._executor, open_units)
+            last_published = job.progress
+            while True:
+                unit = await loop.run_in_executor(self._executor, next, units, None)
+                if unit is None:
+                    break
+                if self._settings.debug_unit_delay_s:
+                    await asyncio.sleep(self._settings.debug_unit_delay_s)
+                sections.extend(unit.sections)
+                progress = _percent(unit.index + 1, unit.total)
+                if not await self._jobs.save_unit(
+                    job.id,
+                    self.worker_id,
+                    unit_index=unit.index,
+                    units_total=unit.total,
+                    sections=sections_to_rows(unit.sections),
+                    progress=progress,
+                ):
+                    raise LeaseLostError(job.id)
+                if progress > last_published:
+                    last_published = progress
+                    await self._publish(
+                        ProgressUpdate(
+                            job_id=job.id,
+                            status=JobStatus.PROCESSING,
+                            progress=progress,
+                            extra={"units_done": unit.index + 1, "units_total": unit.total},
+                        )
+                    )
+        except ExtractionError as exc:
+            raise JobFailure(exc.detail, retryable=exc.retryable) from exc
+        except UnsupportedFileError as exc:
+            raise JobFailure(exc.detail, retryable=False) from exc
+        if self._settings.debug_fail_marker and self._settings.debug_fail_marker in (
+            job.source_name
+        ):
+            if job.attempts < 2:
+                raise JobFailure(
+                    "Injected failure (debug_fail_marker). It will be tried again.",
+                    retryable=True,
+                )
+        await self._finish(job, info, sections)
+
+    async def _finish(self, job: IngestionJob, info: Any, sections: list[Section]) -> None:
+        loop = asyncio.get_running_loop()
+        settings = self._settings
+
+        def chunk_and_sign() -> tuple[list[Any], list[int]]:
+            chunks = chunk_sections(
+                sections,
+                max_chars=settings.chunk_max_chars,
+                overlap_chars=settings.chunk_overlap_chars,
+            )
+            text = "\n\n".join(section.text for section in sections)
+            return chunks, minhash_signature(text)
+
+        chunks, signature = await loop.run_in_executor(self._executor, chunk_and_sign)
+        if not chunks:
+            raise JobFailure("The file contains no text to ingest.", retryable=False)
+        near_of, near_score = await self._nearest(job, signature)
+        document_id = document_id_for(job.id)
+        assert job.sha256 is not None
+        event = DocumentExtracted(
+            document_id=document_id,
+            job_id=job.id,
+            owner_id=job.owner_id,
+            title=info.title or job.source_name,
+            media_type=info.media_type,
+            metadata=dict(info.metadata),
+            provenance=Provenance(
+                source_name=job.source_name,
+                uploader_id=job.owner_id,
+                uploaded_at=job.created_at,
+                size_bytes=job.size_bytes or 0,
+                content_type=info.media_type,
+                sha256=job.sha256,
+                processor_version=PROCESSOR_VERSION,
+            ),
+            chunks=[
+                ExtractedChunk(
+                    chunk_id=f"{document_id}-{chunk.position:05d}",
+                    position=chunk.position,
+                    text=chunk.text,
+                    heading=chunk.heading,
+                )
+                for chunk in chunks
+            ],
+        )
+        completion = Completion(
+            document_id=document_id,
+            title=event.title,
+            chunk_count=len(chunks),
+            content_type=info.media_type,
+            processor_version=PROCESSOR_VERSION,
+            minhash=signature,
+            near_duplicate_of=near_of,
+            near_duplicate_similarity=near_score,
+        )
+        envelope = event.envelope(
+            source=self._source, subject=document_id, event_id=f"{event.event_type}:{job.id}"
+        )
+        done = await self._jobs.complete(job.id, self.worker_id, completion, envelope)
+        if done is None:
+            raise LeaseLostError(job.id)
+        _log.info(
+            "job_completed",
+            job_id=job.id,
+            document_id=document_id,
+            chunks=len(chunks),
+            near_duplicate_of=near_of,
+        )
+        final = ProgressUpdate.of(done)
+        if near_of is not None:
+            final.extra["near_duplicate_of"] = near_of
+        await self._publish(final)
+
+    async def _nearest(
+        self, job: IngestionJob, signature: list[int]
+    ) -> tuple[str | None, float | None]:
+        candidates = await self._jobs.recent_signatures(
+            job.owner_id, exclude_job_id=job.id, limit=self._settings.near_duplicate_window
+        )
+        best_id, best = None, 0.0
+        for candidate_id, other in candidates:
+            score = estimated_similarity(signature, other)
+            if score > best:
+                best_id, best = candidate_id, score
+        if best_id is not None and best > self._settings.near_duplicate_threshold:
+            return best_id, round(best, 4)
+        return None, None
+
+
+class LeaseSweeper:
+    """Re-publishes abandoned jobs: expired leases and pending jobs nobody took up."""
+
+    def __init__(
+        self,
+        *,
+        settings: IngestionSettings,
+        jobs: JobStore,
+        source: str = "kglab/ingestion",
+        clock: Clock = utc_now,
+        batch: int = 200,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._source = source
+        self._clock = clock
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self, *, pending_before: datetime | None = None) -> list[str]:
+        now = self._clock()
+        cutoff = pending_before or now - timedelta(seconds=self._settings.stale_pending_s)
+        requeued = await self._jobs.requeue_abandoned(
+            now=now,
+            pending_before=cutoff,
+            limit=self._batch,
+            events=lambda job: job_requested_event(job, source=self._source, fresh=True),
+        )
+        if requeued:
+            _log.info("jobs_requeued", count=len(requeued), job_ids=requeued[:20])
+        return requeued
+
+    async def start(self, *, sweep_all_pending_now: bool = False) -> None:
+        """Sweep once now (every pending job when ``sweep_all_pending_now``), then periodically.
+
+        ``sweep_all_pending_now`` is for a bus that forgets messages on restart (in-process).
+        """
+        if sweep_all_pending_now:
+            await self.sweep(pending_before=self._clock() + timedelta(seconds=1))
+        else:
+            await self.sweep()
+        self._task = asyncio.create_task(self._loop(), name="kglab-lease-sweeper")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            try:
+                await self.sweep()
+            except Exception as exc:
+                _log.warning("sweep_failed", error=str(exc))
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
