@@ -61,11 +61,8 @@ def job_requested_event(job: IngestionJob, *, source: str, fresh: bool = False) 
         blob_key=job.sha256 if job.source_kind is SourceKind.FILE else None,
         url=job.url,
     )
-    event_id = (
-        f"{data.event_type}:{job.id}:{uuid.uuid4().hex[:12]}"
-        if fresh
-        else f"{data.event_type}:{job.id}"
-    )
+    # Outbox event ids are at most 64 characters.
+    event_id = uuid.uuid4().hex if fresh else f"{data.event_type}:{job.id}"
     return data.envelope(source=source, subject=job.id, event_id=event_id)
 
 

@@ -1,0 +1,281 @@
+"""The ``JobStore`` contract, run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from kglab_ingestion.domain import (
+    IngestionJob,
+    JobCursor,
+    JobStatus,
+    SourceKind,
+    new_job_id,
+    utc_now,
+)
+from kglab_ingestion.service import job_requested_event
+from kglab_ingestion.store.port import Completion, DuplicateJobError
+from kglab_ingestion.store.sql import SqlJobStore
+from kglab_shared.events import DocumentExtracted, Provenance
+from kglab_shared.outbox import outbox
+
+
+def a_job(owner: str = "alice", sha: str | None = None, **changes: object) -> IngestionJob:
+    now = utc_now()
+    job = IngestionJob(
+        id=new_job_id(),
+        owner_id=owner,
+        source_kind=SourceKind.FILE,
+        source_name="notes.md",
+        created_at=now,
+        updated_at=now,
+        sha256=sha or new_job_id() + new_job_id(),
+        size_bytes=12,
+        content_type="text/markdown",
+        processor_version="test/1",
+    )
+    return replace(job, **changes)  # type: ignore[arg-type]
+
+
+async def outbox_types(store: SqlJobStore) -> list[str]:
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(select(outbox.c.event_type).order_by(outbox.c.id))
+        return [row.event_type for row in rows]
+
+
+def completion(document_id: str = "doc1", minhash: list[int] | None = None) -> Completion:
+    return Completion(
+        document_id=document_id,
+        title="Notes",
+        chunk_count=2,
+        content_type="text/markdown",
+        processor_version="test/1",
+        minhash=minhash,
+        near_duplicate_of=None,
+        near_duplicate_similarity=None,
+    )
+
+
+def extracted_event(job: IngestionJob) -> object:
+    event = DocumentExtracted(
+        document_id="doc1",
+        job_id=job.id,
+        owner_id=job.owner_id,
+        title="Notes",
+        media_type="text/markdown",
+        provenance=Provenance(
+            source_name=job.source_name,
+            uploader_id=job.owner_id,
+            uploaded_at=job.created_at,
+            size_bytes=12,
+            content_type="text/markdown",
+            sha256=job.sha256 or "",
+            processor_version="test/1",
+        ),
+        chunks=[],
+    )
+    return event.envelope(source="test", event_id=f"document.extracted:{job.id}")
+
+
+async def test_a_job_and_its_event_commit_together(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, job_requested_event(job, source="test"))
+    assert await job_store.get("alice", job.id) == job
+    assert await outbox_types(job_store) == ["ingestion.job.requested"]
+
+
+async def test_another_owner_cannot_see_the_job(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    assert await job_store.get("mallory", job.id) is None
+    assert (await job_store.list_jobs("mallory", status=None, limit=10, after=None)).items == []
+
+
+async def test_a_second_live_job_for_the_same_bytes_is_refused(job_store: SqlJobStore) -> None:
+    first = a_job(sha="a" * 64)
+    await job_store.create(first, job_requested_event(first, source="test"))
+    second = a_job(sha="a" * 64)
+    with pytest.raises(DuplicateJobError) as caught:
+        await job_store.create(second, job_requested_event(second, source="test"))
+    assert caught.value.existing.id == first.id
+    # Nothing of the refused job was written, not even its event.
+    assert await job_store.get_any(second.id) is None
+    assert await outbox_types(job_store) == ["ingestion.job.requested"]
+    # Another owner may upload the same bytes.
+    await job_store.create(a_job(owner="bob", sha="a" * 64), None)
+    assert (await job_store.find_live_by_sha256("alice", "a" * 64)) == first
+
+
+async def test_a_failed_job_frees_its_bytes_for_a_new_upload(job_store: SqlJobStore) -> None:
+    first = a_job(sha="b" * 64)
+    await job_store.create(first, None)
+    assert await job_store.fail(first.id, None, "Broken.") is not None
+    assert await job_store.find_live_by_sha256("alice", "b" * 64) is None
+    await job_store.create(a_job(sha="b" * 64), None)
+
+
+async def test_jobs_list_newest_first_with_a_cursor_and_a_status_filter(
+    job_store: SqlJobStore,
+) -> None:
+    base = utc_now()
+    created = []
+    for number in range(5):
+        job = a_job(created_at=base + timedelta(seconds=number))
+        await job_store.create(job, None)
+        created.append(job)
+    await job_store.fail(created[1].id, None, "Broken.")
+    first = await job_store.list_jobs("alice", status=None, limit=2, after=None)
+    assert [j.id for j in first.items] == [created[4].id, created[3].id]
+    assert first.next_cursor is not None
+    rest = await job_store.list_jobs(
+        "alice", status=None, limit=10, after=JobCursor.decode(first.next_cursor)
+    )
+    assert [j.id for j in rest.items] == [created[2].id, created[1].id, created[0].id]
+    assert rest.next_cursor is None
+    failed = await job_store.list_jobs("alice", status=JobStatus.FAILED, limit=10, after=None)
+    assert [j.id for j in failed.items] == [created[1].id]
+
+
+async def test_only_one_of_two_workers_claims_a_job(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    results = await asyncio.gather(
+        *[
+            job_store.claim(job.id, f"w{n}", now=now, lease_until=now + timedelta(seconds=30))
+            for n in range(4)
+        ]
+    )
+    claimed = [r for r in results if r is not None]
+    assert len(claimed) == 1
+    assert claimed[0].status is JobStatus.PROCESSING
+    assert claimed[0].attempts == 1
+    assert claimed[0].lease_owner is not None
+
+
+async def test_an_expired_lease_lets_another_worker_take_over(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    assert await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=1))
+    assert await job_store.claim(job.id, "w2", now=now, lease_until=now) is None
+    later = now + timedelta(seconds=2)
+    taken = await job_store.claim(job.id, "w2", now=later, lease_until=later + timedelta(seconds=5))
+    assert taken is not None
+    assert taken.lease_owner == "w2"
+    assert taken.attempts == 2
+    # The first worker lost its lease: none of its writes land.
+    assert not await job_store.renew_lease(job.id, "w1", later + timedelta(seconds=9))
+    assert not await job_store.save_unit(
+        job.id, "w1", unit_index=0, units_total=2, sections=[], progress=50
+    )
+    assert await job_store.complete(job.id, "w1", completion(), extracted_event(job)) is None  # type: ignore[arg-type]
+    assert await job_store.release_for_retry(job.id, "w1", "x") is None
+
+
+async def test_saved_units_are_the_resume_point(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    for index in range(2):
+        assert await job_store.save_unit(
+            job.id,
+            "w1",
+            unit_index=index,
+            units_total=3,
+            sections=[{"heading": None, "text": f"page {index}", "kind": "paragraph"}],
+            progress=10 + index,
+        )
+    current = await job_store.get_any(job.id)
+    assert current is not None
+    assert (current.units_done, current.units_total, current.progress) == (2, 3, 11)
+    units = await job_store.saved_units(job.id)
+    assert [u[0]["text"] for u in units] == ["page 0", "page 1"]
+
+
+async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    await job_store.save_unit(job.id, "w1", unit_index=0, units_total=1, sections=[], progress=90)
+    done = await job_store.complete(
+        job.id, "w1", completion(minhash=[1, 2, 3]), extracted_event(job)  # type: ignore[arg-type]
+    )
+    assert done is not None
+    assert (done.status, done.progress, done.document_id, done.chunk_count) == (
+        JobStatus.COMPLETED,
+        100,
+        "doc1",
+        2,
+    )
+    assert done.lease_owner is None
+    assert await job_store.saved_units(job.id) == []
+    assert await outbox_types(job_store) == ["document.extracted"]
+    # A second completion (a redelivery) changes nothing and publishes nothing.
+    assert await job_store.complete(job.id, "w1", completion(), extracted_event(job)) is None  # type: ignore[arg-type]
+    assert await outbox_types(job_store) == ["document.extracted"]
+    signatures = await job_store.recent_signatures("alice", exclude_job_id="x", limit=10)
+    assert signatures == [(job.id, [1, 2, 3])]
+    assert await job_store.recent_signatures("bob", exclude_job_id="x", limit=10) == []
+
+
+async def test_release_for_retry_returns_the_job_to_pending(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    released = await job_store.release_for_retry(job.id, "w1", "The site timed out.")
+    assert released is not None
+    assert released.status is JobStatus.PENDING
+    assert released.error == "The site timed out."
+    assert released.error_retryable
+    assert released.attempts == 1
+    again = await job_store.claim(job.id, "w2", now=now, lease_until=now + timedelta(seconds=30))
+    assert again is not None
+    assert again.attempts == 2
+
+
+async def test_the_sweeper_requeues_expired_leases_and_stale_pending_jobs(
+    job_store: SqlJobStore,
+) -> None:
+    now = utc_now()
+    stale = a_job(updated_at=now - timedelta(minutes=10))
+    fresh = a_job()
+    running = a_job()
+    abandoned = a_job()
+    for job in (stale, fresh, running, abandoned):
+        await job_store.create(job, None)
+    await job_store.claim(running.id, "w1", now=now, lease_until=now + timedelta(minutes=5))
+    await job_store.claim(abandoned.id, "w2", now=now, lease_until=now - timedelta(seconds=1))
+    requeued = await job_store.requeue_abandoned(
+        now=now,
+        pending_before=now - timedelta(minutes=1),
+        limit=100,
+        events=lambda job: job_requested_event(job, source="test", fresh=True),
+    )
+    assert set(requeued) == {stale.id, abandoned.id}
+    current = await job_store.get_any(abandoned.id)
+    assert current is not None
+    assert (current.status, current.lease_owner) == (JobStatus.PENDING, None)
+    assert await outbox_types(job_store) == ["ingestion.job.requested"] * 2
+    async with job_store.engine.connect() as connection:
+        distinct = await connection.scalar(select(func.count(func.distinct(outbox.c.event_id))))
+    assert distinct == 2
+
+
+async def test_fail_without_a_worker_leaves_completed_jobs_alone(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    await job_store.complete(job.id, "w1", completion(), extracted_event(job))  # type: ignore[arg-type]
+    assert await job_store.fail(job.id, None, "late") is None
+    current = await job_store.get_any(job.id)
+    assert current is not None
+    assert current.status is JobStatus.COMPLETED
