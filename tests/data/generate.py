@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.data.html_layouts import LAYOUTS  # noqa: E402
+from tests.data.html_layouts import LAYOUTS
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -103,12 +103,16 @@ def one_page_pdf() -> bytes:
     return bytes(pdf.output())  # type: ignore[attr-defined]
 
 
+def paged_pdf_paragraphs(pages: int, *, seed: int = 10) -> list[list[str]]:
+    """The three paragraphs of each page of ``paged_pdf(pages, seed=seed)``."""
+    rng = random.Random(seed)
+    return [[prose(rng, rng.randint(3, 5)) for _ in range(3)] for _ in range(pages)]
+
+
 def paged_pdf(pages: int, *, seed: int = 10) -> bytes:
     """``pages`` pages, each a chapter heading, three paragraphs and "Page i of n"."""
-    rng = random.Random(seed)
     pdf = _new_pdf(f"A Report of {pages} Pages", "Charles Babbage")
-    for page in range(1, pages + 1):
-        paragraphs = [prose(rng, rng.randint(3, 5)) for _ in range(3)]
+    for page, paragraphs in enumerate(paged_pdf_paragraphs(pages, seed=seed), start=1):
         _write_page(pdf, f"Chapter {page}", paragraphs, f"Page {page} of {pages}")
     return bytes(pdf.output())  # type: ignore[attr-defined]
 
@@ -132,7 +136,6 @@ def heavy_pdf(target_mb: float, *, seed: int = 50) -> bytes:
 def protected_pdf() -> bytes:
     """The one-page PDF behind a user password (RC4-128: deterministic, unlike AES's IVs)."""
     import pypdf
-
     from pypdf.generic import ArrayObject, ByteStringObject
 
     writer = pypdf.PdfWriter(clone_from=io.BytesIO(one_page_pdf()))
@@ -389,13 +392,13 @@ def main() -> int:
                 stale.append(name)
         elif not path.exists() or path.read_bytes() != data:
             write_atomically(path, data)
-            print(f"wrote {path.relative_to(HERE.parents[1])} ({len(data):,} bytes)")
+            print(f"wrote {path.relative_to(HERE.parents[1])} ({len(data):,} bytes)")  # noqa: T201
     if args.large:
         for name, build in LARGE_FILES.items():
             write_atomically(CACHE / name, build())
-            print(f"wrote {(CACHE / name).relative_to(HERE.parents[1])}")
+            print(f"wrote {(CACHE / name).relative_to(HERE.parents[1])}")  # noqa: T201
     if stale:
-        print(f"out of date, run tests/data/generate.py: {', '.join(stale)}", file=sys.stderr)
+        sys.stderr.write(f"out of date, run tests/data/generate.py: {', '.join(stale)}\n")
         return 1
     return 0
 

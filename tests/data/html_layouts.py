@@ -37,14 +37,16 @@ BROADSHEET_SENTENCES = [
     "only way across during repairs.",
 ]
 BROADSHEET = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Harbour bridge to be rebuilt | The Daily Ledger</title>
+<html lang="en"><head><meta charset="utf-8">
+<title>Harbour bridge to be rebuilt | The Daily Ledger</title>
 <meta property="og:title" content="Harbour bridge to be rebuilt after decade of debate">
 <meta name="author" content="Maria Keller">
 <meta property="article:published_time" content="2024-03-05T08:00:00Z"></head>
 <body>{_NAV}
 <main><article>
 <header><h1>Harbour bridge to be rebuilt after decade of debate</h1>
-<p class="byline">By <address class="author">Maria Keller</address>, <time datetime="2024-03-05">5 March 2024</time></p></header>
+<p class="byline">By <address class="author">Maria Keller</address>,
+<time datetime="2024-03-05">5 March 2024</time></p></header>
 <p>{BROADSHEET_SENTENCES[0]}</p>
 <h2>Twice the traffic</h2>
 <p>{BROADSHEET_SENTENCES[1]} Construction will begin in the spring and last two years.</p>
@@ -119,12 +121,14 @@ MAGAZINE = f"""<!DOCTYPE html>
 in.</p></div>
 <p>{MAGAZINE_SENTENCES[0]}</p>
 <p>{MAGAZINE_SENTENCES[1]}</p>
-<figure><img src="avocet.jpg" alt="An avocet"><figcaption>An avocet feeding at low tide.</figcaption></figure>
+<figure><img src="avocet.jpg" alt="An avocet">
+<figcaption>An avocet feeding at low tide.</figcaption></figure>
 <h2>The birds return</h2>
 <p>{MAGAZINE_SENTENCES[2]}</p>
 <blockquote><p>We thought we would wait twenty years. It took three.</p></blockquote>
 </article>
-<section id="comments"><h3>Comments</h3><div class="comment"><p>Great read, thanks!</p></div></section>
+<section id="comments"><h3>Comments</h3>
+<div class="comment"><p>Great read, thanks!</p></div></section>
 {_NEWSLETTER}{_FOOTER}</body></html>
 """
 

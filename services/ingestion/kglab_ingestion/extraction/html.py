@@ -55,7 +55,7 @@ def extract_html(html: str) -> tuple[dict[str, Any], list[Section]]:
         deduplicate=False,
     )
     metadata: dict[str, Any] = {}
-    if document is None or document.body is None:
+    if document is None or isinstance(document, dict) or document.body is None:
         return metadata, []
     for name in ("title", "author", "date", "sitename", "description", "url", "language"):
         value = getattr(document, name, None)

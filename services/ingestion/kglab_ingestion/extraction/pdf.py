@@ -35,9 +35,12 @@ def _pdf_date(value: str) -> str | None:
     match = _PDF_DATE.match(value.strip())
     if not match:
         return None
-    parts = [int(p) if p else d for p, d in zip(match.groups(), (0, 1, 1, 0, 0, 0), strict=True)]
+    y, mo, d, h, mi, se = (
+        int(p) if p else default
+        for p, default in zip(match.groups(), (0, 1, 1, 0, 0, 0), strict=True)
+    )
     try:
-        return datetime(*parts, tzinfo=UTC).isoformat()  # type: ignore[misc]
+        return datetime(y, mo, d, h, mi, se, tzinfo=UTC).isoformat()
     except ValueError:
         return None
 
@@ -65,8 +68,8 @@ def _metadata(raw: dict[str, str], page_count: int) -> dict[str, Any]:
 
 class PdfiumPages:
     def __init__(self, path: Path) -> None:
-        import pypdfium2 as pdfium
-        import pypdfium2.raw as pdfium_c
+        import pypdfium2 as pdfium  # type: ignore[import-untyped]
+        import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 
         try:
             self._pdf = pdfium.PdfDocument(path)
