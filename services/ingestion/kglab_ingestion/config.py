@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from kglab_ingestion.fetching.settings import FetcherSettings
 from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
 from kglab_shared.settings import ServiceSettings
 
@@ -32,6 +33,9 @@ class IngestionSettings(ServiceSettings):
     #: ``tcp://host:port`` of clamd; setting it alone selects the clamd scanner.
     clamd_url: str | None = Field(default=None, validation_alias="KGLAB_CLAMD_URL")
     scan_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    #: The web page fetcher's limits and politeness (robots.txt, pacing, timeouts, size cap).
+    fetcher: FetcherSettings = Field(default_factory=FetcherSettings)
 
     #: How long a worker owns a job it claimed; it renews the lease while it works.
     lease_s: float = Field(default=60.0, gt=0)

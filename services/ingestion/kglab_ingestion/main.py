@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.fetching import PageFetcher
 from kglab_ingestion.messaging.consume import subscribe_worker
 from kglab_ingestion.scanning.settings import create_scanner
 from kglab_ingestion.schemas import JobOut
@@ -84,13 +85,14 @@ def build_progress_channel(settings: IngestionSettings) -> ProgressChannel:
     return InProcessProgressChannel()
 
 
-def build_fetcher(settings: IngestionSettings) -> Any:
+def build_fetcher(settings: IngestionSettings) -> PageFetcher:
     """The polite web page fetcher (robots.txt, per-host rate limit, SSRF guard)."""
-    try:
-        from kglab_ingestion.fetching import PageFetcher
-    except ImportError:  # TODO(edges): remove once kglab_ingestion.fetching lands
-        return None
-    return PageFetcher()
+    fetcher_settings = settings.fetcher
+    if fetcher_settings.tmp_dir is None:
+        spool = settings.data_dir / "ingestion" / "fetched"
+        spool.mkdir(parents=True, exist_ok=True)
+        fetcher_settings = fetcher_settings.model_copy(update={"tmp_dir": spool})
+    return PageFetcher(fetcher_settings)
 
 
 def create_app(
@@ -119,8 +121,15 @@ def create_app(
                 app.state.readiness.add("progress", progress.ping)
             scanner = create_scanner(settings.scanner_settings())
             app.state.readiness.add("scanner", scanner.ping)
+            fetcher = build_fetcher(settings)
+            stack.push_async_callback(fetcher.aclose)
             service = IngestionService(
-                settings=settings, jobs=jobs, blobs=blobs, scanner=scanner, source=source
+                settings=settings,
+                jobs=jobs,
+                blobs=blobs,
+                scanner=scanner,
+                source=source,
+                validate_url=fetcher.validate,
             )
             app.state.ingestion_service = service
             app.state.job_store = jobs
@@ -129,9 +138,6 @@ def create_app(
             await relay.start()
             stack.push_async_callback(relay.stop)
             if settings.run_worker:
-                fetcher = build_fetcher(settings)
-                if hasattr(fetcher, "aclose"):
-                    stack.push_async_callback(fetcher.aclose)
                 worker = JobWorker(
                     settings=settings,
                     jobs=jobs,

@@ -35,6 +35,7 @@ from kglab_ingestion.domain import (
     utc_now,
 )
 from kglab_ingestion.extraction import PROCESSOR_VERSION, UnsupportedFileError, sniff_media_type
+from kglab_ingestion.fetching import UnsafeUrlError, validate_public_url
 from kglab_ingestion.scanning.port import VirusScanner
 from kglab_ingestion.store.port import BlobStore, DuplicateJobError, JobStore
 from kglab_shared.events import EventEnvelope, IngestionJobRequested
@@ -76,8 +77,10 @@ class IngestionService:
         scanner: VirusScanner,
         source: str = "kglab/ingestion",
         clock: Clock = utc_now,
+        validate_url: Callable[[str], str] = validate_public_url,
     ) -> None:
         self._settings = settings
+        self._validate_url = validate_url
         self._jobs = jobs
         self._blobs = blobs
         self._scanner = scanner
@@ -183,10 +186,8 @@ class IngestionService:
         url = url.strip()
         if len(url) > MAX_URL_CHARS:
             raise InvalidUrlError(f"The URL is longer than {MAX_URL_CHARS} characters.")
-        from kglab_ingestion.fetching import UnsafeUrlError, validate_public_url
-
         try:
-            checked = validate_public_url(url)
+            checked = self._validate_url(url)
         except UnsafeUrlError as exc:
             raise InvalidUrlError(exc.detail) from exc
         now = self._clock()

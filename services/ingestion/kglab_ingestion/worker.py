@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
@@ -51,6 +52,7 @@ from kglab_ingestion.extraction import (
     open_document,
     sniff_media_type,
 )
+from kglab_ingestion.fetching import FetchError, PageFetcher, UnsafeUrlError
 from kglab_ingestion.service import job_requested_event
 from kglab_ingestion.store.port import (
     BlobNotFoundError,
@@ -61,9 +63,6 @@ from kglab_ingestion.store.port import (
 )
 from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from kglab_shared.logging import get_logger
-
-if TYPE_CHECKING:
-    from kglab_ingestion.fetching import PageFetcher
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -129,9 +128,12 @@ class JobWorker:
         # the event loop free without running two parsers at once.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kglab-extract")
         self._work_dir = settings.data_dir / "ingestion" / "work"
+        self._stopping = False
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop taking jobs; one in progress is handed back (pending) at its next step."""
+        self._stopping = True
+        self._executor.shutdown(wait=False)
 
     def _lease_until(self) -> datetime:
         return self._clock() + timedelta(seconds=self._settings.lease_s)
@@ -145,6 +147,9 @@ class JobWorker:
 
     async def process(self, job_id: str) -> None:
         """Run one job if it can be claimed; raise :class:`RetryLaterError` to be redelivered."""
+        if self._stopping:
+            # Left pending: the sweeper of the next worker to start takes it up.
+            return
         job = await self._jobs.claim(
             job_id, self.worker_id, now=self._clock(), lease_until=self._lease_until()
         )
@@ -161,20 +166,38 @@ class JobWorker:
         await self._publish(ProgressUpdate.of(job))
         renewal = asyncio.create_task(self._renew_lease(job.id), name=f"lease-{job.id}")
         try:
-            await self._run(job)
+            await self._run_guarded(job)
         except LeaseLostError:
             _log.warning("job_lease_lost", job_id=job.id, worker=self.worker_id)
-        except JobFailure as failure:
-            await self._handle_failure(job, failure)
+        except RetryLaterError:
+            raise
         except Exception as exc:
-            _log.error("job_crashed", job_id=job.id, exc_info=exc)
-            await self._handle_failure(
-                job, JobFailure(f"{_UNEXPECTED} It will be tried again.", retryable=True)
-            )
+            if not self._stopping:
+                raise
+            _log.info("job_handed_back", job_id=job.id, reason="worker stopping", error=str(exc))
+            await self._jobs.release_for_retry(job.id, self.worker_id, None)
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
+
+    async def _run_guarded(self, job: IngestionJob) -> None:
+        """Run the job; turn a failure into a retry or a final failure (not while stopping)."""
+        try:
+            await self._run(job)
+        except (LeaseLostError, RetryLaterError):
+            raise
+        except JobFailure as failure:
+            if self._stopping:
+                raise
+            await self._handle_failure(job, failure)
+        except Exception as exc:
+            if self._stopping:
+                raise
+            _log.error("job_crashed", job_id=job.id, exc_info=exc)
+            await self._handle_failure(
+                job, JobFailure(f"{_UNEXPECTED} It will be tried again.", retryable=True)
+            )
 
     async def _renew_lease(self, job_id: str) -> None:
         interval = max(0.05, self._settings.lease_s / 3)
@@ -224,13 +247,17 @@ class JobWorker:
             return job
         if self._fetcher is None or job.url is None:
             raise JobFailure("This service cannot fetch web pages.", retryable=False)
-        from kglab_ingestion.fetching import FetchError
-
         try:
             page = await self._fetcher.fetch(job.url)
+        except UnsafeUrlError as exc:
+            raise JobFailure(exc.detail, retryable=False) from exc
         except FetchError as exc:
             raise JobFailure(exc.detail, retryable=exc.retryable) from exc
-        await page.save_to(path)
+        try:
+            await asyncio.to_thread(shutil.move, page.body_path, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                page.body_path.unlink()
         digest = hashlib.sha256()
         with path.open("rb") as source:
             while block := source.read(1024 * 1024):

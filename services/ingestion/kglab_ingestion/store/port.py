@@ -111,7 +111,7 @@ class JobStore(Protocol):
         None (and nothing written) when the worker no longer holds the lease."""
 
     async def release_for_retry(
-        self, job_id: str, worker_id: str, error: str
+        self, job_id: str, worker_id: str, error: str | None
     ) -> IngestionJob | None:
         """Back to pending after a retryable failure (the bus redelivers the message)."""
 

@@ -413,7 +413,7 @@ class SqlJobStore:
         return _job(row) if row else None
 
     async def release_for_retry(
-        self, job_id: str, worker_id: str, error: str
+        self, job_id: str, worker_id: str, error: str | None
     ) -> IngestionJob | None:
         async with self.engine.begin() as connection:
             result = await connection.execute(
@@ -422,7 +422,7 @@ class SqlJobStore:
                 .values(
                     status=JobStatus.PENDING.value,
                     error=error,
-                    error_retryable=True,
+                    error_retryable=error is not None,
                     lease_owner=None,
                     lease_expires_at=None,
                     updated_at=utc_now(),
