@@ -13,7 +13,7 @@ PACKAGES := shared gateway services/auth services/ingestion services/graph servi
 
 # install is a real file target, below
 .PHONY: help install lock dev test test-unit test-contract test-integration test-e2e lint format \
-        servers servers-down servers-status up down bench validate-deploy clean
+        servers servers-down servers-status up down bench corpus validate-deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ down: ## docker compose down
 
 validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
 	@bash deploy/validate.sh
+
+corpus: install ## regenerate the test corpus in tests/data/ (add CHECK=1 to verify it instead)
+	@$(BIN)/python tests/data/generate.py $(if $(CHECK),--check)
 
 bench: install ## the benchmark suite; prints tables and writes bench/results/
 	@BENCH=$(BENCH) $(BIN)/python bench/run.py
