@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kglab_shared.settings import ServiceSettings
@@ -12,3 +15,23 @@ class VectorSettings(ServiceSettings):
 
     service_name: str = "vector"
     port: int = 8005
+    #: ``onnx`` is the real sentence-embedding model; ``hashing`` the fast deterministic one.
+    embedder: Literal["onnx", "hashing"] = "onnx"
+    hashing_dimension: int = Field(default=256, ge=8, le=4096)
+    #: onnxruntime's intra-op threads; the service shares its cores with others.
+    embed_threads: int = Field(default=2, ge=1, le=32)
+    embed_batch_size: int = Field(default=32, ge=1, le=512)
+    #: The alias the service reads and writes; the physical collection is per model.
+    collection: str = Field(default="kglab_chunks", pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    #: Embedded stores: Qdrant's local mode in this folder under ``KGLAB_DATA_DIR``, or
+    #: ``:memory:`` for tests.
+    qdrant_local_path: str = "qdrant"
+    qdrant_api_key: SecretStr | None = None
+    qdrant_timeout_s: int = Field(default=10, ge=1, le=120)
+    #: Starting with another model than the collection's: refuse (default) or re-embed all.
+    reembed_on_model_change: bool = False
+    #: Dense and sparse candidates fetched before reciprocal rank fusion.
+    fusion_candidates: int = Field(default=50, ge=10, le=1000)
+    cache_ttl_s: int = Field(default=300, ge=1, le=86_400)
+    cache_max_entries: int = Field(default=10_000, ge=10, le=10_000_000)
+    snippet_chars: int = Field(default=300, ge=50, le=4000)

@@ -2,17 +2,108 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from kglab_shared.app import create_service_app
+from kglab_shared.bus.idempotency import (
+    InMemoryProcessedEvents,
+    ProcessedEvents,
+    RedisProcessedEvents,
+)
 from kglab_shared.bus.port import EventBus
+from kglab_shared.health import Readiness
 from kglab_shared.runtime import service_runtime
-from kglab_shared.settings import load_settings
+from kglab_shared.settings import StoreKind, load_settings
 from kglab_vector.api.routes import router
+from kglab_vector.cache.memory import InMemorySearchCache
+from kglab_vector.cache.port import SearchCache
+from kglab_vector.cache.redis import RedisSearchCache
 from kglab_vector.config import VectorSettings
+from kglab_vector.embedding.port import Embedder
+from kglab_vector.embedding.sparse import Bm25SparseEncoder
+from kglab_vector.messaging import consume
+from kglab_vector.messaging.publish import PartsRemovedPublisher
+from kglab_vector.service import Indexer, VectorService
+from kglab_vector.store.qdrant import QdrantVectorStore
+
+MEMORY = ":memory:"
+
+
+def create_embedder(settings: VectorSettings) -> Embedder:
+    """The one place that chooses the embedder."""
+    if settings.embedder == "hashing":
+        from kglab_vector.embedding.hashing import HashingEmbedder
+
+        return HashingEmbedder(settings.hashing_dimension)
+    from kglab_vector.embedding.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+
+
+@asynccontextmanager
+async def open_vector_store(
+    settings: VectorSettings, indexer: Indexer, readiness: Readiness
+) -> AsyncIterator[QdrantVectorStore]:
+    """A Qdrant server when ``stores=real`` (``KGLAB_QDRANT_URL``), else Qdrant's local mode."""
+    from qdrant_client import AsyncQdrantClient
+
+    if settings.stores is StoreKind.REAL:
+        if not settings.qdrant_url:
+            from kglab_shared.settings import ConfigurationError
+
+            raise ConfigurationError(
+                "KGLAB_STORES=real needs KGLAB_QDRANT_URL for the vector service."
+            )
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        client = AsyncQdrantClient(
+            url=settings.qdrant_url, api_key=api_key, timeout=settings.qdrant_timeout_s
+        )
+        local = False
+    elif settings.qdrant_local_path == MEMORY:
+        client = AsyncQdrantClient(location=MEMORY)
+        local = True
+    else:
+        folder = settings.data_dir / settings.qdrant_local_path
+        folder.mkdir(parents=True, exist_ok=True)
+        client = AsyncQdrantClient(path=str(folder))
+        local = True
+    store = QdrantVectorStore(
+        client, settings.collection, local=local, candidates=settings.fusion_candidates
+    )
+    try:
+        await store.open(
+            indexer.space, reembed=indexer.index if settings.reembed_on_model_change else None
+        )
+        readiness.add("qdrant" if not local else "qdrant_local", store.ping)
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def open_cache_and_ledger(
+    settings: VectorSettings, readiness: Readiness
+) -> AsyncIterator[tuple[SearchCache, ProcessedEvents]]:
+    """Redis (answers and handled event ids) with real stores and a Redis URL; else memory."""
+    if settings.stores is StoreKind.REAL and settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        redis: Redis = Redis.from_url(settings.secret("redis_url"))
+        try:
+            cache = RedisSearchCache(redis, ttl_s=settings.cache_ttl_s)
+            readiness.add("redis", cache.ping)
+            yield cache, RedisProcessedEvents(redis)
+        finally:
+            await redis.aclose()
+        return
+    yield (
+        InMemorySearchCache(ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries),
+        InMemoryProcessedEvents(),
+    )
 
 
 def create_app(settings: VectorSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
@@ -21,7 +112,27 @@ def create_app(settings: VectorSettings | None = None, *, bus: EventBus | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, bus=bus):
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(service_runtime(app, settings, bus=bus))
+            # Verifying and loading the model takes about a second of CPU: off the loop.
+            embedder = await asyncio.to_thread(create_embedder, settings)
+            indexer = Indexer(embedder, Bm25SparseEncoder(), batch_size=settings.embed_batch_size)
+            store = await stack.enter_async_context(
+                open_vector_store(settings, indexer, app.state.readiness)
+            )
+            cache, processed = await stack.enter_async_context(
+                open_cache_and_ledger(settings, app.state.readiness)
+            )
+            service = VectorService(
+                store,
+                indexer,
+                cache,
+                PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
+                snippet_chars=settings.snippet_chars,
+            )
+            app.state.vector_service = service
+            app.state.vector_store = store
+            await consume.subscribe(runtime.bus, service, processed)
             yield
 
     return create_service_app(

@@ -1,0 +1,1 @@
+"""Events the vector service consumes and publishes."""

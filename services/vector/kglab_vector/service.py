@@ -1,0 +1,154 @@
+"""The vector service layer: index a stored document, remove a deleted one, answer searches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from kglab_shared.events import DocumentDeleted, DocumentStored
+from kglab_shared.logging import get_logger
+from kglab_vector.cache.port import SearchCache, query_key
+from kglab_vector.domain import (
+    ChunkRecord,
+    IndexedChunk,
+    SearchHit,
+    SearchMode,
+    SearchQuery,
+    snippet,
+)
+from kglab_vector.embedding.port import Embedder
+from kglab_vector.embedding.sparse import Bm25SparseEncoder
+from kglab_vector.messaging.publish import PartsRemovedPublisher
+from kglab_vector.store.port import IndexSpace, VectorStore
+
+_log = get_logger(__name__)
+
+
+class Indexer:
+    """Chunks to dense and sparse vectors, in batches, off the event loop, one job at a time."""
+
+    def __init__(
+        self, embedder: Embedder, sparse: Bm25SparseEncoder, *, batch_size: int = 32
+    ) -> None:
+        self.embedder = embedder
+        self.sparse = sparse
+        self._batch_size = batch_size
+        # The model is CPU-bound; concurrent documents queue here instead of oversubscribing.
+        self._lock = asyncio.Lock()
+
+    @property
+    def space(self) -> IndexSpace:
+        return IndexSpace(self.embedder.model_name, self.embedder.dimension, self.sparse.name)
+
+    async def index(self, records: Sequence[ChunkRecord]) -> list[IndexedChunk]:
+        indexed: list[IndexedChunk] = []
+        for start in range(0, len(records), self._batch_size):
+            batch = records[start : start + self._batch_size]
+            passages = [r.passage for r in batch]
+            async with self._lock:
+                dense = await asyncio.to_thread(self.embedder.embed_documents, passages)
+            indexed.extend(
+                IndexedChunk(record=r, dense=d, sparse=self.sparse.encode_document(p))
+                for r, d, p in zip(batch, dense, passages, strict=True)
+            )
+        return indexed
+
+    async def embed_query(self, text: str) -> list[float]:
+        async with self._lock:
+            return await asyncio.to_thread(self.embedder.embed_query, text)
+
+
+def records_of(event: DocumentStored, media_type: str | None = None) -> list[ChunkRecord]:
+    return [
+        ChunkRecord(
+            owner_id=event.owner_id,
+            document_id=event.document_id,
+            chunk_id=chunk.chunk_id,
+            position=chunk.position,
+            text=chunk.text,
+            title=event.title,
+            heading=chunk.heading,
+            media_type=media_type,
+        )
+        for chunk in event.chunks
+    ]
+
+
+class VectorService:
+    def __init__(
+        self,
+        store: VectorStore,
+        indexer: Indexer,
+        cache: SearchCache,
+        publisher: PartsRemovedPublisher | None = None,
+        *,
+        snippet_chars: int = 300,
+    ) -> None:
+        self.store = store
+        self.indexer = indexer
+        self.cache = cache
+        self._publisher = publisher
+        self._snippet_chars = snippet_chars
+
+    async def index_document(self, event: DocumentStored) -> int:
+        """Make the index hold exactly the document's chunks; a repeat writes the same points."""
+        media_type = getattr(event, "media_type", None)
+        records = records_of(event, media_type if isinstance(media_type, str) else None)
+        indexed = await self.indexer.index(records)
+        await self.store.upsert(indexed)
+        await self.store.remove_other_chunks(
+            event.owner_id, event.document_id, [r.chunk_id for r in records]
+        )
+        await self.cache.invalidate(event.owner_id)
+        _log.info("vector_document_indexed", document_id=event.document_id, chunks=len(records))
+        return len(records)
+
+    async def remove_document(self, event: DocumentDeleted) -> None:
+        """Delete the document's points, then say so (after the delete is confirmed)."""
+        await self.store.delete_document(event.owner_id, event.document_id)
+        await self.cache.invalidate(event.owner_id)
+        if self._publisher is not None:
+            await self._publisher.parts_removed(event.owner_id, event.document_id)
+        _log.info("vector_document_removed", document_id=event.document_id)
+
+    async def search(self, query: SearchQuery) -> tuple[list[SearchHit], bool]:
+        """The owner's best chunks for the query, and whether the answer came from the cache."""
+        key = query_key(query.cache_fields())
+        generation = await self.cache.generation(query.owner_id)
+        cached = await self.cache.get(query.owner_id, generation, key)
+        if cached is not None:
+            return [SearchHit(**item) for item in json.loads(cached)], True
+        hits = await self._search(query)
+        payload: list[dict[str, Any]] = [asdict(hit) for hit in hits]
+        await self.cache.put(query.owner_id, generation, key, json.dumps(payload).encode())
+        return hits, False
+
+    async def _search(self, query: SearchQuery) -> list[SearchHit]:
+        dense = (
+            await self.indexer.embed_query(query.text)
+            if query.mode in (SearchMode.HYBRID, SearchMode.DENSE)
+            else None
+        )
+        sparse = (
+            self.indexer.sparse.encode_query(query.text)
+            if query.mode in (SearchMode.HYBRID, SearchMode.SPARSE)
+            else None
+        )
+        hits = await self.store.search(
+            query.owner_id, dense=dense, sparse=sparse, limit=query.limit, filters=query.filters
+        )
+        return [
+            SearchHit(
+                document_id=h.document_id,
+                chunk_id=h.chunk_id,
+                position=h.position,
+                title=h.title,
+                heading=h.heading,
+                text=snippet(h.text, query.text, self._snippet_chars),
+                score=h.score,
+            )
+            for h in hits
+        ]
