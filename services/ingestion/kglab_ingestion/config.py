@@ -63,8 +63,10 @@ class IngestionSettings(ServiceSettings):
     # Fault injection for failure tests and benchmarks only; both off by default.
     #: Seconds a worker waits after each extracted unit (makes "killed mid-job" observable).
     debug_unit_delay_s: float = Field(default=0.0, ge=0, le=60)
-    #: Files whose name contains this text fail their first attempt with a retryable error.
+    #: Files whose name contains this text fail with a retryable error ...
     debug_fail_marker: str | None = None
+    #: ... on this many attempts (1: the first attempt fails, the retry succeeds).
+    debug_fail_attempts: int = Field(default=1, ge=0, le=10)
 
     def scanner_settings(self) -> ScannerSettings:
         kind = ScannerKind.CLAMD if self.clamd_url else self.scanner

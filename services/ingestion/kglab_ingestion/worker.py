@@ -343,14 +343,16 @@ class JobWorker:
             raise JobFailure(exc.detail, retryable=exc.retryable) from exc
         except UnsupportedFileError as exc:
             raise JobFailure(exc.detail, retryable=False) from exc
-        if self._settings.debug_fail_marker and self._settings.debug_fail_marker in (
-            job.source_name
+        marker = self._settings.debug_fail_marker
+        if (
+            marker
+            and marker in job.source_name
+            and job.attempts <= self._settings.debug_fail_attempts
         ):
-            if job.attempts < 2:
-                raise JobFailure(
-                    "Injected failure (debug_fail_marker). It will be tried again.",
-                    retryable=True,
-                )
+            raise JobFailure(
+                "An injected failure (fault-injection setting). It will be tried again.",
+                retryable=True,
+            )
         await self._finish(job, info, sections)
 
     async def _finish(self, job: IngestionJob, info: Any, sections: list[Section]) -> None:

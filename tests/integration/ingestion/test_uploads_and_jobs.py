@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from kglab_ingestion.store.tables import jobs as jobs_table
 from kglab_shared.events import DocumentExtracted
 from tests.integration.ingestion.conftest import ALICE, BOB, EICAR, MARKDOWN, IngestionApp
+from tests.waiting import wait_until
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -51,7 +52,10 @@ async def test_a_markdown_upload_becomes_a_completed_job_and_a_document(
     assert job["title"] == "Graph databases"
     assert job["provenance"]["processor_version"]
 
-    assert len(ingestion.extracted) == 1
+    async def announced() -> bool:
+        return len(ingestion.extracted) == 1
+
+    await wait_until(announced)
     event = DocumentExtracted.model_validate(ingestion.extracted[0].data)
     assert event.document_id == job["document_id"]
     assert event.owner_id == ALICE

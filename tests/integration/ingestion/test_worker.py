@@ -1,0 +1,192 @@
+"""The worker: failures people can read, retries, leases, a worker killed mid-job, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kglab_ingestion.domain import (
+    IngestionJob,
+    JobStatus,
+    ProgressUpdate,
+    SourceKind,
+    new_job_id,
+    utc_now,
+)
+from kglab_shared.events import DocumentExtracted
+from tests.integration.ingestion.conftest import MARKDOWN, IngestionApp
+from tests.waiting import wait_until
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("protected.pdf", "This PDF is password-protected."),
+        ("corrupt.pdf", "damaged"),
+        ("broken.json", "line 3, column 3"),
+        ("zip-bomb.docx", "zip bomb"),
+    ],
+)
+async def test_a_file_that_cannot_be_read_fails_once_with_a_readable_error(
+    ingestion: IngestionApp, name: str, fragment: str
+) -> None:
+    response = await ingestion.upload((DATA / name).read_bytes(), name)
+    if response.status_code != 202:
+        # Refused at the door is as good, if the reason is readable.
+        assert response.status_code in (415, 422), response.text
+        assert fragment in response.json()["detail"]
+        return
+    job = await ingestion.wait_for_status(response.json()["job_id"], "completed", "failed")
+    assert job["status"] == "failed"
+    assert fragment in job["error"]
+    assert job["attempts"] == 1  # retrying cannot help, so it was not retried
+    assert job["document_id"] is None
+    assert ingestion.extracted == []
+    assert await ingestion.jobs.saved_units(job["job_id"]) == []
+
+
+async def test_a_passing_failure_is_retried_and_the_job_completes_once(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(debug_fail_marker="flaky", debug_fail_attempts=1)
+    job_id = (await app.upload(MARKDOWN, "flaky-notes.md")).json()["job_id"]
+    job = await app.wait_for_status(job_id, "completed", "failed")
+    assert job["status"] == "completed", job
+    assert job["attempts"] == 2
+    assert job["error"] is None
+
+    async def announced() -> bool:
+        return len(app.extracted) == 1
+
+    await wait_until(announced)
+
+
+async def test_a_failure_that_persists_fails_the_job_after_three_attempts(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(debug_fail_marker="flaky", debug_fail_attempts=9)
+    job_id = (await app.upload(MARKDOWN, "flaky-notes.md")).json()["job_id"]
+    job = await app.wait_for_status(job_id, "failed", timeout_s=30)
+    assert job["attempts"] == 3
+    assert job["error"].endswith("Gave up after 3 attempts.")
+    assert "injected failure" in job["error"]
+    assert app.extracted == []
+
+
+async def stored_job(app: IngestionApp, content: bytes, name: str) -> IngestionJob:
+    """A job row whose bytes are in the blob store, created without its event."""
+    source = app.settings.data_dir / name
+    source.write_bytes(content)
+    sha = hashlib.sha256(content).hexdigest()
+    await app.app.state.blob_store.put_file(sha, source)
+    now = utc_now()
+    job = IngestionJob(
+        id=new_job_id(),
+        owner_id="user-alice",
+        source_kind=SourceKind.FILE,
+        source_name=name,
+        created_at=now,
+        updated_at=now,
+        sha256=sha,
+        size_bytes=len(content),
+        content_type="text/markdown",
+    )
+    return await app.jobs.create(job, None)
+
+
+async def test_a_job_whose_worker_vanished_is_taken_up_when_its_lease_expires(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(lease_s=1.0)
+    ghost = await stored_job(app, MARKDOWN + b"\nGhost.\n", "ghost.md")
+    # Claimed by a worker that then died: nobody renews its lease.
+    now = utc_now()
+    claimed = await app.jobs.claim(
+        ghost.id, "ghost-worker", now=now, lease_until=now + timedelta(seconds=1)
+    )
+    assert claimed is not None
+    job = await app.wait_for_status(ghost.id, "completed", timeout_s=20)
+    assert job["attempts"] == 2
+
+
+async def test_a_pending_job_whose_message_was_lost_is_published_again(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(stale_pending_s=0.5)
+    lost = await stored_job(app, MARKDOWN + b"\nLost message.\n", "lost.md")
+    job = await app.wait_for_status(lost.id, "completed", timeout_s=20)
+    assert job["attempts"] == 1
+
+
+async def test_a_restart_resumes_every_pending_job(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    stopped: IngestionApp = await ingestion_factory(run_worker=False)
+    ids = [
+        (await stopped.upload(MARKDOWN + f"\n{n}\n".encode(), f"n{n}.md")).json()["job_id"]
+        for n in range(3)
+    ]
+    for job_id in ids:
+        assert (await stopped.job(job_id))["status"] == "pending"
+    # A new process on the same data; its bus never saw the messages if they were lost.
+    restarted: IngestionApp = await ingestion_factory(stale_pending_s=0.5)
+    for job_id in ids:
+        job = await restarted.wait_for_status(job_id, "completed", timeout_s=20)
+        assert job["status"] == "completed"
+
+
+async def test_a_worker_killed_mid_job_loses_nothing_and_the_job_completes_once(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    first: IngestionApp = await ingestion_factory(lease_s=1.0, debug_unit_delay_s=0.3)
+    seen: list[ProgressUpdate] = []
+    job_id = (await first.upload((DATA / "ten-pages.pdf").read_bytes(), "ten.pdf")).json()["job_id"]
+
+    async def some_pages_done() -> bool:
+        job = await first.jobs.get_any(job_id)
+        return job is not None and job.units_done >= 3
+
+    await wait_until(some_pages_done, timeout_s=20)
+    # Kill the worker as a crash would: its message goes back unacknowledged.
+    await first.bus.abort()  # type: ignore[attr-defined]
+    killed_at = await first.jobs.get_any(job_id)
+    assert killed_at is not None
+    assert killed_at.status is JobStatus.PROCESSING
+
+    second: IngestionApp = await ingestion_factory(lease_s=1.0)
+    async with second.app.state.progress_channel.subscribe(job_id) as updates:
+        job = await second.wait_for_status(job_id, "completed", "failed", timeout_s=30)
+        assert job["status"] == "completed", job
+        assert job["attempts"] == 2
+
+        async def collect() -> None:
+            async for update in updates:
+                seen.append(update)
+                if update.is_final:
+                    return
+
+        await asyncio.wait_for(collect(), 5)
+    # The second worker resumed after the saved pages instead of starting again.
+    pages = [u.extra["units_done"] for u in seen if "units_done" in u.extra]
+    assert pages
+    assert min(pages) > killed_at.units_done
+
+    # Exactly one document, with every page.
+    async def announced() -> bool:
+        return any(e.data["job_id"] == job_id for e in second.extracted)
+
+    await wait_until(announced)
+    events = [e for e in second.extracted if e.data["job_id"] == job_id]
+    assert len({e.id for e in events}) == 1
+    document = DocumentExtracted.model_validate(events[0].data)
+    text = " ".join(chunk.text for chunk in document.chunks)
+    for chapter in range(1, 11):
+        assert f"Chapter {chapter}" in text
