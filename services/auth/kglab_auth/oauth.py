@@ -29,9 +29,25 @@ with warnings.catch_warnings():
         AsyncOAuth2Client,
     )
 
+# authlib's httpx integration runs on httpx2 when that fork is installed (another package pulls
+# it in) and on httpx otherwise: catch transport errors from both, and give it a plain timeout.
+try:
+    import httpx2
+
+    _HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+except ImportError:  # pragma: no cover - depends on what else is installed
+    _HTTP_ERRORS = (httpx.HTTPError,)
+
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (*_HTTP_ERRORS, ValueError)
+_RESPONSE_ERRORS: tuple[type[Exception], ...] = (*_HTTP_ERRORS, ValueError, KeyError)
+
 # Asymmetric only: an HS* id_token "signed" with a public key must never verify.
 _ID_TOKEN_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]
 _DISCOVERY_TTL_S = 3600.0
+
+
+def _seconds(timeout: httpx.Timeout) -> float:
+    return max(t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool, 10.0) if t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +102,7 @@ class OidcProvider:
                 response = await self._http.get(str(self._config.discovery_url))
                 response.raise_for_status()
                 document = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except _TRANSPORT_ERRORS as exc:
                 raise _provider_failed(self.name, exc) from exc
             for required in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
                 if required not in document:
@@ -103,7 +119,7 @@ class OidcProvider:
             scope=self._config.scope,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
-            timeout=self._http.timeout,
+            timeout=_seconds(self._http.timeout),
         )
 
     async def authorization_url(
@@ -131,7 +147,7 @@ class OidcProvider:
             jwks_response = await self._http.get(metadata["jwks_uri"])
             jwks_response.raise_for_status()
             jwks = jwks_response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise _provider_failed(self.name, exc) from exc
         except AuthlibBaseError as exc:  # the provider refused the code
             raise _provider_refused(self.name, exc) from exc
@@ -171,7 +187,7 @@ class OidcProvider:
             )
             response.raise_for_status()
             info = response.json()
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except _RESPONSE_ERRORS as exc:
             raise _provider_failed(self.name, exc) from exc
         return {k: info[k] for k in ("email", "email_verified") if k in info}
 
@@ -191,7 +207,7 @@ class GitHubProvider:
             scope=self._config.scope if self._config.scope != "openid email profile" else None,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
-            timeout=self._http.timeout,
+            timeout=_seconds(self._http.timeout),
         )
 
     async def authorization_url(
@@ -222,7 +238,7 @@ class GitHubProvider:
             emails = (
                 await self._http.get(f"{self._config.api_url}/user/emails", headers=headers)
             ).json()
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except _RESPONSE_ERRORS as exc:
             raise _provider_failed(self.name, exc) from exc
         except AuthlibBaseError as exc:  # the provider refused the code
             raise _provider_refused(self.name, exc) from exc

@@ -120,7 +120,7 @@ class AuthService:
 
     async def _active_signer(self) -> AccessTokenSigner:
         if self._signer is None or time.monotonic() - self._signer_loaded_at > _SIGNER_REFRESH_S:
-            async with self._store.transaction() as repo:
+            async with self._store.reader() as repo:
                 active = [k for k in await repo.signing_keys() if k.retired_at is None]
             if not active:
                 await self.ensure_signing_key()
@@ -146,7 +146,7 @@ class AuthService:
         return record.kid
 
     async def jwks(self) -> dict[str, Any]:
-        async with self._store.transaction() as repo:
+        async with self._store.reader() as repo:
             records = await repo.signing_keys()
         live = published_keys(
             records, now=self._clock(), access_ttl_s=self._settings.access_token_ttl_s
@@ -198,7 +198,7 @@ class AuthService:
             return
 
     async def me(self, identity: Identity) -> User:
-        async with self._store.transaction() as repo:
+        async with self._store.reader() as repo:
             user = await repo.user_by_id(identity.user_id)
         if user is None:
             raise NotFoundError("There is no user account behind this identity.")
@@ -206,7 +206,7 @@ class AuthService:
 
     async def list_users(self, *, limit: int, cursor: str | None) -> UserPage:
         after = _decode_cursor(cursor) if cursor else None
-        async with self._store.transaction() as repo:
+        async with self._store.reader() as repo:
             users = await repo.list_users(after_email=after, limit=limit + 1)
         more = len(users) > limit
         items = users[:limit]
@@ -264,7 +264,7 @@ class AuthService:
         account_key = f"acct:{token_digest(normalised)}"
         ip_key = f"ip:{client_ip}" if client_ip else None
         await self._throttle_check(account_key, ip_key)
-        async with self._store.transaction() as repo:
+        async with self._store.reader() as repo:
             user = await repo.user_by_email(normalised)
         # Unknown users are verified against a dummy hash: same work, same time.
         ok = await self._hasher.verify(user.password_hash if user else None, password)
@@ -452,7 +452,7 @@ class AuthService:
         return key, format_api_key(key_id, secret)
 
     async def list_api_keys(self, identity: Identity) -> list[ApiKey]:
-        async with self._store.transaction() as repo:
+        async with self._store.reader() as repo:
             return await repo.list_api_keys(identity.user_id)
 
     async def revoke_api_key(self, identity: Identity, key_id: str) -> None:

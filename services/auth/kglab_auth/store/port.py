@@ -90,6 +90,10 @@ class AuthStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[AuthRepository]:
         """One unit of work: commits when the block ends normally, rolls back otherwise."""
 
+    def reader(self) -> AbstractAsyncContextManager[AuthRepository]:
+        """Reads outside a transaction (each statement sees what is committed): no BEGIN and
+        COMMIT round trips. Use it only for blocks that read, never for read-then-write."""
+
     async def migrate(self) -> None:
         """Bring the schema to the newest migration."""
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, and_, delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kglab_auth.domain import (
@@ -26,6 +26,7 @@ from kglab_auth.domain import (
 )
 from kglab_auth.store import tables as t
 from kglab_auth.store.port import DuplicateEmailError
+from kglab_shared.errors import ServiceUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
@@ -59,7 +60,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(async_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a connection the server dropped fails its
+    # request with a readable 503 (see SqlAuthStore) and is discarded; the next one is fresh.
+    return create_async_engine(async_url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -412,14 +415,36 @@ class SqlAuthRepository:
         )
 
 
+@contextmanager
+def _lost_connection_is_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # SQLAlchemy has already discarded the dead connection from the pool.
+        raise ServiceUnavailableError(
+            "The connection to the user database was lost; retry the request."
+        ) from exc
+
+
 class SqlAuthStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Shares the engine's pool; the driver sends no BEGIN/COMMIT in autocommit mode.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlAuthRepository]:
-        async with self.engine.begin() as connection:
-            yield SqlAuthRepository(connection)
+        with _lost_connection_is_unavailable():
+            async with self.engine.begin() as connection:
+                yield SqlAuthRepository(connection)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[SqlAuthRepository]:
+        with _lost_connection_is_unavailable():
+            async with self._autocommit.connect() as connection:
+                yield SqlAuthRepository(connection)
 
     async def migrate(self) -> None:
         await run_migrations(self.engine)
