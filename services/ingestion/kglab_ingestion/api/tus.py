@@ -371,8 +371,13 @@ def safe_filename(name: str) -> str:
     """The last path component, without control or path characters, at most 255 bytes."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_NAME_CHARS.sub("_", name).strip().lstrip(".")
-    while len(name.encode()) > 255:
-        name = name[:-1]
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or len(suffix) > 16:
+        stem, suffix = name, ""
+    # Shorten the stem, not the extension the file type is checked against.
+    while len(name.encode()) > 255 and stem:
+        stem = stem[:-1]
+        name = f"{stem}.{suffix}" if suffix else stem
     return name
 
 
