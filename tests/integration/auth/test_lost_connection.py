@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from kglab_auth.store.sql import SqlAuthStore, create_engine
+from kglab_auth.store.sql import SqlAuthStore, async_database_url, create_engine
 from kglab_shared.errors import ServiceUnavailableError
 
 
@@ -35,5 +36,25 @@ async def test_dropped_connections_fail_readably_then_recover(auth_database: str
             assert await repo.user_by_email("nobody@example.com") is None
         async with store.transaction() as repo:
             assert await repo.list_users(after_email=None, limit=5) == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.backend("postgres")
+async def test_an_exhausted_pool_is_a_readable_503(auth_database: str) -> None:
+    engine = create_async_engine(
+        async_database_url(auth_database), pool_size=1, max_overflow=0, pool_timeout=0.2
+    )
+    store = SqlAuthStore(engine)
+    try:
+        await store.migrate()
+        async with store.reader():
+            # The only connection is taken: the next unit of work waits, then gives up readably.
+            with pytest.raises(ServiceUnavailableError, match="busy") as caught:
+                async with store.transaction():
+                    pass
+        assert caught.value.headers["Retry-After"] == "1"
+        async with store.transaction() as repo:
+            assert await repo.list_users(after_email=None, limit=1) == []
     finally:
         await store.close()
