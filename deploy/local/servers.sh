@@ -880,7 +880,14 @@ up_clamav() {
         clamd_sync_signatures || true
         clamd_write_conf
         touch "$CLAMD_LOG"
-        if [[ $IS_ROOT -eq 1 ]]; then chown "$user:" "$CLAMD_LOG" "$CLAMD_CONF" "$CLAMD_DB"/*; fi
+        if [[ $IS_ROOT -eq 1 ]]; then
+            chown "$user:" "$CLAMD_LOG" "$CLAMD_CONF" "$CLAMD_DB"/*
+            # A work tree under a directory the clamav user cannot enter (say /root): run as root.
+            if ! runuser -u "$user" -- test -r "$CLAMD_CONF" -a -r "$CLAMD_DB" 2>/dev/null; then
+                warn "clamd: the clamav user cannot read $CLAMD_DIR; running clamd as root"
+                user=root
+            fi
+        fi
         rm -f "$CLAMD_PID"
         log "clamd: starting on $HOST:$CLAMD_PORT with the project's signatures only"
         # Foreground no: clamd loads the database, binds, then detaches and writes its pid file.
