@@ -987,7 +987,7 @@ cmd_status() {
 usage() {
     cat >&2 <<EOF
 usage: bash deploy/local/servers.sh {up|down|restart|status|env}
-  up       install what is missing, start PostgreSQL, Redis, RabbitMQ, Neo4j, FerretDB on $HOST,
+  up       install what is missing, start PostgreSQL, Redis, RabbitMQ, Neo4j, FerretDB, clamd on $HOST,
            then print the export lines (stdout)
   down     stop them (only what this script started)
   restart  down, then up
