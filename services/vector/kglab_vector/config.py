@@ -32,6 +32,10 @@ class VectorSettings(ServiceSettings):
     reembed_on_model_change: bool = False
     #: Dense and sparse candidates fetched before reciprocal rank fusion.
     fusion_candidates: int = Field(default=50, ge=10, le=1000)
+    #: ``auto``: Redis when ``KGLAB_STORES=real`` and ``KGLAB_REDIS_URL`` is set, else memory.
+    cache: Literal["auto", "memory", "redis"] = "auto"
+    #: Prefix of every Redis key the service writes (answers, generations, handled events).
+    redis_prefix: str = Field(default="kglab:vector:", min_length=1, max_length=100)
     cache_ttl_s: int = Field(default=300, ge=1, le=86_400)
     cache_max_entries: int = Field(default=10_000, ge=10, le=10_000_000)
     snippet_chars: int = Field(default=300, ge=50, le=4000)

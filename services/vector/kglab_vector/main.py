@@ -88,15 +88,22 @@ async def open_vector_store(
 async def open_cache_and_ledger(
     settings: VectorSettings, readiness: Readiness
 ) -> AsyncIterator[tuple[SearchCache, ProcessedEvents]]:
-    """Redis (answers and handled event ids) with real stores and a Redis URL; else memory."""
-    if settings.stores is StoreKind.REAL and settings.redis_url is not None:
+    """Redis (answers and handled event ids) with real stores and a Redis URL (or when asked
+    for); else memory."""
+    use_redis = settings.cache == "redis" or (
+        settings.cache == "auto"
+        and settings.stores is StoreKind.REAL
+        and settings.redis_url is not None
+    )
+    if use_redis:
         from redis.asyncio import Redis
 
         redis: Redis = Redis.from_url(settings.secret("redis_url"))
         try:
-            cache = RedisSearchCache(redis, ttl_s=settings.cache_ttl_s)
+            prefix = settings.redis_prefix
+            cache = RedisSearchCache(redis, prefix=f"{prefix}search:", ttl_s=settings.cache_ttl_s)
             readiness.add("redis", cache.ping)
-            yield cache, RedisProcessedEvents(redis)
+            yield cache, RedisProcessedEvents(redis, prefix=f"{prefix}processed:")
         finally:
             await redis.aclose()
         return

@@ -1,5 +1,6 @@
 """Tokenising for the lexical side (sparse vectors, the hashing embedder): words, lowercased,
-stop words dropped, a light English suffix stripping so that "mines" finds "mining"."""
+stop words dropped, a light English suffix stripping so that "rivers" finds "river" and
+"flooded" finds "flood"."""
 
 from __future__ import annotations
 
