@@ -7,14 +7,17 @@ progress, clamd when ``KGLAB_CLAMD_URL`` is set.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from kglab_ingestion.api.routes import router, ws_router
+from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.fetching import PageFetcher
 from kglab_ingestion.messaging.consume import subscribe_worker
@@ -23,6 +26,7 @@ from kglab_ingestion.schemas import JobOut
 from kglab_ingestion.service import IngestionService
 from kglab_ingestion.store.port import BlobStore, ProgressChannel
 from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
+from kglab_ingestion.store.uploads import FileUploadStore
 from kglab_ingestion.worker import JobWorker, LeaseSweeper
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus, RetryPolicy
@@ -159,31 +163,48 @@ def create_app(
                 # An in-process bus forgets its messages on restart: take up every pending job.
                 await sweeper.start(sweep_all_pending_now=settings.bus is BusKind.MEMORY)
                 stack.push_async_callback(sweeper.stop)
-            _include_resumable_uploads(app, service, settings)
+            sweeper_task = asyncio.create_task(
+                run_upload_sweeper(*app.state.upload_store), name="kglab-upload-sweeper"
+            )
+            stack.push_async_callback(_cancel, sweeper_task)
             yield
 
+    tus_router, upload_store = build_tus_router(lambda: app.state.ingestion_service, settings)
     app = create_service_app(
         settings,
         title="Knowledge Graph Lab: ingestion service",
         description="File and URL ingestion jobs with live progress.",
-        routers=[router, ws_router],
+        routers=[router, tus_router, ws_router],
         lifespan=lifespan,
     )
+    app.state.upload_store = upload_store
     return app
 
 
-def _include_resumable_uploads(
-    app: FastAPI, service: IngestionService, settings: IngestionSettings
-) -> None:
-    """Wire the tus 1.0 router: a finished upload becomes a job exactly as POST /files does."""
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def build_tus_router(
+    service_of: Callable[[], IngestionService], settings: IngestionSettings
+) -> tuple[APIRouter, tuple[FileUploadStore, TusSettings]]:
+    """The tus 1.0 router; a finished upload becomes a job exactly as POST /files makes one.
+
+    The upload store is a directory under the data directory (the service's own volume).
+    """
+    store = FileUploadStore(settings.data_dir / "ingestion" / "uploads")
+    tus_settings = TusSettings(max_size_bytes=settings.max_resumable_bytes)
 
     async def on_upload_complete(
         identity: Identity, path: Path, filename: str, size: int
     ) -> dict[str, Any]:
-        submission = await service.submit_stored_file(
+        submission = await service_of().submit_stored_file(
             identity.user_id, path, filename, limit=settings.max_resumable_bytes
         )
         body = JobOut.of(submission.job, duplicate=submission.duplicate)
         return body.model_dump(mode="json")
 
-    app.state.on_upload_complete = on_upload_complete
+    router = create_tus_router(store, tus_settings, on_upload_complete)
+    return router, (store, tus_settings)

@@ -1,7 +1,8 @@
 """The ingestion service's app inside its lifespan, per test, on each adapter set.
 
-``embedded``: SQLite, blob files, in-process progress. ``real``: a fresh PostgreSQL database,
-GridFS in a Mongo database of its own, Redis pub/sub on a unique prefix. Each test has its own
+``embedded``: SQLite, blob files, in-process progress, the signature scanner. ``real``: a fresh
+PostgreSQL database, GridFS in a Mongo database of its own, Redis pub/sub on a unique prefix,
+clamd when ``KGLAB_CLAMD_URL`` is set. Each test has its own
 in-process broker (RabbitMQ has its own tests), and a ``document`` consumer that records every
 ``document.extracted`` the service publishes.
 """
@@ -133,7 +134,8 @@ async def ingestion_settings(
                 }
             )
         else:
-            base["KGLAB_STORES"] = "embedded"
+            # The embedded signature scanner; real runs scan with clamd (KGLAB_CLAMD_URL).
+            base.update({"KGLAB_STORES": "embedded", "KGLAB_CLAMD_URL": None})
 
         def make(**overrides: Any) -> IngestionSettings:
             return load_settings(IngestionSettings, **{**base, **overrides})
