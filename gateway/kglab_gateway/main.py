@@ -174,7 +174,21 @@ def create_app(
                 "Upload-Offset",
                 "Upload-Metadata",
             ],
-            expose_headers=["X-Request-ID", "Location", "Upload-Offset", "Retry-After"],
+            # A browser's tus client reads these from upload responses.
+            expose_headers=[
+                "X-Request-ID",
+                "Location",
+                "Retry-After",
+                "Upload-Offset",
+                "Upload-Length",
+                "Upload-Expires",
+                "Upload-Job-Id",
+                "Upload-Duplicate",
+                "Tus-Resumable",
+                "Tus-Version",
+                "Tus-Extension",
+                "Tus-Max-Size",
+            ],
             max_age=600,
         )
     app.add_middleware(SecurityHeadersMiddleware)

@@ -108,6 +108,23 @@ async def test_cors_allows_the_configured_origin_only(
     assert "access-control-allow-origin" not in refused.headers
 
 
+async def test_cors_exposes_the_headers_a_browser_tus_client_reads(
+    flaky: tuple[FlakyUpstream, httpx.AsyncClient],
+) -> None:
+    _, client = flaky
+    response = await client.get("/api/v1/auth/me", headers={"Origin": "https://app.example.com"})
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {
+        "upload-offset",
+        "upload-length",
+        "upload-job-id",
+        "tus-resumable",
+        "location",
+    } <= exposed
+
+
 async def test_a_service_that_never_answers_is_a_504_not_a_hang() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
