@@ -1,0 +1,152 @@
+"""GET /api/v1/search through the app: results, owner isolation, bad input, the answer cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from kglab_vector.api.routes import CACHE_HEADER
+from tests.integration.vector.conftest import (
+    ALICE,
+    BOB,
+    VectorApp,
+    deleted_envelope,
+    stored_envelope,
+    stored_event,
+)
+
+PROBLEM = "application/problem+json"
+TEXTS = [
+    "Salt is mined in deep shafts under the town of Velmora.",
+    "Wool is woven on hand looms by every family.",
+    "A lantern procession walks the streets each midwinter.",
+]
+
+
+async def seed(vector_app: VectorApp, document_id: str = "doc-a", owner: str = ALICE) -> None:
+    event = stored_event(document_id, TEXTS, owner=owner, title=f"Report {document_id}")
+    before = await vector_app.service.store.count(owner)
+    await vector_app.publish_and_wait(stored_envelope(event), owner, before + len(TEXTS))
+
+
+async def test_search_returns_enriched_snippets(vector_app: VectorApp) -> None:
+    await seed(vector_app)
+    for mode in ("hybrid", "dense", "sparse"):
+        response = await vector_app.search(q="salt shafts Velmora", mode=mode, limit=2)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["mode"] == mode
+        first = body["results"][0]
+        assert first == {
+            "document_id": "doc-a",
+            "chunk_id": "doc-a-0",
+            "text": TEXTS[0],
+            "score": first["score"],
+            "title": "Report doc-a",
+            "position": 0,
+            "heading": "Part",
+        }
+        assert len(body["results"]) <= 2
+
+
+async def test_another_owners_chunks_never_appear(vector_app: VectorApp) -> None:
+    await seed(vector_app, "doc-alice", ALICE)
+    await seed(vector_app, "doc-bob", BOB)
+    for mode in ("hybrid", "dense", "sparse"):
+        alice = (await vector_app.search(ALICE, q="salt shafts", mode=mode)).json()["results"]
+        assert alice
+        assert {r["document_id"] for r in alice} == {"doc-alice"}
+    # Naming Bob's document filters Alice's search to nothing; it does not reveal Bob's.
+    response = await vector_app.search(ALICE, q="salt", document_id="doc-bob")
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+async def test_document_filter(vector_app: VectorApp) -> None:
+    await seed(vector_app, "doc-a")
+    await seed(vector_app, "doc-b")
+    results = (await vector_app.search(q="salt", document_id="doc-b")).json()["results"]
+    assert results
+    assert {r["document_id"] for r in results} == {"doc-b"}
+
+
+async def test_search_needs_an_identity(vector_app: VectorApp) -> None:
+    response = await vector_app.client.get("/api/v1/search", params={"q": "salt"})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert "Sign in" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({}, "'q' is required"),
+        ({"q": ""}, "'q'"),
+        ({"q": "   "}, "empty"),
+        ({"q": "x" * 513}, "512"),
+        ({"q": "salt", "limit": "0"}, "'limit'"),
+        ({"q": "salt", "limit": "51"}, "'limit'"),
+        ({"q": "salt", "limit": "ten"}, "'limit'"),
+        ({"q": "salt", "mode": "fuzzy"}, "'mode'"),
+        ({"q": "salt", "expand": "graph"}, "'graph'"),
+        ({"q": "salt", "expand": "nonsense"}, "supported values"),
+        ({"q": "salt", "document_id": "d" * 201}, "'document_id'"),
+        ({"q": "salt", "type": "t" * 201}, "'type'"),
+    ],
+)
+async def test_bad_input_is_a_readable_422(
+    vector_app: VectorApp, params: dict[str, str], says: str
+) -> None:
+    response = await vector_app.search(**params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    detail = response.json()["detail"]
+    assert says in detail
+    assert detail.endswith(".")
+
+
+async def test_hostile_query_text_is_just_text(vector_app: VectorApp) -> None:
+    await seed(vector_app)
+    for q in ['{"$ne": null}', "owner_id:user-bob OR 1=1", "\u0000\u202e", "🔥" * 100]:
+        response = await vector_app.search(q=q)
+        assert response.status_code == 200, (q, response.text)
+        assert all(r["document_id"] == "doc-a" for r in response.json()["results"])
+
+
+async def test_answers_are_cached_and_invalidated_when_documents_change(
+    vector_app: VectorApp,
+) -> None:
+    await seed(vector_app, "doc-a")
+    first = await vector_app.search(q="Salt  shafts")
+    assert first.headers[CACHE_HEADER] == "miss"
+    again = await vector_app.search(q="salt shafts")  # case and spacing do not matter
+    assert again.headers[CACHE_HEADER] == "hit"
+    assert again.json() == first.json()
+    other_mode = await vector_app.search(q="salt shafts", mode="dense")
+    assert other_mode.headers[CACHE_HEADER] == "miss"
+    # Bob's answer is his own, and his changes do not touch Alice's cache.
+    assert (await vector_app.search(BOB, q="salt shafts")).headers[CACHE_HEADER] == "miss"
+    await seed(vector_app, "doc-bob", BOB)
+    assert (await vector_app.search(q="salt shafts")).headers[CACHE_HEADER] == "hit"
+
+    # A new document of Alice's: the cached answer is not served, the new chunk is found.
+    await seed(vector_app, "doc-new")
+    fresh = await vector_app.search(q="salt shafts")
+    assert fresh.headers[CACHE_HEADER] == "miss"
+    assert {r["document_id"] for r in fresh.json()["results"]} == {"doc-a", "doc-new"}
+
+    # Deleting it: invalidated again, and it is gone from the answer.
+    await vector_app.publish_and_wait(deleted_envelope("doc-new"), ALICE, len(TEXTS))
+    after = await vector_app.search(q="salt shafts")
+    assert after.headers[CACHE_HEADER] == "miss"
+    assert {r["document_id"] for r in after.json()["results"]} == {"doc-a"}
+
+
+async def test_ready_names_qdrant_and_the_bus(vector_app: VectorApp) -> None:
+    response = await vector_app.client.get("/ready")
+    assert response.status_code == 200
+    dependencies = response.json()["dependencies"]
+    assert dependencies["qdrant_local"]["status"] == "up"
+    assert dependencies["bus"]["status"] == "up"
+    settings = vector_app.app.state.vector_service.cache
+    if settings.name == "redis":
+        assert dependencies["redis"]["status"] == "up"
