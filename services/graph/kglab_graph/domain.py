@@ -83,6 +83,22 @@ class ChunkRef:
 
 
 @dataclass(frozen=True, slots=True)
+class RelatedDocument:
+    """A document reached from some chunks through the entities they share with it."""
+
+    document_id: str
+    title: str
+    #: How many distinct entities connect it; the ranking key.
+    shared_entities: int
+    #: Names of (up to five of) those entities, most mentioned first: why it is related.
+    via: tuple[str, ...]
+
+
+#: At most this many related documents per request.
+MAX_RELATED = 50
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentMentions:
     document_id: str
     title: str

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from kglab_graph.domain import Entity, EntityDetail, Path, Relation, ScoredEntity, Subgraph
+from kglab_graph.domain import (
+    Entity,
+    EntityDetail,
+    Path,
+    RelatedDocument,
+    Relation,
+    ScoredEntity,
+    Subgraph,
+)
 
 
 class EntityOut(BaseModel):
@@ -136,4 +144,29 @@ class DocumentGraphResponse(BaseModel):
             document_id=document_id,
             entities=[EntityOut.of(e) for e in subgraph.entities],
             relations=[RelationOut.of(r) for r in subgraph.relations],
+        )
+
+
+class RelatedDocumentOut(BaseModel):
+    document_id: str
+    title: str
+    shared_entities: int = Field(description="How many entities connect it to the given chunks.")
+    via: list[str] = Field(description="Names of (up to five of) those entities.")
+
+
+class RelatedDocumentsResponse(BaseModel):
+    results: list[RelatedDocumentOut]
+
+    @classmethod
+    def of(cls, related: list[RelatedDocument]) -> RelatedDocumentsResponse:
+        return cls(
+            results=[
+                RelatedDocumentOut(
+                    document_id=r.document_id,
+                    title=r.title,
+                    shared_entities=r.shared_entities,
+                    via=list(r.via),
+                )
+                for r in related
+            ]
         )

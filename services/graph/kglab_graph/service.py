@@ -10,6 +10,7 @@ from kglab_graph.domain import (
     EntityDetail,
     ExtractedGraph,
     Path,
+    RelatedDocument,
     ScoredEntity,
     Subgraph,
 )
@@ -111,6 +112,20 @@ class GraphService:
                 f"No path of at most {max_depth} relations joins {source_id} and {target_id}."
             )
         return path
+
+    async def related_documents(
+        self,
+        owner: str,
+        chunk_ids: Sequence[str],
+        *,
+        exclude_documents: Sequence[str],
+        limit: int,
+    ) -> list[RelatedDocument]:
+        if not chunk_ids:
+            return []
+        return await self.store.related_documents(
+            owner, chunk_ids, exclude_documents=exclude_documents, limit=limit
+        )
 
     async def document_graph(self, owner: str, document_id: str, limit: int) -> Subgraph:
         subgraph = await self.store.document_graph(owner, document_id, limit)

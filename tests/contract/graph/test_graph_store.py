@@ -206,6 +206,45 @@ async def test_document_graph(graph_store: GraphStore, owners: list[str]) -> Non
     assert await graph_store.document_graph(owner, "doc-404", limit=50) is None
 
 
+async def test_related_documents_share_entities_with_the_chunks(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, stranger = owners
+    await apply_script(graph_store, owner, "doc-1", CHAIN, title="Engines")
+    await apply_script(
+        graph_store, owner, "doc-2", script("Ada Lovelace/PERSON; London/GPE"), title="Ada"
+    )
+    await apply_script(graph_store, owner, "doc-3", script("London/GPE; Paris/GPE"), title="Cities")
+    await apply_script(graph_store, owner, "doc-4", script("Turin/GPE; Rome/GPE"), title="Italy")
+    await apply_script(
+        graph_store, stranger, "doc-9", script("Ada Lovelace/PERSON; London/GPE"), title="Theirs"
+    )
+
+    related = await graph_store.related_documents(
+        owner, ["doc-1-c0"], exclude_documents=["doc-1"], limit=10
+    )
+
+    # doc-1's chunk is all about the whole chain; doc-2 shares Ada and London, doc-3 London.
+    assert [(r.document_id, r.shared_entities) for r in related] == [("doc-2", 2), ("doc-3", 1)]
+    assert related[0].title == "Ada"
+    assert set(related[0].via) == {"Ada Lovelace", "London"}
+    assert related[1].via == ("London",)
+    # Nothing excluded: the chunk's own document comes first; a limit cuts the tail.
+    unexcluded = await graph_store.related_documents(
+        owner, ["doc-1-c0"], exclude_documents=[], limit=1
+    )
+    assert [r.document_id for r in unexcluded] == ["doc-1"]
+    # Another owner's chunks and documents are never reached, in either direction.
+    assert (
+        await graph_store.related_documents(stranger, ["doc-1-c0"], exclude_documents=[], limit=10)
+        == []
+    )
+    assert (
+        await graph_store.related_documents(owner, ["doc-404-c0"], exclude_documents=[], limit=10)
+        == []
+    )
+
+
 async def test_another_owner_sees_nothing(graph_store: GraphStore, owners: list[str]) -> None:
     owner, stranger = owners
     await apply_script(graph_store, owner, "doc-1", CHAIN)

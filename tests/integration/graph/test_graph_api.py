@@ -106,10 +106,52 @@ async def test_routes_need_an_identity(graph_app: GraphApp) -> None:
         "/api/v1/graph/entities/ent_x/neighbors",
         "/api/v1/graph/paths?from=a&to=b",
         "/api/v1/documents/doc-1/graph",
+        "/api/v1/graph/related-documents?chunk_id=doc-1-0",
     ]:
         response = await graph_app.client.get(path)
         assert response.status_code == 401, path
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_related_documents_are_reached_through_shared_entities(
+    graph_app: GraphApp,
+) -> None:
+    headers = await ingest(graph_app)
+    await graph_app.store_document(
+        graph_app.alice, "doc-nobel", "Pierre Curie shared the Nobel Prize in Stockholm."
+    )
+    await graph_app.store_document(graph_app.bob, "doc-bob", "Pierre Curie lived in Paris.")
+    client = graph_app.client
+    params = {"chunk_id": "doc-curie-0", "exclude": "doc-curie"}
+
+    async def found() -> bool:
+        response = await client.get(
+            "/api/v1/graph/related-documents", params=params, headers=headers
+        )
+        return bool(response.json()["results"])
+
+    await graph_app.wait_for(found)
+    related = (
+        await client.get("/api/v1/graph/related-documents", params=params, headers=headers)
+    ).json()["results"]
+    assert [r["document_id"] for r in related] == ["doc-nobel"]
+    assert "Pierre Curie" in related[0]["via"]
+    assert related[0]["title"] == "Title of doc-nobel"
+    # Bob starting from Alice's chunk reaches nothing, not even his own similar document.
+    bobs = await client.get(
+        "/api/v1/graph/related-documents", params=params, headers=graph_app.headers(graph_app.bob)
+    )
+    assert bobs.json()["results"] == []
+    # No chunk at all, or too many, is a readable 422.
+    missing = await client.get("/api/v1/graph/related-documents", headers=headers)
+    assert missing.status_code == 422
+    assert "chunk_id" in missing.json()["detail"]
+    too_many = await client.get(
+        "/api/v1/graph/related-documents",
+        params=[("chunk_id", f"c{i}") for i in range(51)],
+        headers=headers,
+    )
+    assert too_many.status_code == 422
 
 
 async def test_a_deleted_document_leaves_the_graph_and_says_so(graph_app: GraphApp) -> None:

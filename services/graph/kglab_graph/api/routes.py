@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from kglab_graph.api.deps import GraphServiceDep
-from kglab_graph.domain import MAX_DEPTH, MAX_LIMIT, MAX_PATH_DEPTH, MIN_DEPTH
+from kglab_graph.domain import MAX_DEPTH, MAX_LIMIT, MAX_PATH_DEPTH, MAX_RELATED, MIN_DEPTH
 from kglab_graph.schemas import (
     DocumentGraphResponse,
     EntityDetailOut,
     EntitySearchResponse,
     NeighborsResponse,
     PathResponse,
+    RelatedDocumentsResponse,
 )
 from kglab_shared.identity import CurrentIdentity
 
@@ -109,3 +110,28 @@ async def get_document_graph(
     """Show the entities and relations extracted from one document."""
     subgraph = await service.document_graph(identity.user_id, document_id, limit)
     return DocumentGraphResponse.of(document_id, subgraph)
+
+
+@router.get("/api/v1/graph/related-documents", response_model=RelatedDocumentsResponse)
+async def related_documents(
+    identity: CurrentIdentity,
+    service: GraphServiceDep,
+    chunk_id: Annotated[
+        list[str],
+        Query(
+            min_length=1,
+            max_length=50,
+            description="Chunks to start from (repeat the parameter), e.g. a search's top hits.",
+        ),
+    ],
+    exclude: Annotated[
+        list[str],
+        Query(max_length=50, description="Document ids to leave out (repeat the parameter)."),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    limit: Annotated[int, Query(ge=1, le=MAX_RELATED)] = 10,
+) -> RelatedDocumentsResponse:
+    """Find your documents that share entities with the given chunks."""
+    related = await service.related_documents(
+        identity.user_id, chunk_id, exclude_documents=exclude, limit=limit
+    )
+    return RelatedDocumentsResponse.of(related)

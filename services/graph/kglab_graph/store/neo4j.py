@@ -29,6 +29,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RelatedDocument,
     Relation,
     RelationCandidate,
     ScoredEntity,
@@ -91,6 +92,8 @@ _NEXT_LEVEL: LiteralString = (
     # One record holding a list: the driver spends ~40 µs per record, the list costs ~2 µs a row.
     "RETURN collect(n {.id, .name, .type, .key}) AS level"
 )
+#: Entities followed from the given chunks when looking for related documents.
+_RELATED_MAX_ENTITIES = 200
 #: Bounds the work of one neighbours query: at most this many entities are visited in total.
 MAX_VISITED = 5_000
 
@@ -342,6 +345,37 @@ class Neo4jGraphStore:
                 Relation(r["source"], r["target"], int(r["weight"])) for r in rows[0]["relations"]
             ),
         )
+
+    async def related_documents(
+        self,
+        owner: str,
+        chunk_ids: Sequence[str],
+        *,
+        exclude_documents: Sequence[str],
+        limit: int,
+    ) -> list[RelatedDocument]:
+        rows = await self._read(
+            "UNWIND $chunk_ids AS cid "
+            "MATCH (:Chunk {owner: $owner, id: cid})-[:MENTIONS]->(e:Entity) "
+            "WITH DISTINCT e LIMIT $max_entities "
+            "MATCH (e)<-[m:MENTIONS]-(:Chunk)-[:PART_OF]->(d:Document {owner: $owner}) "
+            "WHERE NOT d.id IN $exclude "
+            "WITH d, e, sum(m.count) AS weight ORDER BY weight DESC, e.name "
+            "WITH d, count(e) AS shared, collect(e.name)[..5] AS via "
+            "ORDER BY shared DESC, d.id LIMIT $limit "
+            "RETURN collect({id: d.id, title: d.title, shared: shared, via: via}) AS docs",
+            {
+                "owner": owner,
+                "chunk_ids": list(chunk_ids),
+                "exclude": list(exclude_documents),
+                "limit": limit,
+                "max_entities": _RELATED_MAX_ENTITIES,
+            },
+        )
+        return [
+            RelatedDocument(d["id"], d["title"], int(d["shared"]), tuple(d["via"]))
+            for d in (rows[0]["docs"] if rows else [])
+        ]
 
     async def document_graph(self, owner: str, document_id: str, limit: int) -> Subgraph | None:
         params = {

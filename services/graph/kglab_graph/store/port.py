@@ -11,6 +11,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RelatedDocument,
     RelationCandidate,
     ScoredEntity,
     Subgraph,
@@ -70,6 +71,17 @@ class GraphStore(Protocol):
 
     async def document_graph(self, owner: str, document_id: str, limit: int) -> Subgraph | None:
         """The entities one document mentions and the relations its sentences support."""
+
+    async def related_documents(
+        self,
+        owner: str,
+        chunk_ids: Sequence[str],
+        *,
+        exclude_documents: Sequence[str],
+        limit: int,
+    ) -> list[RelatedDocument]:
+        """Documents (other than ``exclude_documents``) whose chunks mention an entity that
+        ``chunk_ids`` mention, ranked by how many such entities they share."""
 
     async def ping(self) -> None:
         """Raise if the store cannot be used (for /ready)."""

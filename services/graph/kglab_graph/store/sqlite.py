@@ -21,6 +21,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RelatedDocument,
     Relation,
     RelationCandidate,
     ScoredEntity,
@@ -34,6 +35,8 @@ _SEARCH_CANDIDATES = 200
 _MIN_SIMILARITY = 0.55
 #: A bound on the rows one traversal may visit, so no query walks an owner's whole graph.
 _MAX_VISITED = 100_000
+#: Entities followed from the given chunks when looking for related documents.
+_RELATED_MAX_ENTITIES = 200
 
 _MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -437,6 +440,51 @@ class SqliteGraphStore:
             (owner, *ids, *ids, min_weight, limit),
         ) as cursor:
             return [Relation(r[0], r[1], int(r[2])) for r in await cursor.fetchall()]
+
+    async def related_documents(
+        self,
+        owner: str,
+        chunk_ids: Sequence[str],
+        *,
+        exclude_documents: Sequence[str],
+        limit: int,
+    ) -> list[RelatedDocument]:
+        # ``NOT IN (NULL)`` would exclude everything: no clause at all when nothing is excluded.
+        excluded = (
+            f"WHERE c.document_id NOT IN ({_marks(exclude_documents)})" if exclude_documents else ""
+        )
+        async with self.reader.execute(
+            f"""
+            WITH hit AS (
+                SELECT DISTINCT entity_id FROM mentions
+                WHERE owner = ? AND chunk_id IN ({_marks(chunk_ids)}) LIMIT ?
+            )
+            SELECT c.document_id, d.title, e.name, SUM(m.count) AS weight
+            FROM hit
+            JOIN mentions m ON m.entity_id = hit.entity_id AND m.owner = ?
+            JOIN chunks c ON c.owner = m.owner AND c.id = m.chunk_id
+            JOIN documents d ON d.owner = c.owner AND d.id = c.document_id
+            JOIN entities e ON e.id = m.entity_id
+            {excluded}
+            GROUP BY c.document_id, m.entity_id
+            """,
+            (
+                owner,
+                *chunk_ids,
+                _RELATED_MAX_ENTITIES,
+                owner,
+                *exclude_documents,
+            ),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        found: dict[str, tuple[str, list[tuple[int, str]]]] = {}
+        for document_id, title, name, weight in rows:
+            found.setdefault(document_id, (title, []))[1].append((-int(weight), name))
+        ranked = sorted(found.items(), key=lambda item: (-len(item[1][1]), item[0]))[:limit]
+        return [
+            RelatedDocument(doc, title, len(names), tuple(n for _, n in sorted(names)[:5]))
+            for doc, (title, names) in ranked
+        ]
 
     async def shortest_path(
         self, owner: str, source_id: str, target_id: str, *, max_depth: int
