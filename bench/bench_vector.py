@@ -1,0 +1,286 @@
+"""Vector service: search latency, embedding throughput, and the search cache's hit rate.
+
+* Search latency p50/p95 for hybrid, dense and sparse queries, owner-filtered, at 10,000 and
+  100,000 chunks (several owners, 384-dimensional vectors). Runs on Qdrant's local mode always:
+  that is Qdrant's in-process *Python* implementation, a brute-force scan that evaluates the
+  owner filter point by point, so its numbers say nothing about a Qdrant server's HNSW index.
+  With ``KGLAB_QDRANT_URL`` set it also runs the same queries against that server. Seeded
+  vectors are random unit vectors and BM25 vectors of generated text (the embedding model is
+  measured separately), so seeding 100,000 chunks takes no model time. Target p95 < 20 ms.
+* Embedding throughput, chunks per second, for each embedder (ONNX MiniLM int8, hashing).
+* Search cache hit rate on a Zipf-distributed query stream over several owners, with their
+  documents changing during the stream (each change invalidates that owner's answers), through
+  the real service layer; after each change the next answer is checked to include the new
+  document (correct invalidation). Target hit rate >= 95%. An exact cache cannot avoid the
+  compulsory misses (each owner's distinct queries, again after each change of theirs), so the
+  rate depends on the stream: the defaults (100,000 queries, 10 owners, 200 distinct queries
+  each, Zipf s = 1.1, a change every 2,000 queries) cap it near 91%; fewer changes or a
+  steeper skew raise the cap.
+
+    .venv/bin/python bench/bench_vector.py [--sizes 10000,100000] [--samples 200]
+    .venv/bin/python bench/bench_vector.py --smoke     # tiny sizes, seconds
+
+Writes ``bench/results/vector.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from machine import describe
+from qdrant_client import AsyncQdrantClient
+
+from kglab_shared.events import DocumentStored, ExtractedChunk
+from kglab_shared.logging import configure_logging
+from kglab_vector.cache.memory import InMemorySearchCache
+from kglab_vector.domain import ChunkRecord, IndexedChunk, SearchFilters, SearchMode, SearchQuery
+from kglab_vector.embedding.hashing import HashingEmbedder
+from kglab_vector.embedding.port import Embedder
+from kglab_vector.embedding.sparse import Bm25SparseEncoder
+from kglab_vector.service import Indexer, VectorService
+from kglab_vector.store.port import IndexSpace
+from kglab_vector.store.qdrant import QdrantVectorStore
+
+RESULTS = Path(__file__).parent / "results" / "vector.json"
+TARGET_P95_MS = 20.0
+TARGET_HIT_RATE = 0.95
+DIMENSION = 384
+OWNERS = 10
+WORDS = (
+    "salt wool glass timber copper cheese ship honey pottery vineyard river town beetle "
+    "festival lantern choir bonfire puppet harbour bridge market museum walls guild flood "
+    "monks fort fishermen toll queen carapace cavern marsh meadow dune spore pollen carrion "
+    "pendulum loom telescope varnish calculator diving bell mill orchard barge salmon"
+).split()
+
+
+def text_of(rng: random.Random, words: int = 40) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+async def measure(
+    call: Callable[[], Awaitable[Any]], samples: int, budget_s: float
+) -> dict[str, Any]:
+    """Up to ``samples`` timed calls after a warm-up, stopping when ``budget_s`` is spent."""
+    await call()
+    timings: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(timings) < samples:
+        started = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - started) * 1000)
+        if time.perf_counter() > deadline and len(timings) >= 3:
+            break
+    timings.sort()
+    return {
+        "samples": len(timings),
+        "p50_ms": round(statistics.median(timings), 3),
+        "p95_ms": round(timings[int(0.95 * (len(timings) - 1))], 3),
+        "max_ms": round(timings[-1], 3),
+    }
+
+
+async def bench_search(
+    client: AsyncQdrantClient, label: str, size: int, samples: int, budget_s: float, local: bool
+) -> dict[str, Any]:
+    rng = random.Random(size)
+    np_rng = np.random.default_rng(size)
+    sparse = Bm25SparseEncoder()
+    space = IndexSpace("bench-random-384", DIMENSION, sparse.name)
+    alias = f"kglab_bench_{size}_{os.getpid()}"
+    store = QdrantVectorStore(client, alias, local=local)
+    await store.open(space)
+    started = time.perf_counter()
+    batch: list[IndexedChunk] = []
+    for i in range(size):
+        text = text_of(rng)
+        vector = np_rng.standard_normal(DIMENSION).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        record = ChunkRecord(
+            owner_id=f"owner-{i % OWNERS}",
+            document_id=f"doc-{i // 8}",
+            chunk_id=f"chunk-{i}",
+            position=i % 8,
+            text=text,
+            title=f"Document {i // 8}",
+        )
+        batch.append(IndexedChunk(record, vector.tolist(), sparse.encode_document(text)))
+        if len(batch) == 1000:
+            await store.upsert(batch)
+            batch = []
+    if batch:
+        await store.upsert(batch)
+    seed_s = time.perf_counter() - started
+
+    queries = [(text_of(rng, 5), np_rng.standard_normal(DIMENSION)) for _ in range(50)]
+
+    def call(mode: SearchMode) -> Callable[[], Awaitable[Any]]:
+        async def one() -> None:
+            text, dense = rng.choice(queries)
+            await store.search(
+                f"owner-{rng.randrange(OWNERS)}",
+                dense=(dense / np.linalg.norm(dense)).tolist()
+                if mode is not SearchMode.SPARSE
+                else None,
+                sparse=sparse.encode_query(text) if mode is not SearchMode.DENSE else None,
+                limit=10,
+                filters=SearchFilters(),
+            )
+
+        return one
+
+    result: dict[str, Any] = {"backend": label, "chunks": size, "owners": OWNERS}
+    result["seed_s"] = round(seed_s, 1)
+    for mode in SearchMode:
+        result[mode.value] = await measure(call(mode), samples, budget_s)
+        print(f"  {label} {size:>7} chunks {mode.value:>6}: {result[mode.value]}", flush=True)
+    await client.delete_collection(alias)
+    return result
+
+
+def bench_embedding(embedder: Embedder, chunks: int) -> dict[str, Any]:
+    rng = random.Random(7)
+    texts = [text_of(rng, 60) for _ in range(chunks)]
+    embedder.embed_documents(texts[:8])  # warm-up
+    started = time.perf_counter()
+    embedder.embed_documents(texts)
+    seconds = time.perf_counter() - started
+    return {
+        "model": embedder.model_name,
+        "chunks": chunks,
+        "words_per_chunk": 60,
+        "chunks_per_s": round(chunks / seconds, 1),
+    }
+
+
+async def bench_cache(queries: int, distinct: int, change_every: int) -> dict[str, Any]:
+    """Zipf (s = 1.1) over ``distinct`` queries per owner; a document change every
+    ``change_every`` queries for a random owner, checked to show up in the next answer."""
+    rng = random.Random(3)
+    indexer = Indexer(HashingEmbedder(64), Bm25SparseEncoder())
+    client = AsyncQdrantClient(location=":memory:")
+    store = QdrantVectorStore(client, "kglab_bench_cache", local=True)
+    await store.open(indexer.space)
+    cache = InMemorySearchCache(ttl_s=3600, max_entries=100_000)
+    service = VectorService(store, indexer, cache)
+    owners = [f"owner-{i}" for i in range(OWNERS)]
+    for owner in owners:
+        for d in range(5):
+            await service.index_document(_stored(owner, f"{owner}-doc-{d}", rng))
+    phrases = [" ".join(rng.sample(WORDS, 3)) for _ in range(distinct)]
+    weights = [1 / (rank**1.1) for rank in range(1, distinct + 1)]
+    hits = changes = stale = 0
+    started = time.perf_counter()
+    for n in range(1, queries + 1):
+        owner = rng.choice(owners)
+        phrase = rng.choices(phrases, weights)[0]
+        _, cached = await service.search(SearchQuery(owner_id=owner, text=phrase))
+        hits += cached
+        if n % change_every == 0:
+            changes += 1
+            marker = f"zqmarker{changes}"
+            document = _stored(owner, f"{owner}-new-{changes}", rng, marker)
+            await service.index_document(document)
+            found, cached = await service.search(
+                SearchQuery(owner_id=owner, text=marker, mode=SearchMode.SPARSE)
+            )
+            if cached or not any(h.document_id == document.document_id for h in found):
+                stale += 1
+    await client.close()
+    return {
+        "queries": queries,
+        "distinct_queries": distinct,
+        "owners": OWNERS,
+        "zipf_s": 1.1,
+        "document_changes": changes,
+        "hit_rate": round(hits / queries, 4),
+        "stale_answers_after_change": stale,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _stored(owner: str, document_id: str, rng: random.Random, extra: str = "") -> DocumentStored:
+    return DocumentStored(
+        document_id=document_id,
+        owner_id=owner,
+        title=document_id,
+        chunks=[
+            ExtractedChunk(
+                chunk_id=f"{document_id}-{p}", position=p, text=f"{text_of(rng)} {extra}"
+            )
+            for p in range(4)
+        ],
+    )
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": describe(),
+        "target_p95_ms": TARGET_P95_MS,
+        "target_hit_rate": TARGET_HIT_RATE,
+        "smoke": args.smoke,
+        "search": [],
+    }
+    for size in args.sizes:
+        client = AsyncQdrantClient(location=":memory:")
+        results["search"].append(
+            await bench_search(client, "qdrant local mode", size, args.samples, args.budget, True)
+        )
+        await client.close()
+        server = os.environ.get("KGLAB_QDRANT_URL")
+        if server:
+            client = AsyncQdrantClient(url=server, timeout=60)
+            results["search"].append(
+                await bench_search(client, "qdrant server", size, args.samples, args.budget, False)
+            )
+            await client.close()
+
+    from kglab_vector.embedding.onnx import OnnxEmbedder
+
+    results["embedding"] = [
+        bench_embedding(OnnxEmbedder(threads=2, batch_size=32), args.embed_chunks),
+        bench_embedding(HashingEmbedder(DIMENSION), args.embed_chunks),
+    ]
+    for row in results["embedding"]:
+        print(f"  embedding {row['model']}: {row['chunks_per_s']} chunks/s", flush=True)
+    results["cache"] = await bench_cache(args.cache_queries, args.distinct, args.change_every)
+    print(f"  cache: {results['cache']}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per measurement")
+    parser.add_argument("--embed-chunks", type=int, default=512)
+    parser.add_argument("--cache-queries", type=int, default=100_000)
+    parser.add_argument("--distinct", type=int, default=200, help="distinct queries per owner")
+    parser.add_argument("--change-every", type=int, default=2_000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.samples, args.budget = "300", 10, 2.0
+        args.embed_chunks, args.cache_queries, args.change_every = 32, 600, 100
+        args.distinct = 50
+    args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    configure_logging("bench-vector", level="WARNING", json=False)
+    results = asyncio.run(run(args))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
