@@ -59,8 +59,9 @@ async def forward(request: Request) -> Response:
     limit = settings.max_upload_bytes if UPLOAD_PATHS.match(path) else settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        what = "file" if UPLOAD_PATHS.match(path) else "request body"
         raise PayloadTooLargeError(
-            f"The request body is {_megabytes(int(declared))}; the limit is {_megabytes(limit)}."
+            f"The {what} is {_megabytes(int(declared))}; the limit is {_megabytes(limit)}."
         )
 
     headers = [
@@ -79,6 +80,10 @@ async def forward(request: Request) -> Response:
         body = None
     elif UPLOAD_PATHS.match(path):
         body = _limited_body(request, limit)
+        if declared is not None and declared.isdigit():
+            # Streamed on, but with its length: the service can name the size in a 413, and
+            # the upstream request is not chunked.
+            headers.append(("content-length", declared))
     else:
         raw = bytearray()
         async for chunk in _limited_body(request, limit):
