@@ -1,6 +1,6 @@
 """Search quality on the retrieval test set, with the real ONNX model: hybrid beats each alone.
 
-The set (tests/data/retrieval, 200 articles, 800 chunks, 130 queries worded differently from the
+The set (tests/data/retrieval, 200 articles, 800 chunks, 90 queries worded differently from the
 text) is embedded once per session into Qdrant's local mode. recall@10 is the share of queries
 whose relevant chunk is among the first ten results; MRR the mean of 1/rank (0 when absent).
 """
