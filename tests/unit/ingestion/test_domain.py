@@ -1,0 +1,100 @@
+"""Ingestion domain rules with no I/O: names, sizes, cursors, progress messages, documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kglab_ingestion.domain import (
+    FileTooLargeError,
+    InvalidQueryError,
+    JobCursor,
+    JobStatus,
+    ProgressUpdate,
+    document_id_for,
+    megabytes,
+    sanitise_file_name,
+)
+from kglab_ingestion.extraction import Section
+from kglab_ingestion.worker import _percent, sections_from_rows, sections_to_rows
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\system32\\cmd.exe", "cmd.exe"),
+        ("notes\x00.md", "notes.md"),
+        ("bell\x07\x1b[31m.txt", "bell[31m.txt"),
+        ("...hidden.md", "hidden.md"),
+        ("", "upload"),
+        (None, "upload"),
+        ("../..", "upload"),
+        ('a<b>c:d"e|f?g*h.md', "abcdefgh.md"),
+    ],
+)
+def test_file_names_are_reduced_to_a_safe_display_name(raw: str | None, expected: str) -> None:
+    assert sanitise_file_name(raw) == expected
+
+
+def test_a_long_name_keeps_its_extension() -> None:
+    name = sanitise_file_name("x" * 400 + ".docx")
+    assert len(name) == 255
+    assert name.endswith(".docx")
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(10 * 1024 * 1024, "10 MB"), (int(14.2 * 1024 * 1024), "14.2 MB"), (100_000, "0.1 MB")],
+)
+def test_sizes_read_as_people_write_them(size: int, text: str) -> None:
+    assert megabytes(size) == text
+
+
+def test_the_413_sentence_names_size_and_limit() -> None:
+    error = FileTooLargeError(int(14.2 * 1024 * 1024), 10 * 1024 * 1024)
+    assert error.detail == "The file is 14.2 MB; the limit is 10 MB."
+    assert error.status == 413
+    unknown = FileTooLargeError(0, 10 * 1024 * 1024, at_least=True)
+    assert unknown.detail == "The file is more than 10 MB; the limit is 10 MB."
+
+
+def test_a_cursor_round_trips_and_a_forged_one_is_a_readable_error() -> None:
+    cursor = JobCursor(created_at=datetime(2026, 11, 26, 9, 30, tzinfo=UTC), job_id="abc")
+    assert JobCursor.decode(cursor.encode()) == cursor
+    for forged in ("nope", "e30", "!!!!"):
+        with pytest.raises(InvalidQueryError, match="cursor"):
+            JobCursor.decode(forged)
+
+
+def test_the_document_id_is_derived_from_the_job() -> None:
+    assert document_id_for("job-1") == document_id_for("job-1")
+    assert document_id_for("job-1") != document_id_for("job-2")
+
+
+def test_progress_messages_round_trip_and_say_when_they_are_final() -> None:
+    update = ProgressUpdate(
+        job_id="j",
+        status=JobStatus.COMPLETED,
+        progress=100,
+        document_id="d",
+        extra={"near_duplicate_of": "k"},
+    )
+    again = ProgressUpdate.from_json(update.to_json())
+    assert again == update
+    assert again.is_final
+    assert not ProgressUpdate(job_id="j", status=JobStatus.PROCESSING, progress=40).is_final
+
+
+def test_progress_reaches_every_tenth_of_a_ten_page_pdf() -> None:
+    values = [_percent(done, 10) for done in range(1, 11)]
+    assert values == sorted(values)
+    assert values[-1] == 90
+    assert {min(v // 10, 9) for v in values} >= set(range(1, 10))
+
+
+def test_saved_sections_round_trip() -> None:
+    sections = [Section(heading="Intro", text="Hello.", kind="paragraph"), Section(None, "a | b")]
+    assert sections_from_rows(sections_to_rows(sections)) == sections
