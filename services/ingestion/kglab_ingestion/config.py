@@ -35,7 +35,17 @@ class IngestionSettings(ServiceSettings):
     scan_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
     #: The web page fetcher's limits and politeness (robots.txt, pacing, timeouts, size cap).
-    fetcher: FetcherSettings = Field(default_factory=FetcherSettings)
+    #: Web pages (HTML, plain text) and PDFs are what a URL job may fetch.
+    fetcher: FetcherSettings = Field(
+        default_factory=lambda: FetcherSettings(
+            allowed_content_types=(
+                "text/html",
+                "application/xhtml+xml",
+                "text/plain",
+                "application/pdf",
+            )
+        )
+    )
 
     #: How long a worker owns a job it claimed; it renews the lease while it works.
     lease_s: float = Field(default=60.0, gt=0)

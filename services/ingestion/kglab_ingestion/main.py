@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,13 @@ from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus, RetryPolicy
 from kglab_shared.health import Readiness
 from kglab_shared.identity import Identity
+from kglab_shared.logging import get_logger
 from kglab_shared.outbox import OutboxRelay
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import BusKind, StoreKind, load_settings
 
 SQLITE_FILE = "ingestion.sqlite3"
+_log = get_logger(__name__)
 
 
 def database_url(settings: IngestionSettings) -> str:
@@ -141,6 +144,8 @@ def create_app(
             app.state.progress_channel = progress
             await relay.start()
             stack.push_async_callback(relay.stop)
+            purge = asyncio.create_task(_purge_outbox(relay), name="kglab-outbox-purge")
+            stack.push_async_callback(_cancel, purge)
             if settings.run_worker:
                 worker = JobWorker(
                     settings=settings,
@@ -179,6 +184,16 @@ def create_app(
     )
     app.state.upload_store = upload_store
     return app
+
+
+async def _purge_outbox(relay: OutboxRelay) -> None:
+    """Published outbox rows are kept a day (for inspection), then removed, hourly."""
+    while True:
+        try:
+            await relay.purge_published(timedelta(days=1))
+        except Exception as exc:
+            _log.warning("outbox_purge_failed", error=str(exc))
+        await asyncio.sleep(3600)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -163,6 +163,17 @@ class JobWorker:
             )
             return
         _log.info("job_claimed", job_id=job.id, attempt=job.attempts, worker=self.worker_id)
+        if job.attempts > self._settings.max_attempts:
+            # Claimed again after its workers vanished each time (a file that kills the process,
+            # say): stop here rather than take the next worker down with it.
+            failed = await self._jobs.fail(
+                job.id,
+                self.worker_id,
+                f"Processing was interrupted {job.attempts - 1} times; the job was stopped.",
+            )
+            if failed is not None:
+                await self._publish(ProgressUpdate.of(failed))
+            return
         await self._publish(ProgressUpdate.of(job))
         renewal = asyncio.create_task(self._renew_lease(job.id), name=f"lease-{job.id}")
         try:

@@ -205,7 +205,10 @@ async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJob
     await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
     await job_store.save_unit(job.id, "w1", unit_index=0, units_total=1, sections=[], progress=90)
     done = await job_store.complete(
-        job.id, "w1", completion(minhash=[1, 2, 3]), extracted_event(job)  # type: ignore[arg-type]
+        job.id,
+        "w1",
+        completion(minhash=[1, 2, 3]),
+        extracted_event(job),  # type: ignore[arg-type]
     )
     assert done is not None
     assert (done.status, done.progress, done.document_id, done.chunk_count) == (
