@@ -190,3 +190,21 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_the_job_completes_once(
     text = " ".join(chunk.text for chunk in document.chunks)
     for chapter in range(1, 11):
         assert f"Chapter {chapter}" in text
+
+
+async def test_a_job_whose_workers_keep_vanishing_is_stopped(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(run_worker=False)
+    job = await stored_job(app, MARKDOWN + b"\nPoison.\n", "poison.md")
+    now = utc_now()
+    for attempt in range(3):
+        # Each claim's worker died at once: its lease is already over.
+        claimed = await app.jobs.claim(
+            job.id, f"dead-{attempt}", now=now, lease_until=now - timedelta(seconds=1)
+        )
+        assert claimed is not None
+    worker: IngestionApp = await ingestion_factory()
+    result = await worker.wait_for_status(job.id, "failed", timeout_s=20)
+    assert result["attempts"] == 4
+    assert result["error"] == "Processing was interrupted 3 times; the job was stopped."
