@@ -39,12 +39,14 @@ def build() -> FastAPI:
 
     # Each service gets its own in-process bus; they share this process's broker, as separate
     # processes share one RabbitMQ.
+    graph = create_graph()
     services = {
         "auth": create_auth(),
         "ingestion": create_ingestion(),
-        "graph": create_graph(),
+        "graph": graph,
         "document": create_document(),
-        "vector": create_vector(),
+        # search?expand=graph asks the graph service, here in the same process.
+        "vector": create_vector(graph_transport=httpx.ASGITransport(app=graph)),
     }
     hosted = [app.router.lifespan_context(app) for app in services.values()]
     transports: dict[str, httpx.AsyncBaseTransport] = {

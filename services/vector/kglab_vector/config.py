@@ -39,3 +39,6 @@ class VectorSettings(ServiceSettings):
     cache_ttl_s: int = Field(default=300, ge=1, le=86_400)
     cache_max_entries: int = Field(default=10_000, ge=10, le=10_000_000)
     snippet_chars: int = Field(default=300, ge=50, le=4000)
+    #: The graph service, asked for related documents by ``search?expand=graph``.
+    graph_url: str = "http://127.0.0.1:8003"
+    graph_timeout_s: float = Field(default=2.0, gt=0, le=30)

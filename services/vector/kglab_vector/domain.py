@@ -12,9 +12,11 @@ from kglab_shared.errors import UnprocessableError
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 512
 MAX_FILTER_CHARS = 200
-#: ``expand=`` values this service answers; anything else is a readable 422, so a later
-#: expansion (``graph``) can be added without changing what clients already send.
-SUPPORTED_EXPANSIONS: frozenset[str] = frozenset()
+#: ``expand=`` values this service answers; anything else is a readable 422.
+SUPPORTED_EXPANSIONS: frozenset[str] = frozenset({"graph"})
+#: Top hits whose chunks ``expand=graph`` starts from, and related documents it adds.
+GRAPH_SEED_HITS = 5
+GRAPH_RELATED_LIMIT = 5
 
 #: Point ids are UUIDv5 of owner, document and chunk under this namespace, so a redelivered
 #: ``document.stored`` overwrites the same points instead of adding copies.

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from kglab_shared.app import create_service_app
@@ -25,6 +26,7 @@ from kglab_vector.cache.redis import RedisSearchCache
 from kglab_vector.config import VectorSettings
 from kglab_vector.embedding.port import Embedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
+from kglab_vector.graph import HttpGraphClient
 from kglab_vector.messaging import consume
 from kglab_vector.messaging.publish import PartsRemovedPublisher
 from kglab_vector.service import Indexer, VectorService
@@ -113,8 +115,14 @@ async def open_cache_and_ledger(
     )
 
 
-def create_app(settings: VectorSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
-    """Build the vector service; ``bus`` is injected when several services share one process."""
+def create_app(
+    settings: VectorSettings | None = None,
+    *,
+    bus: EventBus | None = None,
+    graph_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the vector service; ``bus`` is injected when several services share one process,
+    ``graph_transport`` when the graph service runs in this process too."""
     settings = settings or load_settings(VectorSettings)
 
     @asynccontextmanager
@@ -137,7 +145,12 @@ def create_app(settings: VectorSettings | None = None, *, bus: EventBus | None =
                 PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
                 snippet_chars=settings.snippet_chars,
             )
+            graph = HttpGraphClient(
+                settings.graph_url, timeout_s=settings.graph_timeout_s, transport=graph_transport
+            )
+            stack.push_async_callback(graph.close)
             app.state.vector_service = service
+            app.state.graph_client = graph
             app.state.vector_store = store
             await consume.subscribe(runtime.bus, service, processed)
             yield

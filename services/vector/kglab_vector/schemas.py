@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from kglab_vector.domain import SearchHit, SearchMode
+from kglab_vector.graph import GraphDocument
 
 
 class SearchResultOut(BaseModel):
@@ -32,9 +35,38 @@ class SearchResultOut(BaseModel):
         )
 
 
+class RelatedDocumentOut(BaseModel):
+    """A document none of the hits is from, reached through entities the top hits mention."""
+
+    document_id: str
+    title: str
+    reached_through: Literal["graph"] = Field(
+        default="graph", description="Marks a document found through the knowledge graph."
+    )
+    shared_entities: int = Field(description="How many entities connect it to the top hits.")
+    via: list[str] = Field(description="Names of (up to five of) those entities.")
+
+    @classmethod
+    def of(cls, document: GraphDocument) -> RelatedDocumentOut:
+        return cls(
+            document_id=document.document_id,
+            title=document.title,
+            shared_entities=document.shared_entities,
+            via=list(document.via),
+        )
+
+
 class SearchResponse(BaseModel):
     results: list[SearchResultOut]
     mode: SearchMode
+    related_documents: list[RelatedDocumentOut] | None = Field(
+        default=None,
+        description="With expand=graph: documents reached through the top hits' entities.",
+    )
+    notices: list[str] = Field(
+        default_factory=list,
+        description="Why part of the answer is missing, e.g. the graph service was unavailable.",
+    )
 
     model_config = {
         "json_schema_extra": {

@@ -132,10 +132,13 @@ async def vector_app(
         yield harness
 
 
-async def run_vector_app(settings: VectorSettings, bus: EventBus) -> AsyncIterator[VectorApp]:
+async def run_vector_app(
+    settings: VectorSettings, bus: EventBus, *, app: FastAPI | None = None
+) -> AsyncIterator[VectorApp]:
+    """Run ``app`` (by default the vector service built from ``settings`` on ``bus``)."""
     await bus.start()
     try:
-        app = create_app(settings, bus=bus)
+        app = app or create_app(settings, bus=bus)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://vector") as client:

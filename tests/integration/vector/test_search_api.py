@@ -87,7 +87,7 @@ async def test_search_needs_an_identity(vector_app: VectorApp) -> None:
         ({"q": "salt", "limit": "51"}, "'limit'"),
         ({"q": "salt", "limit": "ten"}, "'limit'"),
         ({"q": "salt", "mode": "fuzzy"}, "'mode'"),
-        ({"q": "salt", "expand": "graph"}, "'graph'"),
+        ({"q": "salt", "expand": "graph,pictures"}, "'pictures'"),
         ({"q": "salt", "expand": "nonsense"}, "supported values"),
         ({"q": "salt", "document_id": "d" * 201}, "'document_id'"),
         ({"q": "salt", "type": "t" * 201}, "'type'"),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from kglab_shared.identity import CurrentIdentity
+from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity
 from kglab_vector.api.deps import VectorServiceDep
 from kglab_vector.domain import (
+    GRAPH_RELATED_LIMIT,
+    GRAPH_SEED_HITS,
     MAX_FILTER_CHARS,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
@@ -18,7 +20,8 @@ from kglab_vector.domain import (
     parse_expand,
     validate_query,
 )
-from kglab_vector.schemas import SearchResponse, SearchResultOut
+from kglab_vector.graph import GraphUnavailableError, RelatedDocuments
+from kglab_vector.schemas import RelatedDocumentOut, SearchResponse, SearchResultOut
 
 router = APIRouter(tags=["search"])
 CACHE_HEADER = "X-KGLab-Cache"
@@ -35,6 +38,7 @@ CACHE_HEADER = "X-KGLab-Cache"
 async def search(
     identity: CurrentIdentity,
     service: VectorServiceDep,
+    request: Request,
     response: Response,
     q: Annotated[
         str,
@@ -78,4 +82,25 @@ async def search(
     )
     hits, cached = await service.search(query)
     response.headers[CACHE_HEADER] = "hit" if cached else "miss"
-    return SearchResponse(results=[SearchResultOut.of(h) for h in hits], mode=mode)
+    answer = SearchResponse(results=[SearchResultOut.of(h) for h in hits], mode=mode)
+    if "graph" in query.expand:
+        # Not cached with the hits: the graph service indexes the same documents on its own
+        # schedule, so its part of the answer is asked for fresh each time.
+        graph: RelatedDocuments = request.app.state.graph_client
+        top = hits[:GRAPH_SEED_HITS]
+        try:
+            related = (
+                await graph.related(
+                    request.headers[IDENTITY_HEADER],
+                    [h.chunk_id for h in top],
+                    exclude_documents=sorted({h.document_id for h in hits}),
+                    limit=GRAPH_RELATED_LIMIT,
+                )
+                if top
+                else []
+            )
+            answer.related_documents = [RelatedDocumentOut.of(d) for d in related]
+        except GraphUnavailableError as exc:
+            answer.related_documents = []
+            answer.notices.append(str(exc))
+    return answer
