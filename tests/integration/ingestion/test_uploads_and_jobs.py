@@ -282,3 +282,14 @@ async def test_a_url_body_must_be_json_with_a_url(ingestion: IngestionApp) -> No
         "/api/v1/urls", json={"link": "https://example.org"}, headers=ingestion.headers()
     )
     assert "url" in problem(response, 422)["detail"]
+
+
+async def test_an_unreachable_scanner_is_a_readable_503_and_nothing_is_queued(
+    ingestion_factory: Any,
+) -> None:
+    from tests.isolation import free_port
+
+    app: IngestionApp = await ingestion_factory(KGLAB_CLAMD_URL=f"tcp://127.0.0.1:{free_port()}")
+    body = problem(await app.upload(MARKDOWN, "graphs.md"), 503)
+    assert "scan" in body["detail"].lower()
+    assert await job_count(app) == 0

@@ -208,3 +208,16 @@ async def test_a_job_whose_workers_keep_vanishing_is_stopped(
     result = await worker.wait_for_status(job.id, "failed", timeout_s=20)
     assert result["attempts"] == 4
     assert result["error"] == "Processing was interrupted 3 times; the job was stopped."
+
+
+async def test_a_job_whose_file_is_gone_fails_readably(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(run_worker=False)
+    job = await stored_job(app, MARKDOWN + b"\nGone.\n", "gone.md")
+    assert job.sha256 is not None
+    await app.app.state.blob_store.delete(job.sha256)
+    worker: IngestionApp = await ingestion_factory(stale_pending_s=0.2)
+    result = await worker.wait_for_status(job.id, "failed", timeout_s=20)
+    assert result["error"] == "The uploaded file is no longer stored; upload it again."
+    assert result["attempts"] == 1
