@@ -120,6 +120,8 @@ class DocumentStored(EventData):
     document_id: str
     owner_id: str
     title: str
+    #: Optional, so events published before it existed still validate (schema version 1).
+    media_type: str | None = None
     chunks: list[ExtractedChunk]
 
 

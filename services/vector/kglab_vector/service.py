@@ -95,8 +95,7 @@ class VectorService:
 
     async def index_document(self, event: DocumentStored) -> int:
         """Make the index hold exactly the document's chunks; a repeat writes the same points."""
-        media_type = getattr(event, "media_type", None)
-        records = records_of(event, media_type if isinstance(media_type, str) else None)
+        records = records_of(event, event.media_type)
         indexed = await self.indexer.index(records)
         await self.store.upsert(indexed)
         await self.store.remove_other_chunks(

@@ -69,6 +69,18 @@ async def test_document_filter(vector_app: VectorApp) -> None:
     assert {r["document_id"] for r in results} == {"doc-b"}
 
 
+async def test_media_type_filter(vector_app: VectorApp) -> None:
+    for document_id, media_type in (("doc-pdf", "application/pdf"), ("doc-md", "text/markdown")):
+        event = stored_event(document_id, TEXTS).model_copy(update={"media_type": media_type})
+        before = await vector_app.service.store.count(ALICE)
+        await vector_app.publish_and_wait(stored_envelope(event), ALICE, before + len(TEXTS))
+
+    pdf = (await vector_app.search(q="salt", type="application/pdf")).json()["results"]
+    assert pdf
+    assert {r["document_id"] for r in pdf} == {"doc-pdf"}
+    assert (await vector_app.search(q="salt", type="text/html")).json()["results"] == []
+
+
 async def test_search_needs_an_identity(vector_app: VectorApp) -> None:
     response = await vector_app.client.get("/api/v1/search", params={"q": "salt"})
     assert response.status_code == 401

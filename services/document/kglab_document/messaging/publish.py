@@ -23,6 +23,7 @@ class DocumentEventPublisher:
             document_id=document.id,
             owner_id=document.owner_id,
             title=document.title,
+            media_type=document.media_type,
             chunks=[
                 ExtractedChunk(
                     chunk_id=c.chunk_id, position=c.position, text=c.text, heading=c.heading
