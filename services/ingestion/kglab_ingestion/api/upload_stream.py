@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from kglab_ingestion.domain import FileTooLargeError, MissingFileError
 from kglab_ingestion.extraction import SNIFF_BYTES
@@ -167,6 +168,8 @@ async def receive_upload(
             raise UnprocessableError(
                 "The multipart body is malformed; send the file in a field named 'file'."
             ) from exc
+        except ClientDisconnect as exc:
+            raise UnprocessableError("The upload was interrupted before the file arrived.") from exc
         finally:
             target.close()
         if not state["found"] or not state["done"]:
