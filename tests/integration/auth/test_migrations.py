@@ -9,7 +9,14 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kglab_auth.store import tables
-from kglab_auth.store.sql import create_engine, run_migrations, sqlite_url
+from kglab_auth.store.sql import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    create_engine,
+    current_revision,
+    run_migrations,
+    sqlite_url,
+)
 
 EXPECTED = set(tables.metadata.tables)
 
@@ -59,5 +66,30 @@ async def test_the_tables_match_what_the_adapter_expects(auth_database: str) -> 
             )
         for name, table in tables.metadata.tables.items():
             assert columns[name] == {c.name for c in table.columns}, name
+    finally:
+        await engine.dispose()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+async def test_a_current_database_is_recognised_and_left_alone(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path / "auth.sqlite3"))
+    try:
+        assert await current_revision(engine) is None
+        await run_migrations(engine)
+        assert await current_revision(engine) == HEAD_REVISION
+        await run_migrations(engine)  # the fast path: nothing to do, nothing changes
+        assert await _tables(engine) == EXPECTED
+        await run_migrations(engine, "0001", down=True)
+        assert await current_revision(engine) == "0001"
+        await run_migrations(engine)  # behind head: alembic brings it up
+        assert await current_revision(engine) == HEAD_REVISION
     finally:
         await engine.dispose()
