@@ -3,6 +3,7 @@ upload a Markdown file, follow the job to completed, find the document and its e
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -118,3 +119,36 @@ async def test_upload_refusals_reach_the_user_through_the_gateway(
     )
     assert unsafe.status_code == 422
     assert unsafe.json()["detail"].endswith(".")
+
+
+async def test_a_resumable_upload_through_the_gateway(gateway: httpx.AsyncClient) -> None:
+    auth = await sign_up(gateway)
+    tus = {**auth, "Tus-Resumable": "1.0.0"}
+    options = await gateway.options("/api/v1/uploads", headers=tus)
+    assert options.headers["tus-version"].startswith("1.0.0")
+    name = base64.b64encode(b"curie.md").decode()
+    created = await gateway.post(
+        "/api/v1/uploads",
+        headers={**tus, "Upload-Length": str(len(MARKDOWN)), "Upload-Metadata": f"filename {name}"},
+    )
+    assert created.status_code == 201, created.text
+    location = created.headers["location"]
+    assert location.startswith("/api/v1/uploads/")  # the public path, not a service's address
+    patch = {**tus, "Content-Type": "application/offset+octet-stream"}
+    half = len(MARKDOWN) // 2
+    first = await gateway.patch(
+        location, content=MARKDOWN[:half], headers={**patch, "Upload-Offset": "0"}
+    )
+    assert first.status_code == 204, first.text
+    assert first.headers["upload-offset"] == str(half)
+    assert first.headers["tus-resumable"] == "1.0.0"
+    head = await gateway.head(location, headers=tus)
+    assert head.headers["upload-offset"] == str(half)
+    assert head.headers["upload-length"] == str(len(MARKDOWN))
+    last = await gateway.patch(
+        location, content=MARKDOWN[half:], headers={**patch, "Upload-Offset": str(half)}
+    )
+    assert last.status_code == 204, last.text
+    job = await poll_job(gateway, last.headers["upload-job-id"], auth)
+    assert job["status"] == "completed", job
+    assert job["source_name"] == "curie.md"
