@@ -61,7 +61,7 @@ async def read_socket(url: str, headers: dict[str, str]) -> tuple[list[dict[str,
 async def test_the_socket_sends_state_updates_and_a_final_message(
     ingestion_factory: Callable[..., Any], ingestion_settings: Any
 ) -> None:
-    worker: IngestionApp = await ingestion_factory(debug_unit_delay_s=0.15)
+    worker: IngestionApp = await ingestion_factory(debug_unit_delay_s=0.3)
     real = worker.settings.stores.value == "real"
     # On real adapters the socket is served by another replica, without a worker.
     front: IngestionApp = await ingestion_factory(run_worker=False) if real else worker
