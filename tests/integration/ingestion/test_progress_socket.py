@@ -149,3 +149,23 @@ async def test_a_resumable_upload_becomes_a_job(ingestion: IngestionApp) -> None
     assert (
         await ingestion.client.head(location, headers={**tus, **ingestion.headers(BOB)})
     ).status_code == 404
+
+
+async def test_a_lost_update_is_made_good_from_the_database(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(run_worker=False)
+    job_id = (await app.upload(MARKDOWN, "graphs.md")).json()["job_id"]
+
+    async def fail_silently() -> None:
+        # Another process fails the job and its progress message never arrives.
+        await asyncio.sleep(1.5)
+        await app.jobs.fail(job_id, None, "The file vanished.")
+
+    async with serve(app.app) as base:
+        changer = asyncio.create_task(fail_silently())
+        messages, code = await read_socket(f"{base}/ws/jobs/{job_id}", app.headers())
+        await changer
+    assert code == 1000
+    assert [m["status"] for m in messages] == ["pending", "failed"]
+    assert messages[-1]["error"] == "The file vanished."

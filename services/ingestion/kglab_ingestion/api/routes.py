@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, status
@@ -161,28 +162,33 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
         if last.is_final:
             await websocket.close(code=1000)
             return
+        # A pump owns the subscription's iterator: waiting on the queue can time out without
+        # cancelling (and so ending) the iterator itself.
+        inbox: asyncio.Queue[ProgressUpdate] = asyncio.Queue()
+        pump = asyncio.create_task(_pump(updates, inbox))
         disconnected = asyncio.create_task(_wait_disconnect(websocket))
-        iterator = updates.__aiter__()
         try:
             while not disconnected.done():
-                next_update = asyncio.ensure_future(iterator.__anext__())
+                next_update = asyncio.create_task(inbox.get())
                 done, _ = await asyncio.wait(
-                    {next_update, disconnected},
+                    {next_update, disconnected, pump},
                     timeout=heartbeat_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if disconnected in done:
-                    next_update.cancel()
-                    return
                 if next_update in done:
                     update = next_update.result()
                 else:
-                    # Nothing heard for a while (a lost message?): the database has the truth.
                     next_update.cancel()
+                    if disconnected in done:
+                        return
+                    # Nothing heard for a while (a lost message?): the database has the truth.
                     current = await jobs.get(identity.user_id, job_id)
                     if current is None:
                         break
                     update = ProgressUpdate.of(current)
+                    if pump.done() and not update.is_final:
+                        # The subscription ended (its server went away): poll from here on.
+                        await asyncio.sleep(heartbeat_s)
                 if (update.status, update.progress) != (last.status, last.progress) or (
                     update.is_final
                 ):
@@ -191,12 +197,20 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
                 if update.is_final:
                     break
         finally:
-            disconnected.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await disconnected
+            for task in (pump, disconnected):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
     if websocket.application_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError):
             await websocket.close(code=1000)
+
+
+async def _pump(
+    updates: AsyncIterator[ProgressUpdate], inbox: asyncio.Queue[ProgressUpdate]
+) -> None:
+    async for update in updates:
+        inbox.put_nowait(update)
 
 
 async def _wait_disconnect(websocket: WebSocket) -> None:
