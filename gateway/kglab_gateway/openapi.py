@@ -2,6 +2,9 @@
 
 Only paths the gateway routes are published; each operation is marked public or protected
 from the same table the gateway enforces, so the document cannot drift from the behaviour.
+Every error response is problem+json with an example, every handler's one-line docstring is
+its summary, and the document is served as OpenAPI 3.0 because the Swagger UI bundled for
+``/docs`` (4.x) refuses to render 3.1.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ _PROBLEM = {
         "detail": {"type": "string", "description": "A sentence a person understands."},
         "instance": {"type": "string"},
         "correlation_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "With 422: each invalid part of the request.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
     },
     "required": ["type", "title", "status", "detail"],
     "example": {
@@ -53,8 +67,51 @@ _GATEWAY_ERRORS = {
     "429": "Too many requests; see the Retry-After header.",
     "503": "The service behind this route is unavailable; try again shortly.",
 }
+# What each status looks like when a service does not show its own example.
+_PROBLEM_EXAMPLES: dict[str, tuple[str, str, str]] = {
+    "400": ("bad_request", "Bad request", "The request cannot be carried out as sent."),
+    "401": (
+        "unauthorized",
+        "Unauthorized",
+        "Sign in first: this route needs a bearer token in the Authorization header.",
+    ),
+    "403": ("forbidden", "Forbidden", "Only an administrator may do this."),
+    "404": ("not_found", "Not found", "There is no such item among yours."),
+    "409": ("conflict", "Conflict", "That conflicts with what is already stored."),
+    "413": ("payload_too_large", "Payload too large", "The file is 14.2 MB; the limit is 10 MB."),
+    "415": (
+        "unsupported_media_type",
+        "Unsupported media type",
+        "Files of type image/png are not accepted.",
+    ),
+    "422": ("validation_error", "Invalid request", "'limit': Input should be at least 1."),
+    "429": (
+        "rate_limited",
+        "Too many requests",
+        "Too many requests from you: the limit is 120 per 60 s. Try again in 12 s.",
+    ),
+    "503": (
+        "service_unavailable",
+        "Service unavailable",
+        "The document service is unavailable right now; try again shortly.",
+    ),
+}
+_VALIDATION_ERRORS = {"HTTPValidationError", "ValidationError"}
 _PATH_PARAMETER = re.compile(r"\{[^}/]+\}")
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+
+def _problem_example(code: str) -> dict[str, Any]:
+    slug, title, detail = _PROBLEM_EXAMPLES.get(code, ("error", "Error", "The request failed."))
+    example: dict[str, Any] = {
+        "type": f"https://kglab.dev/problems/{slug}",
+        "title": title,
+        "status": int(code),
+        "detail": detail,
+    }
+    if code == "422":
+        example["errors"] = [{"loc": ["query", "limit"], "msg": "Input should be at least 1"}]
+    return example
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -64,6 +121,130 @@ def _problem_response(description: str) -> dict[str, Any]:
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
     }
+
+
+def _as_problem(code: str, response: dict[str, Any]) -> None:
+    """Make an error response problem+json with the Problem schema and an example.
+
+    FastAPI's own 422 (``HTTPValidationError``) is replaced: the shared error handler answers
+    every validation error as problem+json. A body a service declared on purpose (the readiness
+    report of ``/ready``) is kept.
+    """
+    content: dict[str, Any] = response.get("content") or {}
+    declared = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+    if declared.rsplit("/", 1)[-1] in _VALIDATION_ERRORS:
+        content.pop("application/json")
+    if content and "application/problem+json" not in content:
+        return
+    media = content.setdefault("application/problem+json", {})
+    media["schema"] = {"$ref": "#/components/schemas/Problem"}
+    if "example" not in media and "examples" not in media:
+        media["example"] = _problem_example(code)
+    response["content"] = content
+
+
+def _summarise(operation: dict[str, Any]) -> None:
+    """The first line of the handler's docstring is the summary, not FastAPI's title-cased
+    function name."""
+    description = str(operation.get("description") or "").strip()
+    if not description:
+        return
+    summary = str(operation.get("summary") or "")
+    generated = summary.lower().replace(" ", "_")
+    if not summary or str(operation.get("operationId", "")).startswith(generated):
+        summary = operation["summary"] = description.splitlines()[0].strip().rstrip(".")
+    if description.rstrip(".") == summary:
+        # Swagger UI would show the same sentence twice.
+        del operation["description"]
+
+
+_NULL = {"type": "null"}
+
+
+def _schema_30(schema: Any) -> Any:
+    """A JSON Schema 2020-12 (OpenAPI 3.1) schema as its OpenAPI 3.0 equivalent."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _schema_30(each) for name, each in value.items()}
+        elif key in ("items", "additionalProperties", "not") and isinstance(value, dict):
+            out[key] = _schema_30(value)
+        elif key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):
+            out[key] = [_schema_30(each) for each in value]
+        elif key == "const":
+            out["enum"] = [value]
+        elif key == "examples" and isinstance(value, list):
+            if value:
+                out["example"] = value[0]
+        else:
+            out[key] = value
+    for key in ("anyOf", "oneOf"):
+        branches = out.get(key)
+        if not isinstance(branches, list) or _NULL not in branches:
+            continue
+        rest = [each for each in branches if each != _NULL]
+        del out[key]
+        out["nullable"] = True
+        if len(rest) == 1 and "$ref" in rest[0]:
+            # 3.0 ignores the siblings of a $ref; allOf keeps nullable and description.
+            out["allOf"] = rest
+        elif len(rest) == 1:
+            out = {**rest[0], **out}
+        elif rest:
+            out[key] = rest
+    return out
+
+
+def _media_30(content: dict[str, Any]) -> None:
+    for media in content.values():
+        if isinstance(media, dict) and "schema" in media:
+            media["schema"] = _schema_30(media["schema"])
+
+
+def _as_openapi_30(document: dict[str, Any]) -> None:
+    document["openapi"] = "3.0.3"
+    schemas = document.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        schemas[name] = _schema_30(schema)
+    for item in document.get("paths", {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            for parameter in operation.get("parameters", []):
+                if "schema" in parameter:
+                    parameter["schema"] = _schema_30(parameter["schema"])
+                    if "example" in parameter["schema"] and "example" not in parameter:
+                        parameter["example"] = parameter["schema"]["example"]
+            _media_30(operation.get("requestBody", {}).get("content", {}))
+            for response in operation.get("responses", {}).values():
+                _media_30(response.get("content", {}))
+
+
+def _example_of(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:
+    if "example" in schema:
+        return schema["example"]
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return schemas.get(ref.rsplit("/", 1)[-1], {}).get("example")
+    items = schema.get("items")
+    if schema.get("type") == "array" and isinstance(items, dict):
+        item = _example_of(items, schemas)
+        return None if item is None else [item]
+    return None
+
+
+def _hoist_examples(content: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Show the referenced model's example on the media type too: Swagger UI 4 reads it there
+    for "Try it out" bodies and response samples."""
+    for media in content.values():
+        if not isinstance(media, dict) or "example" in media or "examples" in media:
+            continue
+        example = _example_of(media.get("schema", {}), schemas)
+        if example is not None:
+            media["example"] = example
 
 
 class OpenAPIAssembler:
@@ -115,13 +296,14 @@ class OpenAPIAssembler:
             for path, item in spec.get("paths", {}).items():
                 if upstream_for(path) == service:
                     paths[path] = item
-        schemas["Problem"] = _PROBLEM
+        schemas["Problem"] = copy.deepcopy(_PROBLEM)
         document["components"]["securitySchemes"] = _SCHEMES
         for path, item in paths.items():
             for method in _METHODS:
                 operation = item.get(method)
                 if operation is None:
                     continue
+                _summarise(operation)
                 responses = operation.setdefault("responses", {})
                 concrete = _PATH_PARAMETER.sub("x", path)
                 if is_public(method.upper(), concrete) or path in ("/health", "/ready"):
@@ -132,8 +314,21 @@ class OpenAPIAssembler:
                 for code in ("429", "503"):
                     responses.setdefault(code, _problem_response(_GATEWAY_ERRORS[code]))
                 for code, response in responses.items():
-                    if code.startswith(("4", "5")) and "content" not in response:
-                        response.update(_problem_response(response.get("description", "Error")))
+                    if code.startswith(("4", "5")):
+                        _as_problem(code, response)
+        if '"#/components/schemas/HTTPValidationError"' not in json.dumps(paths):
+            for name in _VALIDATION_ERRORS:
+                schemas.pop(name, None)
+        _as_openapi_30(document)
+        for item in paths.values():
+            for method in _METHODS:
+                operation = item.get(method)
+                if operation is None:
+                    continue
+                _hoist_examples(operation.get("requestBody", {}).get("content", {}), schemas)
+                for code, response in operation["responses"].items():
+                    if code.startswith("2"):
+                        _hoist_examples(response.get("content", {}), schemas)
         if unavailable:
             document["info"]["x-unavailable-services"] = unavailable
         return document

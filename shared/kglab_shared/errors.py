@@ -73,6 +73,36 @@ class ServiceUnavailableError(DomainError):
     status, title, code = 503, "Service unavailable", "service_unavailable"
 
 
+def documented(
+    error: type[DomainError], *details: str, description: str | None = None
+) -> dict[str, Any]:
+    """An OpenAPI ``responses=`` entry for ``error``, showing the body a caller really gets.
+
+    The gateway's assembled document adds the shared Problem schema to it.
+    """
+    examples = [
+        {
+            "type": f"https://kglab.dev/problems/{error.code}",
+            "title": error.title,
+            "status": error.status,
+            "detail": detail,
+        }
+        for detail in details
+    ]
+    media: dict[str, Any] = {}
+    if len(examples) == 1:
+        media["example"] = examples[0]
+    elif examples:
+        media["examples"] = {
+            f"case{number}": {"summary": example["detail"], "value": example}
+            for number, example in enumerate(examples, start=1)
+        }
+    return {
+        "description": description or (details[0] if details else error.title),
+        "content": {PROBLEM_JSON: media},
+    }
+
+
 def problem(
     status: int,
     detail: str,

@@ -46,10 +46,30 @@ class Readiness:
         return all(r["status"] == "up" for r in results.values()), results
 
 
+_READY_EXAMPLE = {
+    "status": "ready",
+    "dependencies": {
+        "postgres": {"status": "up", "latency_ms": 1.42},
+        "redis": {"status": "up", "latency_ms": 0.37},
+    },
+}
+_NOT_READY_EXAMPLE = {
+    "status": "not ready",
+    "dependencies": {
+        "postgres": {"status": "up", "latency_ms": 1.42},
+        "redis": {"status": "down", "detail": "No answer within 1 s.", "latency_ms": 1000.8},
+    },
+}
+
+
 def health_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health", summary="Report that the process is alive")
+    @router.get(
+        "/health",
+        summary="Report that the process is alive",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def health() -> dict[str, str]:
         """Report that the process is alive."""
         return {"status": "ok"}
@@ -57,7 +77,16 @@ def health_router() -> APIRouter:
     @router.get(
         "/ready",
         summary="Report whether every dependency answers",
-        responses={503: {"description": "At least one dependency is down; the body names it."}},
+        responses={
+            200: {
+                "description": "Every dependency answers.",
+                "content": {"application/json": {"example": _READY_EXAMPLE}},
+            },
+            503: {
+                "description": "At least one dependency is down; the body names it.",
+                "content": {"application/json": {"example": _NOT_READY_EXAMPLE}},
+            },
+        },
     )
     async def ready(request: Request) -> JSONResponse:
         """Report whether every dependency answers."""

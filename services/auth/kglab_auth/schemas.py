@@ -5,8 +5,59 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from kglab_auth.domain import ApiKey, Role, TokenPair, User
+
+# One fictional user and session, so every example in the document tells the same story.
+_USER_ID = "9c8f1f0e-80c1-4dd9-a796-973982e0ddff"
+_EMAIL = "ada@example.com"
+_PASSWORD = "correct horse battery staple"
+_NEW_PASSWORD = "a longer passphrase 2"
+_REFRESH_TOKEN = "wfyCnAHsVJQgJkvIh5WzNoqej5owno1euA_S1ntOAK4"
+_ACCESS_TOKEN = (
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6IjhmU1M1M1F6WXF0MHU0ZlpfLWo5QTJYcWtOdUdRZHdV"
+    "YzBvd2tBUlJzV0EifQ.eyJpc3MiOiJrZ2xhYi1hdXRoIiwiYXVkIjoia2dsYWIiLCJzdWIiOiI5YzhmMWYwZS04MG"
+    "MxLTRkZDktYTc5Ni05NzM5ODJlMGRkZmYiLCJyb2xlIjoidXNlciIsInR5cCI6ImFjY2VzcyJ9.2c6TYJ5G4az9Tc"
+    "p7yspnJvbYrlshkH3T_HhX5kVBc1gjqMaPNIULaDg8hbLinLSxnTcTGcY8OFgeURyxl9KDBA"
+)
+_KID = "8fSS53QzYqt0u4fZ_-j9A2XqkNuGQdwUc0owkARRsWA"
+_USER: JsonDict = {
+    "id": _USER_ID,
+    "email": _EMAIL,
+    "role": "user",
+    "disabled": False,
+    "created_at": "2026-03-02T09:14:05.112000Z",
+}
+_API_KEY: JsonDict = {
+    "id": "b9ff83e766b6592c",
+    "name": "nightly importer",
+    "scopes": ["documents:read", "documents:write"],
+    "created_at": "2026-03-04T18:30:00Z",
+    "last_used_at": "2026-03-05T02:00:12Z",
+}
+TOKEN_PAIR_EXAMPLE: JsonDict = {
+    "access_token": _ACCESS_TOKEN,
+    "refresh_token": _REFRESH_TOKEN,
+    "token_type": "bearer",
+    "expires_in": 900,
+}
+LOGIN_FORM_EXAMPLE: JsonDict = {"grant_type": "password", "username": _EMAIL, "password": _PASSWORD}
+JWKS_EXAMPLE: JsonDict = {
+    "keys": [
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": "QNGFiTx6U2xgOONdvuz1hD_kf20xwa1C2wIViYkiCt8",
+            "use": "sig",
+            "alg": "EdDSA",
+            "kid": _KID,
+        }
+    ]
+}
+RESET_REQUESTED_EXAMPLE: JsonDict = {
+    "detail": "If an account uses that address, a reset link is on its way."
+}
 
 
 class _Request(BaseModel):
@@ -15,38 +66,75 @@ class _Request(BaseModel):
 
 
 class RegisterRequest(_Request):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    password: str = Field(max_length=1024, examples=["correct horse battery staple"])
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": _EMAIL, "password": _PASSWORD}]}
+    )
+
+    email: str = Field(max_length=320, examples=[_EMAIL])
+    password: str = Field(max_length=1024, examples=[_PASSWORD])
 
 
 class RefreshRequest(_Request):
-    refresh_token: str = Field(min_length=1, max_length=512)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": _REFRESH_TOKEN}]})
+
+    refresh_token: str = Field(min_length=1, max_length=512, examples=[_REFRESH_TOKEN])
 
 
 class LogoutRequest(_Request):
-    refresh_token: str = Field(min_length=1, max_length=512)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": _REFRESH_TOKEN}]})
+
+    refresh_token: str = Field(min_length=1, max_length=512, examples=[_REFRESH_TOKEN])
 
 
 class ChangePasswordRequest(_Request):
-    current_password: str = Field(max_length=1024)
-    new_password: str = Field(max_length=1024, examples=["a longer passphrase 2"])
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"current_password": _PASSWORD, "new_password": _NEW_PASSWORD}]
+        }
+    )
+
+    current_password: str = Field(max_length=1024, examples=[_PASSWORD])
+    new_password: str = Field(max_length=1024, examples=[_NEW_PASSWORD])
 
 
 class PasswordResetRequest(_Request):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": _EMAIL}]})
+
+    email: str = Field(max_length=320, examples=[_EMAIL])
 
 
 class PasswordResetConfirm(_Request):
-    token: str = Field(min_length=1, max_length=512)
-    new_password: str = Field(max_length=1024)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "mD0yq4cJZp6V8wE1rT5uKx3LbN7sHf2QaGj9YvUo4Ic",
+                    "new_password": _NEW_PASSWORD,
+                }
+            ]
+        }
+    )
+
+    token: str = Field(
+        min_length=1, max_length=512, description="The token from the link in the reset mail."
+    )
+    new_password: str = Field(max_length=1024, examples=[_NEW_PASSWORD])
 
 
 class UserUpdate(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"disabled": True}, {"role": "admin"}]}
+    )
+
     disabled: bool | None = None
     role: Role | None = None
 
 
 class ApiKeyCreate(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": _API_KEY["name"], "scopes": _API_KEY["scopes"]}]}
+    )
+
     name: str = Field(min_length=1, max_length=100, examples=["nightly importer"])
     scopes: list[str] = Field(max_length=32, examples=[["documents:read", "documents:write"]])
 
@@ -56,6 +144,8 @@ class ApiKeyVerifyRequest(_Request):
 
 
 class TokenPairOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [TOKEN_PAIR_EXAMPLE]})
+
     access_token: str
     refresh_token: str
     token_type: str = "bearer"
@@ -72,6 +162,8 @@ class TokenPairOut(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_USER]})
+
     id: str
     email: str
     role: Role
@@ -90,6 +182,12 @@ class UserOut(BaseModel):
 
 
 class UserPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_USER], "next_cursor": "MjAyNi0wMy0wMlQwOToxNDowNS4xMTJa"}]
+        }
+    )
+
     items: list[UserOut]
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page; null at the end."
@@ -97,6 +195,8 @@ class UserPageOut(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_API_KEY]})
+
     id: str
     name: str
     scopes: list[str]
@@ -115,6 +215,18 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_API_KEY,
+                    "last_used_at": None,
+                    "key": "kglab_b9ff83e766b6592c_tG4JUj1gUFL4ubExrnFsaZxyah9k2OFg5PZ815GaDZY",
+                }
+            ]
+        }
+    )
+
     key: str = Field(description="The key itself. It is shown this once; store it now.")
 
 
@@ -126,4 +238,6 @@ class ApiKeyIdentity(BaseModel):
 
 
 class RotatedKey(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"kid": _KID}]})
+
     kid: str = Field(description="The key id that signs new access tokens from now on.")

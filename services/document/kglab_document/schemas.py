@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from kglab_document.domain import (
     Chunk,
@@ -16,8 +17,41 @@ from kglab_document.domain import (
     Page,
 )
 
+# One fictional upload, so every example in the document tells the same story.
+_DOCUMENT_ID = "530a20c599725e8d8168319cbc3d624b"
+_DOCUMENT: JsonDict = {
+    "id": _DOCUMENT_ID,
+    "title": "Velmora: a salt town",
+    "media_type": "application/pdf",
+    "source": "velmora.pdf",
+    "created_at": "2026-03-04T10:12:07.746000Z",
+    "chunk_count": 12,
+    "status": "stored",
+    "job_id": "adc0851c86524f2e838e7f9bb06af6ec",
+    "metadata": {"pages": 4, "author": "A. Lovelace"},
+    "provenance": {
+        "source_name": "velmora.pdf",
+        "uploader_id": "9c8f1f0e-80c1-4dd9-a796-973982e0ddff",
+        "uploaded_at": "2026-03-04T10:12:07.746846Z",
+        "size_bytes": 184320,
+        "content_type": "application/pdf",
+        "sha256": "0f70823b0f68d7c5cd53e779de049b13558bd6d390bde86e1a1ce5249c65a5d7",
+        "processor_version": "kglab-extraction/1.0",
+    },
+}
+_CHUNK: JsonDict = {
+    "chunk_id": f"{_DOCUMENT_ID}-00003",
+    "document_id": _DOCUMENT_ID,
+    "position": 3,
+    "text": "The town's income comes mostly from salt mining. Marie Curie visited Velmora in 1911.",
+    "heading": "Economy",
+}
+_DELETION_URL = f"/api/v1/documents/{_DOCUMENT_ID}/deletion"
+
 
 class DocumentOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DOCUMENT]})
+
     id: str
     title: str
     media_type: str = Field(examples=["application/pdf"])
@@ -46,6 +80,12 @@ class DocumentOut(BaseModel):
 
 
 class DocumentPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_DOCUMENT], "next_cursor": "eyJrIjoiMjAyNi0wMy0wNFQxMDoxMiJ9"}]
+        }
+    )
+
     items: list[DocumentOut]
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page (same filters and sort); null at the end."
@@ -57,6 +97,8 @@ class DocumentPageOut(BaseModel):
 
 
 class ChunkOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CHUNK]})
+
     chunk_id: str
     document_id: str
     position: int
@@ -75,6 +117,10 @@ class ChunkOut(BaseModel):
 
 
 class ChunkPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_CHUNK], "next_cursor": None}]}
+    )
+
     items: list[ChunkOut]
     next_cursor: str | None
 
@@ -84,12 +130,33 @@ class ChunkPageOut(BaseModel):
 
 
 class DeletionAcceptedOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"document_id": _DOCUMENT_ID, "status": "deleting", "deletion_url": _DELETION_URL}
+            ]
+        }
+    )
+
     document_id: str
     status: DocumentStatus
     deletion_url: str = Field(description="Where to follow the removal of every part.")
 
 
 class DeletionStatusOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "document_id": _DOCUMENT_ID,
+                    "state": "in_progress",
+                    "requested_at": "2026-03-06T08:00:00Z",
+                    "parts": {"document": True, "vector": True, "graph": False},
+                }
+            ]
+        }
+    )
+
     document_id: str
     state: DeletionState
     requested_at: datetime | None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from kglab_graph.domain import (
     Entity,
@@ -13,6 +14,26 @@ from kglab_graph.domain import (
     ScoredEntity,
     Subgraph,
 )
+
+# One fictional document and its entities, so every example tells the same story.
+_DOCUMENT_ID = "530a20c599725e8d8168319cbc3d624b"
+_MARIE: JsonDict = {"id": "ent_e6c850b97dc8630d5a775e91", "name": "Marie Curie", "type": "PERSON"}
+_PIERRE: JsonDict = {"id": "ent_3af7f4e6d39ff9c1a816f937", "name": "Pierre Curie", "type": "PERSON"}
+_PARIS: JsonDict = {"id": "ent_b00ba78114a51924de27fd7a", "name": "Paris", "type": "GPE"}
+_MARIE_PIERRE: JsonDict = {
+    "source": _PIERRE["id"],
+    "target": _MARIE["id"],
+    "type": "RELATED_TO",
+    "weight": 3,
+    "evidence": [f"{_DOCUMENT_ID}:{_DOCUMENT_ID}-00003:1"],
+}
+_PIERRE_PARIS: JsonDict = {
+    "source": _PIERRE["id"],
+    "target": _PARIS["id"],
+    "type": "RELATED_TO",
+    "weight": 1,
+    "evidence": [f"{_DOCUMENT_ID}:{_DOCUMENT_ID}-00003:2"],
+}
 
 
 class EntityOut(BaseModel):
@@ -30,6 +51,17 @@ class ScoredEntityOut(EntityOut):
 
 
 class EntitySearchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "Curie",
+                    "results": [{**_MARIE, "score": 0.95}, {**_PIERRE, "score": 0.93}],
+                }
+            ]
+        }
+    )
+
     query: str
     results: list[ScoredEntityOut]
 
@@ -53,6 +85,25 @@ class DocumentMentionsOut(BaseModel):
 
 
 class EntityDetailOut(EntityOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_MARIE,
+                    "degree": 2,
+                    "mentions": 7,
+                    "top_documents": [
+                        {
+                            "document_id": _DOCUMENT_ID,
+                            "title": "Velmora: a salt town",
+                            "mentions": 5,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     degree: int = Field(description="How many entities this one is related to.")
     mentions: int = Field(description="How often your documents name it.")
     top_documents: list[DocumentMentionsOut]
@@ -96,6 +147,19 @@ class NeighborOut(EntityOut):
 
 
 class NeighborsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity": _MARIE,
+                    "depth": 2,
+                    "neighbors": [{**_PIERRE, "distance": 1}, {**_PARIS, "distance": 2}],
+                    "relations": [_MARIE_PIERRE, _PIERRE_PARIS],
+                }
+            ]
+        }
+    )
+
     entity: EntityOut
     depth: int
     neighbors: list[NeighborOut]
@@ -116,6 +180,20 @@ class NeighborsResponse(BaseModel):
 
 
 class PathResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": _MARIE["id"],
+                    "target": _PARIS["id"],
+                    "length": 2,
+                    "entities": [_MARIE, _PIERRE, _PARIS],
+                    "relations": [_MARIE_PIERRE, _PIERRE_PARIS],
+                }
+            ]
+        }
+    )
+
     source: str
     target: str
     length: int
@@ -134,6 +212,18 @@ class PathResponse(BaseModel):
 
 
 class DocumentGraphResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "document_id": _DOCUMENT_ID,
+                    "entities": [_MARIE, _PIERRE, _PARIS],
+                    "relations": [_MARIE_PIERRE, _PIERRE_PARIS],
+                }
+            ]
+        }
+    )
+
     document_id: str
     entities: list[EntityOut]
     relations: list[RelationOut]
@@ -155,6 +245,23 @@ class RelatedDocumentOut(BaseModel):
 
 
 class RelatedDocumentsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "document_id": "7d2e9b4a1c0f4e8a9b3c5d6e7f8a9b0c",
+                            "title": "Radium and its discoverers",
+                            "shared_entities": 2,
+                            "via": ["Marie Curie", "Pierre Curie"],
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     results: list[RelatedDocumentOut]
 
     @classmethod

@@ -75,15 +75,25 @@ class SearchResponse(BaseModel):
                     "mode": "hybrid",
                     "results": [
                         {
-                            "document_id": "doc-8f2c",
-                            "chunk_id": "doc-8f2c-3",
+                            "document_id": "530a20c599725e8d8168319cbc3d624b",
+                            "chunk_id": "530a20c599725e8d8168319cbc3d624b-00003",
                             "text": "The town's income comes mostly from salt mining…",
                             "score": 0.5,
-                            "title": "Velmora",
+                            "title": "Velmora: a salt town",
                             "position": 3,
                             "heading": "Economy",
                         }
                     ],
+                    "related_documents": [
+                        {
+                            "document_id": "7d2e9b4a1c0f4e8a9b3c5d6e7f8a9b0c",
+                            "title": "Radium and its discoverers",
+                            "reached_through": "graph",
+                            "shared_entities": 2,
+                            "via": ["Marie Curie", "Pierre Curie"],
+                        }
+                    ],
+                    "notices": [],
                 }
             ]
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -16,13 +16,19 @@ from kglab_document.schemas import (
     DocumentOut,
     DocumentPageOut,
 )
+from kglab_shared.errors import NotFoundError, UnauthorizedError, UnprocessableError, documented
 from kglab_shared.identity import CurrentIdentity
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
-_ERRORS: dict[int | str, dict[str, str]] = {
-    401: {"description": "No signed-in caller."},
-    404: {"description": "No such document among yours."},
+_SIGNED_OUT = documented(UnauthorizedError, "Sign in first: this route needs a bearer token.")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _SIGNED_OUT,
+    404: documented(
+        NotFoundError,
+        "There is no document '530a20c599725e8d8168319cbc3d624b' among your documents.",
+        description="No such document among yours (another user's answers the same).",
+    ),
 }
 Cursor = Annotated[
     str | None,
@@ -31,7 +37,14 @@ Cursor = Annotated[
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
 
 
-@router.get("", response_model=DocumentPageOut, responses={401: _ERRORS[401]})
+@router.get(
+    "",
+    response_model=DocumentPageOut,
+    responses={
+        401: _SIGNED_OUT,
+        422: documented(UnprocessableError, "'limit': Input should be less than or equal to 100."),
+    },
+)
 async def list_documents(
     identity: CurrentIdentity,
     service: DocumentServiceDep,

@@ -17,12 +17,34 @@ from kglab_graph.schemas import (
     PathResponse,
     RelatedDocumentsResponse,
 )
+from kglab_shared.errors import NotFoundError, documented
 from kglab_shared.identity import CurrentIdentity
 
 router = APIRouter(tags=["graph"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such entity or document among yours."}
+_Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: _Responses = {
+    404: documented(
+        NotFoundError,
+        "There is no entity ent_e6c850b97dc8630d5a775e91 in your knowledge graph.",
+        description="No such entity among yours (another user's answers the same).",
+    )
+}
+_NO_PATH: _Responses = {
+    404: documented(
+        NotFoundError,
+        "There is no entity ent_e6c850b97dc8630d5a775e91 in your knowledge graph.",
+        "No path of at most 6 relations joins ent_e6c850b97dc8630d5a775e91 and "
+        "ent_b00ba78114a51924de27fd7a.",
+        description="An entity is not among yours, or no path joins them.",
+    )
+}
+_NO_DOCUMENT: _Responses = {
+    404: documented(
+        NotFoundError,
+        "There is no document 530a20c599725e8d8168319cbc3d624b in your knowledge graph.",
+        description="No such document among yours (another user's answers the same).",
+    )
 }
 
 
@@ -84,7 +106,7 @@ async def get_neighbors(
     return NeighborsResponse.of(subgraph, depth)
 
 
-@router.get("/api/v1/graph/paths", response_model=PathResponse, responses=_NOT_FOUND)
+@router.get("/api/v1/graph/paths", response_model=PathResponse, responses=_NO_PATH)
 async def get_path(
     identity: CurrentIdentity,
     service: GraphServiceDep,
@@ -99,7 +121,7 @@ async def get_path(
 @router.get(
     "/api/v1/documents/{document_id}/graph",
     response_model=DocumentGraphResponse,
-    responses=_NOT_FOUND,
+    responses=_NO_DOCUMENT,
 )
 async def get_document_graph(
     document_id: str,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from kglab_shared.errors import UnauthorizedError, UnprocessableError, documented
 from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity
 from kglab_vector.api.deps import VectorServiceDep
 from kglab_vector.domain import (
@@ -31,8 +32,12 @@ CACHE_HEADER = "X-KGLab-Cache"
     "/api/v1/search",
     response_model=SearchResponse,
     responses={
-        401: {"description": "No signed-in caller."},
-        422: {"description": "An empty or too long query, or a limit out of range."},
+        401: documented(UnauthorizedError, "Sign in first: this route needs a bearer token."),
+        422: documented(
+            UnprocessableError,
+            "The query 'q' is empty; type a few words to search for.",
+            description="An empty or too long query, or a limit out of range.",
+        ),
     },
 )
 async def search(
