@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.waiting import wait_until
 
@@ -22,12 +21,6 @@ University of Paris, and Pierre Curie measured crystals.
 
 Marie Curie founded the Radium Institute in Paris.
 """
-
-
-@pytest.fixture(autouse=True)
-def _embedded_scanner(monkeypatch: pytest.MonkeyPatch) -> None:
-    # make dev scans in process; clamd (KGLAB_CLAMD_URL) is for compose and the real runs.
-    monkeypatch.delenv("KGLAB_CLAMD_URL", raising=False)
 
 
 async def sign_up(gateway: httpx.AsyncClient) -> dict[str, str]:
