@@ -101,7 +101,7 @@ _PATH_PARAMETER = re.compile(r"\{[^}/]+\}")
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 
 
-def _problem_example(code: str) -> dict[str, Any]:
+def _problem_example(code: str, invalid: tuple[list[str], str] | None = None) -> dict[str, Any]:
     slug, title, detail = _PROBLEM_EXAMPLES.get(code, ("error", "Error", "The request failed."))
     example: dict[str, Any] = {
         "type": f"https://kglab.dev/problems/{slug}",
@@ -109,9 +109,40 @@ def _problem_example(code: str) -> dict[str, Any]:
         "status": int(code),
         "detail": detail,
     }
-    if code == "422":
-        example["errors"] = [{"loc": ["query", "limit"], "msg": "Input should be at least 1"}]
+    if code == "422" and invalid is None:
+        example["detail"] = "The request is invalid."
+    elif code == "422" and invalid is not None:
+        loc, message = invalid
+        field = loc[-1]
+        example["detail"] = (
+            f"'{field}' is required." if message == "Field required" else f"'{field}': {message}."
+        )
+        example["errors"] = [{"loc": loc, "msg": message}]
     return example
+
+
+def _invalid_input(
+    operation: dict[str, Any], schemas: dict[str, Any]
+) -> tuple[list[str], str] | None:
+    """A plausible validation error of this operation's own input, as the shared handler words
+    it (a missing field, or a number out of its bounds)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if "minimum" in schema:
+            message = f"Input should be greater than or equal to {schema['minimum']}"
+            return [parameter["in"], parameter["name"]], message
+    for parameter in operation.get("parameters", []):
+        # A path parameter is never missing: the route would not have matched.
+        if parameter.get("required") and parameter["in"] != "path":
+            return [parameter["in"], parameter["name"]], "Field required"
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            schema = schemas.get(ref.rsplit("/", 1)[-1], {})
+        for name in schema.get("required", []):
+            return ["body", name], "Field required"
+    return None
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -123,7 +154,9 @@ def _problem_response(description: str) -> dict[str, Any]:
     }
 
 
-def _as_problem(code: str, response: dict[str, Any]) -> None:
+def _as_problem(
+    code: str, response: dict[str, Any], invalid: tuple[list[str], str] | None = None
+) -> None:
     """Make an error response problem+json with the Problem schema and an example.
 
     FastAPI's own 422 (``HTTPValidationError``) is replaced: the shared error handler answers
@@ -139,7 +172,7 @@ def _as_problem(code: str, response: dict[str, Any]) -> None:
     media = content.setdefault("application/problem+json", {})
     media["schema"] = {"$ref": "#/components/schemas/Problem"}
     if "example" not in media and "examples" not in media:
-        media["example"] = _problem_example(code)
+        media["example"] = _problem_example(code, invalid)
     response["content"] = content
 
 
@@ -236,6 +269,27 @@ def _example_of(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:
     return None
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _fill_form_fields(content: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Swagger UI 4 fills a form's inputs from its fields' examples, not the media type's, so
+    the login form's example is copied onto its fields."""
+    for media_type in _FORMS:
+        media = content.get(media_type, {})
+        example = media.get("example")
+        schema = media.get("schema", {})
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            schema = schemas.get(ref.rsplit("/", 1)[-1], {})
+        if not isinstance(example, dict):
+            continue
+        for name, value in example.items():
+            field = schema.get("properties", {}).get(name)
+            if isinstance(field, dict):
+                field.setdefault("example", value)
+
+
 def _hoist_examples(content: dict[str, Any], schemas: dict[str, Any]) -> None:
     """Show the referenced model's example on the media type too: Swagger UI 4 reads it there
     for "Try it out" bodies and response samples."""
@@ -315,7 +369,7 @@ class OpenAPIAssembler:
                     responses.setdefault(code, _problem_response(_GATEWAY_ERRORS[code]))
                 for code, response in responses.items():
                     if code.startswith(("4", "5")):
-                        _as_problem(code, response)
+                        _as_problem(code, response, _invalid_input(operation, schemas))
         if '"#/components/schemas/HTTPValidationError"' not in json.dumps(paths):
             for name in _VALIDATION_ERRORS:
                 schemas.pop(name, None)
@@ -325,7 +379,9 @@ class OpenAPIAssembler:
                 operation = item.get(method)
                 if operation is None:
                     continue
-                _hoist_examples(operation.get("requestBody", {}).get("content", {}), schemas)
+                body = operation.get("requestBody", {}).get("content", {})
+                _hoist_examples(body, schemas)
+                _fill_form_fields(body, schemas)
                 for code, response in operation["responses"].items():
                     if code.startswith("2"):
                         _hoist_examples(response.get("content", {}), schemas)

@@ -107,7 +107,7 @@ def _gaps(method: str, path: str, operation: dict[str, Any], document: dict[str,
     successes = [code for code in responses if code.startswith("2")]
     redirects = [code for code in responses if code.startswith("3")]
     if not successes and not redirects:
-        gaps.append("no 2xx response")
+        gaps.append("no success (2xx) or redirect (3xx) response")
     body = operation.get("requestBody", {}).get("content", {})
     for media_type in _BODY_TYPES:
         if media_type in body and not _example(body[media_type], document):
@@ -126,6 +126,8 @@ def _gaps(method: str, path: str, operation: dict[str, Any], document: dict[str,
         media = response.get("content", {}).get("application/problem+json")
         if media is None or media.get("schema", {}).get("$ref") != _PROBLEM_REF:
             gaps.append(f"{code} is not problem+json with the Problem schema")
+        elif "example" not in media and "examples" not in media:
+            gaps.append(f"{code} shows no problem example")
     expected = set()
     if _is_protected(method, path):
         expected.add("401")
@@ -313,6 +315,12 @@ async def test_docs_render_and_authorize_signs_in(gateway: httpx.AsyncClient) ->
             assert {"OAuth2Password": []} in operation["security"], f"{method} {path}"
         else:
             assert operation["security"] == [], f"{method} {path}"
+
+    # Swagger UI 4 fills "Try it out" form inputs from the fields' examples only.
+    login_form = document["paths"][token_url]["post"]["requestBody"]["content"]
+    fields = _resolve(login_form["application/x-www-form-urlencoded"]["schema"], document)
+    assert "@" in fields["properties"]["username"]["example"]
+    assert fields["properties"]["password"]["example"]
 
     # What Swagger UI 4 sends when a person presses Authorize: the password grant as a form,
     # the docs' client id in a Basic header (its default "client credentials location").
