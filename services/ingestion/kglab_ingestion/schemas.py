@@ -3,13 +3,101 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kglab_ingestion.domain import IngestionJob, JobStatus, Page, SourceKind
 
+_JOB_ID = "5f0c6b8e9d4a4c1fb1d1c2a3b4c5d6e7"
+_UPLOADER = "3f9a2c71d4e84b0c9e5a7d12b6f08c43"
+_UPLOADED_AT = "2026-03-04T10:12:05.118000Z"
+_PROVENANCE: dict[str, Any] = {
+    "source_name": "graph-databases.md",
+    "uploader_id": _UPLOADER,
+    "uploaded_at": _UPLOADED_AT,
+    "size_bytes": 18244,
+    "content_type": "text/markdown",
+    "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+    "processor_version": "kglab-extraction/1.0",
+}
+#: A Markdown upload as POST /files accepts it (202): queued, nothing extracted yet.
+JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
+    "job_id": _JOB_ID,
+    "status": "pending",
+    "progress": 0,
+    "error": None,
+    "document_id": None,
+    "kind": "file",
+    "source_name": "graph-databases.md",
+    "url": None,
+    "title": None,
+    "chunk_count": None,
+    "attempts": 0,
+    "units_done": 0,
+    "units_total": None,
+    "created_at": _UPLOADED_AT,
+    "updated_at": _UPLOADED_AT,
+    "started_at": None,
+    "finished_at": None,
+    "provenance": _PROVENANCE,
+    "duplicate": False,
+    "duplicate_of": None,
+    "near_duplicate_of": None,
+    "near_duplicate_similarity": None,
+    "links": {"self": f"/api/v1/jobs/{_JOB_ID}", "progress": f"/ws/jobs/{_JOB_ID}"},
+}
+#: The same job once processed (its document id is derived from the job id, as the worker
+#: derives it).
+JOB_EXAMPLE: dict[str, Any] = {
+    **JOB_ACCEPTED_EXAMPLE,
+    "status": "completed",
+    "progress": 100,
+    "document_id": "dc15d76b0fd354c1821813cac3a7f2f6",
+    "title": "Graph databases",
+    "chunk_count": 4,
+    "attempts": 1,
+    "units_done": 1,
+    "units_total": 1,
+    "updated_at": "2026-03-04T10:12:06.402000Z",
+    "started_at": "2026-03-04T10:12:05.230000Z",
+    "finished_at": "2026-03-04T10:12:06.402000Z",
+}
+#: The same bytes uploaded again by the same user (200): the existing job.
+JOB_DUPLICATE_EXAMPLE: dict[str, Any] = {**JOB_EXAMPLE, "duplicate": True, "duplicate_of": _JOB_ID}
+_URL_JOB_ID = "a81e4c0f6b2d4e79b3c5d7e9f1a2b3c4"
+_URL = "https://example.org/articles/graphs"
+_URL_SUBMITTED_AT = "2026-03-04T10:15:41.907000Z"
+#: A URL as POST /urls accepts it (202): the page is fetched by the worker.
+URL_JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
+    **JOB_ACCEPTED_EXAMPLE,
+    "job_id": _URL_JOB_ID,
+    "kind": "url",
+    "source_name": _URL,
+    "url": _URL,
+    "created_at": _URL_SUBMITTED_AT,
+    "updated_at": _URL_SUBMITTED_AT,
+    "provenance": {
+        "source_name": _URL,
+        "uploader_id": _UPLOADER,
+        "uploaded_at": _URL_SUBMITTED_AT,
+        "size_bytes": None,
+        "content_type": None,
+        "sha256": None,
+        "processor_version": "kglab-extraction/1.0",
+    },
+    "links": {"self": f"/api/v1/jobs/{_URL_JOB_ID}", "progress": f"/ws/jobs/{_URL_JOB_ID}"},
+}
+#: Where a page ending with JOB_EXAMPLE ends (JobCursor.encode of its creation time and id).
+_NEXT_CURSOR = (
+    "eyJ0IjogIjIwMjYtMDMtMDRUMTA6MTI6MDUuMTE4MDAwKzAwOjAwIiwgImlkIjogIjVmMGM2YjhlOWQ0YTRjMWZiMW"
+    "QxYzJhM2I0YzVkNmU3In0"
+)
+
 
 class ProvenanceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROVENANCE]})
+
     source_name: str = Field(description="The original file name (sanitised) or the URL.")
     uploader_id: str
     uploaded_at: datetime
@@ -20,26 +108,14 @@ class ProvenanceOut(BaseModel):
 
 
 class JobLinks(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE["links"]]})
+
     self: str
     progress: str = Field(description="WebSocket with live progress (pass ?token=).")
 
 
 class JobOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "job_id": "5f0c6b8e9d4a4c1fb1d1c2a3b4c5d6e7",
-                    "status": "processing",
-                    "progress": 40,
-                    "error": None,
-                    "document_id": None,
-                    "kind": "file",
-                    "attempts": 1,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     job_id: str
     status: JobStatus
@@ -110,6 +186,17 @@ class JobOut(BaseModel):
 
 
 class JobPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [URL_JOB_ACCEPTED_EXAMPLE, JOB_EXAMPLE],
+                    "next_cursor": _NEXT_CURSOR,
+                }
+            ]
+        }
+    )
+
     items: list[JobOut]
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page (same filter); null at the end."

@@ -11,12 +11,37 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket, status
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kglab_ingestion.api.deps import IngestionServiceDep, SettingsDep
+from kglab_ingestion.api.docs import InvalidRequest, problem_cases
 from kglab_ingestion.api.upload_stream import receive_upload
-from kglab_ingestion.domain import MAX_PAGE_SIZE, JobStatus, ProgressUpdate
-from kglab_ingestion.schemas import JobOut, JobPageOut, UrlIn
+from kglab_ingestion.domain import (
+    MAX_PAGE_SIZE,
+    EmptyFileError,
+    InfectedFileError,
+    InvalidQueryError,
+    InvalidUrlError,
+    JobStatus,
+    MissingFileError,
+    ProgressUpdate,
+)
+from kglab_ingestion.scanning.port import ScannerUnavailableError
+from kglab_ingestion.schemas import (
+    JOB_ACCEPTED_EXAMPLE,
+    JOB_DUPLICATE_EXAMPLE,
+    URL_JOB_ACCEPTED_EXAMPLE,
+    JobOut,
+    JobPageOut,
+    UrlIn,
+)
 from kglab_ingestion.service import IngestionService
 from kglab_ingestion.store.port import JobStore, ProgressChannel
-from kglab_shared.errors import DomainError
+from kglab_shared.errors import (
+    DomainError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    documented,
+)
 from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity, IdentityCodec
 from kglab_shared.logging import get_logger
 
@@ -25,9 +50,76 @@ ws_router = APIRouter()
 _log = get_logger(__name__)
 
 _POLICY_VIOLATION = 1008
+
+
+def _example(value: dict[str, Any], description: str) -> dict[str, Any]:
+    """A JSON response with its own example (instead of the model's)."""
+    return {"description": description, "content": {"application/json": {"example": value}}}
+
+
+_SIGNED_OUT = documented(UnauthorizedError, "Sign in first: this route needs a bearer token.")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No signed-in caller."},
-    404: {"description": "No such job among yours."},
+    401: _SIGNED_OUT,
+    404: documented(
+        NotFoundError,
+        "There is no job 5f0c6b8e9d4a4c1fb1d1c2a3b4c5d6e7 among yours.",
+        description="No such job among yours (another user's job answers the same).",
+    ),
+}
+_FILE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _SIGNED_OUT,
+    413: documented(
+        PayloadTooLargeError,
+        "The file is 14.2 MB; the limit is 10 MB.",
+        description="The file is larger than the limit (10 MB by default).",
+    ),
+    415: documented(
+        UnsupportedMediaTypeError,
+        "The file is named report.pdf but its content is plain text; upload PDF, DOCX, "
+        "Markdown, text, JSON or HTML.",
+        "The file photo.png has the extension .png, which is not a format we read; upload PDF, "
+        "DOCX, Markdown, text, JSON or HTML.",
+        description="Not an allowed format, or the content disagrees with the name.",
+    ),
+    422: problem_cases(
+        "No file, an empty file, or a file that carries malware (recorded as a failed job whose "
+        "id the problem carries as job_id).",
+        (MissingFileError, "Send the file as multipart/form-data in a field named 'file'."),
+        (EmptyFileError, "The file is empty; there is nothing to ingest."),
+        (
+            InfectedFileError,
+            "The file invoice.docx contains malware (Eicar-Signature) and was refused.",
+        ),
+    ),
+    503: documented(
+        ScannerUnavailableError,
+        "The virus scanner is not reachable right now; try again in a minute.",
+        description="The virus scanner cannot answer; nothing was stored.",
+    ),
+}
+_URL_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _SIGNED_OUT,
+    422: problem_cases(
+        "No url, not an http(s) URL, or one that points at a private address.",
+        (InvalidRequest, "'url' is required."),
+        (InvalidUrlError, "Only http:// and https:// addresses can be fetched."),
+        (
+            InvalidUrlError,
+            "The host intranet.example cannot be fetched. It points to a private, loopback "
+            "or otherwise internal network address.",
+        ),
+    ),
+}
+_LIST_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _SIGNED_OUT,
+    422: problem_cases(
+        "A limit out of bounds, an unknown status, or a cursor this service did not issue.",
+        (InvalidRequest, "'limit': Input should be less than or equal to 100."),
+        (
+            InvalidQueryError,
+            "The cursor is not one this service issued; start again without it.",
+        ),
+    ),
 }
 _UPLOAD_BODY = {
     "requestBody": {
@@ -57,11 +149,12 @@ _UPLOAD_BODY = {
     response_model=JobOut,
     openapi_extra=_UPLOAD_BODY,
     responses={
-        200: {"model": JobOut, "description": "The same file was already submitted: its job."},
-        401: _ERRORS[401],
-        413: {"description": "The file is larger than the limit (10 MB by default)."},
-        415: {"description": "Not an allowed format, or the content disagrees with the name."},
-        422: {"description": "No file, an empty file, or a file that carries malware."},
+        202: _example(JOB_ACCEPTED_EXAMPLE, "Accepted: the job that processes the file."),
+        200: {
+            "model": JobOut,
+            **_example(JOB_DUPLICATE_EXAMPLE, "The same file was already submitted: its job."),
+        },
+        **_FILE_ERRORS,
     },
 )
 async def upload_file(
@@ -92,8 +185,8 @@ async def upload_file(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
     responses={
-        401: _ERRORS[401],
-        422: {"description": "Not an http(s) URL, or one that points at a private address."},
+        202: _example(URL_JOB_ACCEPTED_EXAMPLE, "Accepted: the job that fetches the page."),
+        **_URL_ERRORS,
     },
 )
 async def submit_url(
@@ -105,7 +198,7 @@ async def submit_url(
     return JobOut.of(job)
 
 
-@router.get("/jobs", response_model=JobPageOut, responses={401: _ERRORS[401]})
+@router.get("/jobs", response_model=JobPageOut, responses=_LIST_ERRORS)
 async def list_jobs(
     identity: CurrentIdentity,
     service: IngestionServiceDep,

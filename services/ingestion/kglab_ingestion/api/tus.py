@@ -42,6 +42,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
+from kglab_ingestion.domain import InfectedFileError
+from kglab_ingestion.scanning.port import ScannerUnavailableError
 from kglab_ingestion.store.uploads import (
     UPLOAD_ID,
     OffsetMismatchError,
@@ -56,7 +58,9 @@ from kglab_shared.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
+    UnauthorizedError,
     UnsupportedMediaTypeError,
+    documented,
     problem,
 )
 from kglab_shared.identity import CurrentIdentity, Identity
@@ -99,6 +103,49 @@ class TusError(DomainError):
         self.status = status
         self.title = title
         self.code = title.lower().replace(" ", "_")
+
+
+class _PreconditionFailed(DomainError):
+    """For the OpenAPI examples: what :func:`_require_tus` raises (a :class:`TusError`)."""
+
+    status, title, code = 412, "Precondition failed", "precondition_failed"
+
+
+class _Gone(DomainError):
+    """For the OpenAPI examples: an expired upload (a :class:`TusError`)."""
+
+    status, title, code = 410, "Gone", "gone"
+
+
+_ERRORS: dict[str, dict[str, Any]] = {
+    "401": documented(UnauthorizedError, "Sign in first: this route needs a bearer token."),
+    "404": documented(
+        NotFoundError,
+        "There is no upload with this id.",
+        description="No such upload among yours (another user's upload answers the same).",
+    ),
+    "409": documented(
+        ConflictError,
+        "The upload is at byte 5242880, not 0: ask for its offset with HEAD and resume from there.",
+        description="The offset sent is not where the upload is, or another request is "
+        "writing to it.",
+    ),
+    "410": documented(
+        _Gone,
+        "This upload expired at Wed, 04 Mar 2026 10:12:05 GMT; start a new one.",
+        description="The upload expired; start a new one.",
+    ),
+    "412": documented(
+        _PreconditionFailed,
+        f"This server speaks tus {TUS_VERSION}: send 'Tus-Resumable: {TUS_VERSION}'.",
+        description="The request does not speak tus 1.0.0 (the Tus-Resumable header).",
+    ),
+}
+
+
+def _errors(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """The shared error responses a tus route answers with."""
+    return {code: _ERRORS[code] for code in codes}
 
 
 def _utcnow() -> datetime:
@@ -153,7 +200,7 @@ def create_tus_router(
             )
         return upload
 
-    @router.options("", status_code=204, response_class=Response)
+    @router.options("", status_code=204, response_class=Response, responses=_errors("401"))
     async def describe_uploads(identity: CurrentIdentity) -> Response:
         """Describe the resumable upload protocol this server speaks."""
         return Response(
@@ -165,7 +212,30 @@ def create_tus_router(
             },
         )
 
-    @router.post("", status_code=201, response_class=Response)
+    @router.post(
+        "",
+        status_code=201,
+        response_class=Response,
+        responses={
+            **_errors("401", "412"),
+            400: documented(
+                TusError,
+                "Upload-Length must be a whole number of bytes.",
+                "Name the file: Upload-Metadata needs a 'filename' entry (base64-encoded).",
+                description="No Upload-Length, or Upload-Metadata without a file name.",
+            ),
+            413: documented(
+                PayloadTooLargeError,
+                "The file is 64 MB; the limit for resumable uploads is 50 MB.",
+                description="The declared length is over the limit (50 MB by default).",
+            ),
+            429: documented(
+                RateLimitedError,
+                "You have 20 unfinished uploads; finish or cancel one before starting another.",
+                description="Too many unfinished uploads of yours.",
+            ),
+        },
+    )
     async def create_upload(request: Request, identity: CurrentIdentity) -> Response:
         """Start a resumable upload (tus creation)."""
         _require_tus(request)
@@ -209,7 +279,9 @@ def create_tus_router(
         _log.info("upload_created", upload_id=upload.id, length=length)
         return Response(status_code=201, headers=headers)
 
-    @router.head("/{upload_id}", response_class=Response)
+    @router.head(
+        "/{upload_id}", response_class=Response, responses=_errors("401", "404", "410", "412")
+    )
     async def upload_offset(
         request: Request, upload_id: str, identity: CurrentIdentity
     ) -> Response:
@@ -227,7 +299,46 @@ def create_tus_router(
         headers.update(_result_headers(upload))
         return Response(status_code=200, headers=headers)
 
-    @router.patch("/{upload_id}", status_code=204, response_class=Response)
+    @router.patch(
+        "/{upload_id}",
+        status_code=204,
+        response_class=Response,
+        responses={
+            **_errors("401", "404", "409", "410", "412"),
+            400: documented(
+                TusError,
+                "The connection broke while the bytes arrived; ask for the offset with HEAD "
+                "and resume from there.",
+                description="The bytes stopped arriving (what came is kept), or a header is "
+                "malformed.",
+            ),
+            413: documented(
+                PayloadTooLargeError,
+                "The request carries more bytes than the upload has left (1048576 of "
+                "52428800); nothing of it was kept.",
+                description="More bytes than the upload has left.",
+            ),
+            415: documented(
+                UnsupportedMediaTypeError,
+                f"Send the bytes with Content-Type: {OFFSET_CONTENT_TYPE}.",
+                "The file is named report.pdf but its content is plain text; upload PDF, "
+                "DOCX, Markdown, text, JSON or HTML.",
+                description="Not application/offset+octet-stream, or (on the last PATCH) a "
+                "finished file of a type that is not accepted.",
+            ),
+            422: documented(
+                InfectedFileError,
+                "The file invoice.docx contains malware (Eicar-Signature) and was refused.",
+                description="The finished file was refused (malware); the upload is discarded.",
+            ),
+            503: documented(
+                ScannerUnavailableError,
+                "The virus scanner is not reachable right now; try again in a minute.",
+                description="The finished file could not be scanned yet; the upload is kept, "
+                "so a PATCH with no body at the final offset tries again.",
+            ),
+        },
+    )
     async def append_to_upload(
         request: Request, upload_id: str, identity: CurrentIdentity
     ) -> Response:
@@ -280,7 +391,19 @@ def create_tus_router(
         headers.update(_result_headers(upload))
         return Response(status_code=204, headers=headers)
 
-    @router.delete("/{upload_id}", status_code=204, response_class=Response)
+    @router.delete(
+        "/{upload_id}",
+        status_code=204,
+        response_class=Response,
+        responses={
+            **_errors("401", "404", "410", "412"),
+            409: documented(
+                ConflictError,
+                "The upload is receiving bytes right now; cancel it once that request ends.",
+                description="A PATCH is writing to the upload at this moment.",
+            ),
+        },
+    )
     async def cancel_upload(
         request: Request, upload_id: str, identity: CurrentIdentity
     ) -> Response:
