@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kglab_shared.correlation import (
     REQUEST_ID_HEADER,
     accept_correlation_id,
+    get_correlation_id,
     set_correlation_id,
 )
 from kglab_shared.errors import install_error_handlers
@@ -25,10 +26,11 @@ from kglab_shared.health import Readiness, health_router
 from kglab_shared.logging import configure_logging
 from kglab_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_response
 from kglab_shared.settings import ServiceSettings
-from kglab_shared.tracing import configure_tracing
+from kglab_shared.tracing import configure_tracing, incoming_request_context
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 _REQUEST_ID_BYTES = REQUEST_ID_HEADER.lower().encode()
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class RequestContextMiddleware:
@@ -44,11 +46,16 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = None
+        trace_headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             if name == _REQUEST_ID_BYTES:
                 incoming = value.decode("latin-1")
-                break
+            elif name in _TRACE_HEADERS:
+                trace_headers[name.decode("latin-1")] = value.decode("latin-1")
         correlation_id = accept_correlation_id(incoming)
+        # Restored afterwards, not cleared: in one process (make dev) a service is called in its
+        # caller's task, and the caller's request must keep its own id.
+        previous = get_correlation_id()
         set_correlation_id(correlation_id)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status = 500
@@ -64,7 +71,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            span_name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
+            with incoming_request_context(trace_headers, span_name):
+                await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
                 route = self._route(scope)
@@ -73,7 +82,7 @@ class RequestContextMiddleware:
                 HTTP_LATENCY.labels(self.service, method, route).observe(
                     time.perf_counter() - started
                 )
-            set_correlation_id(None)
+            set_correlation_id(previous)
 
     def _route(self, scope: Scope) -> str:
         # Label by route template, not raw path, so ids do not explode label cardinality.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -58,3 +60,28 @@ def current_trace_headers() -> dict[str, str]:
 
 def context_from_headers(headers: Mapping[str, str]) -> Context:
     return propagate.extract(dict(headers))
+
+
+@contextmanager
+def incoming_request_context(headers: Mapping[str, str], span_name: str) -> Iterator[None]:
+    """Continue the caller's trace for one incoming request.
+
+    The W3C ``traceparent`` of the request becomes the current context, so outgoing calls and
+    published events carry the same trace; with a tracer provider installed a SERVER span is
+    also recorded as its child. Without a ``traceparent`` and without a provider, nothing is
+    done (this runs on every request).
+    """
+    if "traceparent" not in headers and not _configured:
+        yield
+        return
+    token = otel_context.attach(propagate.extract(dict(headers)))
+    try:
+        if _configured:
+            with trace.get_tracer("kglab_shared.http").start_as_current_span(
+                span_name, kind=trace.SpanKind.SERVER
+            ):
+                yield
+        else:
+            yield
+    finally:
+        otel_context.detach(token)

@@ -167,3 +167,19 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     text = (await client.get("/metrics")).text
     assert 'route="/items/{item_id}"' in text
     assert 'route="/items/1"' not in text
+
+
+async def test_an_in_process_call_leaves_the_callers_request_id_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    # In make dev a service is called through httpx's ASGI transport, in the caller's task:
+    # the callee's request id must not replace (or clear) the caller's.
+    from kglab_shared.correlation import get_correlation_id, set_correlation_id
+
+    set_correlation_id("caller-request")
+    try:
+        response = await client.get("/health", headers={"X-Request-ID": "callee-request"})
+        assert response.headers["X-Request-ID"] == "callee-request"
+        assert get_correlation_id() == "caller-request"
+    finally:
+        set_correlation_id(None)
