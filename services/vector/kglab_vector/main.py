@@ -144,6 +144,7 @@ def create_app(
                 cache,
                 PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
                 snippet_chars=settings.snippet_chars,
+                tombstones=processed,
             )
             graph = HttpGraphClient(
                 settings.graph_url, timeout_s=settings.graph_timeout_s, transport=graph_transport

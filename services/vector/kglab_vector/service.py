@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
+from kglab_shared.bus.idempotency import InMemoryProcessedEvents, ProcessedEvents
 from kglab_shared.events import DocumentDeleted, DocumentStored
 from kglab_shared.logging import get_logger
 from kglab_vector.cache.port import SearchCache, query_key
@@ -77,6 +79,10 @@ def records_of(event: DocumentStored, media_type: str | None = None) -> list[Chu
     ]
 
 
+#: Ledger group of deleted documents (``owner:document``): their tombstones.
+DELETED_GROUP = "vector-deleted-documents"
+
+
 class VectorService:
     def __init__(
         self,
@@ -86,28 +92,66 @@ class VectorService:
         publisher: PartsRemovedPublisher | None = None,
         *,
         snippet_chars: int = 300,
+        tombstones: ProcessedEvents | None = None,
     ) -> None:
         self.store = store
         self.indexer = indexer
         self.cache = cache
         self._publisher = publisher
         self._snippet_chars = snippet_chars
+        self._tombstones = tombstones or InMemoryProcessedEvents()
+        # Index and delete of one document never interleave in this process; across processes
+        # the tombstone check after the upsert settles it (see index_document).
+        #: (owner, document) -> its lock and how many tasks hold or wait for it.
+        self._document_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def _document(self, owner_id: str, document_id: str) -> AsyncIterator[None]:
+        key = (owner_id, document_id)
+        lock, users = self._document_locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._document_locks[key]
+
+    async def _is_deleted(self, owner_id: str, document_id: str) -> bool:
+        return await self._tombstones.has(DELETED_GROUP, f"{owner_id}:{document_id}")
 
     async def index_document(self, event: DocumentStored) -> int:
-        """Make the index hold exactly the document's chunks; a repeat writes the same points."""
-        records = records_of(event, event.media_type)
-        indexed = await self.indexer.index(records)
-        await self.store.upsert(indexed)
-        await self.store.remove_other_chunks(
-            event.owner_id, event.document_id, [r.chunk_id for r in records]
-        )
-        await self.cache.invalidate(event.owner_id)
-        _log.info("vector_document_indexed", document_id=event.document_id, chunks=len(records))
+        """Make the index hold exactly the document's chunks; a repeat writes the same points.
+
+        A deleted document is never brought back: not by a late ``document.stored`` (any event
+        id), and not by one being embedded while the deletion ran elsewhere. The deletion
+        writes its tombstone before removing points, and this checks it after writing them.
+        """
+        owner_id, document_id = event.owner_id, event.document_id
+        async with self._document(owner_id, document_id):
+            if await self._is_deleted(owner_id, document_id):
+                _log.info("vector_document_already_deleted", document_id=document_id)
+                return 0
+            records = records_of(event, event.media_type)
+            indexed = await self.indexer.index(records)
+            await self.store.upsert(indexed)
+            await self.store.remove_other_chunks(
+                owner_id, document_id, [r.chunk_id for r in records]
+            )
+            if await self._is_deleted(owner_id, document_id):
+                await self.store.delete_document(owner_id, document_id)
+                _log.info("vector_document_deleted_while_indexing", document_id=document_id)
+                return 0
+        await self.cache.invalidate(owner_id)
+        _log.info("vector_document_indexed", document_id=document_id, chunks=len(records))
         return len(records)
 
     async def remove_document(self, event: DocumentDeleted) -> None:
         """Delete the document's points, then say so (after the delete is confirmed)."""
-        await self.store.delete_document(event.owner_id, event.document_id)
+        async with self._document(event.owner_id, event.document_id):
+            await self._tombstones.mark(DELETED_GROUP, f"{event.owner_id}:{event.document_id}")
+            await self.store.delete_document(event.owner_id, event.document_id)
         await self.cache.invalidate(event.owner_id)
         if self._publisher is not None:
             await self._publisher.parts_removed(event.owner_id, event.document_id)

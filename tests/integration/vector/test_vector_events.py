@@ -5,13 +5,20 @@ On the in-process bus (per test) and on a real RabbitMQ (a virtual host per test
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from kglab_shared.events import DocumentPartsRemoved
+from kglab_shared.bus.idempotency import InMemoryProcessedEvents
+from kglab_shared.events import DocumentDeleted, DocumentPartsRemoved
+from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.config import VectorSettings
 from kglab_vector.domain import point_id
+from kglab_vector.embedding.hashing import HashingEmbedder
+from kglab_vector.embedding.sparse import Bm25SparseEncoder
+from kglab_vector.service import Indexer, VectorService
 from tests.conftest import unique_name
 from tests.integration.vector.conftest import (
     ALICE,
@@ -108,3 +115,57 @@ async def rabbitmq_vector_app(
 @pytest.mark.backend("rabbitmq")
 async def test_stored_and_deleted_on_rabbitmq(rabbitmq_vector_app: VectorApp) -> None:
     await check_stored_then_deleted(rabbitmq_vector_app)
+
+
+class GatedEmbedder(HashingEmbedder):
+    """Embeds only when the test opens the gate: a document still being embedded."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__(dimension)
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.started.set()
+        self.gate.wait(timeout=10)
+        return super().embed_documents(texts)
+
+
+async def test_a_deletion_during_indexing_elsewhere_leaves_no_vectors(
+    vector_app: VectorApp,
+) -> None:
+    # Two replicas of the service on one index and one ledger: replica A is still embedding
+    # the document when replica B handles its deletion. A must not bring the vectors back.
+    store, dimension = vector_app.service.store, vector_app.service.indexer.embedder.dimension
+    ledger = InMemoryProcessedEvents()
+    gated = GatedEmbedder(dimension)
+    replica_a = VectorService(
+        store, Indexer(gated, Bm25SparseEncoder()), InMemorySearchCache(), tombstones=ledger
+    )
+    replica_b = VectorService(
+        store,
+        Indexer(HashingEmbedder(dimension), Bm25SparseEncoder()),
+        InMemorySearchCache(),
+        tombstones=ledger,
+    )
+    event = stored_event("doc-race", TEXTS)
+
+    indexing = asyncio.create_task(replica_a.index_document(event))
+    await asyncio.to_thread(gated.started.wait, 10)
+    await replica_b.remove_document(DocumentDeleted(document_id="doc-race", owner_id=ALICE))
+    gated.gate.set()
+
+    assert await indexing == 0
+    assert await store.count(ALICE, "doc-race") == 0
+    # A later redelivery, under any event id, on either replica, changes nothing.
+    assert await replica_b.index_document(event) == 0
+    assert await store.count(ALICE, "doc-race") == 0
+
+
+async def test_index_and_delete_of_one_document_take_turns(vector_app: VectorApp) -> None:
+    service = vector_app.service
+    event = stored_event("doc-turns", TEXTS)
+    deleted = DocumentDeleted(document_id="doc-turns", owner_id=ALICE)
+    # Both at once in one process: whichever order they run in, nothing is left behind.
+    await asyncio.gather(service.index_document(event), service.remove_document(deleted))
+    assert await service.store.count(ALICE, "doc-turns") == 0
