@@ -23,6 +23,10 @@ from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer
 from kglab_vector.store.qdrant import QdrantVectorStore
 
+# Embedding 800 chunks with the real model takes ~20 s alone and several times that when the
+# suite's other workers share the two cores: a bound, but a generous one.
+pytestmark = pytest.mark.timeout(600)
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "retrieval"
 OWNER = "retrieval-owner"
 K = 10
