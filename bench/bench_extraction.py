@@ -7,7 +7,7 @@
    of ``--runs`` (target < 0.3 s).
 2. A ``--big-pages``-page PDF, each extractor, one run after a warm-up.
 3. Peak RSS extracting a ``--heavy-mb`` MB PDF (text plus incompressible images), per
-   extractor, each in a fresh subprocess (``ru_maxrss`` of the child, plus its interpreter
+   extractor, each in a fresh subprocess (``VmHWM`` of the child, plus its interpreter
    baseline) (target < 250 MB).
 4. Chunking throughput: characters per second through ``chunk_sections`` and MinHash.
 
@@ -48,11 +48,22 @@ TARGET_PEAK_MB = 250
 
 # Run in a child: extract every page of one PDF and report peak RSS (KiB on Linux).
 _CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def high_water_kib():
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child spawned by a big parent would
+    # report the parent's size; VmHWM belongs to this process image alone.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+baseline = high_water_kib()
 from kglab_ingestion.extraction import open_document, chunk_sections
-imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+imported = high_water_kib()
 info, units = open_document(Path(sys.argv[1]), "application/pdf", source_name="heavy.pdf",
                             pdf_extractor=sys.argv[2])
 pages = chars = chunks = 0
@@ -60,7 +71,7 @@ for unit in units:
     pages += 1
     chars += sum(len(s.text) for s in unit.sections)
     chunks += len(chunk_sections(unit.sections))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kib()
 print(json.dumps({"baseline_kib": baseline, "imported_kib": imported, "peak_kib": peak,
                   "pages": pages, "chars": chars, "chunks": chunks}))
 """
