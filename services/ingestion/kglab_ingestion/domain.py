@@ -123,6 +123,16 @@ class IngestionJob:
     near_duplicate_similarity: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: When the document this job produced was deleted (the job then no longer counts as a
+    #: duplicate of a new upload, and its document id points at nothing).
+    document_deleted_at: datetime | None = None
+
+    @property
+    def live_document_id(self) -> str | None:
+        """The document to show: set once the job completed, gone once it was deleted."""
+        if self.status is not JobStatus.COMPLETED or self.document_deleted_at is not None:
+            return None
+        return self.document_id
 
     @property
     def uploaded_at(self) -> datetime:
@@ -217,7 +227,7 @@ class ProgressUpdate:
             status=job.status,
             progress=job.progress,
             error=job.error,
-            document_id=job.document_id if job.status is JobStatus.COMPLETED else None,
+            document_id=job.live_document_id,
         )
 
 

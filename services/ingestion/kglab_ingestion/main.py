@@ -21,7 +21,7 @@ from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.fetching import PageFetcher
-from kglab_ingestion.messaging.consume import subscribe_worker
+from kglab_ingestion.messaging.consume import subscribe_deletions, subscribe_worker
 from kglab_ingestion.scanning.settings import create_scanner
 from kglab_ingestion.schemas import JobOut
 from kglab_ingestion.service import IngestionService
@@ -30,6 +30,7 @@ from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
 from kglab_ingestion.store.uploads import FileUploadStore
 from kglab_ingestion.worker import JobWorker, LeaseSweeper
 from kglab_shared.app import create_service_app
+from kglab_shared.bus.idempotency import SqlProcessedEvents
 from kglab_shared.bus.port import EventBus, RetryPolicy
 from kglab_shared.health import Readiness
 from kglab_shared.identity import Identity
@@ -165,6 +166,8 @@ def create_app(
                     concurrency=settings.worker_concurrency,
                     retry=RetryPolicy(max_attempts=settings.max_attempts),
                 )
+                # Handled ids live beside the jobs (the migrations create the table).
+                await subscribe_deletions(runtime.bus, service, SqlProcessedEvents(engine))
                 # An in-process bus forgets its messages on restart: take up every pending job.
                 await sweeper.start(sweep_all_pending_now=settings.bus is BusKind.MEMORY)
                 stack.push_async_callback(sweeper.stop)

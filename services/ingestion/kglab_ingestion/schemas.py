@@ -28,6 +28,7 @@ JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
     "progress": 0,
     "error": None,
     "document_id": None,
+    "document_deleted_at": None,
     "kind": "file",
     "source_name": "graph-databases.md",
     "url": None,
@@ -121,7 +122,14 @@ class JobOut(BaseModel):
     status: JobStatus
     progress: int = Field(ge=0, le=100)
     error: str | None = Field(description="Why the job failed (or why it is being retried).")
-    document_id: str | None = Field(description="The document, once the job completed.")
+    document_id: str | None = Field(
+        description="The document, once the job completed; null again once it was deleted."
+    )
+    document_deleted_at: datetime | None = Field(
+        default=None,
+        description="When the document this job produced was deleted. The same file may then "
+        "be uploaded again: it becomes a new job.",
+    )
     kind: SourceKind
     source_name: str
     url: str | None
@@ -155,7 +163,8 @@ class JobOut(BaseModel):
             status=job.status,
             progress=job.progress,
             error=job.error,
-            document_id=job.document_id if job.status is JobStatus.COMPLETED else None,
+            document_id=job.live_document_id,
+            document_deleted_at=job.document_deleted_at,
             kind=job.source_kind,
             source_name=job.source_name,
             url=job.url,

@@ -153,6 +153,10 @@ class IngestionService:
         except DuplicateJobError as exc:
             # A concurrent upload of the same bytes won the race; point at its job.
             return Submission(job=exc.existing, duplicate=True)
+        if not await self._blobs.exists(received.sha256):
+            # A deleted document's bytes were removed between our store and our job row
+            # (the remover saw no live job yet): store them again, the job now holds them.
+            await self._blobs.put_file(received.sha256, received.path)
         _log.info("job_accepted", job_id=created.id, owner_id=owner_id, media_type=media_type)
         return Submission(job=created)
 
@@ -204,6 +208,26 @@ class IngestionService:
         created = await self._jobs.create(job, job_requested_event(job, source=self._source))
         _log.info("job_accepted", job_id=created.id, owner_id=owner_id, url=checked)
         return created
+
+    async def document_deleted(self, owner_id: str, document_id: str) -> list[IngestionJob]:
+        """Follow a deleted document: its job stops counting as a duplicate (the same file may
+        be uploaded again as a new job), and its raw bytes go once no live job needs them.
+
+        Safe to repeat: the mark keeps its first moment and removing bytes twice is harmless.
+        """
+        marked = await self._jobs.mark_document_deleted(owner_id, document_id, at=self._clock())
+        for sha256 in sorted({job.sha256 for job in marked if job.sha256 is not None}):
+            if await self._jobs.sha256_in_use(sha256):
+                continue
+            await self._blobs.delete(sha256)
+            _log.info("blob_deleted", sha256=sha256, document_id=document_id)
+        if marked:
+            _log.info(
+                "document_deleted_followed",
+                document_id=document_id,
+                job_ids=[job.id for job in marked],
+            )
+        return marked
 
     async def get_job(self, owner_id: str, job_id: str) -> IngestionJob:
         job = await self._jobs.get(owner_id, job_id)

@@ -50,6 +50,31 @@ async def test_a_missing_blob_is_reported_not_invented(
     assert not await blob_store.exists(sha)
 
 
+async def test_delete_removes_those_bytes_only_and_they_can_be_stored_again(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    # Larger than one GridFS chunk: every chunk goes with the file.
+    path, sha = a_file(tmp_path, 600_000)
+    other_path, other = a_file(tmp_path, 1000)
+    await blob_store.put_file(sha, path)
+    await blob_store.put_file(other, other_path)
+    await blob_store.delete(sha)
+    assert not await blob_store.exists(sha)
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.copy_to(sha, tmp_path / "gone")
+    assert await blob_store.exists(other)
+    # The same bytes uploaded after a deletion are stored anew, whole.
+    assert await blob_store.put_file(sha, path) is True
+    out = tmp_path / "out"
+    await blob_store.copy_to(sha, out)
+    assert out.read_bytes() == path.read_bytes()
+
+
+async def test_delete_refuses_keys_that_are_not_hashes(blob_store: BlobStore) -> None:
+    with pytest.raises(ValueError, match="SHA-256"):
+        await blob_store.delete("../" * 10 + "etc/passwd")
+
+
 async def test_keys_that_are_not_hashes_are_refused(blob_store: BlobStore, tmp_path: Path) -> None:
     path, _ = a_file(tmp_path, 10)
     with pytest.raises(ValueError, match="SHA-256"):

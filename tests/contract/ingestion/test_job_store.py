@@ -282,3 +282,85 @@ async def test_fail_without_a_worker_leaves_completed_jobs_alone(job_store: SqlJ
     current = await job_store.get_any(job.id)
     assert current is not None
     assert current.status is JobStatus.COMPLETED
+
+
+async def test_a_deleted_document_frees_its_jobs_bytes_for_a_new_upload(
+    job_store: SqlJobStore,
+) -> None:
+    first = a_job(sha="e" * 64, status=JobStatus.COMPLETED, document_id="d" * 32)
+    await job_store.create(first, None)
+    with pytest.raises(DuplicateJobError):
+        await job_store.create(a_job(sha="e" * 64), None)
+    at = utc_now()
+    marked = await job_store.mark_document_deleted("alice", "d" * 32, at=at)
+    assert [job.id for job in marked] == [first.id]
+    assert marked[0].document_deleted_at == at
+    assert marked[0].live_document_id is None
+    assert marked[0].status is JobStatus.COMPLETED  # what happened to the job is kept
+    assert await job_store.find_live_by_sha256("alice", "e" * 64) is None
+    assert not await job_store.sha256_in_use("e" * 64)
+    again = a_job(sha="e" * 64)
+    await job_store.create(again, None)
+    assert await job_store.find_live_by_sha256("alice", "e" * 64) == again
+    assert await job_store.sha256_in_use("e" * 64)
+
+
+async def test_marking_a_deleted_document_twice_keeps_the_first_moment(
+    job_store: SqlJobStore,
+) -> None:
+    job = a_job(status=JobStatus.COMPLETED, document_id="f" * 32)
+    await job_store.create(job, None)
+    first = utc_now()
+    await job_store.mark_document_deleted("alice", "f" * 32, at=first)
+    again = await job_store.mark_document_deleted(
+        "alice", "f" * 32, at=first + timedelta(minutes=5)
+    )
+    assert [j.document_deleted_at for j in again] == [first]
+    stored = await job_store.get("alice", job.id)
+    assert stored is not None
+    assert stored.document_deleted_at == first
+
+
+async def test_only_the_owners_document_is_marked(job_store: SqlJobStore) -> None:
+    job = a_job(status=JobStatus.COMPLETED, document_id="a" * 32)
+    await job_store.create(job, None)
+    assert await job_store.mark_document_deleted("mallory", "a" * 32, at=utc_now()) == []
+    assert await job_store.mark_document_deleted("alice", "b" * 32, at=utc_now()) == []
+    stored = await job_store.get("alice", job.id)
+    assert stored is not None
+    assert stored.document_deleted_at is None
+    assert stored.live_document_id == "a" * 32
+
+
+async def test_bytes_stay_in_use_while_any_live_job_needs_them(job_store: SqlJobStore) -> None:
+    sha = "9" * 64
+    mine = a_job(sha=sha, status=JobStatus.COMPLETED, document_id="1" * 32)
+    theirs = a_job(owner="bob", sha=sha)  # pending: its worker will read the bytes
+    await job_store.create(mine, None)
+    await job_store.create(theirs, None)
+    await job_store.mark_document_deleted("alice", "1" * 32, at=utc_now())
+    assert await job_store.sha256_in_use(sha)
+    await job_store.fail(theirs.id, None, "Broken.")  # a failed job needs nothing
+    assert not await job_store.sha256_in_use(sha)
+    # URL jobs hold the bytes they fetched the same way.
+    fetched = a_job(owner="carol", sha=sha, source_kind=SourceKind.URL, url="https://e.org/")
+    await job_store.create(fetched, None)
+    assert await job_store.sha256_in_use(sha)
+
+
+async def test_a_deleted_document_is_no_near_duplicate_original(job_store: SqlJobStore) -> None:
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    await job_store.complete(
+        job.id,
+        "w1",
+        completion(document_id="c" * 32, minhash=[4, 5, 6]),
+        extracted_event(job),  # type: ignore[arg-type]
+    )
+    assert await job_store.recent_signatures("alice", exclude_job_id="x", limit=10) == [
+        (job.id, [4, 5, 6])
+    ]
+    await job_store.mark_document_deleted("alice", "c" * 32, at=utc_now())
+    assert await job_store.recent_signatures("alice", exclude_job_id="x", limit=10) == []

@@ -1,18 +1,22 @@
-"""Every ingestion migration applies up, down and up again, on PostgreSQL and on SQLite."""
+"""Every ingestion migration applies up, down and up again, on PostgreSQL and on SQLite; a
+downgrade keeps the data consistent with the older schema."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kglab_ingestion.domain import JobStatus, utc_now
 from kglab_ingestion.store import tables
-from kglab_ingestion.store.sql import create_engine, run_migrations, sqlite_url
+from kglab_ingestion.store.sql import SqlJobStore, create_engine, run_migrations, sqlite_url
+from tests.contract.ingestion.test_job_store import a_job
 from tests.isolation import fresh_postgres_database
 
-EXPECTED = set(tables.metadata.tables) | {"outbox"}
+# The shared outbox and the idempotent consumers' ledger live beside the jobs.
+EXPECTED = set(tables.metadata.tables) | {"outbox", "processed_events"}
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:
@@ -52,3 +56,45 @@ async def test_migrations_up_down_up_on_postgres(postgres_url: str) -> None:
 
 async def test_migrations_up_down_up_on_sqlite(tmp_path: Path) -> None:
     await _up_down_up(create_engine(sqlite_url(tmp_path / "ingestion.sqlite3")))
+
+
+async def _down_with_a_deleted_document(engine: AsyncEngine) -> None:
+    """0002 down: a job whose document was deleted and its re-upload (same owner, same bytes)
+    cannot both stay live under 0001's index; the first becomes a failed job that says why."""
+    store = SqlJobStore(engine)
+    try:
+        await store.migrate()
+        now = utc_now()
+        first = a_job(sha="c" * 64, status=JobStatus.COMPLETED, document_id="d" * 32)
+        await store.create(first, None)
+        await store.mark_document_deleted("alice", "d" * 32, at=now)
+        again = a_job(sha="c" * 64)
+        await store.create(again, None)
+        await run_migrations(engine, "0001", down=True)
+        async with engine.connect() as connection:
+            rows = {
+                row.id: row
+                for row in await connection.execute(
+                    select(tables.jobs.c.id, tables.jobs.c.status, tables.jobs.c.error)
+                )
+            }
+        assert (rows[first.id].status, rows[first.id].error) == (
+            "failed",
+            "The document this job produced was deleted.",
+        )
+        assert (rows[again.id].status, rows[again.id].error) == ("pending", None)
+        assert "document_deleted_at" not in await _columns(engine, "ingestion_jobs")
+        await run_migrations(engine)
+        assert await store.find_live_by_sha256("alice", "c" * 64) == again
+    finally:
+        await store.close()
+
+
+@pytest.mark.backend("postgres")
+async def test_downgrade_keeps_a_deleted_documents_reupload_on_postgres(postgres_url: str) -> None:
+    async with fresh_postgres_database(postgres_url, prefix="kglab_ing") as url:
+        await _down_with_a_deleted_document(create_engine(url))
+
+
+async def test_downgrade_keeps_a_deleted_documents_reupload_on_sqlite(tmp_path: Path) -> None:
+    await _down_with_a_deleted_document(create_engine(sqlite_url(tmp_path / "ingestion.sqlite3")))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from kglab_ingestion.domain import (
     FileTooLargeError,
+    IngestionJob,
     InvalidQueryError,
     JobCursor,
     JobStatus,
     ProgressUpdate,
+    SourceKind,
     document_id_for,
     megabytes,
     sanitise_file_name,
@@ -98,3 +101,25 @@ def test_progress_reaches_every_tenth_of_a_ten_page_pdf() -> None:
 def test_saved_sections_round_trip() -> None:
     sections = [Section(heading="Intro", text="Hello.", kind="paragraph"), Section(None, "a | b")]
     assert sections_from_rows(sections_to_rows(sections)) == sections
+
+
+def test_a_job_shows_its_document_only_while_it_exists() -> None:
+    now = datetime(2026, 3, 4, tzinfo=UTC)
+    job = IngestionJob(
+        id="j1",
+        owner_id="u1",
+        source_kind=SourceKind.FILE,
+        source_name="notes.md",
+        created_at=now,
+        updated_at=now,
+        status=JobStatus.PROCESSING,
+        document_id="d1",
+    )
+    assert job.live_document_id is None  # not before the job completed
+    done = replace(job, status=JobStatus.COMPLETED)
+    assert done.live_document_id == "d1"
+    assert ProgressUpdate.of(done).document_id == "d1"
+    deleted = replace(done, document_deleted_at=now)
+    assert deleted.live_document_id is None
+    assert ProgressUpdate.of(deleted).document_id is None
+    assert ProgressUpdate.of(deleted).is_final

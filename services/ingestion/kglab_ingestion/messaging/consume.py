@@ -1,11 +1,16 @@
-"""Thin entrypoint: ``ingestion.job.requested`` handed to the worker."""
+"""Thin entrypoints: ``ingestion.job.requested`` handed to the worker, ``document.deleted``
+to the service layer (which frees the job's duplicate slot and its raw bytes)."""
 
 from __future__ import annotations
 
+from kglab_ingestion.service import IngestionService
 from kglab_ingestion.worker import JobWorker
+from kglab_shared.bus.idempotency import ProcessedEvents, idempotent
 from kglab_shared.bus.port import EventBus, EventHandler, RetryPolicy
 from kglab_shared.events import (
+    DOCUMENT_DELETED,
     INGESTION_JOB_REQUESTED,
+    DocumentDeleted,
     EventEnvelope,
     IngestionJobRequested,
     parse_event_data,
@@ -13,6 +18,8 @@ from kglab_shared.events import (
 from kglab_shared.logging import get_logger
 
 CONSUMER_GROUP = "ingestion"
+#: Its own queue, so deletions neither wait behind extraction jobs nor share their prefetch.
+DELETIONS_GROUP = "ingestion.deletions"
 _log = get_logger(__name__)
 
 
@@ -27,6 +34,17 @@ def event_handler(worker: JobWorker) -> EventHandler:
     return handle
 
 
+def deletion_handler(service: IngestionService) -> EventHandler:
+    async def handle(envelope: EventEnvelope) -> None:
+        data = parse_event_data(envelope)
+        if not isinstance(data, DocumentDeleted):
+            _log.warning("event_ignored", type=envelope.type, event_id=envelope.id)
+            return
+        await service.document_deleted(data.owner_id, data.document_id)
+
+    return handle
+
+
 async def subscribe_worker(
     bus: EventBus, worker: JobWorker, *, concurrency: int, retry: RetryPolicy | None = None
 ) -> None:
@@ -37,3 +55,11 @@ async def subscribe_worker(
         retry=retry,
         prefetch=concurrency,
     )
+
+
+async def subscribe_deletions(
+    bus: EventBus, service: IngestionService, processed: ProcessedEvents
+) -> None:
+    """``document.deleted``, each event id handled once (a redelivery is acknowledged)."""
+    handler = idempotent(deletion_handler(service), processed, DELETIONS_GROUP)
+    await bus.subscribe(DELETIONS_GROUP, [DOCUMENT_DELETED], handler, prefetch=4)

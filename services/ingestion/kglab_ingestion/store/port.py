@@ -49,7 +49,8 @@ class JobStore(Protocol):
         """
 
     async def find_live_by_sha256(self, owner_id: str, sha256: str) -> IngestionJob | None:
-        """The owner's pending, processing or completed file job for these bytes, if any."""
+        """The owner's pending, processing or completed file job for these bytes, if any (a
+        job whose document was deleted does not count)."""
 
     async def get(self, owner_id: str, job_id: str) -> IngestionJob | None:
         """The owner's job, or None (also for another owner's job)."""
@@ -121,7 +122,20 @@ class JobStore(Protocol):
     async def recent_signatures(
         self, owner_id: str, *, exclude_job_id: str, limit: int
     ) -> list[tuple[str, list[int]]]:
-        """(job id, MinHash signature) of the owner's latest completed jobs."""
+        """(job id, MinHash signature) of the owner's latest completed jobs whose document
+        still exists."""
+
+    async def mark_document_deleted(
+        self, owner_id: str, document_id: str, *, at: datetime
+    ) -> list[IngestionJob]:
+        """Record that the owner's document ``document_id`` was deleted on the job(s) that
+        produced it (only the first time: ``document_deleted_at`` keeps the first ``at``). Such
+        a job no longer counts as a duplicate. Returns every job that produced it, marked now
+        or before (none for an unknown document or another owner's)."""
+
+    async def sha256_in_use(self, sha256: str) -> bool:
+        """Whether a live job of anyone (pending, processing, or completed with its document
+        still there) needs the bytes stored under ``sha256``."""
 
     async def requeue_abandoned(
         self,

@@ -131,6 +131,7 @@ def _job(row: Any) -> IngestionJob:
         updated_at=as_utc(row.updated_at),
         started_at=_opt_utc(row.started_at),
         finished_at=_opt_utc(row.finished_at),
+        document_deleted_at=_opt_utc(row.document_deleted_at),
     )
 
 
@@ -164,7 +165,17 @@ def _job_values(job: IngestionJob) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "document_deleted_at": job.document_deleted_at,
     }
+
+
+def _live(*conditions: Any) -> Any:
+    """Jobs that hold their bytes: not failed, and their document (if any) not deleted."""
+    return and_(
+        *conditions,
+        jobs.c.status.in_(_LIVE_STATUSES),
+        jobs.c.document_deleted_at.is_(None),
+    )
 
 
 def _leased(job_id: str, worker_id: str) -> Any:
@@ -216,10 +227,11 @@ class SqlJobStore:
         query = (
             select(jobs)
             .where(
-                jobs.c.owner_id == owner_id,
-                jobs.c.sha256 == sha256,
-                jobs.c.source_kind == SourceKind.FILE.value,
-                jobs.c.status.in_(_LIVE_STATUSES),
+                _live(
+                    jobs.c.owner_id == owner_id,
+                    jobs.c.sha256 == sha256,
+                    jobs.c.source_kind == SourceKind.FILE.value,
+                )
             )
             .order_by(jobs.c.created_at)
             .limit(1)
@@ -468,6 +480,7 @@ class SqlJobStore:
             .where(
                 jobs.c.owner_id == owner_id,
                 jobs.c.status == JobStatus.COMPLETED.value,
+                jobs.c.document_deleted_at.is_(None),
                 jobs.c.id != exclude_job_id,
                 jobs.c.minhash.is_not(None),
             )
@@ -477,6 +490,25 @@ class SqlJobStore:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [(row.id, [int(v) for v in row.minhash]) for row in rows if row.minhash]
+
+    async def mark_document_deleted(
+        self, owner_id: str, document_id: str, *, at: datetime
+    ) -> list[IngestionJob]:
+        condition = and_(jobs.c.owner_id == owner_id, jobs.c.document_id == document_id)
+        async with self.engine.begin() as connection:
+            # Marked once: a repeated event keeps the first moment.
+            await connection.execute(
+                update(jobs)
+                .where(condition, jobs.c.document_deleted_at.is_(None))
+                .values(document_deleted_at=at, updated_at=at)
+            )
+            rows = (await connection.execute(select(jobs).where(condition))).all()
+        return [_job(row) for row in rows]
+
+    async def sha256_in_use(self, sha256: str) -> bool:
+        query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
 
     async def requeue_abandoned(
         self,

@@ -50,19 +50,27 @@ jobs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    #: When the document service deleted the document this job produced (document.deleted).
+    Column("document_deleted_at", DateTime(timezone=True), nullable=True),
 )
 
 Index("ix_ingestion_jobs_owner_created", jobs.c.owner_id, jobs.c.created_at, jobs.c.id)
 Index("ix_ingestion_jobs_status_updated", jobs.c.status, jobs.c.updated_at)
 # One live job per file per owner: a concurrent second upload of the same bytes loses the race
-# at the database, not in application code. A failed job frees the slot.
+# at the database, not in application code. A failed job, or one whose document was deleted,
+# frees the slot.
+_LIVE_FILE = (
+    (jobs.c.source_kind == "file")
+    & (jobs.c.status != "failed")
+    & jobs.c.document_deleted_at.is_(None)
+)
 Index(
     "uq_ingestion_jobs_owner_sha256",
     jobs.c.owner_id,
     jobs.c.sha256,
     unique=True,
-    postgresql_where=(jobs.c.source_kind == "file") & (jobs.c.status != "failed"),
-    sqlite_where=(jobs.c.source_kind == "file") & (jobs.c.status != "failed"),
+    postgresql_where=_LIVE_FILE,
+    sqlite_where=_LIVE_FILE,
 )
 
 #: What each extracted unit (a PDF page, or the whole document) yielded, so a retry resumes.
