@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kglab_ingestion.domain import JobStatus, utc_now
 from kglab_ingestion.store import tables
-from kglab_ingestion.store.sql import SqlJobStore, create_engine, run_migrations, sqlite_url
+from kglab_ingestion.store.sql import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    SqlJobStore,
+    create_engine,
+    run_migrations,
+    sqlite_url,
+)
 from tests.contract.ingestion.test_job_store import a_job
 from tests.isolation import fresh_postgres_database
 
@@ -98,3 +105,12 @@ async def test_downgrade_keeps_a_deleted_documents_reupload_on_postgres(postgres
 
 async def test_downgrade_keeps_a_deleted_documents_reupload_on_sqlite(tmp_path: Path) -> None:
     await _down_with_a_deleted_document(create_engine(sqlite_url(tmp_path / "ingestion.sqlite3")))
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION

@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, event, insert, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import and_, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kglab_auth.domain import (
     ApiKey,
@@ -25,99 +24,47 @@ from kglab_auth.domain import (
 )
 from kglab_auth.store import tables as t
 from kglab_auth.store.port import DuplicateEmailError
+from kglab_shared import sql as shared_sql
 from kglab_shared.errors import ServiceUnavailableError
+from kglab_shared.sql import async_database_url, current_revision, sqlite_url
 
-if TYPE_CHECKING:
-    from alembic.config import Config
+__all__ = [
+    "HEAD_REVISION",
+    "MIGRATIONS_DIR",
+    "SqlAuthStore",
+    "async_database_url",
+    "create_engine",
+    "current_revision",
+    "run_migrations",
+    "sqlite_url",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The newest migration (a test holds it equal to alembic's own head). A database already
+#: there is left alone without importing alembic, which costs about a second at start-up.
+HEAD_REVISION = "0002"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x6B676C6162  # "kglab"
 
 
-def async_database_url(url: str) -> str:
-    """postgresql:// → postgresql+asyncpg://, sqlite:// → sqlite+aiosqlite://."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    elif parsed.drivername == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    return parsed.render_as_string(hide_password=False)
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 def create_engine(url: str) -> AsyncEngine:
-    async_url = async_database_url(url)
-    if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.close()
-
-        return engine
-    # No pre-ping (a round trip per checkout): a connection the server dropped fails its
-    # request with a readable 503 (see SqlAuthStore) and is discarded; the next one is fresh.
-    # No overflow: under load, requests wait briefly for a pooled connection instead of
-    # opening and closing extra ones (profiling showed connect/close churn eating the CPU).
-    return create_async_engine(
-        async_url, pool_size=20, max_overflow=0, pool_timeout=10, pool_recycle=1800
-    )
-
-
-#: The newest migration (a test holds it equal to alembic's own head). A database already
-#: there is left alone without importing alembic, which costs about a second at start-up.
-HEAD_REVISION = "0002"
-
-
-def alembic_config(connection: Connection) -> Config:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    return config
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at, or None when it has never been migrated."""
-    async with engine.connect() as connection:
-        try:
-            row = (
-                await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).first()
-        except DBAPIError:
-            return None  # no alembic_version table yet
-    return str(row[0]) if row else None
+    # No pre-ping: a connection the server dropped fails its request with a readable 503 (see
+    # SqlAuthStore) and is discarded; the next one is fresh.
+    return shared_sql.create_engine(url, sqlite_pragmas=("foreign_keys=ON", "busy_timeout=5000"))
 
 
 async def run_migrations(
     engine: AsyncEngine, revision: str = "head", *, down: bool = False
 ) -> None:
-    """Apply (or with ``down`` revert) migrations programmatically, on either dialect."""
-    if not down and revision == "head" and await current_revision(engine) == HEAD_REVISION:
-        return
-    from alembic import command
-
-    def _run(connection: Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
-            )
-        config = alembic_config(connection)
-        if down:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
+    """Apply (or with ``down`` revert) the auth migrations, on either dialect."""
+    await shared_sql.run_migrations(
+        engine,
+        MIGRATIONS_DIR,
+        lock_id=_MIGRATION_LOCK_ID,
+        head=HEAD_REVISION,
+        revision=revision,
+        down=down,
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -12,12 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, and_, delete, event, insert, or_, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kglab_ingestion.domain import (
     IngestionJob,
@@ -30,71 +27,48 @@ from kglab_ingestion.domain import (
 )
 from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
 from kglab_ingestion.store.tables import job_units, jobs
+from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
 from kglab_shared.outbox import add_to_outbox
+from kglab_shared.sql import sqlite_url
+
+__all__ = [
+    "HEAD_REVISION",
+    "MIGRATIONS_DIR",
+    "SqlJobStore",
+    "create_engine",
+    "run_migrations",
+    "sqlite_url",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The newest migration (a test holds it equal to alembic's own head).
+HEAD_REVISION = "0002"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
 
 
-def async_database_url(url: str) -> str:
-    """postgresql:// → postgresql+asyncpg://, sqlite:// → sqlite+aiosqlite://."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    elif parsed.drivername == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    return parsed.render_as_string(hide_password=False)
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 def create_engine(url: str) -> AsyncEngine:
-    async_url = async_database_url(url)
-    if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL: readers (GET /jobs) do not wait for the worker's writes.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
-
-        return engine
-    return create_async_engine(async_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-
-
-def alembic_config(connection: Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    return config
+    # WAL on SQLite: readers (GET /jobs) do not wait for the worker's writes. Pre-ping on
+    # PostgreSQL: after a database restart the worker's next claim gets a live connection.
+    return shared_sql.create_engine(
+        url, sqlite_pragmas=("journal_mode=WAL", "busy_timeout=10000"), pre_ping=True
+    )
 
 
 async def run_migrations(
     engine: AsyncEngine, revision: str = "head", *, down: bool = False
 ) -> None:
-    """Apply (or with ``down`` revert) migrations programmatically, on either dialect."""
-
-    def _run(connection: Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
-            )
-        config = alembic_config(connection)
-        if down:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
+    """Apply (or with ``down`` revert) the ingestion migrations, on either dialect."""
+    await shared_sql.run_migrations(
+        engine,
+        MIGRATIONS_DIR,
+        lock_id=_MIGRATION_LOCK_ID,
+        head=HEAD_REVISION,
+        revision=revision,
+        down=down,
+    )
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:
