@@ -82,16 +82,35 @@ _SCHEMA_ALREADY_THERE = (
     "Neo.ClientError.Schema.IndexAlreadyExists",
 )
 
+
 # One hop from a whole frontier at once. A variable-length pattern (``*1..3``) enumerates every
 # path, which explodes around hub entities; walking level by level touches each node once.
-_NEXT_LEVEL: LiteralString = (
-    "UNWIND $frontier AS fid "
-    "MATCH (:Entity {owner: $owner, id: fid})-[r:RELATED_TO]-(n:Entity) "
-    "WHERE r.weight >= $min_weight AND n.owner = $owner "
-    "WITH DISTINCT n LIMIT $cap "
-    # One record holding a list: the driver spends ~40 µs per record, the list costs ~2 µs a row.
-    "RETURN collect(n {.id, .name, .type, .key}) AS level"
-)
+def _level(depth: int) -> str:
+    """One hop from level ``depth - 1`` to entities on no earlier level, at most $cap."""
+    source = "[s]" if depth == 1 else f"l{depth - 1}"
+    earlier = " ".join(f"AND NOT n IN l{d}" for d in range(1, depth))
+    carried = ", ".join(["s", *(f"l{d}" for d in range(1, depth))])
+    return (
+        f"CALL ({carried}) {{ "
+        f"UNWIND {source} AS a "
+        "MATCH (a)-[r:RELATED_TO]-(n:Entity) "
+        f"WHERE r.weight >= $min_weight AND n.owner = $owner AND n <> s {earlier} "
+        f"WITH DISTINCT n LIMIT $cap RETURN collect(n) AS l{depth} }} "
+    )
+
+
+# Neighbours level by level, in one statement (one round trip): a variable-length pattern
+# (``*1..3``) enumerates every path, which explodes around hub entities; this touches each
+# entity once. One record holding lists: the driver spends ~40 µs per record.
+# Built once from constants (no user input): what the driver gets is a fixed query per depth.
+_NEIGHBOURS: dict[int, LiteralString] = {
+    depth: "MATCH (s:Entity {owner: $owner, id: $id}) "
+    + "".join(_level(d) for d in range(1, depth + 1))
+    + "RETURN s {.id, .name, .type, .key} AS start, ["
+    + ", ".join(f"[x IN l{d} | x {{.id, .name, .type, .key}}]" for d in range(1, depth + 1))
+    + "] AS levels"
+    for depth in range(1, MAX_DEPTH + 1)
+}
 #: Entities followed from the given chunks when looking for related documents.
 _RELATED_MAX_ENTITIES = 200
 #: Bounds the work of one neighbours query: at most this many entities are visited in total.
@@ -519,44 +538,24 @@ async def _relations_among(
 
 
 async def _neighbors(tx: AsyncManagedTransaction, params: dict[str, Any]) -> Subgraph | None:
-    start = await (
-        await tx.run(
-            "MATCH (e:Entity {owner: $owner, id: $id}) "
-            "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key LIMIT 1",
-            params,
-        )
-    ).single()
-    if start is None:
+    query = _NEIGHBOURS[params["depth"]]
+    record = await (await tx.run(query, {**params, "cap": MAX_VISITED})).single()
+    if record is None:
         return None
     types = set(params["types"])
     distances: dict[str, int] = {params["id"]: 0}
     found: list[tuple[int, Entity]] = []
-    frontier = [params["id"]]
-    for distance in range(1, params["depth"] + 1):
-        if not frontier or len(distances) >= MAX_VISITED:
-            break
-        cap = MAX_VISITED - len(distances) + len(frontier)
-        result = await tx.run(
-            _NEXT_LEVEL,
-            {
-                "frontier": frontier,
-                "owner": params["owner"],
-                "min_weight": params["min_weight"],
-                "cap": cap,
-            },
-        )
-        level: list[Entity] = []
-        record = await result.single()
-        for row in record["level"] if record else []:
+    for distance, level in enumerate(record["levels"], start=1):
+        for row in level:
             entity = _entity(row)
-            if entity.id not in distances:
-                distances[entity.id] = distance
-                level.append(entity)
-        found.extend((distance, e) for e in level if not types or e.type in types)
-        frontier = [e.id for e in level]
+            if entity.id in distances:
+                continue
+            distances[entity.id] = distance
+            if not types or entity.type in types:
+                found.append((distance, entity))
     found.sort(key=lambda item: (item[0], item[1].name))
     chosen = [entity for _, entity in found[: params["limit"]]]
-    entities = [_entity(start.data()), *chosen]
+    entities = [_entity(record["start"]), *chosen]
     relations = await _relations_among(
         tx, [e.id for e in entities], params["min_weight"], params["relation_limit"]
     )
