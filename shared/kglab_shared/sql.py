@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Select, column, event, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -77,12 +77,15 @@ def alembic_config(connection: Connection, migrations_dir: Path) -> Config:
     return config
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at, or None when it has never been migrated."""
+async def current_revision(
+    engine: AsyncEngine, version_table: str = "alembic_version"
+) -> str | None:
+    """The revision recorded in ``version_table`` (the one the service's Alembic environment
+    names: services sharing a database keep theirs apart), or None before any migration."""
+    query: Select[Any] = select(column("version_num")).select_from(table(version_table))
     async with engine.connect() as connection:
         try:
-            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            row = result.first()
+            row = (await connection.execute(query)).first()
         except DBAPIError:
             return None  # no alembic_version table yet
     return str(row[0]) if row else None
@@ -94,16 +97,23 @@ async def run_migrations(
     *,
     lock_id: int,
     head: str | None = None,
+    version_table: str = "alembic_version",
     revision: str = "head",
     down: bool = False,
 ) -> None:
     """Apply (or with ``down`` revert) migrations programmatically, on either dialect.
 
     Replicas starting together serialise on a PostgreSQL advisory lock (``lock_id``). When
-    ``head`` is given and the database is already there, Alembic is not even imported (about
-    a second of start-up).
+    ``head`` is given and the database is already there (per ``version_table``, which must be
+    the one the migrations' env.py configures), Alembic is not even imported (about a second
+    of start-up).
     """
-    if not down and revision == "head" and head and await current_revision(engine) == head:
+    if (
+        not down
+        and revision == "head"
+        and head
+        and await current_revision(engine, version_table) == head
+    ):
         return
     from alembic import command
 

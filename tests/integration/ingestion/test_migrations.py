@@ -14,6 +14,7 @@ from kglab_ingestion.store import tables
 from kglab_ingestion.store.sql import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
+    VERSION_TABLE,
     SqlJobStore,
     create_engine,
     run_migrations,
@@ -114,3 +115,24 @@ def test_the_head_revision_constant_is_alembics_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+async def test_a_database_shared_with_auth_migrates_both(tmp_path: Path) -> None:
+    # Each service records its revision in its own version table; both heads are "0002", so
+    # reading the other service's table would skip these migrations (it did, once).
+    from kglab_auth.store.sql import create_engine as create_auth_engine
+    from kglab_auth.store.sql import run_migrations as run_auth_migrations
+    from kglab_shared.sql import current_revision
+
+    url = sqlite_url(tmp_path / "shared.sqlite3")
+    auth_engine, engine = create_auth_engine(url), create_engine(url)
+    try:
+        await run_auth_migrations(auth_engine)
+        await run_migrations(engine)
+        assert "ingestion_jobs" in await _tables(engine)
+        assert await current_revision(engine, VERSION_TABLE) == HEAD_REVISION
+        await run_migrations(engine)  # at head now: the fast path, nothing changes
+        assert "ingestion_jobs" in await _tables(engine)
+    finally:
+        await auth_engine.dispose()
+        await engine.dispose()

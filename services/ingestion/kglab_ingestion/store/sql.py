@@ -35,6 +35,7 @@ from kglab_shared.sql import sqlite_url
 __all__ = [
     "HEAD_REVISION",
     "MIGRATIONS_DIR",
+    "VERSION_TABLE",
     "SqlJobStore",
     "create_engine",
     "run_migrations",
@@ -44,6 +45,8 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
 HEAD_REVISION = "0002"
+#: As configured in migrations/env.py: its own, so it can share a database with auth.
+VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
@@ -66,6 +69,7 @@ async def run_migrations(
         MIGRATIONS_DIR,
         lock_id=_MIGRATION_LOCK_ID,
         head=HEAD_REVISION,
+        version_table=VERSION_TABLE,
         revision=revision,
         down=down,
     )
