@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.logging import get_logger
+from kglab_shared.sql import unavailable_detail
 
 PROBLEM_JSON = "application/problem+json"
 _log = get_logger(__name__)
@@ -201,6 +202,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # This handler runs outside the request-context middleware, so take the id from scope.
         correlation_id = request.scope.get("state", {}).get("correlation_id")
+        unavailable = unavailable_detail(exc)
+        if unavailable is not None:
+            _log.warning(
+                "database_unavailable", path=request.url.path, correlation_id=correlation_id
+            )
+            return problem(
+                503,
+                unavailable,
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
         _log.error(
             "unhandled_error", path=request.url.path, correlation_id=correlation_id, exc_info=exc
         )

@@ -10,10 +10,23 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, column, event, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+
+def unavailable_detail(exc: BaseException) -> str | None:
+    """A sentence for the caller when ``exc`` means the database is out of reach for now (the
+    request may simply be retried), else None. The shared error handler answers these with
+    503 and Retry-After instead of a 500."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # SQLAlchemy has already discarded the dead connection; the next one is fresh.
+        return "The connection to the database was lost; retry the request."
+    if isinstance(exc, PoolTimeoutError):
+        return "The database is busy; retry the request in a moment."
+    return None
 
 
 def async_database_url(url: str) -> str:

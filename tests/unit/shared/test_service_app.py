@@ -9,6 +9,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import NotFoundError
@@ -39,6 +41,16 @@ async def get_item(item_id: str) -> dict[str, str]:
 async def boom() -> None:
     """Fail unexpectedly."""
     raise RuntimeError("database password is hunter2")
+
+
+@router.get("/db/{failure}")
+async def database_failure(failure: str) -> None:
+    """Fail the way a database driver does."""
+    if failure == "pool":
+        raise PoolTimeoutError("QueuePool limit of size 20 overflow 0 reached")
+    raise DBAPIError(
+        "SELECT 1", {}, ConnectionError("server closed"), connection_invalidated=failure == "lost"
+    )
 
 
 @router.get("/mine")
@@ -183,3 +195,23 @@ async def test_an_in_process_call_leaves_the_callers_request_id_alone(
         assert get_correlation_id() == "caller-request"
     finally:
         set_correlation_id(None)
+
+
+@pytest.mark.parametrize(
+    ("failure", "says"),
+    [("lost", "connection to the database was lost"), ("pool", "database is busy")],
+)
+async def test_a_database_out_of_reach_is_a_readable_503(
+    client: httpx.AsyncClient, failure: str, says: str
+) -> None:
+    response = await client.get(f"/db/{failure}")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["Retry-After"] == "1"
+    assert says in response.json()["detail"]
+
+
+async def test_any_other_database_error_stays_an_opaque_500(client: httpx.AsyncClient) -> None:
+    response = await client.get("/db/syntax")
+    assert response.status_code == 500
+    assert "SELECT" not in response.text

@@ -392,20 +392,14 @@ class SqlAuthRepository:
 
 @contextmanager
 def _lost_connection_is_unavailable() -> Iterator[None]:
+    """A dropped connection or an exhausted pool is a readable 503 at the store already."""
     try:
         yield
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
+    except (DBAPIError, PoolTimeoutError) as exc:
+        detail = shared_sql.unavailable_detail(exc)
+        if detail is None:
             raise
-        # SQLAlchemy has already discarded the dead connection from the pool.
-        raise ServiceUnavailableError(
-            "The connection to the user database was lost; retry the request."
-        ) from exc
-    except PoolTimeoutError as exc:
-        raise ServiceUnavailableError(
-            "The user database is busy; retry the request in a moment.",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise ServiceUnavailableError(detail, headers={"Retry-After": "1"}) from exc
 
 
 class SqlAuthStore:
