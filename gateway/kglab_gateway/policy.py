@@ -6,8 +6,8 @@ import time
 
 from fastapi import Request
 
-from kglab_gateway.config import GatewaySettings
-from kglab_gateway.ratelimit import RateLimiter
+from kglab_gateway.config import GatewaySettings, RateLimitRule
+from kglab_gateway.ratelimit import RateLimiter, Window
 from kglab_gateway.routing import is_public
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.errors import RateLimitedError, ServiceUnavailableError, UnauthorizedError
@@ -65,8 +65,10 @@ class GatewayPolicy:
     async def enforce_rate_limits(self, request: Request, identity: Identity) -> None:
         if not self._settings.rate_limit_enabled:
             return
-        path = request.url.path
+        path: str = request.scope["path"]
         seen: set[str] = set()
+        rules: list[RateLimitRule] = []
+        windows: list[Window] = []
         for rule in self._settings.rate_limits:
             if not path.startswith(rule.prefix) or rule.per in seen:
                 continue
@@ -77,16 +79,20 @@ class GatewayPolicy:
                 subject = f"user:{identity.user_id}"
             else:
                 subject = f"ip:{identity.client_ip}"
-            try:
-                retry_after = await self._limiter.hit(
-                    f"{rule.prefix}:{subject}", rule.limit, rule.window_s
-                )
-            except Exception as exc:
-                # Fail closed: an unlimited gateway is what a flood would want.
-                raise ServiceUnavailableError(
-                    "Request limits cannot be checked right now; try again shortly.",
-                    headers={"Retry-After": "5"},
-                ) from exc
+            rules.append(rule)
+            windows.append((f"{rule.prefix}:{subject}", rule.limit, rule.window_s))
+        if not windows:
+            return
+        try:
+            # Every limit of the request in one round trip to the store.
+            waits = await self._limiter.hit_many(windows)
+        except Exception as exc:
+            # Fail closed: an unlimited gateway is what a flood would want.
+            raise ServiceUnavailableError(
+                "Request limits cannot be checked right now; try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        for rule, retry_after in zip(rules, waits, strict=True):
             if retry_after:
                 who = "you" if rule.per == "user" else "your address"
                 raise RateLimitedError(

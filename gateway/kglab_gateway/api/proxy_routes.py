@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
-from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool
+from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, UpstreamResponse
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
@@ -26,6 +28,11 @@ _STRIPPED_REQUEST_HEADERS = HOP_BY_HOP | {
     REQUEST_ID_HEADER.lower(),
     "x-forwarded-for",
 }
+
+
+#: Answers up to this size (declared by the service) are read whole and sent in one message;
+#: larger or unsized ones are streamed, watching for the client going away.
+_WHOLE_BODY_BYTES = 256 * 1024
 
 
 def _megabytes(size: int) -> str:
@@ -47,7 +54,7 @@ async def _limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
 @router.api_route("/.well-known/jwks.json", methods=["GET"], include_in_schema=False)
 async def forward(request: Request) -> Response:
     """Authenticate, rate-limit and forward a call to the service that owns its path."""
-    path = request.url.path
+    path: str = request.scope["path"]
     service = upstream_for(path)
     if service is None:
         raise NotFoundError(f"There is nothing at {path}.")
@@ -92,22 +99,48 @@ async def forward(request: Request) -> Response:
 
     pool: UpstreamPool = request.app.state.upstreams
     upstream = await pool.send(
-        service,
-        request.method,
-        path,
-        params=[(k, v) for k, v in request.query_params.multi_items()],
-        headers=headers,
-        body=body,
+        service, request.method, _target(request.scope), headers=headers, body=body
     )
-    response_headers = {
-        name: value
-        for name, value in upstream.headers.items()
-        if name.lower() not in HOP_BY_HOP and name.lower() != REQUEST_ID_HEADER.lower()
-    }
-    response_headers.update(policy.version_headers(path))
-    return StreamingResponse(
+    version_headers = policy.version_headers(path)
+    if version_headers:
+        upstream.headers.extend(
+            (name.lower().encode(), value.encode("latin-1"))
+            for name, value in version_headers.items()
+        )
+    if upstream.content_length is not None and upstream.content_length <= _WHOLE_BODY_BYTES:
+        return _RelayedResponse(upstream)
+    response = StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
-        headers=response_headers,
         background=BackgroundTask(upstream.aclose),
     )
+    response.raw_headers = upstream.headers
+    return response
+
+
+def _target(scope: Scope) -> str:
+    """The request's path and query as the client encoded them."""
+    raw_path: bytes | None = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class _RelayedResponse(Response):
+    """A small answer relayed in one message (no streaming task, no per-chunk sends)."""
+
+    def __init__(self, upstream: UpstreamResponse) -> None:
+        self.status_code = upstream.status_code
+        self.raw_headers = upstream.headers
+        self.background = None
+        self._upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._upstream.read()
+        finally:
+            await self._upstream.aclose()
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -41,3 +41,32 @@ async def test_keys_are_counted_apart(limiter: RateLimiter) -> None:
 
 async def test_ping(limiter: RateLimiter) -> None:
     await limiter.ping()
+
+
+async def test_several_windows_are_counted_in_one_call(limiter: RateLimiter) -> None:
+    windows = [("user:a", 2, 60), ("ip:10.0.0.1", 3, 60)]
+    results = [await limiter.hit_many(windows) for _ in range(4)]
+    assert results[0] == [0, 0]
+    assert results[1] == [0, 0]
+    # The user's window is spent first, the address's one request later; each says when.
+    assert results[2][0] >= 1
+    assert results[2][1] == 0
+    assert all(1 <= wait <= 61 for wait in results[3])
+    # The same counters as single hits: both are spent.
+    assert await limiter.hit("user:a", limit=2, window_s=60) > 0
+    assert await limiter.hit_many([]) == []
+
+
+async def test_redis_windows_expire_when_they_close(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    redis = Redis.from_url(redis_url)
+    try:
+        limiter = RedisRateLimiter(redis, prefix=prefix)
+        await limiter.hit_many([("user:a", 5, 30), ("ip:x", 5, 30)])
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        assert len(keys) == 2
+        for key in keys:
+            assert 0 < await redis.ttl(key) <= 31
+        await redis.delete(*keys)
+    finally:
+        await redis.aclose()
