@@ -115,6 +115,22 @@ async def add_to_outbox(
         event.listen(session.sync_session, "after_commit", after_commit, once=True)
 
 
+async def _publish_in_order(bus: EventBus, envelopes: list[EventEnvelope]) -> int:
+    """Publish with the bus's batch call; a wrapper without one publishes event by event."""
+    if not envelopes:
+        return 0
+    publish_many = getattr(bus, "publish_many", None)
+    if publish_many is not None:
+        await publish_many(envelopes)
+        return len(envelopes)
+    for sent, envelope in enumerate(envelopes):
+        try:
+            await bus.publish(envelope)
+        except PublishError as exc:
+            raise PublishError(str(exc), confirmed=sent) from exc
+    return len(envelopes)
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in order; a background task with :meth:`start`."""
 
@@ -148,8 +164,10 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish one batch of unsent rows, oldest first; return how many were published.
 
-        Stops at the first row the bus does not confirm (later rows wait, to keep the order),
-        records the error on that row and raises :class:`PublishError`.
+        The batch goes to the bus with ``publish_many`` (confirms in flight together). Stops at
+        the first row the bus does not confirm (later rows wait, to keep the order), records
+        the error on that row and raises :class:`PublishError`. Rows after it that the broker
+        did accept are sent again later (at-least-once).
         """
         now = datetime.now(UTC)
         published: list[int] = []
@@ -164,19 +182,28 @@ class OutboxRelay:
             if connection.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = (await connection.execute(query)).all()
+            envelopes: list[EventEnvelope] = []
             for row in rows:
                 try:
-                    envelope = EventEnvelope.model_validate(row.event)
-                    await self._bus.publish(envelope)
-                except Exception as exc:
+                    envelopes.append(EventEnvelope.model_validate(row.event))
+                except Exception as exc:  # a row that is no envelope stops the batch here
                     failure = exc
-                    await connection.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id)
-                        .values(attempts=row.attempts + 1, last_error=describe_error(exc))
-                    )
                     break
-                published.append(row.id)
+            sent = 0
+            try:
+                sent = await _publish_in_order(self._bus, envelopes)
+            except Exception as exc:
+                confirmed = exc.confirmed if isinstance(exc, PublishError) else 0
+                sent = max(0, min(confirmed, len(envelopes) - 1))
+                failure = exc
+            published = [row.id for row in rows[:sent]]
+            if failure is not None:
+                stuck = rows[sent]
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id == stuck.id)
+                    .values(attempts=stuck.attempts + 1, last_error=describe_error(failure))
+                )
             if published:
                 await connection.execute(
                     update(outbox)

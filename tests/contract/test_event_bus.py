@@ -577,6 +577,151 @@ async def test_idempotent_handler_runs_once_per_event_id(
     assert await bus.dead_letters("projector") == []
 
 
+# -- batch publish and coalesced acks ---------------------------------------------------------
+
+
+async def test_publish_many_delivers_every_event_in_order(bus_factory: BusHarness) -> None:
+    bus = await bus_factory.new_bus()
+    inbox = Inbox()
+    await bus.subscribe("ordered", ["batch.#"], inbox, prefetch=1)
+    events = [make_event("batch.tick", n=i) for i in range(300)]  # more than one window
+    await bus.publish_many(events)
+    await bus.publish_many([])  # nothing to do
+    await eventually(lambda: len(inbox.events) == 300, what="the whole batch")
+    assert inbox.ids == [e.id for e in events]
+    await stays(lambda: len(inbox.events) == 300, for_s=0.2)
+
+
+async def test_publish_many_fills_in_the_callers_correlation_id(bus_factory: BusHarness) -> None:
+    bus = await bus_factory.new_bus()
+    inbox = Inbox()
+    await bus.subscribe("inspector", ["test.#"], inbox)
+    set_correlation_id("from-the-relay")
+    try:
+        await bus.publish_many([make_event(), make_event()])
+    finally:
+        set_correlation_id(None)
+    await eventually(lambda: len(inbox.events) == 2)
+    assert {e.correlation_id for e in inbox.events} == {"from-the-relay"}
+
+
+async def test_publish_many_reports_the_confirmed_prefix_when_an_event_cannot_be_sent(
+    bus_factory: BusHarness,
+) -> None:
+    bus = await bus_factory.new_bus()
+    inbox = Inbox()
+    await bus.subscribe("partial", ["batch.#"], inbox, prefetch=1)
+    good = [make_event("batch.tick", n=i) for i in range(3)]
+    unencodable = make_event("batch.tick", n=object())
+    with pytest.raises(PublishError) as raised:
+        await bus.publish_many([*good, unencodable, make_event("batch.tick", n=9)])
+    assert raised.value.confirmed == 3
+    await eventually(lambda: len(inbox.events) == 3, what="the events before the bad one")
+    assert inbox.ids == [e.id for e in good]
+    await stays(lambda: len(inbox.events) == 3, for_s=0.3)  # nothing after it was sent
+
+    closed = await bus_factory.new_bus()
+    close: Callable[..., Awaitable[None]] = closed.close
+    await close(timeout=1.0)
+    with pytest.raises(PublishError) as raised:
+        await closed.publish_many(good)
+    assert raised.value.confirmed == 0
+
+
+async def test_publish_many_during_an_outage_loses_no_confirmed_event(
+    bus_factory: BusHarness,
+) -> None:
+    consumer = await bus_factory.new_bus()
+    inbox = Inbox()
+    await consumer.subscribe("audit", ["outage.#"], inbox, prefetch=64)
+    publisher = await bus_factory.new_bus()
+    confirmed: list[str] = []
+    partial: list[int] = []
+
+    async def send_batch() -> None:
+        batch = [make_event("outage.tick") for _ in range(20)]
+        try:
+            await publisher.publish_many(batch)
+        except PublishError as exc:
+            partial.append(exc.confirmed)
+            confirmed.extend(e.id for e in batch[: exc.confirmed])
+        else:
+            confirmed.extend(e.id for e in batch)
+
+    for _ in range(5):
+        await send_batch()
+    before = len(confirmed)
+    assert before == 100
+    await bus_factory.interrupt(publisher)
+    deadline = time.monotonic() + 30
+    while len(confirmed) < before + 100 and time.monotonic() < deadline:
+        await send_batch()
+        await asyncio.sleep(0.01)
+    assert len(confirmed) >= before + 100, "publishing did not recover"
+    assert all(0 <= count < 20 for count in partial)
+    await eventually(lambda: set(confirmed) <= set(inbox.ids), timeout=30, what="all confirmed")
+
+
+async def test_a_slow_handler_does_not_hold_back_the_acks_of_later_events(
+    bus_factory: BusHarness,
+) -> None:
+    """Acks are coalesced, but an event finished while an earlier one still runs is acked at
+    once: its prefetch slot is freed and it is not redelivered when the slow one is."""
+    doomed = await bus_factory.new_bus()
+    release = asyncio.Event()
+    finished: list[str] = []
+    slow_started = asyncio.Event()
+
+    async def handle(envelope: EventEnvelope) -> None:
+        if envelope.data["n"] == 0:
+            slow_started.set()
+            await release.wait()
+        finished.append(envelope.id)
+
+    await doomed.subscribe("mixed", ["mixed.#"], handle, prefetch=4)
+    publisher = await bus_factory.new_bus()
+    stuck = make_event("mixed.job", n=0)
+    await publisher.publish(stuck)
+    await asyncio.wait_for(slow_started.wait(), 15)
+    rest = [make_event("mixed.job", n=i) for i in range(1, 21)]
+    await publisher.publish_many(rest)
+    # Five times the prefetch: only possible if each finished event's ack freed its slot.
+    await eventually(lambda: len(finished) == 20, what="the events behind the slow one")
+    assert sorted(finished) == sorted(e.id for e in rest)
+
+    await bus_factory.crash(doomed)
+    release.set()
+    inbox = Inbox()
+    successor = await bus_factory.new_bus()
+    await successor.subscribe("mixed", ["mixed.#"], inbox)
+    await eventually(lambda: inbox.ids == [stuck.id], what="only the unfinished event again")
+    await stays(lambda: inbox.ids == [stuck.id], for_s=0.5)
+
+
+async def test_many_concurrent_handlers_are_each_acked_once(bus_factory: BusHarness) -> None:
+    """Events finishing in a shuffled order, many per loop turn: every one is acked (nothing
+    comes back after a restart) and none twice (a double ack would close the channel)."""
+    worker = await bus_factory.new_bus()
+    handled: list[str] = []
+
+    async def handle(envelope: EventEnvelope) -> None:
+        await asyncio.sleep((envelope.data["n"] * 7919 % 13) / 1000)
+        handled.append(envelope.id)
+
+    await worker.subscribe("shuffled", ["shuffle.#"], handle, prefetch=32)
+    publisher = await bus_factory.new_bus()
+    events = [make_event("shuffle.tick", n=i) for i in range(400)]
+    await publisher.publish_many(events)
+    await eventually(lambda: len(handled) == 400, what="all handled")
+    assert sorted(handled) == sorted(e.id for e in events)
+    close: Callable[..., Awaitable[None]] = worker.close
+    await close(timeout=5.0)
+    successor = await bus_factory.new_bus()
+    inbox = Inbox()
+    await successor.subscribe("shuffled", ["shuffle.#"], inbox)
+    await stays(lambda: not inbox.events, for_s=0.5)
+
+
 # -- envelope ---------------------------------------------------------------------------------
 
 
@@ -871,6 +1016,36 @@ class CrashAfterPublish:
         await self.bus.publish(event)
         raise RelayCrashed
 
+    async def publish_many(self, events: list[EventEnvelope]) -> None:
+        await self.bus.publish_many(events)
+        raise RelayCrashed
+
+
+@dataclass
+class ConfirmsOnly:
+    """A bus on which the broker confirms the first ``confirmed`` events of a batch only."""
+
+    bus: EventBus
+    confirmed: int
+
+    async def publish(self, event: EventEnvelope) -> None:
+        await self.bus.publish(event)
+
+    async def publish_many(self, events: list[EventEnvelope]) -> None:
+        await self.bus.publish_many(events[: self.confirmed])
+        if len(events) > self.confirmed:
+            raise PublishError("The broker nacked the next event.", confirmed=self.confirmed)
+
+
+@dataclass
+class PublishOnly:
+    """A bus wrapper with no batch call (as a wrapper in a service might be)."""
+
+    bus: EventBus
+
+    async def publish(self, event: EventEnvelope) -> None:
+        await self.bus.publish(event)
+
 
 async def test_relay_crash_between_publish_and_mark_republishes_not_loses(
     engine: AsyncEngine, outbox_setup: tuple[async_sessionmaker[Any], InProcessBus, Inbox]
@@ -887,6 +1062,44 @@ async def test_relay_crash_between_publish_and_mark_republishes_not_loses(
     restarted = OutboxRelay(engine, bus)
     assert await restarted.run_once() == 1
     await eventually(lambda: inbox.ids == [event.id, event.id], what="the republished event")
+    assert await unsent(engine) == 0
+
+
+async def test_relay_marks_the_confirmed_prefix_of_a_partly_failed_batch(
+    engine: AsyncEngine, outbox_setup: tuple[async_sessionmaker[Any], InProcessBus, Inbox]
+) -> None:
+    sessions, bus, inbox = outbox_setup
+    events = [make_event("widget.created", n=i) for i in range(6)]
+    async with sessions() as session, session.begin():
+        for event in events:
+            await add_to_outbox(session, event)
+    partial = OutboxRelay(engine, ConfirmsOnly(bus, confirmed=2))  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="published 2 event"):
+        await partial.run_once()
+    assert await unsent(engine) == 4
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(outbox).order_by(outbox.c.id))).all()
+    assert [r.published_at is not None for r in rows] == [True, True] + [False] * 4
+    assert "nacked" in (rows[2].last_error or "")
+    assert rows[2].attempts == 1
+    assert [r.attempts for r in rows[3:]] == [0, 0, 0]  # not tried: they wait behind it
+
+    assert await OutboxRelay(engine, bus).run_once() == 4
+    await eventually(lambda: len(inbox.events) == 6)
+    assert inbox.ids == [e.id for e in events]
+
+
+async def test_relay_publishes_one_by_one_through_a_bus_without_a_batch_call(
+    engine: AsyncEngine, outbox_setup: tuple[async_sessionmaker[Any], InProcessBus, Inbox]
+) -> None:
+    sessions, bus, inbox = outbox_setup
+    events = [make_event("widget.created", n=i) for i in range(3)]
+    async with sessions() as session, session.begin():
+        for event in events:
+            await add_to_outbox(session, event)
+    relay = OutboxRelay(engine, PublishOnly(bus))  # type: ignore[arg-type]
+    assert await relay.run_once() == 3
+    await eventually(lambda: inbox.ids == [e.id for e in events])
     assert await unsent(engine) == 0
 
 

@@ -35,10 +35,26 @@ def prepare_for_publish(event: EventEnvelope) -> EventEnvelope:
     return event.model_copy(update=update) if update else event
 
 
+def _tracing_off() -> bool:
+    # Without an SDK provider (KGLAB_OTEL_EXPORTER=none) the API hands out a proxy provider
+    # whose spans record nothing.
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 async def run_handler(handler: EventHandler, envelope: EventEnvelope, group: str) -> None:
-    """Run ``handler`` with the event's correlation id set and inside a consumer span."""
+    """Run ``handler`` with the event's correlation id set and inside a consumer span.
+
+    With tracing off and no trace context on the event the span would record and carry
+    nothing, so it is skipped (it cost about a tenth of a consumer's CPU per event).
+    """
     previous = get_correlation_id()
     set_correlation_id(envelope.correlation_id)
+    if not envelope.trace and _tracing_off():
+        try:
+            await handler(envelope)
+        finally:
+            set_correlation_id(previous)
+        return
     try:
         with _tracer.start_as_current_span(
             f"{envelope.type} process",

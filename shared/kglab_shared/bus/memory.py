@@ -214,14 +214,32 @@ class InProcessBus:
     async def publish(self, event: EventEnvelope) -> None:
         if not self._started or self._closed:
             raise PublishError("The bus is not started; call start() before publishing.")
+        self._route(event)
+        # A real publish waits for the broker; yield so a publishing loop cannot starve consumers.
+        await asyncio.sleep(0)
+
+    async def publish_many(self, events: Sequence[EventEnvelope]) -> None:
+        """Route ``events`` in order; on a failure, PublishError counts the routed prefix."""
+        if not self._started or self._closed:
+            raise PublishError("The bus is not started; call start() before publishing.")
+        for confirmed, event in enumerate(events):
+            try:
+                self._route(event)
+            except Exception as exc:
+                raise PublishError(
+                    f"Routed {confirmed} of {len(events)} events, not event {event.id} "
+                    f"({event.type}): {type(exc).__name__}: {exc}",
+                    confirmed=confirmed,
+                ) from exc
+        await asyncio.sleep(0)
+
+    def _route(self, event: EventEnvelope) -> None:
         event = prepare_for_publish(event)
         body = event.to_bytes()
         # Parse it back as a consumer on another machine would: what does not survive fails here.
         EventEnvelope.from_bytes(body)
         self.broker.route(event.type, body)
         EVENTS_PUBLISHED.labels(event.type).inc()
-        # A real publish waits for the broker; yield so a publishing loop cannot starve consumers.
-        await asyncio.sleep(0)
 
     async def subscribe(
         self,

@@ -12,10 +12,16 @@ Guarantees:
 
 * ``publish`` returns only after the broker confirmed the persistent message (publisher
   confirms). A nack, a timeout or a lost connection raises :class:`PublishError`: an event is
-  never reported sent when it may not be.
+  never reported sent when it may not be. Concurrent publishes share the channel with their
+  confirms in flight together (the frame is handed to the connection's writer without waiting
+  for the socket; only the confirm is awaited). ``publish_many`` sends a whole batch before
+  awaiting the confirms, a bounded window at a time, and reports the confirmed prefix.
 * Consumers ack manually, after the handler returned, or after a failed event was safely
   (confirmed) copied to its retry or dead-letter queue. A consumer that dies before acking has
-  its events redelivered by the broker.
+  its events redelivered by the broker. Acks are coalesced per event-loop turn
+  (:class:`_AckCoalescer`): one ``basic.ack`` with ``multiple`` for the contiguous run of
+  settled deliveries, single acks for events finished out of order, so a slow handler never
+  holds back the acks (and the prefetch credit) of the others.
 * Prefetch bounds how many events one subscription handles at once.
 * The group queue has a delivery limit as a last resort for an event that keeps killing its
   consumer before it can ack; such an event is dead-lettered to ``<group>.dlq`` by the broker.
@@ -30,9 +36,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -42,6 +49,10 @@ from aio_pika.abc import (
     DeliveryMode,
     ExchangeType,
 )
+from aiormq.abc import ChannelFrame
+from pamqp.body import ContentBody
+from pamqp.commands import Basic
+from pamqp.header import ContentHeader
 from pydantic import ValidationError
 
 from kglab_shared.bus.dispatch import describe_error, prepare_for_publish, run_handler
@@ -77,6 +88,9 @@ _BROKER_HEADERS = frozenset(
     }
 )
 _JSON = "application/json"
+_PERSISTENT = int(DeliveryMode.PERSISTENT)
+#: How many confirms ``publish_many`` keeps in flight at once.
+PUBLISH_WINDOW = 256
 
 
 def dead_letter_queue(group: str) -> str:
@@ -146,6 +160,187 @@ def _death_reason(headers: Mapping[str, Any]) -> str | None:
     return _header_text(headers.get("x-first-death-reason"))
 
 
+class _NotConfirmed(Exception):
+    def __init__(self, confirmed: int) -> None:
+        super().__init__(confirmed)
+        self.confirmed = confirmed
+
+
+@dataclass(eq=False, slots=True)
+class _Outgoing:
+    """One event waiting for the next write; ``ticket`` receives its confirm future."""
+
+    routing_key: str
+    properties: Basic.Properties
+    body: bytes
+    ticket: asyncio.Future[asyncio.Future[Any]]
+
+
+#: The aiormq ``Channel`` attributes :class:`_PublishBatcher` writes through.
+_CHANNEL_API = ("lock", "delivery_tag", "confirmations", "write_queue", "max_content_size")
+
+
+def batching_supported(channel: object) -> bool:
+    """Whether ``channel`` (an aiormq channel) has what :class:`_PublishBatcher` relies on."""
+    return all(hasattr(channel, name) for name in _CHANNEL_API) and hasattr(
+        channel, "create_future"
+    )
+
+
+class _PublishBatcher:
+    """Writes every event published during one event-loop turn as one frame batch.
+
+    aiormq's ``basic_publish`` takes the channel lock, marshals and queues one message, and
+    awaits its confirm, per call: about 0.4 ms of CPU per event here. This does what it does for
+    all the events queued since the last turn at once: marshals them (outside the lock, so an
+    unencodable header fails alone and before anything is sent), then, under the channel lock,
+    numbers them with consecutive delivery tags, registers a confirm future per tag (created by
+    the channel, so a channel close rejects them) and queues one write. The broker's confirms,
+    single or ``multiple``, resolve the futures as for ``basic_publish``: about 0.08 ms of CPU
+    per event, measured in ``bench/bench_bus.py``.
+    """
+
+    def __init__(self, get_channel: Any) -> None:
+        self._get_channel = get_channel
+        self._pending: list[_Outgoing] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, outgoing: _Outgoing) -> None:
+        self._pending.append(outgoing)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="kglab-bus-publish")
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                # A caller that gave up (timeout, cancelled) before the write is not sent.
+                batch = [o for o in batch if not o.ticket.done()]
+                if batch:
+                    await self._write(batch)
+        finally:
+            self._task = None
+
+    async def _write(self, batch: list[_Outgoing]) -> None:
+        try:
+            channel: aiormq.Channel = await self._get_channel()
+            number = channel.number
+            size = channel.max_content_size
+            frames: list[Any] = []
+            for outgoing in batch:
+                body = outgoing.body
+                frames.append(Basic.Publish(exchange=EXCHANGE, routing_key=outgoing.routing_key))
+                frames.append(ContentHeader(properties=outgoing.properties, body_size=len(body)))
+                frames.extend(ContentBody(body[i : i + size]) for i in range(0, len(body), size))
+            payload = ChannelFrame.marshall(channel_number=number, frames=frames)
+            async with channel.lock:
+                # No await from here to the put: the tags and the frames stay in step.
+                confirms: list[asyncio.Future[Any]] = []
+                for _ in batch:
+                    channel.delivery_tag += 1
+                    confirm = channel.create_future()
+                    channel.confirmations[channel.delivery_tag] = confirm
+                    confirms.append(confirm)
+                await channel.write_queue.put(payload)
+        except BaseException as exc:
+            for outgoing in batch:
+                if not outgoing.ticket.done():
+                    outgoing.ticket.set_exception(
+                        exc if isinstance(exc, Exception) else PublishError("Cancelled.")
+                    )
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for outgoing, confirm in zip(batch, confirms, strict=True):
+            if not outgoing.ticket.done():
+                outgoing.ticket.set_result(confirm)
+
+
+class _AckCoalescer:
+    """Acks of one consumer channel, sent together once per event-loop turn.
+
+    Every delivery tag up to ``floor`` is settled (acked, or nacked back to the queue). When
+    handlers finish, the tags they finished are acked at the next turn of the loop: those that
+    join the contiguous settled run from ``floor`` with one ``basic.ack`` whose ``multiple``
+    flag covers the run, the others (finished while an earlier delivery is still running) one by
+    one, so a slow handler never holds back the acks, and so the prefetch credit, of the rest.
+    ``multiple`` acks every unsettled tag up to it, so it is only used for a run in which every
+    tag is known to be settled; tags start at 1 on each channel and rise by one per delivery,
+    and a robust reconnect opens a new channel, which restarts the count here too.
+    """
+
+    #: Settled tags kept above a gap (a delivery still running); beyond this the oldest are
+    #: forgotten, which only costs coalescing (later acks go one by one), never correctness.
+    MAX_TRACKED = 65_536
+
+    __slots__ = ("_channel", "_floor", "_flush", "_pending", "_settled")
+
+    def __init__(self) -> None:
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._floor = 0
+        self._settled: set[int] = set()
+        self._pending: dict[int, asyncio.Future[bool]] = {}
+        self._flush: asyncio.Task[None] | None = None
+
+    def ack(self, channel: aiormq.abc.AbstractChannel, tag: int) -> asyncio.Future[bool]:
+        """Ack ``tag`` soon; the future says whether the ack was handed to the connection."""
+        self._use(channel)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[tag] = future
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._send())
+        return future
+
+    def settled(self, channel: aiormq.abc.AbstractChannel, tag: int) -> None:
+        """``tag`` was settled another way (nacked): later runs may pass over it."""
+        self._use(channel)
+        self._settled.add(tag)
+
+    def _use(self, channel: aiormq.abc.AbstractChannel) -> None:
+        if channel is self._channel:
+            return
+        # A new channel (reconnect): its tags start again. Acks still pending were for the
+        # old, closed channel; the broker has requeued those deliveries already.
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(False)
+        self._pending = {}
+        self._settled.clear()
+        self._floor = 0
+        self._channel = channel
+
+    async def _send(self) -> None:
+        pending, self._pending = self._pending, {}
+        channel = self._channel
+        self._flush = None
+        settled = self._settled
+        settled.update(pending)
+        floor = self._floor
+        while floor + 1 in settled:
+            floor += 1
+            settled.discard(floor)
+        self._floor = floor
+        if len(settled) > self.MAX_TRACKED:
+            for tag in sorted(settled)[: len(settled) - self.MAX_TRACKED]:
+                settled.discard(tag)
+        in_run = [tag for tag in pending if tag <= floor]
+        singles = [tag for tag in pending if tag > floor]
+        ok = channel is not None
+        try:
+            if channel is not None:
+                if in_run:
+                    # The highest newly finished tag of the run: never one acked before.
+                    await channel.basic_ack(max(in_run), multiple=len(in_run) > 1, wait=False)
+                for tag in singles:
+                    await channel.basic_ack(tag, wait=False)
+        except Exception as exc:
+            ok = False
+            _log.warning("event_ack_failed", events=len(pending), error=str(exc))
+        for future in pending.values():
+            if not future.done():
+                future.set_result(ok)
+
+
 @dataclass(eq=False, slots=True)
 class _Subscription:
     group: str
@@ -155,6 +350,9 @@ class _Subscription:
     queue: AbstractQueue
     consumer_tag: str = ""
     retry_queues: dict[int, str] = field(default_factory=dict)
+    acks: _AckCoalescer = field(default_factory=_AckCoalescer)
+    #: Prometheus children by event type, so the hot path skips ``labels()``.
+    consumed: dict[str, Any] = field(default_factory=dict)
 
 
 class RabbitMQBus:
@@ -187,6 +385,8 @@ class RabbitMQBus:
         self._exchange: AbstractExchange | None = None
         self._admin_channel: AbstractRobustChannel | None = None
         self._subscriptions: list[_Subscription] = []
+        self._published: dict[str, Any] = {}
+        self._batcher: _PublishBatcher | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._lag_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
@@ -212,6 +412,10 @@ class RabbitMQBus:
                     EXCHANGE, ExchangeType.TOPIC, durable=True
                 )
                 self._admin_channel = await connection.channel(publisher_confirms=False)
+                if batching_supported(await self._publish_channel.get_underlay_channel()):
+                    self._batcher = _PublishBatcher(self._confirming_channel)
+                else:  # pragma: no cover - another aiormq version
+                    _log.warning("bus_publish_batching_unavailable")
             except BaseException:
                 await connection.close()
                 raise
@@ -268,35 +472,139 @@ class RabbitMQBus:
     # -- publishing ------------------------------------------------------------------------
 
     async def publish(self, event: EventEnvelope) -> None:
-        exchange = self._exchange
-        if exchange is None or self._closing:
+        if self._exchange is None or self._closing:
             raise PublishError("The bus is not started; call start() before publishing.")
         event = prepare_for_publish(event)
-        message = self._message(event.to_bytes(), event, headers=dict(event.trace))
+        outgoing = self._outgoing(event)
         try:
             async with asyncio.timeout(self._publish_timeout_s):
-                await exchange.publish(message, routing_key=event.type, mandatory=False)
+                await self._confirmed([outgoing])
         except Exception as exc:
+            if isinstance(exc, _NotConfirmed) and isinstance(exc.__cause__, Exception):
+                exc = exc.__cause__
             raise PublishError(
                 f"RabbitMQ did not confirm event {event.id} ({event.type}): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        EVENTS_PUBLISHED.labels(event.type).inc()
+        self._count_published(event.type)
 
-    def _message(
-        self, body: bytes, event: EventEnvelope, *, headers: dict[str, Any]
-    ) -> aio_pika.Message:
-        return aio_pika.Message(
-            body,
-            headers=headers,
-            content_type=_JSON,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=event.id,
-            correlation_id=event.correlation_id,
-            timestamp=event.time,
-            type=event.type,
-            app_id=self.source,
+    async def publish_many(self, events: Sequence[EventEnvelope]) -> None:
+        """Publish in order, up to :data:`PUBLISH_WINDOW` confirms in flight; see the port."""
+        if self._exchange is None or self._closing:
+            raise PublishError("The bus is not started; call start() before publishing.")
+        encoded: list[_Outgoing] = []
+        failure: Exception | None = None
+        for event in events:
+            try:
+                encoded.append(self._outgoing(prepare_for_publish(event)))
+            except Exception as exc:  # not serialisable: send what comes before it
+                failure = exc
+                break
+        confirmed = 0
+        for start in range(0, len(encoded), PUBLISH_WINDOW):
+            window = encoded[start : start + PUBLISH_WINDOW]
+            try:
+                async with asyncio.timeout(self._publish_timeout_s):
+                    confirmed += await self._confirmed(window)
+            except _NotConfirmed as exc:
+                confirmed += exc.confirmed
+                event_type = window[exc.confirmed].routing_key
+                cause = exc.__cause__
+                raise PublishError(
+                    f"RabbitMQ confirmed {confirmed} of {len(events)} events, not the next "
+                    f"({event_type}): {type(cause).__name__}: {cause}",
+                    confirmed=confirmed,
+                ) from cause
+            except Exception as exc:  # the timeout: nothing after ``confirmed`` is known
+                raise PublishError(
+                    f"RabbitMQ confirmed {confirmed} of {len(events)} events, then none within "
+                    f"{self._publish_timeout_s} s: {type(exc).__name__}: {exc}",
+                    confirmed=confirmed,
+                ) from exc
+            for outgoing in window:
+                self._count_published(outgoing.routing_key)
+        if failure is not None:
+            raise PublishError(
+                f"Event {confirmed + 1} of {len(events)} could not be encoded: "
+                f"{type(failure).__name__}: {failure}",
+                confirmed=confirmed,
+            ) from failure
+
+    def _outgoing(self, event: EventEnvelope) -> _Outgoing:
+        return _Outgoing(
+            routing_key=event.type,
+            properties=Basic.Properties(
+                headers=dict(event.trace),
+                content_type=_JSON,
+                delivery_mode=_PERSISTENT,
+                message_id=event.id,
+                correlation_id=event.correlation_id,
+                timestamp=event.time,
+                message_type=event.type,
+                app_id=self.source,
+            ),
+            body=event.to_bytes(),
+            ticket=asyncio.get_running_loop().create_future(),
         )
+
+    async def _confirmed(self, batch: list[_Outgoing]) -> int:
+        """Send ``batch`` and wait for every confirm; return how many (all), else raise
+        :class:`_NotConfirmed` with the confirmed prefix. Unsent ones are withdrawn if the
+        caller stops waiting."""
+        done = 0
+        try:
+            if self._batcher is not None:
+                for outgoing in batch:
+                    self._batcher.submit(outgoing)
+                for outgoing in batch:
+                    try:
+                        await (await outgoing.ticket)
+                    except Exception as exc:
+                        raise _NotConfirmed(done) from exc
+                    done += 1
+            else:
+                channel = await self._confirming_channel()
+                outcomes = await asyncio.gather(
+                    *(self._send(channel, outgoing) for outgoing in batch),
+                    return_exceptions=True,
+                )
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise _NotConfirmed(done) from outcome
+                    done += 1
+        finally:
+            for outgoing in batch:
+                if not outgoing.ticket.done():
+                    outgoing.ticket.cancel()
+        return done
+
+    async def _confirming_channel(self) -> aiormq.Channel:
+        channel = self._publish_channel
+        if channel is None or self._closing:
+            raise PublishError("The bus is closed.")
+        # Waits while a robust reconnect is in progress (bounded by the caller's timeout).
+        return cast(aiormq.Channel, await channel.get_underlay_channel())
+
+    async def _send(self, channel: aiormq.Channel, outgoing: _Outgoing) -> None:
+        """One event through aiormq's ``basic_publish`` (when batching is not available).
+
+        ``wait=False`` hands the frame to the connection's writer and waits for the confirm at
+        once, instead of holding the channel lock until the socket took the bytes.
+        """
+        await channel.basic_publish(
+            outgoing.body,
+            exchange=EXCHANGE,
+            routing_key=outgoing.routing_key,
+            properties=outgoing.properties,
+            mandatory=False,
+            wait=False,
+        )
+
+    def _count_published(self, event_type: str) -> None:
+        child = self._published.get(event_type)
+        if child is None:
+            child = self._published[event_type] = EVENTS_PUBLISHED.labels(event_type)
+        child.inc()
 
     async def _send_to_queue(self, queue_name: str, message: aio_pika.Message) -> None:
         """Publish (with confirm) straight to one queue through the default exchange."""
@@ -401,8 +709,13 @@ class RabbitMQBus:
             else:
                 await self._schedule_retry(subscription, message, headers, attempt)
             return
-        if await self._settle(message, ack=True):
-            EVENTS_CONSUMED.labels(group, envelope.type).inc()
+        if await self._ack(subscription, message):
+            child = subscription.consumed.get(envelope.type)
+            if child is None:
+                child = subscription.consumed[envelope.type] = EVENTS_CONSUMED.labels(
+                    group, envelope.type
+                )
+            child.inc()
 
     def _copy(
         self, message: AbstractIncomingMessage, headers: Mapping[str, Any], **extra: Any
@@ -436,9 +749,9 @@ class RabbitMQBus:
         except PublishError as exc:
             # The copy is not safe, so the original must stay: hand it back to the broker.
             _log.error("event_retry_not_scheduled", group=subscription.group, error=str(exc))
-            await self._settle(message, ack=False)
+            await self._requeue(subscription, message)
             return
-        if await self._settle(message, ack=True):
+        if await self._ack(subscription, message):
             EVENTS_RETRIED.labels(subscription.group, message.type or "").inc()
 
     async def _park(
@@ -462,25 +775,38 @@ class RabbitMQBus:
             await self._send_to_queue(dead_letter_queue(subscription.group), copy)
         except PublishError as exc:
             _log.error("event_not_dead_lettered", group=subscription.group, error=str(exc))
-            await self._settle(message, ack=False)
+            await self._requeue(subscription, message)
             return
-        if await self._settle(message, ack=True):
+        if await self._ack(subscription, message):
             EVENTS_DEAD_LETTERED.labels(subscription.group, message.type or "").inc()
 
-    @staticmethod
-    async def _settle(message: AbstractIncomingMessage, *, ack: bool) -> bool:
-        """Ack, or nack for redelivery. On a dead channel the broker requeues the event anyway."""
+    async def _ack(self, subscription: _Subscription, message: AbstractIncomingMessage) -> bool:
+        """Ack (coalesced with the acks of this loop turn); False if it could not be sent, in
+        which case the broker redelivers the event."""
         try:
-            if ack:
-                await message.ack()
-            else:
-                await message.nack(requeue=True)
+            channel = message.channel
+            tag = message.delivery_tag
+            if tag is None:
+                raise aiormq.exceptions.ChannelInvalidStateError("no delivery tag")
         except Exception as exc:
             _log.warning(
-                "event_settle_failed", ack=ack, message_id=message.message_id, error=str(exc)
+                "event_settle_failed", ack=True, message_id=message.message_id, error=str(exc)
             )
             return False
-        return True
+        return await subscription.acks.ack(channel, tag)
+
+    async def _requeue(self, subscription: _Subscription, message: AbstractIncomingMessage) -> None:
+        """Nack for redelivery. On a dead channel the broker requeues the event anyway."""
+        try:
+            channel = message.channel
+            await message.nack(requeue=True)
+        except Exception as exc:
+            _log.warning(
+                "event_settle_failed", ack=False, message_id=message.message_id, error=str(exc)
+            )
+            return
+        if message.delivery_tag is not None:
+            subscription.acks.settled(channel, message.delivery_tag)
 
     # -- dead letters ----------------------------------------------------------------------
 
