@@ -752,18 +752,54 @@ down_neo4j() {
 
 # ---------------------------------------------------------------------------- FerretDB
 
+# Storage behind FerretDB: "sqlite" (files under .kglab/servers/ferretdb/data/) or "postgresql"
+# (database FERRET_PG_DB in the PostgreSQL this script starts). See adr/0011.
+FERRET_HANDLER="${KGLAB_FERRETDB_HANDLER:-postgresql}"
 FERRET_DIR="$STATE/ferretdb"
 FERRET_PID="$FERRET_DIR/ferretdb.pid"
+FERRET_HANDLER_FILE="$FERRET_DIR/handler" # the handler of the running process
 FERRET_LOG="$LOGS/ferretdb.log"
+FERRET_PG_DB=ferretdb
 
 ferret_ready() { port_open "$MONGO_PORT"; }
 
+ferret_check_handler() {
+    case "$FERRET_HANDLER" in
+    sqlite | postgresql) ;;
+    *) die "KGLAB_FERRETDB_HANDLER must be sqlite or postgresql (got '$FERRET_HANDLER')" ;;
+    esac
+}
+
+ferret_pg_url() { echo "postgres://kglab:kglab@$HOST:$PG_PORT/$FERRET_PG_DB"; }
+
+# The database FerretDB keeps its collections in (one schema per MongoDB database), created once.
+ferret_ensure_pg_db() {
+    local admin="postgresql://kglab:kglab@$HOST:$PG_PORT/kglab"
+    if [[ "$(psql -X -q -A -t "$admin" -c "SELECT 1 FROM pg_database WHERE datname = '$FERRET_PG_DB'")" != "1" ]]; then
+        log "ferretdb: creating PostgreSQL database $FERRET_PG_DB"
+        psql -X -q "$admin" -c "CREATE DATABASE $FERRET_PG_DB OWNER kglab" >/dev/null 2>&1 ||
+            [[ "$(psql -X -q -A -t "$admin" -c "SELECT 1 FROM pg_database WHERE datname = '$FERRET_PG_DB'")" == "1" ]]
+    fi
+}
+
 up_ferretdb() {
-    local pid
+    local pid running
+    ferret_check_handler
     pid="$(pid_from "$FERRET_PID")"
     if pid_alive "$pid" && ferret_ready; then
-        log "ferretdb: already running (pid $pid)"
-        return 0
+        running="$(cat "$FERRET_HANDLER_FILE" 2>/dev/null || echo sqlite)"
+        if [[ "$running" == "$FERRET_HANDLER" ]]; then
+            log "ferretdb: already running (pid $pid, $running handler)"
+            return 0
+        fi
+        if [[ -z "${KGLAB_FERRETDB_HANDLER:-}" ]]; then
+            # Not asked for explicitly: never switch the storage under running tests.
+            warn "ferretdb: running with the $running handler, the default is now $FERRET_HANDLER; keeping it (switch with 'KGLAB_FERRETDB_HANDLER=$FERRET_HANDLER bash deploy/local/servers.sh up')"
+            return 0
+        fi
+        log "ferretdb: switching from the $running to the $FERRET_HANDLER handler (each keeps its own data)"
+        down_ferretdb
+        pid=""
     fi
     if ! pid_alive "$pid" && port_open "$MONGO_PORT"; then
         warn "ferretdb: port $MONGO_PORT is served by another process (not started from this work tree); using it"
@@ -773,20 +809,31 @@ up_ferretdb() {
         ferretdb_bin_ok || fail_server ferretdb "binary missing or not $FERRETDB_VERSION ($FERRETDB_BIN)" "$LOGS/build-ferretdb.log"
         mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
         rm -f "$FERRET_PID"
-        log "ferretdb: starting FerretDB $FERRETDB_VERSION (SQLite handler) on $HOST:$MONGO_PORT"
+        local -a storage
+        if [[ "$FERRET_HANDLER" == postgresql ]]; then
+            ferret_ensure_pg_db || fail_server ferretdb "could not create the PostgreSQL database $FERRET_PG_DB" "$PG_LOG"
+            # The URL (with its password) goes through the environment, not the command line.
+            storage=(env "FERRETDB_POSTGRESQL_URL=$(ferret_pg_url)" "$FERRETDB_BIN" --handler=postgresql)
+        else
+            storage=("$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/")
+        fi
+        log "ferretdb: starting FerretDB $FERRETDB_VERSION ($FERRET_HANDLER handler) on $HOST:$MONGO_PORT"
         : >"$FERRET_LOG"
-        setsid nohup "$FERRETDB_BIN" --listen-addr="$HOST:$MONGO_PORT" --handler=sqlite \
-            --sqlite-url="file:$FERRET_DIR/data/" --state-dir="$FERRET_DIR/state" \
+        setsid nohup "${storage[@]}" --listen-addr="$HOST:$MONGO_PORT" --state-dir="$FERRET_DIR/state" \
             --telemetry=disable --debug-addr=- --log-level=warn \
             >>"$FERRET_LOG" 2>&1 </dev/null 9>&- &
         pid=$!
         echo "$pid" >"$FERRET_PID"
+        echo "$FERRET_HANDLER" >"$FERRET_HANDLER_FILE"
     fi
     wait_until ferretdb "$TIMEOUT" "$pid" ferret_ready "$FERRET_LOG"
-    log "ferretdb: up"
+    log "ferretdb: up ($FERRET_HANDLER handler)"
 }
 
-down_ferretdb() { stop_pid ferretdb "$FERRET_PID" 30; }
+down_ferretdb() {
+    stop_pid ferretdb "$FERRET_PID" 30
+    rm -f "$FERRET_HANDLER_FILE"
+}
 
 # ---------------------------------------------------------------------------- ClamAV (clamd)
 
@@ -916,6 +963,7 @@ prepare_dirs() {
 
 cmd_up() {
     local t0=$SECONDS
+    ferret_check_handler
     with_lock
     prepare_dirs
     start_builds
@@ -977,7 +1025,9 @@ cmd_status() {
     if bolt_handshake; then report neo4j 1 "$HOST:$NEO4J_PORT $(owner "$pid")"; else report neo4j 0 "$HOST:$NEO4J_PORT"; fi
     pid="$(pid_from "$FERRET_PID")"
     pid_alive "$pid" || pid=""
-    if ferret_ready; then report ferretdb 1 "$HOST:$MONGO_PORT $(owner "$pid")"; else report ferretdb 0 "$HOST:$MONGO_PORT"; fi
+    if ferret_ready; then
+        report ferretdb 1 "$HOST:$MONGO_PORT $(owner "$pid")${pid:+ $(cat "$FERRET_HANDLER_FILE" 2>/dev/null || echo sqlite) handler}"
+    else report ferretdb 0 "$HOST:$MONGO_PORT"; fi
     pid="$(pid_from "$CLAMD_PID")"
     pid_alive "$pid" || pid=""
     if clamd_ready; then report clamd 1 "$HOST:$CLAMD_PORT $(owner "$pid")"; else report clamd 0 "$HOST:$CLAMD_PORT"; fi
@@ -993,7 +1043,9 @@ usage: bash deploy/local/servers.sh {up|down|restart|status|env}
   restart  down, then up
   status   one line per server; exit 1 when any is down
   env      print the export lines only
-environment: KGLAB_SERVERS_TIMEOUT (seconds per server, default 180), KGLAB_NEO4J_HEAP (default 1g)
+environment: KGLAB_SERVERS_TIMEOUT (seconds per server, default 180), KGLAB_NEO4J_HEAP (default 1g),
+  KGLAB_FERRETDB_HANDLER (sqlite or postgresql, default $FERRET_HANDLER; set explicitly, it restarts a
+  FerretDB running with the other one)
 EOF
 }
 
