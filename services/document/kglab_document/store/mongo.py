@@ -1,8 +1,12 @@
 """``DocumentStore`` on MongoDB (or FerretDB 1.x) through PyMongo's native async API.
 
-Only what both servers support: plain finds with ``$or``/``$and`` range filters, compound
+Only what both servers support: plain finds with equality, range and ``$or`` filters, compound
 indexes, ``update_one`` upserts with ``$setOnInsert``. No transactions: idempotency comes from
 upserts keyed by ids (chunks first, then the document, so a visible document has its chunks).
+
+Query shapes follow what FerretDB 1.x hands to its backend (adr/0011): a get is ``{_id}`` alone
+(the only filter its SQLite handler pushes down), and listings keep every equality at the top
+level (its PostgreSQL handler pushes those down, and nothing nested under ``$and``/``$or``).
 """
 
 from __future__ import annotations
@@ -127,32 +131,8 @@ class MongoDocumentStore:
         limit: int,
         after: DocumentCursor | None = None,
     ) -> Page[Document]:
-        clauses: list[MongoDoc] = [
-            {"owner_id": owner_id, "status": DocumentStatus.STORED.value},
-        ]
-        if filters.media_type is not None:
-            clauses.append({"media_type": filters.media_type})
-        if filters.source is not None:
-            clauses.append({"source": filters.source})
-        created: MongoDoc = {}
-        if filters.created_from is not None:
-            created["$gte"] = filters.created_from
-        if filters.created_to is not None:
-            created["$lt"] = filters.created_to
-        if created:
-            clauses.append({"created_at": created})
-        field, direction = _SORTS[sort]
-        if after is not None:
-            op = "$lt" if direction == DESCENDING else "$gt"
-            clauses.append(
-                {"$or": [{field: {op: after.key}}, {field: after.key, "_id": {op: after.id}}]}
-            )
-        query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        cursor = (
-            self._documents.find(query)
-            .sort([(field, direction), ("_id", direction)])
-            .limit(limit + 1)
-        )
+        query, order = list_query(owner_id, filters=filters, sort=sort, after=after)
+        cursor = self._documents.find(query).sort(order).limit(limit + 1)
         rows = [_document_from_mongo(raw) async for raw in cursor]
         return document_page(rows, limit, sort)
 
@@ -227,6 +207,40 @@ class MongoDocumentStore:
 
     async def ping(self) -> None:
         await self._db.command("ping")
+
+
+def list_query(
+    owner_id: str,
+    *,
+    filters: DocumentFilters,
+    sort: SortOrder,
+    after: DocumentCursor | None = None,
+) -> tuple[MongoDoc, list[tuple[str, int]]]:
+    """The filter and sort of a listing page.
+
+    Every equality sits at the top level of the filter, never inside ``$and``: FerretDB 1.x on
+    PostgreSQL turns top-level scalar equalities into SQL (``WHERE``) and evaluates the rest,
+    and everything under a top-level operator, in Go after fetching; MongoDB reads both shapes
+    the same way. The range and the cursor condition have keys of their own (``created_at``,
+    ``$or``), so no ``$and`` is needed.
+    """
+    query: MongoDoc = {"owner_id": owner_id, "status": DocumentStatus.STORED.value}
+    if filters.media_type is not None:
+        query["media_type"] = filters.media_type
+    if filters.source is not None:
+        query["source"] = filters.source
+    created: MongoDoc = {}
+    if filters.created_from is not None:
+        created["$gte"] = filters.created_from
+    if filters.created_to is not None:
+        created["$lt"] = filters.created_to
+    if created:
+        query["created_at"] = created
+    field, direction = _SORTS[sort]
+    if after is not None:
+        op = "$lt" if direction == DESCENDING else "$gt"
+        query["$or"] = [{field: {op: after.key}}, {field: after.key, "_id": {op: after.id}}]
+    return query, [(field, direction), ("_id", direction)]
 
 
 _SORTS: dict[SortOrder, tuple[str, int]] = {
