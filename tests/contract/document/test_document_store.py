@@ -195,12 +195,22 @@ async def test_filters_combine_with_pagination(document_store: DocumentStore) ->
             lambda d: d.media_type == "text/plain" and d.created_at >= window_from,
         ),
         (DocumentFilters(media_type="image/png"), lambda d: False),
+        (
+            # Every filter at once: all equalities, the range and (limit 1) the cursor together.
+            DocumentFilters(
+                media_type="application/pdf", source="https://example.org/a", created_to=window_to
+            ),
+            lambda d: (
+                "pdf" in d.media_type and d.source.startswith("https") and d.created_at < window_to
+            ),
+        ),
     ]
     for filters, keep in cases:
         wanted = [d for d in documents if keep(d)]
         for sort in SortOrder:
-            served = await walk(document_store, sort, limit=4, filters=filters)
-            assert served == expected_order(wanted, sort), (filters, sort)
+            for limit in (1, 4):
+                served = await walk(document_store, sort, limit=limit, filters=filters)
+                assert served == expected_order(wanted, sort), (filters, sort, limit)
 
 
 async def test_pagination_is_stable_under_inserts(document_store: DocumentStore) -> None:
