@@ -2,14 +2,22 @@
 
 Real processes on loopback, as in production: the auth service (real PostgreSQL in a fresh
 database, real Redis) and the gateway, each a uvicorn process; load from ``wrk`` (a C load
-generator, so the client does not eat the Python processes' CPU). Every run is bounded in time.
+generator, so the client does not eat the Python processes' CPU: its own CPU is reported).
+Every run is bounded in time.
 
 - auth middleware cost: the same public request through the gateway with and without a bearer
   token (the only difference is verifying it), sequential, medians of interleaved rounds;
   plus the in-process cost of verifying a token cold (signature) and warm (cache).
 - gateway overhead: the same request straight to the auth service and through the gateway.
 - load: 100 connections, 100 distinct users, GET /api/v1/auth/me (protected, reads PostgreSQL)
-  through the gateway for 20 s.
+  through the gateway for 20 s, with the CPU each process spent per request (gateway, auth,
+  wrk) read from /proc: on a 2-core machine that budget, not the gateway alone, bounds rps.
+- upstream clients: the CPU an asyncio HTTP client spends per request (httpx, httpcore
+  directly, aiohttp), 50 concurrent requests to a minimal loopback server in another process,
+  measured in this process alone (getrusage). The gateway forwards with the cheapest.
+
+Knobs: KGLAB_BENCH_LOAD_S (load seconds, default 20), KGLAB_BENCH_GATEWAY_WORKERS (uvicorn
+workers of the gateway, default 1; the 2 cores are shared with auth, the servers and wrk).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,6 +48,8 @@ from tests.isolation import free_port, fresh_postgres_database  # noqa: E402
 SECRET = "bench-internal-secret-0123456789"
 USERS = 100
 LOAD_SECONDS = int(os.environ.get("KGLAB_BENCH_LOAD_S", "20"))
+GATEWAY_WORKERS = int(os.environ.get("KGLAB_BENCH_GATEWAY_WORKERS", "1"))
+CLIENT_REQUESTS = int(os.environ.get("KGLAB_BENCH_CLIENT_REQUESTS", "3000"))
 PASSWORD = "a long enough passphrase"
 
 WRK_SCRIPT = r"""
@@ -63,8 +74,11 @@ end
 """
 
 
+SERVED: dict[str, subprocess.Popen[str]] = {}
+
+
 @contextmanager
-def serve(app: str, port: int, env: dict[str, str]):  # type: ignore[no-untyped-def]
+def serve(app: str, port: int, env: dict[str, str], workers: int = 1):  # type: ignore[no-untyped-def]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     process = subprocess.Popen(
         [
@@ -80,6 +94,7 @@ def serve(app: str, port: int, env: dict[str, str]):  # type: ignore[no-untyped-
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env={**os.environ, **env},
         stdout=log,
@@ -97,8 +112,10 @@ def serve(app: str, port: int, env: dict[str, str]):  # type: ignore[no-untyped-
         else:
             log.seek(0)
             raise RuntimeError(f"{app} did not start:\n{log.read()[-2000:]}")
+        SERVED[app] = process
         yield f"http://127.0.0.1:{port}"
     finally:
+        SERVED.pop(app, None)
         process.terminate()
         process.wait(timeout=20)
 
@@ -127,16 +144,47 @@ def interleaved(pairs: dict[str, tuple[str, dict[str, str]]], rounds: int = 5) -
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def wrk(url: str, path: str, tokens: list[str], connections: int, seconds: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _kernel_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str,
+    path: str,
+    tokens: list[str],
+    connections: int,
+    seconds: int,
+    watch: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Load ``url + path`` with wrk; with ``watch`` (name -> pid), the CPU each process spent
+    per request, and wrk's own."""
+    watch = watch or {}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "load.lua")
         script.write_text(WRK_SCRIPT)
         token_file = Path(tmp, "tokens")
         token_file.write_text("\n".join(tokens) + "\n")
+        before = {name: _cpu_seconds(pid) for name, pid in watch.items()}
+        kernel_before = {name: _kernel_seconds(pid) for name, pid in watch.items()}
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         completed = subprocess.run(
             [
                 "wrk",
-                "-t2",
+                "-t1",
                 f"-c{connections}",
                 f"-d{seconds}s",
                 "--timeout",
@@ -151,10 +199,113 @@ def wrk(url: str, path: str, tokens: list[str], connections: int, seconds: int) 
             timeout=seconds + 60,
             check=True,
         )
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent = {name: _cpu_seconds(pid) - before[name] for name, pid in watch.items()}
+        kernel = {name: _kernel_seconds(pid) - kernel_before[name] for name, pid in watch.items()}
     line = [ln for ln in completed.stdout.splitlines() if ln.startswith("{")][-1]
     stats: dict[str, Any] = json.loads(line)
-    stats["rps"] = round(stats["requests"] / (stats["duration_us"] / 1e6), 1)
+    duration_s = stats["duration_us"] / 1e6
+    stats["rps"] = round(stats["requests"] / duration_s, 1)
+    spent["wrk"] = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
+    requests = max(1, stats["requests"])
+    stats["cpu_ms_per_request"] = {name: round(v * 1000 / requests, 3) for name, v in spent.items()}
+    stats["kernel_ms_per_request"] = {
+        name: round(v * 1000 / requests, 3) for name, v in kernel.items()
+    }
+    stats["cpu_cores_busy"] = {name: round(v / duration_s, 2) for name, v in spent.items()}
+    stats["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     return stats
+
+
+TINY_SERVER = r"""
+import asyncio, sys
+BODY = b'{"status":"ok"}'
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(BODY), BODY)
+class Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            _, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            self.transport.write(ANSWER)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+async def compare_clients(requests: int, concurrency: int = 50) -> dict[str, dict[str, float]]:
+    """CPU per request of each candidate upstream client, in this process only, against a
+    minimal HTTP/1.1 server in another process (so the server's cost is not counted)."""
+    import aiohttp
+    import httpcore
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", TINY_SERVER, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}/api/v1/auth/me"
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()
+
+        async def drive(one: Any) -> dict[str, float]:
+            await one()
+            per_worker = requests // concurrency
+
+            async def worker() -> None:
+                for _ in range(per_worker):
+                    await one()
+
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+            done = per_worker * concurrency
+            return {
+                "cpu_ms_per_request": round(cpu * 1000 / done, 3),
+                "requests_per_s": round(done / elapsed, 1),
+            }
+
+        results: dict[str, dict[str, float]] = {}
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(limits=limits) as client:
+
+            async def via_httpx() -> None:
+                async with client.stream("GET", url) as response:
+                    async for _ in response.aiter_raw():
+                        pass
+
+            results["httpx"] = await drive(via_httpx)
+        async with httpcore.AsyncConnectionPool(max_connections=32) as pool:
+
+            async def via_httpcore() -> None:
+                async with pool.stream("GET", url) as response:
+                    async for _ in response.aiter_stream():
+                        pass
+
+            results["httpcore"] = await drive(via_httpcore)
+        connector = aiohttp.TCPConnector(limit=32, limit_per_host=32)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+
+            async def via_aiohttp() -> None:
+                async with session.get(url) as response:
+                    async for _ in response.content.iter_any():
+                        pass
+
+            results["aiohttp"] = await drive(via_aiohttp)
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 async def verify_costs(gateway_module: Any, token: str, jwks: dict[str, Any]) -> dict[str, float]:
@@ -212,6 +363,7 @@ async def main() -> int:
                 "kglab_gateway.main:create_app",
                 gateway_port,
                 {**common, "KGLAB_GATEWAY_AUTH_URL": auth, "KGLAB_PORT": str(gateway_port)},
+                workers=GATEWAY_WORKERS,
             )
         )
         print(f"auth at {auth}, gateway at {gateway}; signing up {USERS} users ...", flush=True)
@@ -231,7 +383,9 @@ async def main() -> int:
                     )
                 assert r.status_code == 201, r.text
                 login = await client.post(
-                    "/api/v1/auth/login", data={"username": email, "password": PASSWORD}
+                    "/api/v1/auth/login",
+                    data={"username": email, "password": PASSWORD},
+                    headers={"X-Forwarded-For": f"10.0.0.{i}"},
                 )
                 if login.status_code == 429:
                     await asyncio.sleep(float(login.headers.get("retry-after", "1")))
@@ -257,11 +411,24 @@ async def main() -> int:
         )
         costs = await verify_costs(None, tokens[0], jwks)
         print(f"load: {USERS} users, 100 connections, {LOAD_SECONDS} s ...", flush=True)
-        load = wrk(gateway, "/api/v1/auth/me", tokens, connections=100, seconds=LOAD_SECONDS)
+        watch = {
+            "gateway": SERVED["kglab_gateway.main:create_app"].pid,
+            "auth": SERVED["kglab_auth.main:create_app"].pid,
+        }
+        load = wrk(
+            gateway,
+            "/api/v1/auth/me",
+            tokens,
+            connections=100,
+            seconds=LOAD_SECONDS,
+            watch=watch,
+        )
         direct_load = wrk(
             auth, "/health", tokens, connections=100, seconds=max(5, LOAD_SECONDS // 4)
         )
 
+    print(f"upstream clients: {CLIENT_REQUESTS} requests each, 50 concurrent ...", flush=True)
+    clients = await compare_clients(CLIENT_REQUESTS)
     results = {
         "sequential_median_ms": {k: round(v, 3) for k, v in latency.items()},
         "auth_middleware_cost_ms": round(
@@ -274,6 +441,8 @@ async def main() -> int:
         "token_verification": costs,
         "load_me_through_gateway": load,
         "load_health_direct_to_auth_reference": direct_load,
+        "gateway_workers": GATEWAY_WORKERS,
+        "upstream_clients": clients,
         "targets": {
             "auth_middleware_cost_ms": 0.5,
             "load_rps": 1000,
@@ -296,7 +465,26 @@ async def main() -> int:
             " / ".join(f"{load[k] / 1000:.1f}" for k in ("p50_us", "p95_us", "p99_us")),
         ),
         ("load /me via gateway: socket errors / non-2xx", f"{load['errors']} / {load['non_2xx']}"),
+        (
+            "load: CPU ms per request gateway / auth / wrk",
+            " / ".join(f"{load['cpu_ms_per_request'][k]:.2f}" for k in ("gateway", "auth", "wrk")),
+        ),
+        (
+            "load: cores busy gateway / auth / wrk",
+            " / ".join(f"{load['cpu_cores_busy'][k]:.2f}" for k in ("gateway", "auth", "wrk")),
+        ),
+        (
+            "load: gateway workers; load average after",
+            f"{GATEWAY_WORKERS}; {load['loadavg_after']}",
+        ),
         ("reference: /health straight to auth (rps)", f"{direct_load['rps']:.1f}"),
+    ]
+    rows += [
+        (
+            f"upstream client {name}: CPU ms/request, req/s",
+            f"{v['cpu_ms_per_request']:.3f}, {v['requests_per_s']:.0f}",
+        )
+        for name, v in clients.items()
     ]
     print()
     for label, value in rows:
