@@ -3,14 +3,114 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from kglab_shared.errors import ServiceUnavailableError
+
 ReadinessCheck = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
+
+
+class StillLoading(Exception):
+    """Raised by a readiness check whose dependency is on its way up (a model loading):
+    ``/ready`` names it ``loading`` instead of ``down``, and stays 503 until it is up."""
+
+
+class ModelNotLoaded(ServiceUnavailableError):
+    """A model failed to load, or did not finish loading in the time a caller would wait: a 503
+    with Retry-After and a readable detail, never a 500."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+class BackgroundLoad(Generic[T]):
+    """One slow resource (a model) loaded in a daemon thread after :meth:`start`.
+
+    The service answers meanwhile: :meth:`check` is its readiness check (``loading`` while the
+    thread runs, ``down`` with the loader's message if it failed), and callers that need the
+    resource wait for it, bounded: :meth:`get` from a worker thread, :meth:`wait` on the event
+    loop. A failure is logged once with a readable message and re-raised to every caller as
+    :class:`ModelNotLoaded`.
+    """
+
+    def __init__(self, name: str, loader: Callable[[], T], *, wait_s: float = 120.0) -> None:
+        self.name = name
+        self.wait_s = wait_s
+        self._loader = loader
+        self._future: Future[T] = Future()
+        self._started = False
+        self._lock = threading.Lock()
+        self.load_s: float | None = None
+
+    def start(self) -> BackgroundLoad[T]:
+        """Start loading (once; later calls do nothing)."""
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+        threading.Thread(target=self._run, name=f"load-{self.name}", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        if not self._future.set_running_or_notify_cancel():
+            return
+        started = time.perf_counter()
+        try:
+            value = self._loader()
+        except BaseException as exc:  # reported through check() and get(), and logged
+            self._future.set_exception(exc)
+            from kglab_shared.logging import get_logger
+
+            get_logger(__name__).error(
+                "model_load_failed", model=self.name, error=f"{type(exc).__name__}: {exc}"
+            )
+        else:
+            self.load_s = time.perf_counter() - started
+            self._future.set_result(value)
+
+    @property
+    def loaded(self) -> bool:
+        return self._future.done() and self._future.exception() is None
+
+    def _failure(self, error: BaseException) -> ModelNotLoaded:
+        return ModelNotLoaded(f"The model {self.name} failed to load: {error}")
+
+    def get(self, timeout_s: float | None = None) -> T:
+        """The loaded resource; blocks (call it off the event loop) at most ``timeout_s``."""
+        self.start()
+        timeout = self.wait_s if timeout_s is None else timeout_s
+        try:
+            return self._future.result(timeout=timeout)
+        except TimeoutError:
+            raise ModelNotLoaded(
+                f"The model {self.name} is still loading after {timeout:g} s; try again shortly."
+            ) from None
+        except ModelNotLoaded:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+
+    async def wait(self, timeout_s: float | None = None) -> T:
+        """The loaded resource, awaited on the event loop, at most ``timeout_s``."""
+        if self._future.done():
+            return self.get(0)
+        return await asyncio.to_thread(self.get, timeout_s)
+
+    async def check(self) -> None:
+        """Readiness: :class:`StillLoading` while loading; the loader's error if it failed."""
+        if not self._future.done():
+            raise StillLoading(f"The model {self.name} is loading.")
+        error = self._future.exception()
+        if error is not None:
+            raise self._failure(error)
 
 
 class Readiness:
@@ -33,6 +133,8 @@ class Readiness:
                     "status": "down",
                     "detail": f"No answer within {self.timeout_s:g} s.",
                 }
+            except StillLoading as exc:
+                state = {"status": "loading", "detail": str(exc)[:300]}
             except Exception as exc:
                 state = {"status": "down", "detail": f"{type(exc).__name__}: {exc}"[:300]}
             else:

@@ -14,7 +14,6 @@ import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +29,7 @@ from kglab_graph.domain import (
     entity_id,
     normalise_key,
 )
+from kglab_shared.health import BackgroundLoad
 
 #: spaCy labels worth a node; numbers, dates and amounts are not entities of a knowledge graph.
 ENTITY_LABELS = frozenset(
@@ -194,29 +194,27 @@ def load_spacy_recogniser() -> SpacyRecogniser:
 class BackgroundLoadedRecogniser:
     """Starts loading a recogniser in a thread at once and waits for it on first use.
 
-    The spaCy model takes seconds to load; the service answers ``/health`` meanwhile and
-    reports the model in ``/ready``. Events that arrive early wait (in their worker thread).
+    The spaCy model takes seconds to load (``import spacy`` alone is over a second); the
+    service answers ``/health`` meanwhile and names the model ``loading`` in ``/ready`` (then
+    ``up``, or ``down`` with the reason if it failed). Events that arrive early wait in their
+    worker thread, at most ``wait_s``; a failed load is logged and answered with its reason.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, wait_s: float = 120.0) -> None:
         self.name = f"{kind} (loading)"
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-load")
-        self._future = self._pool.submit(create_recogniser, kind)
-        self._pool.shutdown(wait=False)
+        self._load: BackgroundLoad[EntityRecogniser] = BackgroundLoad(
+            "ner_model", lambda: create_recogniser(kind), wait_s=wait_s
+        ).start()
 
     def ready(self) -> bool:
-        return self._future.done() and self._future.exception() is None
+        return self._load.loaded
 
     async def check(self) -> None:
-        """Readiness: raise while loading or if loading failed."""
-        if not self._future.done():
-            raise RuntimeError("The named-entity model is still loading.")
-        error = self._future.exception()
-        if error is not None:
-            raise RuntimeError(f"The named-entity model failed to load: {error}")
+        """Readiness: ``loading`` while loading; the reason if loading failed."""
+        await self._load.check()
 
     def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
-        recogniser = self._future.result()
+        recogniser = self._load.get()
         self.name = recogniser.name
         return recogniser.recognise(texts)
 

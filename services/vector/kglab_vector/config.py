@@ -21,6 +21,8 @@ class VectorSettings(ServiceSettings):
     #: onnxruntime's intra-op threads; the service shares its cores with others.
     embed_threads: int = Field(default=2, ge=1, le=32)
     embed_batch_size: int = Field(default=32, ge=1, le=512)
+    #: How long a request or event that needs the model waits for it while it loads.
+    model_wait_s: float = Field(default=60.0, gt=0, le=600)
     #: The alias the service reads and writes; the physical collection is per model.
     collection: str = Field(default="kglab_chunks", pattern=r"^[A-Za-z0-9_-]{1,100}$")
     #: Embedded stores: Qdrant's local mode in this folder under ``KGLAB_DATA_DIR``, or

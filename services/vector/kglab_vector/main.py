@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -24,6 +23,7 @@ from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.cache.port import SearchCache
 from kglab_vector.cache.redis import RedisSearchCache
 from kglab_vector.config import VectorSettings
+from kglab_vector.embedding.background import BackgroundLoadedEmbedder
 from kglab_vector.embedding.port import Embedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.graph import HttpGraphClient
@@ -36,14 +36,21 @@ MEMORY = ":memory:"
 
 
 def create_embedder(settings: VectorSettings) -> Embedder:
-    """The one place that chooses the embedder."""
+    """The one place that chooses the embedder. The ONNX model loads in a background thread
+    (:meth:`BackgroundLoadedEmbedder.start`); its vector space is known before it loads."""
     if settings.embedder == "hashing":
         from kglab_vector.embedding.hashing import HashingEmbedder
 
         return HashingEmbedder(settings.hashing_dimension)
-    from kglab_vector.embedding.onnx import OnnxEmbedder
+    from kglab_vector.embedding.background import BackgroundLoadedEmbedder
+    from kglab_vector.embedding.onnx import MINILM_L6_V2_INT8, OnnxEmbedder
 
-    return OnnxEmbedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+    return BackgroundLoadedEmbedder(
+        MINILM_L6_V2_INT8.name,
+        MINILM_L6_V2_INT8.dimension,
+        lambda: OnnxEmbedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size),
+        wait_s=settings.model_wait_s,
+    )
 
 
 @asynccontextmanager
@@ -129,8 +136,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(service_runtime(app, settings, bus=bus))
-            # Verifying and loading the model takes about a second of CPU: off the loop.
-            embedder = await asyncio.to_thread(create_embedder, settings)
+            # Verifying and loading the model takes about a second of CPU: in the background,
+            # named in /ready until it is loaded; calls that need vectors wait for it.
+            embedder = create_embedder(settings)
+            if isinstance(embedder, BackgroundLoadedEmbedder):
+                app.state.readiness.add("embedding_model", embedder.start().check)
             indexer = Indexer(embedder, Bm25SparseEncoder(), batch_size=settings.embed_batch_size)
             store = await stack.enter_async_context(
                 open_vector_store(settings, indexer, app.state.readiness)
