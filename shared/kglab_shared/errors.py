@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from http import HTTPStatus
 from typing import Any
 
@@ -12,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.logging import get_logger
-from kglab_shared.sql import unavailable_detail
 
 PROBLEM_JSON = "application/problem+json"
 _log = get_logger(__name__)
@@ -131,6 +131,16 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def _database_unavailable(exc: BaseException) -> str | None:
+    # SQLAlchemy (over a second to import) is imported only by services that use it; a
+    # process that never imported it cannot have raised one of its errors.
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from kglab_shared.sql import unavailable_detail
+
+    return unavailable_detail(exc)
+
+
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -202,7 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # This handler runs outside the request-context middleware, so take the id from scope.
         correlation_id = request.scope.get("state", {}).get("correlation_id")
-        unavailable = unavailable_detail(exc)
+        unavailable = _database_unavailable(exc)
         if unavailable is not None:
             _log.warning(
                 "database_unavailable", path=request.url.path, correlation_id=correlation_id

@@ -11,19 +11,23 @@ import hashlib
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported where it is used: the service starts without it
+    import numpy as np
+    import numpy.typing as npt
 
 SHINGLE_WORDS = 3
-_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
+_PRIME = (1 << 61) - 1
+_MAX_HASH = (1 << 32) - 1
 _WORD = re.compile(r"\w+")
 _BATCH = 4096
 
 
 @lru_cache(maxsize=8)
 def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    import numpy as np
+
     generator = np.random.RandomState(1)  # fixed: signatures must be comparable forever
     a = generator.randint(1, (1 << 61) - 1, size=num_perm, dtype=np.uint64)
     b = generator.randint(0, (1 << 61) - 1, size=num_perm, dtype=np.uint64)
@@ -46,13 +50,16 @@ def minhash_signature(text: str, *, num_perm: int = 128) -> list[int]:
     ignored). An empty text has the all-maximum signature."""
     if num_perm < 1:
         raise ValueError("num_perm must be >= 1")
+    import numpy as np
+
     a, b = _permutations(num_perm)
-    signature = np.full(num_perm, _MAX_HASH, dtype=np.uint64)
+    prime, max_hash = np.uint64(_PRIME), np.uint64(_MAX_HASH)
+    signature = np.full(num_perm, max_hash, dtype=np.uint64)
     hashes = np.fromiter((_hash32(s) for s in _shingles(text)), dtype=np.uint64)
     with np.errstate(over="ignore"):  # the product wraps modulo 2**64, as in datasketch
         for offset in range(0, len(hashes), _BATCH):
             batch = hashes[offset : offset + _BATCH, np.newaxis]
-            permuted = np.bitwise_and((batch * a + b) % _PRIME, _MAX_HASH)
+            permuted = np.bitwise_and((batch * a + b) % prime, max_hash)
             signature = np.minimum(signature, permuted.min(axis=0))
     return [int(v) for v in signature]
 

@@ -1,0 +1,123 @@
+"""``make dev`` serves before its services are up: ``/health`` at once, ``/ready`` names what is
+still starting, and a request for a starting service waits for it instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.e2e.conftest import _load_composition
+from tests.waiting import wait_until
+
+SERVICES = ("auth", "ingestion", "graph", "document", "vector")
+
+
+@pytest.fixture
+def dev_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KGLAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KGLAB_ENVIRONMENT", "development")
+    monkeypatch.setenv("KGLAB_BUS", "memory")
+    monkeypatch.setenv("KGLAB_STORES", "embedded")
+    monkeypatch.delenv("KGLAB_CLAMD_URL", raising=False)
+
+
+@asynccontextmanager
+async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as client,
+    ):
+        yield client
+
+
+async def test_gateway_serves_while_services_start_and_requests_wait(dev_env: None) -> None:
+    app: FastAPI = _load_composition().build(start_at_once=False)  # type: ignore[attr-defined]
+    host: Any = app.state.service_host
+    async with client_of(app) as client:
+        # Nothing is started yet (main() releases the services once the socket listens).
+        health = await client.get("/health")
+        assert health.status_code == 200
+        starting = await client.get("/ready")
+        assert starting.status_code == 503
+        dependencies = starting.json()["dependencies"]
+        assert {name: dependencies[name]["status"] for name in SERVICES} == dict.fromkeys(
+            SERVICES, "down"
+        )
+
+        email = f"dev-{uuid.uuid4().hex[:10]}@example.com"
+        register = asyncio.create_task(
+            client.post(
+                "/api/v1/auth/register",
+                json={"email": email, "password": "a long enough passphrase"},
+            )
+        )
+        await asyncio.sleep(0.2)
+        assert not register.done()  # waiting for the auth service, not failing
+
+        host.release()
+        registered = await asyncio.wait_for(register, timeout=120)
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["email"] == email
+
+        async def ready() -> bool:
+            return (await client.get("/ready")).status_code == 200
+
+        await wait_until(ready, timeout_s=120, step_s=0.1)
+        assert set(host.up_s) == set(SERVICES)
+        assert host.errors == {}
+
+        # The vector service names its model in its own /ready until it has loaded.
+        vector = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=host.apps["vector"]), base_url="http://vector"
+        )
+        async with vector:
+            state = (await vector.get("/ready")).json()["dependencies"]["embedding_model"]
+            assert state["status"] in ("loading", "up")
+
+            async def model_loaded() -> bool:
+                response = await vector.get("/ready")
+                return bool(response.json()["dependencies"]["embedding_model"]["status"] == "up")
+
+            await wait_until(model_loaded, timeout_s=120, step_s=0.1)
+
+
+async def test_a_service_that_fails_to_start_is_named_with_its_reason(
+    dev_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KGLAB_VECTOR_FUSION_CANDIDATES", "3")  # below the minimum of 10
+    monkeypatch.setenv("KGLAB_DEV_START_WAIT_S", "120")
+    app: FastAPI = _load_composition().build()  # type: ignore[attr-defined]
+    host: Any = app.state.service_host
+    async with client_of(app) as client:
+        search = await client.get("/api/v1/search", params={"q": "anything"})
+        assert search.status_code in (401, 503)  # the gateway asks auth first, which waits
+
+        async def settled() -> bool:
+            return len(host.up_s) + len(host.errors) == len(SERVICES)
+
+        await wait_until(settled, timeout_s=120, step_s=0.1)
+        assert set(host.errors) == {"vector"}
+        assert "KGLAB_VECTOR_FUSION_CANDIDATES" in host.errors["vector"]
+
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["dependencies"]["vector"]["status"] == "down"
+        assert ready.json()["dependencies"]["auth"]["status"] == "up"
+
+        # A request that reaches the vector service gets the reason, as problem+json.
+        transport = httpx.ASGITransport(app=host.app("vector"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://vector") as vector:
+            response = await vector.get("/api/v1/search", params={"q": "anything"})
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"].startswith("The vector service failed to start:")
+        assert "KGLAB_VECTOR_FUSION_CANDIDATES" in response.json()["detail"]
