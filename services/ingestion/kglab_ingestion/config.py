@@ -55,8 +55,10 @@ class IngestionSettings(ServiceSettings):
     sweep_interval_s: float = Field(default=15.0, gt=0)
     #: Attempts before a retryable failure fails the job for good (the bus retries too).
     max_attempts: int = Field(default=3, ge=1, le=10)
-    #: Jobs one worker process runs at once.
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Jobs one worker process runs at once (also the bus prefetch). A small job spends most
+    #: of its time waiting on the database and the blob store, not on the one extraction
+    #: thread, so more than a few in flight keep that thread busy.
+    worker_concurrency: int = Field(default=8, ge=1, le=64)
     #: Run the worker (consumer and sweeper) in this process.
     run_worker: bool = True
     #: MinHash similarity above which a document is linked to an earlier one as a near-duplicate.

@@ -7,6 +7,7 @@ transaction. Processing lives in :mod:`kglab_ingestion.worker`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ from kglab_ingestion.domain import (
 )
 from kglab_ingestion.extraction import PROCESSOR_VERSION, UnsupportedFileError, sniff_media_type
 from kglab_ingestion.fetching import UnsafeUrlError, validate_public_url
-from kglab_ingestion.scanning.port import VirusScanner
+from kglab_ingestion.scanning.port import ScanResult, VirusScanner
 from kglab_ingestion.store.port import BlobStore, DuplicateJobError, JobStore
 from kglab_shared.events import EventEnvelope, IngestionJobRequested
 from kglab_shared.logging import get_logger
@@ -120,11 +121,22 @@ class IngestionService:
         except UnsupportedFileError as exc:
             raise UnsupportedFileTypeError(exc.detail) from exc
 
-        existing = await self._jobs.find_live_by_sha256(owner_id, received.sha256)
-        if existing is not None:
-            return Submission(job=existing, duplicate=True)
-
-        verdict = await self._scanner.scan_file(received.path)
+        # The duplicate check and the scan (then, for clean bytes, the blob write) run side by
+        # side: storing bytes that turn out to be a duplicate's is harmless (same hash, same
+        # bytes, already stored for the live job), and an upload waits for the slower of the
+        # two instead of their sum.
+        found, scanned = await asyncio.gather(
+            self._jobs.find_live_by_sha256(owner_id, received.sha256),
+            self._scan_and_store(received),
+            return_exceptions=True,
+        )
+        if isinstance(found, BaseException):
+            raise found
+        if found is not None:
+            return Submission(job=found, duplicate=True)
+        if isinstance(scanned, BaseException):
+            raise scanned
+        verdict = scanned
         now = self._clock()
         new = NewFileJob(
             owner_id=owner_id,
@@ -146,7 +158,6 @@ class IngestionService:
             )
             raise InfectedFileError(name, verdict.signature, refused.id)
 
-        await self._blobs.put_file(received.sha256, received.path)
         job = self._file_job(new, now)
         try:
             created = await self._jobs.create(job, job_requested_event(job, source=self._source))
@@ -159,6 +170,13 @@ class IngestionService:
             await self._blobs.put_file(received.sha256, received.path)
         _log.info("job_accepted", job_id=created.id, owner_id=owner_id, media_type=media_type)
         return Submission(job=created)
+
+    async def _scan_and_store(self, received: ReceivedFile) -> ScanResult:
+        """Scan the bytes; store them only when clean."""
+        verdict = await self._scanner.scan_file(received.path)
+        if verdict.clean:
+            await self._blobs.put_file(received.sha256, received.path)
+        return verdict
 
     def _file_job(
         self, new: NewFileJob, now: datetime, *, refused_with: str | None = None

@@ -24,12 +24,16 @@ import hashlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
@@ -47,7 +51,6 @@ from kglab_ingestion.extraction import (
     Section,
     UnsupportedFileError,
     chunk_sections,
-    estimated_similarity,
     minhash_signature,
     open_document,
     sniff_media_type,
@@ -103,6 +106,49 @@ def _percent(done: int, total: int) -> int:
     return _STARTED_PROGRESS + (span * done) // max(total, 1)
 
 
+class SignatureCache:
+    """Completed jobs' MinHash signatures by job id (immutable once written), least recently
+    used dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, npt.NDArray[np.uint64]] = OrderedDict()
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._items
+
+    def get(self, job_id: str) -> npt.NDArray[np.uint64] | None:
+        found = self._items.get(job_id)
+        if found is not None:
+            self._items.move_to_end(job_id)
+        return found
+
+    def put(self, job_id: str, signature: Sequence[int]) -> None:
+        self._items[job_id] = np.asarray(signature, dtype=np.uint64)
+        self._items.move_to_end(job_id)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+
+def best_match(
+    signature: Sequence[int], candidates: Sequence[tuple[str, npt.NDArray[np.uint64]]]
+) -> tuple[str | None, float]:
+    """The candidate most similar to ``signature`` (the estimated Jaccard similarity, as
+    :func:`estimated_similarity` computes it) and its score; (None, 0.0) when none shares
+    anything. Signatures of another length (another scheme) are skipped."""
+    mine = np.asarray(signature, dtype=np.uint64)
+    usable = [(job_id, other) for job_id, other in candidates if other.shape == mine.shape]
+    if not usable or not len(mine):
+        return None, 0.0
+    matrix = np.stack([other for _, other in usable])
+    scores = (matrix == mine).sum(axis=1) / len(mine)
+    index = int(np.argmax(scores))
+    best = float(scores[index])
+    if best <= 0.0:
+        return None, 0.0
+    return usable[index][0], best
+
+
 class JobWorker:
     def __init__(
         self,
@@ -129,6 +175,7 @@ class JobWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kglab-extract")
         self._work_dir = settings.data_dir / "ingestion" / "work"
         self._stopping = False
+        self._signatures = SignatureCache(max(1024, 4 * settings.near_duplicate_window))
 
     def close(self) -> None:
         """Stop taking jobs; one in progress is handed back (pending) at its next step."""
@@ -309,7 +356,8 @@ class JobWorker:
         loop = asyncio.get_running_loop()
         media_type = job.content_type or "application/octet-stream"
         start = job.units_done
-        saved = await self._jobs.saved_units(job.id)
+        # A first attempt has nothing saved: no need to ask.
+        saved = await self._jobs.saved_units(job.id) if start else []
         if len(saved) < start:
             # Saved units went missing (cannot normally happen): start over rather than guess.
             start, saved = 0, []
@@ -320,6 +368,8 @@ class JobWorker:
         def open_units() -> tuple[Any, Iterator[ExtractionUnit]]:
             return open_document(path, media_type, source_name=job.source_name, start=start)
 
+        units_total = job.units_total
+        saved_any = start > 0
         try:
             info, units = await loop.run_in_executor(self._executor, open_units)
             last_published = job.progress
@@ -330,8 +380,15 @@ class JobWorker:
                 if self._settings.debug_unit_delay_s:
                     await asyncio.sleep(self._settings.debug_unit_delay_s)
                 sections.extend(unit.sections)
+                units_total = unit.total
                 progress = _percent(unit.index + 1, unit.total)
-                if not await self._jobs.save_unit(
+                last = unit.index + 1 >= unit.total
+                # Every unit but the last is saved as the resume point; the last one completes
+                # the job in the completion's own transaction (a retry extracts it again), so a
+                # one-page file costs no unit row at all.
+                if not last:
+                    saved_any = True
+                if not last and not await self._jobs.save_unit(
                     job.id,
                     self.worker_id,
                     unit_index=unit.index,
@@ -364,9 +421,17 @@ class JobWorker:
                 "An injected failure (fault-injection setting). It will be tried again.",
                 retryable=True,
             )
-        await self._finish(job, info, sections)
+        await self._finish(job, info, sections, units_total=units_total, has_saved_units=saved_any)
 
-    async def _finish(self, job: IngestionJob, info: Any, sections: list[Section]) -> None:
+    async def _finish(
+        self,
+        job: IngestionJob,
+        info: Any,
+        sections: list[Section],
+        *,
+        units_total: int | None,
+        has_saved_units: bool,
+    ) -> None:
         loop = asyncio.get_running_loop()
         settings = self._settings
 
@@ -420,6 +485,8 @@ class JobWorker:
             minhash=signature,
             near_duplicate_of=near_of,
             near_duplicate_similarity=near_score,
+            units_total=units_total,
+            has_saved_units=has_saved_units,
         )
         envelope = event.envelope(
             source=self._source, subject=document_id, event_id=f"{event.event_type}:{job.id}"
@@ -442,14 +509,21 @@ class JobWorker:
     async def _nearest(
         self, job: IngestionJob, signature: list[int]
     ) -> tuple[str | None, float | None]:
-        candidates = await self._jobs.recent_signatures(
+        # The window is read as ids only; signatures never change once written, so each is
+        # fetched once and then compared from memory (reading 500 JSON signatures per job made
+        # near-duplicate detection the worker's largest cost, growing with the owner's jobs).
+        ids = await self._jobs.recent_completed_ids(
             job.owner_id, exclude_job_id=job.id, limit=self._settings.near_duplicate_window
         )
-        best_id, best = None, 0.0
-        for candidate_id, other in candidates:
-            score = estimated_similarity(signature, other)
-            if score > best:
-                best_id, best = candidate_id, score
+        if not ids:
+            return None, None
+        missing = [job_id for job_id in ids if job_id not in self._signatures]
+        if missing:
+            for job_id, other in (await self._jobs.signatures_of(missing)).items():
+                self._signatures.put(job_id, other)
+        known = [(job_id, self._signatures.get(job_id)) for job_id in ids]
+        candidates = [(job_id, other) for job_id, other in known if other is not None]
+        best_id, best = best_match(signature, candidates)
         if best_id is not None and best > self._settings.near_duplicate_threshold:
             return best_id, round(best, 4)
         return None, None

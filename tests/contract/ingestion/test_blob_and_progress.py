@@ -38,6 +38,19 @@ async def test_the_same_bytes_are_stored_once(blob_store: BlobStore, tmp_path: P
     assert await blob_store.put_file(sha, path) is False
 
 
+async def test_a_small_file_round_trips_and_is_stored_once(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    # Below one GridFS chunk: the single-write path.
+    path, sha = a_file(tmp_path, 900)
+    assert await blob_store.put_file(sha, path) is True
+    assert await blob_store.put_file(sha, path) is False
+    assert await blob_store.exists(sha)
+    out = tmp_path / "out"
+    await blob_store.copy_to(sha, out)
+    assert out.read_bytes() == path.read_bytes()
+
+
 async def test_a_missing_blob_is_reported_not_invented(
     blob_store: BlobStore, tmp_path: Path
 ) -> None:

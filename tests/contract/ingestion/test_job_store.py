@@ -226,6 +226,34 @@ async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJob
     signatures = await job_store.recent_signatures("alice", exclude_job_id="x", limit=10)
     assert signatures == [(job.id, [1, 2, 3])]
     assert await job_store.recent_signatures("bob", exclude_job_id="x", limit=10) == []
+    # The same window, as ids, and the signatures by id (what the worker caches).
+    assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == [job.id]
+    assert await job_store.recent_completed_ids("alice", exclude_job_id=job.id, limit=10) == []
+    assert await job_store.recent_completed_ids("bob", exclude_job_id="x", limit=10) == []
+    assert await job_store.signatures_of([job.id, "unknown"]) == {job.id: [1, 2, 3]}
+    assert await job_store.signatures_of([]) == {}
+
+
+async def test_completion_records_the_units_and_keeps_what_was_not_saved(
+    job_store: SqlJobStore,
+) -> None:
+    # The last unit is not saved on its own: the completion records the document's units.
+    job = a_job()
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    assert await job_store.save_unit(
+        job.id, "w1", unit_index=0, units_total=2, sections=[{"text": "one"}], progress=47
+    )
+    done = await job_store.complete(
+        job.id,
+        "w1",
+        replace(completion(), units_total=2, has_saved_units=True),
+        extracted_event(job),  # type: ignore[arg-type]
+    )
+    assert done is not None
+    assert (done.units_done, done.units_total, done.progress) == (2, 2, 100)
+    assert await job_store.saved_units(job.id) == []
 
 
 async def test_release_for_retry_returns_the_job_to_pending(job_store: SqlJobStore) -> None:

@@ -39,6 +39,11 @@ class Completion:
     minhash: list[int] | None
     near_duplicate_of: str | None
     near_duplicate_similarity: float | None
+    #: Units the document had: the last one is not saved separately (it completes the job).
+    units_total: int | None = None
+    #: Whether earlier units were saved (a multi-unit document): only then is there
+    #: anything to drop.
+    has_saved_units: bool = True
 
 
 class JobStore(Protocol):
@@ -124,6 +129,16 @@ class JobStore(Protocol):
     ) -> list[tuple[str, list[int]]]:
         """(job id, MinHash signature) of the owner's latest completed jobs whose document
         still exists."""
+
+    async def recent_completed_ids(
+        self, owner_id: str, *, exclude_job_id: str, limit: int
+    ) -> list[str]:
+        """Ids of the owner's latest completed jobs whose document still exists and that have
+        a signature (the window :meth:`recent_signatures` reads), newest first."""
+
+    async def signatures_of(self, job_ids: Sequence[str]) -> dict[str, list[int]]:
+        """The MinHash signatures of these (completed) jobs; a signature never changes once
+        written, so callers may cache them by job id."""
 
     async def mark_document_deleted(
         self, owner_id: str, document_id: str, *, at: datetime

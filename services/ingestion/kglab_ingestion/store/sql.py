@@ -6,7 +6,7 @@ A job row and the event it causes commit together through the shared outbox
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -53,10 +53,15 @@ _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus
 
 
 def create_engine(url: str) -> AsyncEngine:
-    # WAL on SQLite: readers (GET /jobs) do not wait for the worker's writes. Pre-ping on
-    # PostgreSQL: after a database restart the worker's next claim gets a live connection.
+    # WAL on SQLite: readers (GET /jobs) do not wait for the worker's writes.
+    # No pre-ping: on asyncpg it is three round trips (BEGIN, a query, ROLLBACK) before every
+    # checkout, more than most of this store's operations cost themselves, and it was the
+    # largest share of an upload's database time. After a database restart the first
+    # operation on a dead connection fails instead; SQLAlchemy then discards the whole pool,
+    # a request answers 503 with Retry-After (shared error handling) and a worker's message is
+    # redelivered by the bus (or its job requeued by the sweeper), so nothing is lost.
     return shared_sql.create_engine(
-        url, sqlite_pragmas=("journal_mode=WAL", "busy_timeout=10000"), pre_ping=True
+        url, sqlite_pragmas=("journal_mode=WAL", "busy_timeout=10000"), pre_ping=False
     )
 
 
@@ -171,6 +176,11 @@ class SqlJobStore:
     def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.on_commit = on_commit
+        # One statement needs no BEGIN/COMMIT around it (two round trips on asyncpg, plus a
+        # ROLLBACK after a read): reads and single-statement writes (a conditional UPDATE is
+        # atomic on its own) run in autocommit on the same pool; anything that writes two
+        # statements together (a job and its outbox event, say) keeps its transaction.
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_postgres(self) -> bool:
@@ -214,18 +224,18 @@ class SqlJobStore:
             .order_by(jobs.c.created_at)
             .limit(1)
         )
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             row = (await connection.execute(query)).first()
         return _job(row) if row else None
 
     async def get(self, owner_id: str, job_id: str) -> IngestionJob | None:
         query = select(jobs).where(jobs.c.id == job_id, jobs.c.owner_id == owner_id)
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             row = (await connection.execute(query)).first()
         return _job(row) if row else None
 
     async def get_any(self, job_id: str) -> IngestionJob | None:
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
         return _job(row) if row else None
 
@@ -248,7 +258,7 @@ class SqlJobStore:
                 )
             )
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             rows = (await connection.execute(query)).all()
         items = [_job(row) for row in rows[:limit]]
         next_cursor = None
@@ -272,26 +282,28 @@ class SqlJobStore:
                 ),
             ),
         )
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(jobs)
-                .where(claimable)
-                .values(
-                    status=JobStatus.PROCESSING.value,
-                    lease_owner=worker_id,
-                    lease_expires_at=lease_until,
-                    attempts=jobs.c.attempts + 1,
-                    started_at=now,
-                    updated_at=now,
+        # RETURNING (PostgreSQL, SQLite >= 3.35) answers with the claimed row in the same
+        # round trip.
+        async with self._single.connect() as connection:
+            row = (
+                await connection.execute(
+                    update(jobs)
+                    .where(claimable)
+                    .values(
+                        status=JobStatus.PROCESSING.value,
+                        lease_owner=worker_id,
+                        lease_expires_at=lease_until,
+                        attempts=jobs.c.attempts + 1,
+                        started_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*jobs.c)
                 )
-            )
-            if result.rowcount != 1:
-                return None
-            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+            ).first()
         return _job(row) if row else None
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
-        async with self.engine.begin() as connection:
+        async with self._single.connect() as connection:
             result = await connection.execute(
                 update(jobs).where(_leased(job_id, worker_id)).values(lease_expires_at=lease_until)
             )
@@ -340,7 +352,7 @@ class SqlJobStore:
             .where(job_units.c.job_id == job_id)
             .order_by(job_units.c.unit_index)
         )
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [list(row.sections) for row in rows]
 
@@ -362,7 +374,7 @@ class SqlJobStore:
         }
         if source_name is not None:
             values["source_name"] = source_name
-        async with self.engine.begin() as connection:
+        async with self._single.connect() as connection:
             result = await connection.execute(
                 update(jobs).where(_leased(job_id, worker_id)).values(**values)
             )
@@ -372,40 +384,47 @@ class SqlJobStore:
         self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
     ) -> IngestionJob | None:
         now = utc_now()
+        units: dict[str, Any] = {}
+        if completion.units_total is not None:
+            units = {"units_done": completion.units_total, "units_total": completion.units_total}
         async with self._session() as session:
-            result = await session.execute(
-                update(jobs)
-                .where(_leased(job_id, worker_id))
-                .values(
-                    status=JobStatus.COMPLETED.value,
-                    progress=100,
-                    error=None,
-                    error_retryable=False,
-                    document_id=completion.document_id,
-                    title=completion.title,
-                    chunk_count=completion.chunk_count,
-                    content_type=completion.content_type,
-                    processor_version=completion.processor_version,
-                    minhash=completion.minhash,
-                    near_duplicate_of=completion.near_duplicate_of,
-                    near_duplicate_similarity=completion.near_duplicate_similarity,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                    finished_at=now,
+            row = (
+                await session.execute(
+                    update(jobs)
+                    .where(_leased(job_id, worker_id))
+                    .values(
+                        **units,
+                        status=JobStatus.COMPLETED.value,
+                        progress=100,
+                        error=None,
+                        error_retryable=False,
+                        document_id=completion.document_id,
+                        title=completion.title,
+                        chunk_count=completion.chunk_count,
+                        content_type=completion.content_type,
+                        processor_version=completion.processor_version,
+                        minhash=completion.minhash,
+                        near_duplicate_of=completion.near_duplicate_of,
+                        near_duplicate_similarity=completion.near_duplicate_similarity,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                        finished_at=now,
+                    )
+                    .returning(*jobs.c)
                 )
-            )
-            if getattr(result, "rowcount", 0) != 1:
+            ).first()
+            if row is None:
                 return None
-            await session.execute(delete(job_units).where(job_units.c.job_id == job_id))
+            if completion.has_saved_units:
+                await session.execute(delete(job_units).where(job_units.c.job_id == job_id))
             await self._stage(session, event)
-            row = (await session.execute(select(jobs).where(jobs.c.id == job_id))).first()
-        return _job(row) if row else None
+        return _job(row)
 
     async def release_for_retry(
         self, job_id: str, worker_id: str, error: str | None
     ) -> IngestionJob | None:
-        async with self.engine.begin() as connection:
+        async with self._single.connect() as connection:
             result = await connection.execute(
                 update(jobs)
                 .where(_leased(job_id, worker_id))
@@ -417,10 +436,9 @@ class SqlJobStore:
                     lease_expires_at=None,
                     updated_at=utc_now(),
                 )
+                .returning(*jobs.c)
             )
-            if result.rowcount != 1:
-                return None
-            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
+            row = result.first()
         return _job(row) if row else None
 
     async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
@@ -443,12 +461,13 @@ class SqlJobStore:
                     updated_at=now,
                     finished_at=now,
                 )
+                .returning(*jobs.c)
             )
-            if result.rowcount != 1:
+            row = result.first()
+            if row is None:
                 return None
             await connection.execute(delete(job_units).where(job_units.c.job_id == job_id))
-            row = (await connection.execute(select(jobs).where(jobs.c.id == job_id))).first()
-        return _job(row) if row else None
+        return _job(row)
 
     async def recent_signatures(
         self, owner_id: str, *, exclude_job_id: str, limit: int
@@ -465,9 +484,37 @@ class SqlJobStore:
             .order_by(jobs.c.created_at.desc())
             .limit(limit)
         )
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [(row.id, [int(v) for v in row.minhash]) for row in rows if row.minhash]
+
+    async def recent_completed_ids(
+        self, owner_id: str, *, exclude_job_id: str, limit: int
+    ) -> list[str]:
+        query = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.owner_id == owner_id,
+                jobs.c.status == JobStatus.COMPLETED.value,
+                jobs.c.document_deleted_at.is_(None),
+                jobs.c.id != exclude_job_id,
+                jobs.c.minhash.is_not(None),
+            )
+            .order_by(jobs.c.created_at.desc())
+            .limit(limit)
+        )
+        async with self._single.connect() as connection:
+            return [row.id for row in (await connection.execute(query)).all()]
+
+    async def signatures_of(self, job_ids: Sequence[str]) -> dict[str, list[int]]:
+        if not job_ids:
+            return {}
+        query = select(jobs.c.id, jobs.c.minhash).where(
+            jobs.c.id.in_(list(job_ids)), jobs.c.minhash.is_not(None)
+        )
+        async with self._single.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.id: [int(v) for v in row.minhash] for row in rows if row.minhash}
 
     async def mark_document_deleted(
         self, owner_id: str, document_id: str, *, at: datetime
@@ -485,7 +532,7 @@ class SqlJobStore:
 
     async def sha256_in_use(self, sha256: str) -> bool:
         query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             return (await connection.execute(query)).first() is not None
 
     async def requeue_abandoned(
@@ -528,7 +575,7 @@ class SqlJobStore:
         return requeued
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
+        async with self._single.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
