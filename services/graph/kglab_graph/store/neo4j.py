@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, LiteralString, cast
 from urllib.parse import unquote, urlsplit
 
-from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction
+from neo4j import READ_ACCESS, AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction, Record
 from neo4j.exceptions import ClientError
 
 from kglab_graph.domain import (
@@ -389,8 +389,14 @@ class Neo4jGraphStore:
             "limit": limit,
             "relation_limit": limit * 4,
         }
-        async with self.driver.session(database=self._database) as session:
-            return cast(Subgraph | None, await session.execute_read(_neighbors, params))
+        # One auto-commit statement: a managed transaction adds a COMMIT round trip to a read
+        # (measured on a 20k/100k graph, depth 2, interleaved: p50 21 -> 13 ms, loaded machine).
+        async with self.driver.session(
+            database=self._database, default_access_mode=READ_ACCESS
+        ) as session:
+            result = await session.run(_NEIGHBOURS[depth], {**params, "cap": MAX_VISITED})
+            record = await result.single()
+        return _subgraph(record)
 
     async def shortest_path(
         self, owner: str, source_id: str, target_id: str, *, max_depth: int
@@ -589,9 +595,8 @@ async def _delete_document(tx: AsyncManagedTransaction, params: dict[str, Any]) 
     return bool(record and record["existed"])
 
 
-async def _neighbors(tx: AsyncManagedTransaction, params: dict[str, Any]) -> Subgraph | None:
-    query = _NEIGHBOURS[params["depth"]]
-    record = await (await tx.run(query, {**params, "cap": MAX_VISITED})).single()
+def _subgraph(record: Record | None) -> Subgraph | None:
+    """The neighbours statement's one record as a subgraph."""
     if record is None:
         return None
     start = _entity_from_list(record["start"])
