@@ -46,6 +46,7 @@ from machine import describe
 from kglab_shared.bus.memory import InProcessBus
 from kglab_shared.bus.port import EventBus, PublishError
 from kglab_shared.events import EventEnvelope
+from kglab_shared.logging import configure_logging
 
 RESULTS = Path(__file__).parent / "results" / "bus.json"
 THROUGHPUT_CAP_S = 60.0
@@ -211,6 +212,8 @@ def consumer_process_main(
     pipe: Any,
 ) -> None:
     """Entry point of the consumer process: a separate service, as in a deployment."""
+
+    configure_logging("kglab-bench-consumer", "INFO")
 
     async def run() -> Consumed:
         bus = rabbitmq_bus(variant, url, "kglab/bench-consumer")
@@ -571,6 +574,24 @@ async def envelope_costs(events: int) -> dict[str, Any]:
     async def noop(_: EventEnvelope) -> None:
         return None
 
+    # One JSON log line per event (what an info line per duplicate cost), rendered as the
+    # services render them, written to /dev/null.
+    import structlog
+
+    with open(os.devnull, "w") as devnull:
+        logger = structlog.wrap_logger(
+            structlog.PrintLogger(devnull),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+        started = time.perf_counter()
+        for _ in range(events):
+            logger.info("event_duplicate_skipped", group="g", event_id=envelope.id, type="t")
+        log_line = time.perf_counter() - started
+
     started = time.perf_counter()
     for _ in range(events):
         await run_handler(noop, envelope, "bench")
@@ -586,6 +607,7 @@ async def envelope_costs(events: int) -> dict[str, Any]:
         "decode_us": round(decode / events * 1e6, 1),
         "run_handler_us": round(fast / events * 1e6, 1),
         "run_handler_with_span_us": round(with_span / events * 1e6, 1),
+        "json_log_line_us": round(log_line / events * 1e6, 1),
         "tracing": "off"
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         else "on",
@@ -838,6 +860,7 @@ async def main() -> int:
     if not 1 <= args.rounds <= 5:
         parser.error("keep --rounds between 1 and 5")
 
+    configure_logging("kglab-bench", "INFO")  # as a service: debug lines cost nothing
     load_at_start = os.getloadavg()[0]
     results = [await run_adapter("memory", lambda: InProcessBus("kglab/bench"), args)]
     extras: list[dict[str, Any]] = []

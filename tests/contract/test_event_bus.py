@@ -1105,6 +1105,29 @@ async def test_relay_publishes_one_by_one_through_a_bus_without_a_batch_call(
     assert await unsent(engine) == 0
 
 
+async def test_relay_publishes_a_batch_through_each_bus(
+    bus_factory: BusHarness, tmp_path: Any
+) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'relay.sqlite'}")
+    try:
+        await create_outbox_table(engine)
+        bus = await bus_factory.new_bus()
+        inbox = Inbox()
+        await bus.subscribe("relay-reader", ["widget.#"], inbox, prefetch=1)
+        events = [make_event("widget.created", n=i) for i in range(30)]
+        sessions = async_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            for event in events:
+                await add_to_outbox(session, event)
+        relay = OutboxRelay(engine, bus, batch_size=25)
+        assert [await relay.run_once() for _ in range(3)] == [25, 5, 0]
+        await eventually(lambda: len(inbox.events) == 30, what="the relayed events")
+        assert inbox.ids == [e.id for e in events]
+        assert await unsent(engine) == 0
+    finally:
+        await engine.dispose()
+
+
 async def test_relay_publishes_in_creation_order(
     engine: AsyncEngine, outbox_setup: tuple[async_sessionmaker[Any], InProcessBus, Inbox]
 ) -> None:

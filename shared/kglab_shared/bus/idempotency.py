@@ -42,7 +42,7 @@ def idempotent(handler: EventHandler, store: ProcessedEvents, group: str) -> Eve
     async def handle_once(envelope: EventEnvelope) -> None:
         if await store.has(group, envelope.id):
             # Debug, not info: a burst of redeliveries (a relay restart) would otherwise cost a
-            # rendered log line per event (0.6 ms each in bench/bench_bus.py).
+            # rendered log line per event (about 0.07 ms as JSON, 0.6 ms on the console).
             _log.debug(
                 "event_duplicate_skipped", group=group, event_id=envelope.id, type=envelope.type
             )

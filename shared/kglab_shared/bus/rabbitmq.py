@@ -205,6 +205,15 @@ class _PublishBatcher:
         self._pending: list[_Outgoing] = []
         self._task: asyncio.Task[None] | None = None
 
+    def cancel(self) -> None:
+        """Stop a write still waiting for the channel (the bus is closing); its callers fail."""
+        if self._task is not None:
+            self._task.cancel()
+        for outgoing in self._pending:
+            if not outgoing.ticket.done():
+                outgoing.ticket.set_exception(PublishError("The bus is closed."))
+        self._pending = []
+
     def submit(self, outgoing: _Outgoing) -> None:
         self._pending.append(outgoing)
         if self._task is None:
@@ -453,6 +462,8 @@ class RabbitMQBus:
         await self._disconnect()
 
     async def _disconnect(self) -> None:
+        if self._batcher is not None:
+            self._batcher.cancel()
         connection, self._connection = self._connection, None
         if connection is not None:
             # Closing cancels handlers still running; the broker requeues what they held.
