@@ -103,6 +103,42 @@ async def test_delete_removes_only_what_no_other_document_supports(
     assert await graph_store.search_entities(owner, "Charles Babbage", 10) == []
 
 
+async def test_mentions_and_relations_land_on_their_own_entities(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    """Entities named in a different order in each chunk, some in several chunks: every mention
+    count and every relation weight belongs to the right entity (the Neo4j adapter addresses
+    the merged nodes by their position in the batch)."""
+    owner = owners[0]
+    await apply_script(
+        graph_store,
+        owner,
+        "doc-1",
+        script("Ada Lovelace/PERSON; London/GPE", "London/GPE; Paris/GPE; Ada Lovelace/PERSON"),
+        script("Paris/GPE; Charles Babbage/PERSON", "Paris/GPE"),
+    )
+    names = ["Ada Lovelace", "London", "Paris", "Charles Babbage"]
+    mentions = {}
+    for name in names:
+        detail = await graph_store.get_entity(owner, eid(owner, name))
+        assert detail is not None
+        mentions[name] = detail.mentions
+    assert mentions == {"Ada Lovelace": 2, "London": 2, "Paris": 3, "Charles Babbage": 1}
+
+    subgraph = await graph_store.document_graph(owner, "doc-1", limit=50)
+    assert subgraph is not None
+    by_id = {e.id: e.name for e in subgraph.entities}
+    weights = {
+        frozenset((by_id[r.source_id], by_id[r.target_id])): r.weight for r in subgraph.relations
+    }
+    assert weights == {
+        frozenset(("Ada Lovelace", "London")): 2,
+        frozenset(("London", "Paris")): 1,
+        frozenset(("Ada Lovelace", "Paris")): 1,
+        frozenset(("Paris", "Charles Babbage")): 1,
+    }
+
+
 async def test_search_tolerates_typos(graph_store: GraphStore, owners: list[str]) -> None:
     owner = owners[0]
     await apply_script(
