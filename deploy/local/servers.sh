@@ -545,7 +545,10 @@ rabbit_env() {
     echo "RABBITMQ_LOG_BASE=$RABBIT_LOG_DIR"
     echo "RABBITMQ_PID_FILE=$RABBIT_PID"
     echo "RABBITMQ_ADVANCED_CONFIG_FILE=$RABBIT_DIR/advanced.config"
-    echo "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
+    # +sbwt none (and its dirty-scheduler twins): schedulers sleep instead of busy-waiting when
+    # idle. On a 2-core host shared with the services, busy-waiting shows up as broker CPU taken
+    # from the very processes that publish and consume (RabbitMQ's runtime-tuning guide).
+    echo "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
     echo "ERL_EPMD_ADDRESS=$HOST"
 }
 
