@@ -12,9 +12,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from kglab_gateway.api.proxy_routes import ProxyFastPath
 from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
@@ -192,6 +194,8 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
+    app.user_middleware.append(Middleware(ProxyFastPath))
     return app
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
@@ -144,3 +145,65 @@ class _RelayedResponse(Response):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class ProxyFastPath:
+    """Pure ASGI: a proxied call goes straight to :func:`forward`.
+
+    Installed innermost, inside the shared RequestContextMiddleware (correlation id, metrics,
+    trace context), CORS and the security headers, it skips only FastAPI's router, exception
+    middleware, exit stack and dependency solving, which forward() needs none of (together
+    about a fifth of the gateway's CPU per request). The route is still named in the scope,
+    so metrics keep their route label, and errors are answered by the app's own exception
+    handlers, so a problem+json reads exactly as before. Anything else goes on to FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes: dict[str, Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path.startswith("/api/") and method in _METHODS:
+            key = "/api/{rest:path}"
+        elif path == "/.well-known/jwks.json" and method in ("GET", "HEAD"):
+            key = path
+        else:
+            await self.app(scope, receive, send)
+            return
+        app = scope["app"]
+        if self._routes is None:
+            self._routes = {route.path: route for route in _forward_routes(app.router.routes)}
+        scope["route"] = self._routes.get(key)
+        request = Request(scope, receive)
+        try:
+            response = await forward(request)
+        except Exception as exc:
+            handler = _handler_for(app.exception_handlers, exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _forward_routes(routes: list[Any]) -> list[Any]:
+    """The routes served by :func:`forward`, also inside included routers."""
+    found = []
+    for route in routes:
+        if getattr(route, "endpoint", None) is forward:
+            found.append(route)
+        inner = getattr(route, "original_router", route)
+        found.extend(_forward_routes(list(getattr(inner, "routes", None) or [])))
+    return found
+
+
+def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
+    """The handler FastAPI's exception middleware would pick (500s are the outer layer's)."""
+    for cls in type(exc).__mro__:
+        if cls in handlers and cls is not Exception:
+            return handlers[cls]
+    return None

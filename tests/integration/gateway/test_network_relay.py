@@ -21,6 +21,7 @@ from joserfc.jwk import OKPKey
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.main import create_app
 from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.metrics import REGISTRY
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: streamed, not read whole
 COMPRESSED = gzip.compress(json.dumps({"words": ["relayed"] * 200}).encode())
@@ -202,3 +203,29 @@ async def test_a_compressed_answer_stays_compressed_and_hop_headers_stop(
     assert response.headers.get_list("x-request-id") == ["caller-chosen-id"]
     assert "1970" not in response.headers.get("date", "")
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_proxied_calls_are_counted_under_their_route_template(
+    relay: tuple[RecordingUpstream, httpx.AsyncClient],
+) -> None:
+    _, client = relay
+
+    def count(route: str, status: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "kglab_http_requests_total",
+            {"service": "gateway", "method": "GET", "route": route, "status": status},
+        )
+        return value or 0.0
+
+    before_ok = count("/api/{rest:path}", "200")
+    before_missing = count("/api/{rest:path}", "404")
+    before_jwks = count("/.well-known/jwks.json", "200")
+    assert (await client.get("/api/v1/documents/some-id")).status_code == 200
+    missing = await client.get("/api/v9/nothing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["detail"] == "There is nothing at /api/v9/nothing."
+    assert (await client.get("/.well-known/jwks.json")).status_code == 200
+    assert count("/api/{rest:path}", "200") == before_ok + 1
+    assert count("/api/{rest:path}", "404") == before_missing + 1
+    assert count("/.well-known/jwks.json", "200") == before_jwks + 1
