@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -25,7 +27,10 @@ class IngestionSettings(ServiceSettings):
     #: Bytes read from the request at a time while streaming an upload to disk.
     upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files when stores=real.
+    #: Where raw files live when stores=real: ``postgres`` (tables beside the jobs, the
+    #: default: adr/0012) or ``gridfs`` (GridFS on ``KGLAB_MONGO_URL``).
+    blob_store: Literal["postgres", "gridfs"] = "postgres"
+    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files with gridfs.
     mongo_database: str = Field(default="kglab_ingestion", min_length=1, max_length=63)
     mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
     #: ``embedded`` (the project's signature file, in process) or ``clamd`` (INSTREAM).

@@ -1,8 +1,9 @@
 """The ingestion service's app and lifespan: the composition root that wires adapters in.
 
 Embedded (``make dev``): SQLite jobs, files on disk for blobs, in-process progress, the
-signature scanner. Real: PostgreSQL jobs, GridFS blobs on the Mongo server, Redis pub/sub
-progress, clamd when ``KGLAB_CLAMD_URL`` is set.
+signature scanner. Real: PostgreSQL jobs, blobs in PostgreSQL beside them (or GridFS on the
+Mongo server with ``KGLAB_INGESTION_BLOB_STORE=gridfs``; adr/0012), Redis pub/sub progress,
+clamd when ``KGLAB_CLAMD_URL`` is set.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
@@ -53,10 +55,15 @@ def database_url(settings: IngestionSettings) -> str:
 
 @asynccontextmanager
 async def open_blob_store(
-    settings: IngestionSettings, readiness: Readiness
+    settings: IngestionSettings, readiness: Readiness, engine: AsyncEngine
 ) -> AsyncIterator[BlobStore]:
-    """The one place that chooses the blob adapter: GridFS when stores=real, else files."""
-    if settings.stores is StoreKind.REAL:
+    """The one place that chooses the blob adapter: with stores=real, tables in the jobs
+    database (``engine``) or GridFS, as ``blob_store`` says; else files."""
+    if settings.stores is StoreKind.REAL and settings.blob_store == "postgres":
+        from kglab_ingestion.store.blob_sql import SqlBlobStore
+
+        store: BlobStore = SqlBlobStore(engine)
+    elif settings.stores is StoreKind.REAL:
         from pymongo import AsyncMongoClient
 
         from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
@@ -67,7 +74,7 @@ async def open_blob_store(
             serverSelectionTimeoutMS=settings.mongo_timeout_ms,
             appname=f"kglab-{settings.service_name}",
         )
-        store: BlobStore = GridFsBlobStore(client[settings.mongo_database])
+        store = GridFsBlobStore(client[settings.mongo_database])
     else:
         from kglab_ingestion.store.blob_file import FileBlobStore
 
@@ -120,7 +127,9 @@ def create_app(
             stack.push_async_callback(jobs.close)
             await jobs.migrate()
             app.state.readiness.add("database", jobs.ping)
-            blobs = await stack.enter_async_context(open_blob_store(settings, app.state.readiness))
+            blobs = await stack.enter_async_context(
+                open_blob_store(settings, app.state.readiness, engine)
+            )
             if hasattr(blobs, "ensure_indexes"):
                 await blobs.ensure_indexes()
             progress = build_progress_channel(settings)
