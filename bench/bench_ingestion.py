@@ -1,14 +1,18 @@
 """End to end ingestion throughput: N small files uploaded through the gateway until every job
-is completed, on real RabbitMQ and PostgreSQL (jobs), GridFS (blobs) and Redis (progress).
+is completed, on real RabbitMQ, PostgreSQL (jobs and blobs, or GridFS) and Redis (progress).
 
 The system runs as ``make dev`` composes it (``deploy/dev/run.py``, one uvicorn process on
-loopback) but with the real bus and the ingestion service's real stores; the other services stay
-embedded. A share of the files (``--flaky``) fails its first attempt with a retryable error
-(the fault-injection setting ``KGLAB_INGESTION_DEBUG_FAIL_MARKER``), so the retry path (release,
+loopback) but with the real bus and the ingestion service's real stores; the other services
+stay embedded. The clock starts once ``/ready`` answers 200 (models load in the background).
+A share of the files (``--flaky``) fails its first attempt with a retryable error (the
+fault-injection setting ``KGLAB_INGESTION_DEBUG_FAIL_MARKER``), so the retry path (release,
 bus redelivery with backoff, second claim) is part of the measurement. Everything is bounded:
-``--files`` uploads, ``--timeout`` seconds in all.
+``--files`` uploads, ``--timeout`` seconds in all. Raw files go to PostgreSQL (the default,
+adr/0012) or GridFS (``--blob-store gridfs``).
 
     .venv/bin/python bench/bench_ingestion.py [--files 1000] [--concurrency 16] [--flaky 0.05]
+    .venv/bin/python bench/bench_ingestion.py --stages 100   # each stage timed, one at a time,
+                                                             # then the service alone, at once
 
 Needs ``make servers`` (``KGLAB_POSTGRES_URL``, ``KGLAB_RABBITMQ_URL``, ``KGLAB_MONGO_URL``,
 ``KGLAB_REDIS_URL``). Target on 2 cores: at least 1,000 jobs/minute (the brief asks 50).
@@ -41,6 +45,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "ingestion.json"
+STAGES = Path(__file__).parent / "results" / "ingestion_stages.json"
 TARGET_JOBS_PER_MINUTE = 1000.0
 PASSWORD = "bench passphrase long enough"
 FLAKY_MARKER = "flaky"
@@ -102,7 +107,9 @@ async def fresh_backends() -> AsyncIterator[dict[str, str]]:
 
 
 @contextlib.asynccontextmanager
-async def system(backends: dict[str, str], data_dir: Path) -> AsyncIterator[str]:
+async def system(
+    backends: dict[str, str], data_dir: Path, blob_store: str = "postgres"
+) -> AsyncIterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGLAB_")}
     env.update(backends)
@@ -115,6 +122,7 @@ async def system(backends: dict[str, str], data_dir: Path) -> AsyncIterator[str]
             "KGLAB_BUS": "rabbitmq",
             "KGLAB_STORES": "embedded",
             "KGLAB_INGESTION_STORES": "real",
+            "KGLAB_INGESTION_BLOB_STORE": blob_store,
             "KGLAB_INGESTION_DEBUG_FAIL_MARKER": FLAKY_MARKER,
             "KGLAB_INGESTION_DEBUG_FAIL_ATTEMPTS": "1",
             "KGLAB_GATEWAY_RATE_LIMIT_ENABLED": "false",
@@ -138,6 +146,18 @@ async def system(backends: dict[str, str], data_dir: Path) -> AsyncIterator[str]
                 if process.poll() is not None:
                     sys.exit(f"the system exited early; see {data_dir / 'system.log'}")
                 await asyncio.sleep(0.1)
+            # Alive is not ready: models load in the background after start (the NER model
+            # takes tens of seconds on a busy machine and holds a core meanwhile). The clock
+            # starts on a ready system, as a deployment's traffic would.
+            for _ in range(1200):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/ready", timeout=30)).status_code == 200:
+                        break
+                if process.poll() is not None:
+                    sys.exit(f"the system exited early; see {data_dir / 'system.log'}")
+                await asyncio.sleep(0.25)
+            else:
+                sys.exit(f"the system never became ready; see {data_dir / 'system.log'}")
         yield base
     finally:
         process.terminate()
@@ -157,18 +177,203 @@ def small_file(number: int, run: str) -> bytes:
     ).encode()
 
 
+class StageClock:
+    """Wall time per named stage, in milliseconds."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, name: str, started: float) -> None:
+        self.samples.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+
+    def wrap(self, target: Any, method: str, name: str) -> None:
+        original = getattr(target, method)
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.add(name, started)
+
+        setattr(target, method, timed)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, values in sorted(self.samples.items()):
+            ordered = sorted(values)
+            out[name] = {
+                "n": len(values),
+                "median_ms": round(ordered[len(ordered) // 2], 2),
+                "p90_ms": round(ordered[int(len(ordered) * 0.9)], 2),
+            }
+        return out
+
+
+async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
+    """Each stage of an upload and of a job, one at a time, on the real stores (no gateway,
+    no bus): the same adapters the service composes, wrapped with a clock."""
+    from redis.asyncio import Redis
+
+    from kglab_ingestion.api.upload_stream import receive_upload
+    from kglab_ingestion.config import IngestionSettings
+    from kglab_ingestion.scanning.settings import create_scanner
+    from kglab_ingestion.service import IngestionService
+    from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
+    from kglab_ingestion.store.blob_sql import SqlBlobStore
+    from kglab_ingestion.store.progress_redis import RedisProgressChannel
+    from kglab_ingestion.store.sql import SqlJobStore, create_engine
+    from kglab_ingestion.worker import JobWorker
+    from kglab_shared.bus.memory import InProcessBus
+    from kglab_shared.outbox import OutboxRelay
+
+    clock = StageClock()
+    run_id = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="kglab-bench-stages-") as scratch:
+        async with fresh_backends() as backends:
+            settings = IngestionSettings(data_dir=Path(scratch))
+            engine = create_engine(backends["KGLAB_POSTGRES_URL"])
+            bus = InProcessBus()
+            await bus.start()
+            relay = OutboxRelay(engine, bus)
+            jobs = SqlJobStore(engine)
+            await jobs.migrate()
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                backends["KGLAB_MONGO_URL"], tz_aware=True
+            )
+            blobs: Any
+            if blob_store == "gridfs":
+                blobs = GridFsBlobStore(mongo[backends["KGLAB_INGESTION_MONGO_DATABASE"]])
+                await blobs.ensure_indexes()
+            else:
+                blobs = SqlBlobStore(engine)
+            progress = RedisProgressChannel(
+                Redis.from_url(backends["KGLAB_REDIS_URL"]),
+                prefix=backends["KGLAB_INGESTION_PROGRESS_CHANNEL_PREFIX"],
+            )
+            scanner = create_scanner(settings.scanner_settings())
+            service = IngestionService(settings=settings, jobs=jobs, blobs=blobs, scanner=scanner)
+            worker = JobWorker(
+                settings=settings, jobs=jobs, blobs=blobs, progress=progress, fetcher=None
+            )
+            for target, methods in (
+                (
+                    jobs,
+                    (
+                        "create",
+                        "find_live_by_sha256",
+                        "claim",
+                        "saved_units",
+                        "save_unit",
+                        "recent_completed_ids",
+                        "signatures_of",
+                        "complete",
+                    ),
+                ),
+                (blobs, ("put_file", "exists", "copy_to")),
+                (progress, ("publish",)),
+                (scanner, ("scan_file",)),
+            ):
+                for method in methods:
+                    clock.wrap(target, method, f"{type(target).__name__}.{method}")
+            try:
+                job_ids: list[str] = []
+                boundary = "kglab-bench-boundary"
+
+                async def upload(number: int) -> None:
+                    body = (
+                        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                        f'filename="note-{number}.md"\r\nContent-Type: text/markdown\r\n\r\n'
+                    ).encode()
+                    body += small_file(number, run_id) + f"\r\n--{boundary}--\r\n".encode()
+
+                    async def stream(payload: bytes = body) -> AsyncIterator[bytes]:
+                        yield payload
+
+                    started = time.perf_counter()
+                    received = await receive_upload(
+                        stream(),
+                        content_type=f"multipart/form-data; boundary={boundary}",
+                        content_length=len(body),
+                        limit=settings.max_upload_bytes,
+                        spool_dir=service.spool_dir,
+                    )
+                    clock.add("upload: multipart parsed to spool file + SHA-256", started)
+                    submission = await service.submit_file("bench-owner", received)
+                    clock.add("upload: whole (service, no gateway)", started)
+                    job_ids.append(submission.job.id)
+
+                for number in range(count):
+                    await upload(number)
+                started = time.perf_counter()
+                relayed = await relay.run_once()
+                clock.add(f"outbox relay: one batch of {relayed} events", started)
+                for job_id in job_ids:
+                    started = time.perf_counter()
+                    await worker.process(job_id)
+                    clock.add("job: whole (worker, no bus)", started)
+
+                sequential = clock.summary()
+                # The same service with requests and jobs side by side: 16 uploads at once,
+                # then the worker's concurrency in flight (the bus would give it as many).
+                job_ids.clear()
+                pending = list(range(count, 2 * count))
+
+                async def uploader() -> None:
+                    while pending:
+                        await upload(pending.pop())
+
+                started = time.perf_counter()
+                await asyncio.gather(*[uploader() for _ in range(16)])
+                uploads_s = time.perf_counter() - started
+                queued = list(job_ids)
+
+                async def runner() -> None:
+                    while queued:
+                        await worker.process(queued.pop())
+
+                started = time.perf_counter()
+                await asyncio.gather(*[runner() for _ in range(settings.worker_concurrency)])
+                jobs_s = time.perf_counter() - started
+                concurrent = {
+                    "uploads_per_s_16_at_once": round(count / uploads_s, 1),
+                    "jobs_in_flight": settings.worker_concurrency,
+                    "jobs_per_minute": round(count / jobs_s * 60, 1),
+                }
+            finally:
+                worker.close()
+                await bus.close()
+                await progress.close()
+                await engine.dispose()
+                await mongo.close()
+    return {
+        "files": count,
+        "blob_store": blob_store,
+        "service_only": concurrent,
+        "stages": sequential,
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="kglab-bench-ingestion-") as scratch:
-        async with fresh_backends() as backends, system(backends, Path(scratch)) as base:
+        async with (
+            fresh_backends() as backends,
+            system(backends, Path(scratch), args.blob_store) as base,
+        ):
             limits = httpx.Limits(max_connections=args.concurrency * 2)
             async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
                 email = f"bench-{run_id}@example.com"
+                # Not measured, and the first requests may pay for lazy imports: wait longer.
                 await client.post(
-                    "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+                    "/api/v1/auth/register",
+                    json={"email": email, "password": PASSWORD},
+                    timeout=120,
                 )
                 login = await client.post(
-                    "/api/v1/auth/login", data={"username": email, "password": PASSWORD}
+                    "/api/v1/auth/login",
+                    data={"username": email, "password": PASSWORD},
+                    timeout=120,
                 )
                 login.raise_for_status()
                 auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
@@ -202,7 +407,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 remaining = set(job_ids)
                 failed: dict[str, str] = {}
                 attempts: dict[str, int] = {}
+
+                async def unfinished() -> bool:
+                    # Two one-row pages instead of listing every job: the poll must not be a
+                    # load of its own on the system it measures.
+                    for state in ("pending", "processing"):
+                        params = {"limit": 1, "status": state}
+                        page = (
+                            await client.get("/api/v1/jobs", params=params, headers=auth)
+                        ).json()
+                        if page["items"]:
+                            return True
+                    return False
+
                 while remaining and time.monotonic() < deadline:
+                    if await unfinished():
+                        await asyncio.sleep(0.25)
+                        continue
+                    # Looks finished (a retried job may slip from processing back to pending
+                    # between the two reads): confirm from the full listing.
                     cursor: str | None = None
                     while True:
                         params: dict[str, Any] = {"limit": 100}
@@ -229,6 +452,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     retried = sum(1 for n in attempts.values() if n > 1)
     return {
         "files": args.files,
+        "blob_store": args.blob_store,
         "concurrency": args.concurrency,
         "accepted": len(job_ids),
         "refused": len(refused),
@@ -251,7 +475,31 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--flaky", type=float, default=0.05, help="share failing once")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds, in all")
+    parser.add_argument(
+        "--stages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: time each stage of N uploads and jobs, one at a time, on the real stores",
+    )
+    parser.add_argument(
+        "--blob-store",
+        choices=("postgres", "gridfs"),
+        default="postgres",
+        help="the ingestion blob adapter (KGLAB_INGESTION_BLOB_STORE)",
+    )
     args = parser.parse_args()
+    if args.stages:
+        stages = asyncio.run(run_stages(args.stages, args.blob_store))
+        for name, numbers in stages["stages"].items():
+            print(f"{name:<52} n={numbers['n']:<5} median {numbers['median_ms']:>8} ms")
+        print(f"service only ({args.blob_store} blobs): {stages['service_only']}")
+        STAGES.write_text(
+            json.dumps({"benchmark": "ingestion_stages", "machine": describe(), **stages}, indent=2)
+            + "\n"
+        )
+        print(f"wrote {STAGES}")
+        return 0
     result = asyncio.run(run(args))
     ok = (
         result["unfinished"] == 0
