@@ -48,7 +48,9 @@ def create_embedder(settings: VectorSettings) -> Embedder:
     return BackgroundLoadedEmbedder(
         MINILM_L6_V2_INT8.name,
         MINILM_L6_V2_INT8.dimension,
-        lambda: OnnxEmbedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size),
+        lambda: OnnxEmbedder(
+            threads=settings.embed_threads, batch_size=settings.embed_model_batch_size
+        ),
         wait_s=settings.model_wait_s,
     )
 

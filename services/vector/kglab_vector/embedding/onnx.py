@@ -90,7 +90,7 @@ class OnnxEmbedder:
         spec: OnnxModelSpec = MINILM_L6_V2_INT8,
         *,
         threads: int = 2,
-        batch_size: int = 32,
+        batch_size: int = 8,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         spinning: bool = False,
@@ -101,7 +101,8 @@ class OnnxEmbedder:
         """Verify and load both files (about a second); raises :class:`ModelFileError`.
 
         The defaults are the fastest measured on 2 shared cores (``bench/bench_embedding.py``
-        compares the variants): batches of similar lengths, padded to their longest text, and
+        compares the variants): small batches (8) of similar lengths, padded to their longest
+        text (larger batches pad more and spill the activations out of the cache), and
         onnxruntime's worker threads sleeping instead of spinning between operators (spinning
         burns the other core, which the event loop and the other services need). The other
         settings exist to be compared; none changes the vectors beyond float rounding.
