@@ -31,6 +31,8 @@ class SqlBlobStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # A one-statement read needs no BEGIN/ROLLBACK around it (see SqlJobStore).
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     async def put_file(self, sha256: str, path: Path) -> bool:
@@ -69,7 +71,7 @@ class SqlBlobStore:
 
     async def exists(self, sha256: str) -> bool:
         query = select(blobs.c.sha256).where(blobs.c.sha256 == check_key(sha256))
-        async with self._engine.connect() as connection:
+        async with self._single.connect() as connection:
             return (await connection.execute(query)).first() is not None
 
     async def copy_to(self, sha256: str, destination: Path) -> None:
@@ -101,7 +103,7 @@ class SqlBlobStore:
             await connection.execute(delete(blob_chunks).where(blob_chunks.c.sha256 == key))
 
     async def ping(self) -> None:
-        async with self._engine.connect() as connection:
+        async with self._single.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
