@@ -7,8 +7,8 @@ stay embedded. The clock starts once ``/ready`` answers 200 (models load in the 
 A share of the files (``--flaky``) fails its first attempt with a retryable error (the
 fault-injection setting ``KGLAB_INGESTION_DEBUG_FAIL_MARKER``), so the retry path (release,
 bus redelivery with backoff, second claim) is part of the measurement. Everything is bounded:
-``--files`` uploads, ``--timeout`` seconds in all. Raw files go to PostgreSQL (the default,
-adr/0012) or GridFS (``--blob-store gridfs``).
+``--files`` uploads, ``--timeout`` seconds in all. Raw files go to GridFS (the default) or
+PostgreSQL (``--blob-store postgres``, adr/0012).
 
     .venv/bin/python bench/bench_ingestion.py [--files 1000] [--concurrency 16] [--flaky 0.05]
     .venv/bin/python bench/bench_ingestion.py --stages 100   # each stage timed, one at a time,
@@ -108,7 +108,7 @@ async def fresh_backends() -> AsyncIterator[dict[str, str]]:
 
 @contextlib.asynccontextmanager
 async def system(
-    backends: dict[str, str], data_dir: Path, blob_store: str = "postgres"
+    backends: dict[str, str], data_dir: Path, blob_store: str = "gridfs"
 ) -> AsyncIterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGLAB_")}
@@ -485,7 +485,7 @@ def main() -> int:
     parser.add_argument(
         "--blob-store",
         choices=("postgres", "gridfs"),
-        default="postgres",
+        default="gridfs",
         help="the ingestion blob adapter (KGLAB_INGESTION_BLOB_STORE)",
     )
     args = parser.parse_args()

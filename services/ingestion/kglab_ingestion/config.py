@@ -27,9 +27,9 @@ class IngestionSettings(ServiceSettings):
     #: Bytes read from the request at a time while streaming an upload to disk.
     upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    #: Where raw files live when stores=real: ``postgres`` (tables beside the jobs, the
-    #: default: adr/0012) or ``gridfs`` (GridFS on ``KGLAB_MONGO_URL``).
-    blob_store: Literal["postgres", "gridfs"] = "postgres"
+    #: Where raw files live when stores=real: ``gridfs`` (GridFS on ``KGLAB_MONGO_URL``, the
+    #: default the issue names) or ``postgres`` (tables beside the jobs: adr/0012).
+    blob_store: Literal["postgres", "gridfs"] = "gridfs"
     #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files with gridfs.
     mongo_database: str = Field(default="kglab_ingestion", min_length=1, max_length=63)
     mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
