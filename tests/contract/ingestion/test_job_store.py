@@ -223,10 +223,7 @@ async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJob
     # A second completion (a redelivery) changes nothing and publishes nothing.
     assert await job_store.complete(job.id, "w1", completion(), extracted_event(job)) is None  # type: ignore[arg-type]
     assert await outbox_types(job_store) == ["document.extracted"]
-    signatures = await job_store.recent_signatures("alice", exclude_job_id="x", limit=10)
-    assert signatures == [(job.id, [1, 2, 3])]
-    assert await job_store.recent_signatures("bob", exclude_job_id="x", limit=10) == []
-    # The same window, as ids, and the signatures by id (what the worker caches).
+    # The near-duplicate window, as ids, and the signatures by id (what the worker caches).
     assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == [job.id]
     assert await job_store.recent_completed_ids("alice", exclude_job_id=job.id, limit=10) == []
     assert await job_store.recent_completed_ids("bob", exclude_job_id="x", limit=10) == []
@@ -387,8 +384,7 @@ async def test_a_deleted_document_is_no_near_duplicate_original(job_store: SqlJo
         completion(document_id="c" * 32, minhash=[4, 5, 6]),
         extracted_event(job),  # type: ignore[arg-type]
     )
-    assert await job_store.recent_signatures("alice", exclude_job_id="x", limit=10) == [
-        (job.id, [4, 5, 6])
-    ]
+    assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == [job.id]
+    assert await job_store.signatures_of([job.id]) == {job.id: [4, 5, 6]}
     await job_store.mark_document_deleted("alice", "c" * 32, at=utc_now())
-    assert await job_store.recent_signatures("alice", exclude_job_id="x", limit=10) == []
+    assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == []

@@ -124,17 +124,11 @@ class JobStore(Protocol):
     async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
         """Mark the job failed for good; ``worker_id`` None fails it regardless of any lease."""
 
-    async def recent_signatures(
-        self, owner_id: str, *, exclude_job_id: str, limit: int
-    ) -> list[tuple[str, list[int]]]:
-        """(job id, MinHash signature) of the owner's latest completed jobs whose document
-        still exists."""
-
     async def recent_completed_ids(
         self, owner_id: str, *, exclude_job_id: str, limit: int
     ) -> list[str]:
         """Ids of the owner's latest completed jobs whose document still exists and that have
-        a signature (the window :meth:`recent_signatures` reads), newest first."""
+        a signature (the near-duplicate window), newest first."""
 
     async def signatures_of(self, job_ids: Sequence[str]) -> dict[str, list[int]]:
         """The MinHash signatures of these (completed) jobs; a signature never changes once

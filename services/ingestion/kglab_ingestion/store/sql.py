@@ -469,25 +469,6 @@ class SqlJobStore:
             await connection.execute(delete(job_units).where(job_units.c.job_id == job_id))
         return _job(row)
 
-    async def recent_signatures(
-        self, owner_id: str, *, exclude_job_id: str, limit: int
-    ) -> list[tuple[str, list[int]]]:
-        query = (
-            select(jobs.c.id, jobs.c.minhash)
-            .where(
-                jobs.c.owner_id == owner_id,
-                jobs.c.status == JobStatus.COMPLETED.value,
-                jobs.c.document_deleted_at.is_(None),
-                jobs.c.id != exclude_job_id,
-                jobs.c.minhash.is_not(None),
-            )
-            .order_by(jobs.c.created_at.desc())
-            .limit(limit)
-        )
-        async with self._single.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [(row.id, [int(v) for v in row.minhash]) for row in rows if row.minhash]
-
     async def recent_completed_ids(
         self, owner_id: str, *, exclude_job_id: str, limit: int
     ) -> list[str]:
