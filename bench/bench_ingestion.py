@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -64,6 +65,31 @@ def need(name: str) -> str:
     return value
 
 
+def rabbit_management() -> httpx.AsyncClient:
+    """A client of RabbitMQ's management API (beside ``KGLAB_RABBITMQ_URL``)."""
+    parts = urlsplit(need("KGLAB_RABBITMQ_URL"))
+    management = os.environ.get(
+        "KGLAB_RABBITMQ_MANAGEMENT_URL",
+        f"http://{parts.netloc.rsplit('@', 1)[0]}@{parts.hostname}:15672",
+    )
+    mparts = httpx.URL(management)
+    return httpx.AsyncClient(
+        base_url=f"{mparts.scheme}://{mparts.host}:{mparts.port or 15672}",
+        auth=(mparts.username or "guest", mparts.password or "guest"),
+    )
+
+
+async def backlog(vhost_url: str) -> dict[str, int]:
+    """Messages waiting or in flight per consumer group queue (retry and dead-letter queues
+    included when not empty) in the run's virtual host."""
+    vhost = urlsplit(vhost_url).path.lstrip("/")
+    async with rabbit_management() as rabbit:
+        response = await rabbit.get(f"/api/queues/{quote(vhost, safe='')}")
+        response.raise_for_status()
+        queues = response.json()
+    return {queue["name"]: int(queue.get("messages", 0)) for queue in queues}
+
+
 @contextlib.asynccontextmanager
 async def fresh_backends() -> AsyncIterator[dict[str, str]]:
     """A PostgreSQL database, a RabbitMQ virtual host and a Mongo database of the run's own."""
@@ -75,15 +101,7 @@ async def fresh_backends() -> AsyncIterator[dict[str, str]]:
     await admin.close()
     amqp = need("KGLAB_RABBITMQ_URL")
     parts = urlsplit(amqp)
-    management = os.environ.get(
-        "KGLAB_RABBITMQ_MANAGEMENT_URL",
-        f"http://{parts.netloc.rsplit('@', 1)[0]}@{parts.hostname}:15672",
-    )
-    mparts = httpx.URL(management)
-    rabbit = httpx.AsyncClient(
-        base_url=f"{mparts.scheme}://{mparts.host}:{mparts.port or 15672}",
-        auth=(mparts.username or "guest", mparts.password or "guest"),
-    )
+    rabbit = rabbit_management()
     (await rabbit.put(f"/api/vhosts/{quote(name, safe='')}")).raise_for_status()
     mongo_url = need("KGLAB_MONGO_URL")
     try:
@@ -106,16 +124,34 @@ async def fresh_backends() -> AsyncIterator[dict[str, str]]:
         await client.close()
 
 
-@contextlib.asynccontextmanager
-async def system(
-    backends: dict[str, str], data_dir: Path, blob_store: str = "gridfs"
-) -> AsyncIterator[str]:
-    port = free_port()
+#: Every service of docker-compose.yml, each started as its container starts it (uvicorn on
+#: ``kglab_<name>.main:create_app``), in start order; the gateway last.
+SERVICES = ("auth", "ingestion", "graph", "document", "vector")
+DOWNSTREAM = ("graph", "document", "vector")
+#: Process names of the backing servers, for the CPU account.
+SERVERS = {
+    "postgres": "postgresql",
+    "beam.smp": "rabbitmq",
+    "ferretdb": "ferretdb",
+    "redis-server": "redis",
+    "clamd": "clamd",
+    "java": "neo4j",
+}
+
+
+@dataclass
+class Composition:
+    """The running system: the gateway's address, each process by role, the bus vhost."""
+
+    base: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+
+def base_env(backends: dict[str, str], data_dir: Path, blob_store: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGLAB_")}
     env.update(backends)
     env.update(
         {
-            "KGLAB_PORT": str(port),
             "KGLAB_DATA_DIR": str(data_dir),
             "KGLAB_ENVIRONMENT": "development",
             "KGLAB_LOG_LEVEL": "WARNING",
@@ -128,44 +164,156 @@ async def system(
             "KGLAB_GATEWAY_RATE_LIMIT_ENABLED": "false",
         }
     )
-    log = (data_dir / "system.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "deploy" / "dev" / "run.py")],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    return env
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """``/health`` then ``/ready`` (which stays 503 while a service's models load)."""
+    for probe in ("/health", "/ready"):
+        for _ in range(2400):
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(url + probe, timeout=30)).status_code == 200:
+                    break
+            if process.poll() is not None:
+                sys.exit(f"{url} exited early; see {log}")
+            await asyncio.sleep(0.25)
+        else:
+            sys.exit(f"{url}{probe} never answered 200; see {log}")
+
+
+@contextlib.asynccontextmanager
+async def system(
+    backends: dict[str, str], data_dir: Path, args: argparse.Namespace
+) -> AsyncIterator[Composition]:
+    """``processes``: every service in its own process, as compose runs each in its own
+    container (the ingestion worker optionally in processes of its own beside the API);
+    ``dev``: the whole system in one process (``deploy/dev/run.py``), on the same backends."""
+    env = base_env(backends, data_dir, args.blob_store)
+    launched: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
+    logs = []
+
+    def launch(role: str, command: list[str], extra: dict[str, str]) -> None:
+        log_path = data_dir / f"{role}.log"
+        log = log_path.open("wb")
+        logs.append(log)
+        role_env = dict(env, **extra)
+        role_env["KGLAB_DATA_DIR"] = str(data_dir / role)
+        process = subprocess.Popen(
+            command, env=role_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        launched[role] = (process, extra.get("url", ""), log_path)
+
+    def uvicorn(name: str, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "--factory", f"kglab_{name}.main:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--no-server-header",
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+
+    if args.topology == "dev":
+        port = free_port()
+        launch(
+            "system",
+            [sys.executable, str(ROOT / "deploy" / "dev" / "run.py")],
+            {"KGLAB_PORT": str(port), "url": f"http://127.0.0.1:{port}"},
+        )
+        base = f"http://127.0.0.1:{port}"
+    else:
+        ports = {name: free_port() for name in (*SERVICES, "gateway")}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        env.update({f"KGLAB_GATEWAY_{name.upper()}_URL": urls[name] for name in SERVICES})
+        env["KGLAB_VECTOR_GRAPH_URL"] = urls["graph"]
+        for name in SERVICES:
+            if name in DOWNSTREAM and not args.downstream:
+                continue
+            extra = {"url": urls[name]}
+            if name == "ingestion" and args.worker_processes:
+                extra["KGLAB_INGESTION_RUN_WORKER"] = "false"
+            launch(name, uvicorn(name, ports[name]), extra)
+        for number in range(args.worker_processes):
+            port = free_port()
+            launch(
+                f"ingestion-worker-{number + 1}",
+                uvicorn("ingestion", port),
+                {"url": f"http://127.0.0.1:{port}", "KGLAB_INGESTION_RUN_WORKER": "true"},
+            )
+        launch("gateway", uvicorn("gateway", ports["gateway"]), {"url": urls["gateway"]})
+        base = urls["gateway"]
     try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(600):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                if process.poll() is not None:
-                    sys.exit(f"the system exited early; see {data_dir / 'system.log'}")
-                await asyncio.sleep(0.1)
-            # Alive is not ready: models load in the background after start (the NER model
-            # takes tens of seconds on a busy machine and holds a core meanwhile). The clock
-            # starts on a ready system, as a deployment's traffic would.
-            for _ in range(1200):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/ready", timeout=30)).status_code == 200:
-                        break
-                if process.poll() is not None:
-                    sys.exit(f"the system exited early; see {data_dir / 'system.log'}")
-                await asyncio.sleep(0.25)
-            else:
-                sys.exit(f"the system never became ready; see {data_dir / 'system.log'}")
-        yield base
+        async with httpx.AsyncClient() as client:
+            for process, url, log_path in launched.values():
+                # Alive is not ready: models load in the background after start (the NER
+                # model takes tens of seconds on a busy machine and holds a core meanwhile).
+                # The clock starts on a ready system, as a deployment's traffic would.
+                await wait_ready(client, url, process, log_path)
+        yield Composition(base, {role: entry[0] for role, entry in launched.items()})
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        for process, _, _ in launched.values():
+            process.terminate()
+        for process, _, _ in launched.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, its threads included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuAccount:
+    """CPU seconds per role over the measured window: each service process, the benchmark's
+    own client, each backing server (all its processes), and everything else on the machine
+    (other users of the same cores)."""
+
+    def __init__(self, roles: dict[str, int]) -> None:
+        self.roles = dict(roles, **{"bench client": os.getpid()})
+        self.start: dict[str, float] = {}
+        self.started = 0.0
+
+    def _snapshot(self) -> dict[str, float]:
+        out = {role: cpu_seconds(pid) for role, pid in self.roles.items()}
+        ours = set(self.roles.values())
+        servers: dict[str, float] = dict.fromkeys(SERVERS.values(), 0.0)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in ours:
+                continue
+            with contextlib.suppress(OSError):
+                name = (entry / "comm").read_text().strip()
+                if name in SERVERS:
+                    servers[SERVERS[name]] += cpu_seconds(int(entry.name))
+        out.update(servers)
+        with contextlib.suppress(OSError):
+            # The whole machine (every core): user, nice, system, irq, softirq, steal.
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+            busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7))
+            out["machine"] = busy / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def begin(self) -> None:
+        self.start = self._snapshot()
+        self.started = time.monotonic()
+
+    def end(self) -> dict[str, Any]:
+        stop = self._snapshot()
+        wall = time.monotonic() - self.started
+        used = {role: round(stop[role] - self.start.get(role, 0.0), 2) for role in stop}
+        known = sum(v for k, v in used.items() if k != "machine")
+        used["everything else"] = round(used.get("machine", 0.0) - known, 2)
+        return {
+            "wall_s": round(wall, 2),
+            "cpu_s": used,
+            "cores_busy": round(used.get("machine", 0.0) / wall, 2) if wall else None,
+        }
 
 
 def small_file(number: int, run: str) -> bytes:
@@ -359,8 +507,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kglab-bench-ingestion-") as scratch:
         async with (
             fresh_backends() as backends,
-            system(backends, Path(scratch), args.blob_store) as base,
+            system(backends, Path(scratch), args) as composition,
         ):
+            base = composition.base
             limits = httpx.Limits(max_connections=args.concurrency * 2)
             async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
                 email = f"bench-{run_id}@example.com"
@@ -400,9 +549,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         else:
                             refused.append(f"{response.status_code} {response.text[:200]}")
 
+                pids = {role: process.pid for role, process in composition.processes.items()}
+                upload_cpu, whole_cpu = CpuAccount(pids), CpuAccount(pids)
+                print("measuring", flush=True)
+                upload_cpu.begin()
+                whole_cpu.begin()
                 started = time.monotonic()
                 await asyncio.gather(*[uploader() for _ in range(args.concurrency)])
                 uploaded_s = time.monotonic() - started
+                upload_account = upload_cpu.end()
 
                 remaining = set(job_ids)
                 failed: dict[str, str] = {}
@@ -447,11 +602,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if remaining:
                         await asyncio.sleep(0.25)
                 finished_s = time.monotonic() - started
+                whole_account = whole_cpu.end()
+                waiting = await backlog(backends["KGLAB_RABBITMQ_URL"])
+                drained_s = None
+                if args.drain and args.downstream:
+                    while time.monotonic() < deadline:
+                        left = await backlog(backends["KGLAB_RABBITMQ_URL"])
+                        if not any(left.values()):
+                            drained_s = round(time.monotonic() - started, 2)
+                            break
+                        await asyncio.sleep(0.5)
 
     completed = len(job_ids) - len(remaining) - len(failed)
     retried = sum(1 for n in attempts.values() if n > 1)
     return {
         "files": args.files,
+        "topology": args.topology,
+        "processes": sorted(composition.processes),
         "blob_store": args.blob_store,
         "concurrency": args.concurrency,
         "accepted": len(job_ids),
@@ -466,6 +633,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "all_done_s": round(finished_s, 2),
         "uploads_per_s": round(len(job_ids) / uploaded_s, 1) if uploaded_s else None,
         "jobs_per_minute": round(completed / finished_s * 60, 1) if finished_s else None,
+        # Messages still queued or in flight per consumer group when the last job completed:
+        # the downstream consumers' backlog (document, vector, graph), when they run.
+        "backlog_at_done": waiting,
+        "downstream_drained_s": drained_s,
+        "cpu_upload_phase": upload_account,
+        "cpu_until_done": whole_account,
     }
 
 
@@ -481,6 +654,29 @@ def main() -> int:
         default=0,
         metavar="N",
         help="instead: time each stage of N uploads and jobs, one at a time, on the real stores",
+    )
+    parser.add_argument(
+        "--topology",
+        choices=("processes", "dev"),
+        default="processes",
+        help="each service its own process (as compose), or all in one (make dev's shape)",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="ingestion worker processes beside the API process (0: the API process runs it)",
+    )
+    parser.add_argument(
+        "--downstream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the document, vector and graph services (consumers of document.extracted)",
+    )
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="after the last job completes, wait for the downstream consumers' queues to empty",
     )
     parser.add_argument(
         "--blob-store",
@@ -527,6 +723,13 @@ def main() -> int:
         "jobs_per_minute",
     ):
         print(f"{key:<22} {result[key]}")
+    print(f"backlog when the last job completed: {result['backlog_at_done']}")
+    for phase in ("cpu_upload_phase", "cpu_until_done"):
+        account = result[phase]
+        shares = ", ".join(
+            f"{role} {seconds}" for role, seconds in account["cpu_s"].items() if seconds >= 0.1
+        )
+        print(f"{phase} ({account['wall_s']} s, {account['cores_busy']} cores busy): {shares}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(
