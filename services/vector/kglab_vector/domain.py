@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from kglab_shared.errors import UnprocessableError
 
@@ -102,6 +104,34 @@ class SearchQuery:
             "media_type": self.filters.media_type,
             "expand": sorted(self.expand),
         }
+
+    @classmethod
+    def from_cache_fields(cls, owner_id: str, fields: Mapping[str, Any]) -> SearchQuery:
+        """The query again from its :meth:`cache_fields` (a hot query being refreshed); a
+        description that does not make a valid query raises ``ValueError``."""
+        try:
+            text, limit = fields["q"], fields["limit"]
+            document_id, media_type = fields.get("document_id"), fields.get("media_type")
+            expand = fields.get("expand") or []
+            if not (isinstance(text, str) and 0 < len(text) <= MAX_QUERY_CHARS):
+                raise ValueError("query text")
+            if not (isinstance(limit, int) and 1 <= limit <= MAX_LIMIT):
+                raise ValueError("limit")
+            for value in (document_id, media_type):
+                if value is not None and not isinstance(value, str):
+                    raise ValueError("filter")
+            if not (isinstance(expand, list) and set(expand) <= SUPPORTED_EXPANSIONS):
+                raise ValueError("expand")
+            return cls(
+                owner_id=owner_id,
+                text=text,
+                mode=SearchMode(fields["mode"]),
+                limit=limit,
+                filters=SearchFilters(document_id=document_id, media_type=media_type),
+                expand=frozenset(expand),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a search query description: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

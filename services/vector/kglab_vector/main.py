@@ -29,7 +29,7 @@ from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.graph import HttpGraphClient
 from kglab_vector.messaging import consume
 from kglab_vector.messaging.publish import PartsRemovedPublisher
-from kglab_vector.service import Indexer, VectorService
+from kglab_vector.service import CacheRefresh, Indexer, VectorService
 from kglab_vector.store.qdrant import QdrantVectorStore
 
 MEMORY = ":memory:"
@@ -112,14 +112,24 @@ async def open_cache_and_ledger(
         redis: Redis = Redis.from_url(settings.secret("redis_url"))
         try:
             prefix = settings.redis_prefix
-            cache = RedisSearchCache(redis, prefix=f"{prefix}search:", ttl_s=settings.cache_ttl_s)
+            cache = RedisSearchCache(
+                redis,
+                prefix=f"{prefix}search:",
+                ttl_s=settings.cache_ttl_s,
+                hot_tracked=settings.cache_hot_tracked,
+                hot_ttl_s=settings.cache_hot_ttl_s,
+            )
             readiness.add("redis", cache.ping)
             yield cache, RedisProcessedEvents(redis, prefix=f"{prefix}processed:")
         finally:
             await redis.aclose()
         return
     yield (
-        InMemorySearchCache(ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries),
+        InMemorySearchCache(
+            ttl_s=settings.cache_ttl_s,
+            max_entries=settings.cache_max_entries,
+            hot_tracked=settings.cache_hot_tracked,
+        ),
         InMemoryProcessedEvents(),
     )
 
@@ -157,6 +167,11 @@ def create_app(
                 PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
                 snippet_chars=settings.snippet_chars,
                 tombstones=processed,
+                refresh=CacheRefresh(
+                    top=settings.cache_refresh_top,
+                    min_uses=settings.cache_refresh_min_uses,
+                    budget_s=settings.cache_refresh_budget_s,
+                ),
             )
             graph = HttpGraphClient(
                 settings.graph_url, timeout_s=settings.graph_timeout_s, transport=graph_transport

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kglab_shared.bus.idempotency import InMemoryProcessedEvents, ProcessedEvents
 from kglab_shared.events import DocumentDeleted, DocumentStored
 from kglab_shared.logging import get_logger
-from kglab_vector.cache.port import SearchCache, query_key
+from kglab_vector.cache.port import SearchCache, query_description, query_key
 from kglab_vector.domain import (
     ChunkRecord,
     IndexedChunk,
@@ -79,6 +80,35 @@ def records_of(event: DocumentStored, media_type: str | None = None) -> list[Chu
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class CacheRefresh:
+    """Refresh-ahead of an owner's hot answers after each change of their documents.
+
+    ``top`` hottest queries (0: off) that were used at least ``min_uses`` times (counts halve
+    at every change, so about half that many times since the last one), run again against the
+    new data within ``budget_s`` seconds, hottest first.
+    """
+
+    top: int = 128
+    min_uses: float = 2.0
+    budget_s: float = 2.0
+
+
+@dataclass(slots=True)
+class RefreshStats:
+    """What refresh-ahead has cost so far (for the benchmark and the logs)."""
+
+    changes: int = 0
+    searches: int = 0
+    already_cached: int = 0
+    superseded: int = 0
+    timed_out: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    #: Query keys stored by the latest refresh.
+    last_keys: list[str] = field(default_factory=list)
+
+
 #: Ledger group of deleted documents (``owner:document``): their tombstones.
 DELETED_GROUP = "vector-deleted-documents"
 
@@ -93,6 +123,7 @@ class VectorService:
         *,
         snippet_chars: int = 300,
         tombstones: ProcessedEvents | None = None,
+        refresh: CacheRefresh | None = None,
     ) -> None:
         self.store = store
         self.indexer = indexer
@@ -100,6 +131,8 @@ class VectorService:
         self._publisher = publisher
         self._snippet_chars = snippet_chars
         self._tombstones = tombstones or InMemoryProcessedEvents()
+        self._refresh = refresh or CacheRefresh()
+        self.refresh_stats = RefreshStats()
         # Index and delete of one document never interleave in this process; across processes
         # the tombstone check after the upsert settles it (see index_document).
         #: (owner, document) -> its lock and how many tasks hold or wait for it.
@@ -143,8 +176,9 @@ class VectorService:
                 await self.store.delete_document(owner_id, document_id)
                 _log.info("vector_document_deleted_while_indexing", document_id=document_id)
                 return 0
-        await self.cache.invalidate(owner_id)
+        generation = await self.cache.invalidate(owner_id)
         _log.info("vector_document_indexed", document_id=document_id, chunks=len(records))
+        await self.refresh_hot_answers(owner_id, generation)
         return len(records)
 
     async def remove_document(self, event: DocumentDeleted) -> None:
@@ -152,21 +186,81 @@ class VectorService:
         async with self._document(event.owner_id, event.document_id):
             await self._tombstones.mark(DELETED_GROUP, f"{event.owner_id}:{event.document_id}")
             await self.store.delete_document(event.owner_id, event.document_id)
-        await self.cache.invalidate(event.owner_id)
+        generation = await self.cache.invalidate(event.owner_id)
         if self._publisher is not None:
             await self._publisher.parts_removed(event.owner_id, event.document_id)
         _log.info("vector_document_removed", document_id=event.document_id)
+        await self.refresh_hot_answers(event.owner_id, generation)
+
+    async def refresh_hot_answers(self, owner_id: str, generation: int) -> int:
+        """Compute the owner's hot queries again under ``generation`` (taken after the change
+        was written, so every answer sees it); how many were searched.
+
+        Runs in the event consumer, never on a user's request. Bounded by ``CacheRefresh``;
+        stops early once a newer change moved the owner on (that change refreshes for itself).
+        Any failure only leaves the answers invalidated: the change is done, this is a bonus.
+        """
+        if self._refresh.top <= 0:
+            return 0
+        stats, started, searches = self.refresh_stats, time.perf_counter(), 0
+        stats.changes += 1
+        stats.last_keys = []
+        try:
+            async with asyncio.timeout(self._refresh.budget_s):
+                hot = await self.cache.hot_queries(
+                    owner_id, self._refresh.top, self._refresh.min_uses
+                )
+                for item in hot:
+                    try:
+                        query = SearchQuery.from_cache_fields(
+                            owner_id, json.loads(item.description)
+                        )
+                    except ValueError:
+                        _log.warning("search_cache_unreadable_hot_query", key=item.key)
+                        continue
+                    key = query_key(query.cache_fields())
+                    if await self.cache.get(owner_id, generation, key) is not None:
+                        stats.already_cached += 1  # a user's search got there first
+                        continue
+                    hits = await self._search(query)
+                    searches += 1
+                    if not await self.cache.put(owner_id, generation, key, _encode(hits)):
+                        stats.superseded += 1
+                        break
+                    stats.last_keys.append(key)
+        except TimeoutError:
+            stats.timed_out += 1
+            _log.warning("search_cache_refresh_over_budget", owner_id=owner_id, searches=searches)
+        except Exception:
+            stats.failed += 1
+            _log.exception("search_cache_refresh_failed", owner_id=owner_id, searches=searches)
+        elapsed = time.perf_counter() - started
+        stats.searches += searches
+        stats.seconds += elapsed
+        _log.info(
+            "search_cache_refreshed",
+            owner_id=owner_id,
+            searches=searches,
+            ms=round(elapsed * 1000, 1),
+        )
+        return searches
 
     async def search(self, query: SearchQuery) -> tuple[list[SearchHit], bool]:
         """The owner's best chunks for the query, and whether the answer came from the cache."""
-        key = query_key(query.cache_fields())
+        fields = query.cache_fields()
+        key = query_key(fields)
         generation = await self.cache.generation(query.owner_id)
-        cached = await self.cache.get(query.owner_id, generation, key)
+        if self._refresh.top > 0:
+            cached = await self.cache.lookup(
+                query.owner_id, generation, key, query_description(fields)
+            )
+        else:
+            cached = await self.cache.get(query.owner_id, generation, key)
         if cached is not None:
             return [SearchHit(**item) for item in json.loads(cached)], True
         hits = await self._search(query)
-        payload: list[dict[str, Any]] = [asdict(hit) for hit in hits]
-        await self.cache.put(query.owner_id, generation, key, json.dumps(payload).encode())
+        # Refused if the owner's documents changed meanwhile: this answer may predate that.
+        await self.cache.put(query.owner_id, generation, key, _encode(hits))
         return hits, False
 
     async def _search(self, query: SearchQuery) -> list[SearchHit]:
@@ -195,3 +289,8 @@ class VectorService:
             )
             for h in hits
         ]
+
+
+def _encode(hits: list[SearchHit]) -> bytes:
+    payload: list[dict[str, Any]] = [asdict(hit) for hit in hits]
+    return json.dumps(payload).encode()

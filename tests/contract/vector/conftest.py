@@ -1,4 +1,5 @@
-"""One ``VectorStore`` per test, for each way the Qdrant adapter runs.
+"""One ``VectorStore`` per test, for each way the Qdrant adapter runs; search caches on memory
+and on a real Redis.
 
 ``memory`` and ``path`` are Qdrant's in-process local mode (unit speed, and the files make dev
 keeps). ``server`` is a real Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 from qdrant_client import AsyncQdrantClient
 
+from kglab_vector.cache.memory import InMemorySearchCache
+from kglab_vector.cache.port import SearchCache
+from kglab_vector.cache.redis import RedisSearchCache
 from kglab_vector.store.qdrant import QdrantVectorStore
 from tests.backends import docker_available
 from tests.conftest import unique_name
@@ -112,3 +116,31 @@ class SharedClientStore(QdrantVectorStore):
 @pytest.fixture
 def backend(store_factory: StoreFactory, request: pytest.FixtureRequest) -> str:
     return str(request.node.callspec.params["store_factory"])
+
+
+CacheFactory = Callable[..., SearchCache]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.backend("redis"))])
+async def cache_factory(request: pytest.FixtureRequest) -> AsyncIterator[CacheFactory]:
+    """Makes search caches (options: ``hot_tracked``, ``ttl_s``) on one backing store; a real
+    Redis works under a unique key prefix, deleted afterwards."""
+    if request.param == "memory":
+        yield lambda **options: InMemorySearchCache(**options)
+        return
+    from redis.asyncio import Redis
+
+    redis: Redis = Redis.from_url(request.getfixturevalue("redis_url"))
+    prefix = unique_name("kglab_test_search") + ":"
+    try:
+        yield lambda **options: RedisSearchCache(redis, prefix=prefix, **options)
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@pytest.fixture
+def cache(cache_factory: CacheFactory) -> SearchCache:
+    return cache_factory(ttl_s=60)
