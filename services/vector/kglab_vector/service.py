@@ -98,6 +98,7 @@ class CacheRefresh:
 class RefreshStats:
     """What refresh-ahead has cost so far (for the benchmark and the logs)."""
 
+    #: Refreshes finished (one per change), whatever their outcome.
     changes: int = 0
     searches: int = 0
     already_cached: int = 0
@@ -203,7 +204,6 @@ class VectorService:
         if self._refresh.top <= 0:
             return 0
         stats, started, searches = self.refresh_stats, time.perf_counter(), 0
-        stats.changes += 1
         stats.last_keys = []
         try:
             async with asyncio.timeout(self._refresh.budget_s):
@@ -235,6 +235,7 @@ class VectorService:
             stats.failed += 1
             _log.exception("search_cache_refresh_failed", owner_id=owner_id, searches=searches)
         elapsed = time.perf_counter() - started
+        stats.changes += 1
         stats.searches += searches
         stats.seconds += elapsed
         _log.info(

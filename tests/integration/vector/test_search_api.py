@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import pytest
 
 from kglab_vector.api.routes import CACHE_HEADER
@@ -13,6 +15,7 @@ from tests.integration.vector.conftest import (
     stored_envelope,
     stored_event,
 )
+from tests.waiting import wait_until
 
 PROBLEM = "application/problem+json"
 TEXTS = [
@@ -25,7 +28,22 @@ TEXTS = [
 async def seed(vector_app: VectorApp, document_id: str = "doc-a", owner: str = ALICE) -> None:
     event = stored_event(document_id, TEXTS, owner=owner, title=f"Report {document_id}")
     before = await vector_app.service.store.count(owner)
-    await vector_app.publish_and_wait(stored_envelope(event), owner, before + len(TEXTS))
+    await changed(
+        vector_app,
+        vector_app.publish_and_wait(stored_envelope(event), owner, before + len(TEXTS)),
+    )
+
+
+async def changed(vector_app: VectorApp, publishing: Awaitable[None]) -> None:
+    """Run ``publishing`` and wait until the event is fully handled: hot answers refreshed."""
+    stats = vector_app.service.refresh_stats
+    refreshes = stats.changes
+    await publishing
+
+    async def refreshed() -> bool:
+        return stats.changes > refreshes
+
+    await wait_until(refreshed, timeout_s=10)
 
 
 async def test_search_returns_enriched_snippets(vector_app: VectorApp) -> None:
@@ -140,16 +158,23 @@ async def test_answers_are_cached_and_invalidated_when_documents_change(
     await seed(vector_app, "doc-bob", BOB)
     assert (await vector_app.search(q="salt shafts")).headers[CACHE_HEADER] == "hit"
 
-    # A new document of Alice's: the cached answer is not served, the new chunk is found.
+    # A new document of Alice's: the old answer is not served; her hot query (asked 3 times)
+    # was searched again when the event was handled, so it is a hit that holds the new chunk;
+    # a query asked once before was only invalidated.
     await seed(vector_app, "doc-new")
     fresh = await vector_app.search(q="salt shafts")
-    assert fresh.headers[CACHE_HEADER] == "miss"
+    assert fresh.headers[CACHE_HEADER] == "hit"
     assert {r["document_id"] for r in fresh.json()["results"]} == {"doc-a", "doc-new"}
+    dense = await vector_app.search(q="salt shafts", mode="dense")
+    assert dense.headers[CACHE_HEADER] == "miss"
+    assert "doc-new" in {r["document_id"] for r in dense.json()["results"]}
 
-    # Deleting it: invalidated again, and it is gone from the answer.
-    await vector_app.publish_and_wait(deleted_envelope("doc-new"), ALICE, len(TEXTS))
+    # Deleting it: invalidated again, refreshed, and it is gone from the answer.
+    await changed(
+        vector_app, vector_app.publish_and_wait(deleted_envelope("doc-new"), ALICE, len(TEXTS))
+    )
     after = await vector_app.search(q="salt shafts")
-    assert after.headers[CACHE_HEADER] == "miss"
+    assert after.headers[CACHE_HEADER] == "hit"
     assert {r["document_id"] for r in after.json()["results"]} == {"doc-a"}
 
 
