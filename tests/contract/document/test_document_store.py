@@ -359,3 +359,80 @@ async def test_unknown_documents_are_absent(document_store: DocumentStore) -> No
 
 async def test_ping(document_store: DocumentStore) -> None:
     await document_store.ping()
+
+
+async def seed_days(store: DocumentStore) -> list[Document]:
+    """41 documents over 40 days, sparse and dense days, on and either side of midnight UTC."""
+    documents: list[Document] = []
+    rng = random.Random(13)
+    midnight = datetime(2026, 3, 1, tzinfo=UTC)
+    offsets = [
+        timedelta(0),
+        timedelta(milliseconds=-1),
+        timedelta(milliseconds=1),
+        timedelta(hours=12),
+        timedelta(days=1),  # another document exactly at the next midnight
+    ]
+    for i in range(41):
+        day = (i * 7) % 40 if i % 5 else 3  # day 3 is dense, the rest one or two a day
+        created = midnight + timedelta(days=day) + offsets[i % len(offsets)]
+        document, _ = make_document(
+            f"day-{i:02d}",
+            media_type="application/pdf" if i % 4 == 0 else "text/plain",
+            source="https://example.org/d" if i % 6 == 0 else "notes.txt",
+            created_at=created,
+            chunks=0,
+        )
+        documents.append(document)
+    for document in rng.sample(documents, len(documents)):
+        await save(store, document, [])
+    await save(store, *make_document("other-day", owner=OTHER, created_at=midnight, chunks=0))
+    return documents
+
+
+async def test_listings_across_many_days(document_store: DocumentStore) -> None:
+    """Pages that span days (the Mongo adapter reads them day by day, then one query for the
+    rest): every sort, filter and page size serves each document once, in order."""
+    documents = await seed_days(document_store)
+    midnight = datetime(2026, 3, 1, tzinfo=UTC)
+    ranges = [
+        (midnight + timedelta(days=3), midnight + timedelta(days=20)),  # on day boundaries
+        (midnight + timedelta(days=2, hours=23), midnight + timedelta(days=9, milliseconds=1)),
+    ]
+    cases: list[tuple[DocumentFilters, Callable[[Document], bool]]] = [
+        (DocumentFilters(), lambda d: True),
+        (DocumentFilters(media_type="application/pdf"), lambda d: "pdf" in d.media_type),
+        (DocumentFilters(source="https://example.org/d"), lambda d: d.source.endswith("/d")),
+        *[
+            (
+                DocumentFilters(created_from=start, created_to=end),
+                lambda d, s=start, e=end: s <= d.created_at < e,
+            )
+            for start, end in ranges
+        ],
+        (
+            DocumentFilters(media_type="text/plain", created_to=midnight + timedelta(days=10)),
+            lambda d: d.media_type == "text/plain" and d.created_at < midnight + timedelta(days=10),
+        ),
+    ]
+    for filters, keep in cases:
+        wanted = [d for d in documents if keep(d)]
+        for sort in SortOrder:
+            for limit in (1, 3, 20, 100):
+                served = await walk(document_store, sort, limit=limit, filters=filters)
+                assert served == expected_order(wanted, sort), (filters, sort, limit)
+
+
+async def test_deleted_documents_leave_day_pages_full(document_store: DocumentStore) -> None:
+    documents = await seed_days(document_store)
+    gone = {d.id for d in documents[::3]}
+    for doc_id in gone:
+        assert await document_store.delete(OWNER, doc_id, at=BASE) is not None
+    kept = [d for d in documents if d.id not in gone]
+
+    for sort in (SortOrder.NEWEST, SortOrder.OLDEST):
+        page = await document_store.list_documents(
+            OWNER, filters=DocumentFilters(), sort=sort, limit=10
+        )
+        assert [d.id for d in page.items] == expected_order(kept, sort)[:10]
+        assert await walk(document_store, sort, limit=4) == expected_order(kept, sort)

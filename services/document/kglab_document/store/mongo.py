@@ -7,13 +7,23 @@ upserts keyed by ids (chunks first, then the document, so a visible document has
 Query shapes follow what FerretDB 1.x hands to its backend (adr/0011): a get is ``{_id}`` alone
 (the only filter its SQLite handler pushes down), and listings keep every equality at the top
 level (its PostgreSQL handler pushes those down, and nothing nested under ``$and``/``$or``).
+
+Listings by date walk **day buckets** (adr/0013): FerretDB 1.x decodes, filters and sorts in Go
+every row its pushed-down equalities let through (about 0.15-0.3 ms each), so a listing that
+selects on the owner alone reads all of the owner's documents. Each document carries its UTC
+``day``, and an insert-only marker per (owner, day) and per (owner, day, media type) says which
+days hold documents; a page reads the owner's markers, then one day at a time with ``day`` as an
+equality, newest (or oldest) first, until the page is full. After ``day_walk_limit`` days the
+rest of the page comes from one query bounded by ``created_at`` (the old shape), so sparse
+filters stay bounded. The title sort and the source filter use the single query.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -52,7 +62,22 @@ _DOCUMENT_INDEXES = [
         [("owner_id", ASCENDING), ("title", ASCENDING), ("_id", ASCENDING)], name="owner_title"
     ),
     IndexModel([("owner_id", ASCENDING), ("source", ASCENDING)], name="owner_source"),
+    IndexModel(
+        [("owner_id", ASCENDING), ("day", ASCENDING), ("created_at", ASCENDING)],
+        name="owner_day_created",
+    ),
 ]
+_DAY_INDEXES = [
+    IndexModel(
+        [("owner_id", ASCENDING), ("kind", ASCENDING), ("media_type", ASCENDING)],
+        name="owner_kind_media_type",
+    ),
+]
+#: Day buckets a page reads one by one before one bounded query serves the rest of it.
+DAY_WALK_LIMIT = 16
+_DAY_MIGRATION = "document_days"
+#: Marker ids this process knows are written (a bulk ingestion writes the same few again).
+_MARKED_CACHE = 10_000
 _CHUNK_INDEXES = [
     IndexModel(
         [("owner_id", ASCENDING), ("document_id", ASCENDING), ("position", ASCENDING)],
@@ -65,8 +90,12 @@ _CHUNK_INDEXES = [
 class MongoDocumentStore:
     """The client is created (and closed) by the composition root; this takes a database."""
 
-    def __init__(self, database: AsyncDatabase[MongoDoc]) -> None:
+    def __init__(
+        self, database: AsyncDatabase[MongoDoc], *, day_walk_limit: int = DAY_WALK_LIMIT
+    ) -> None:
         self._db = database
+        #: 0 turns day buckets off: every listing is one query (what MongoDB serves best).
+        self._day_walk_limit = day_walk_limit
         self._documents: AsyncCollection[MongoDoc] = database["documents"]
         self._chunks: AsyncCollection[MongoDoc] = database["chunks"]
         # One insert-only row per removed part: FerretDB 1.x applies an update as a
@@ -74,17 +103,60 @@ class MongoDocumentStore:
         # the document itself could lose one. Inserts of distinct _ids cannot.
         self._removed_parts: AsyncCollection[MongoDoc] = database["removed_parts"]
         self._published: AsyncCollection[MongoDoc] = database["stored_events_published"]
+        # Insert-only markers of the days that hold an owner's documents (see the module doc).
+        self._days: AsyncCollection[MongoDoc] = database["document_days"]
+        self._migrations: AsyncCollection[MongoDoc] = database["migrations"]
+        self._marked: set[str] = set()
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the queries use; creating an existing index is a no-op."""
-        await self._documents.create_indexes(_DOCUMENT_INDEXES)
-        await self._chunks.create_indexes(_CHUNK_INDEXES)
+        """Create the indexes the queries use (a no-op when they exist), and give documents
+        stored before day buckets their ``day`` and markers, once."""
+        for collection, indexes in (
+            (self._documents, _DOCUMENT_INDEXES),
+            (self._chunks, _CHUNK_INDEXES),
+            (self._days, _DAY_INDEXES),
+        ):
+            # One at a time: FerretDB 1.24 panics (and drops the connection) when one
+            # createIndexes names two or more indexes that already exist, i.e. on every
+            # restart (handler/msg_createindexes.go deletes from its list by a stale position).
+            for index in indexes:
+                await collection.create_indexes([index])
+        if await self._migrations.find_one({"_id": _DAY_MIGRATION}) is None:
+            # Read them all before writing: FerretDB 1.x can fail a cursor's getMore while its
+            # collection is being updated.
+            missing = await self._documents.find(
+                {"day": {"$exists": False}}, {"owner_id": 1, "media_type": 1, "created_at": 1}
+            ).to_list()
+            for raw in missing:
+                day = day_of(raw["created_at"])
+                await self._mark_day(raw["owner_id"], day, raw["media_type"])
+                await self._documents.update_one({"_id": raw["_id"]}, {"$set": {"day": day}})
+            try:
+                await self._migrations.insert_one({"_id": _DAY_MIGRATION})
+            except DuplicateKeyError:
+                pass  # another replica finished it too
+
+    async def _mark_day(self, owner_id: str, day: str, media_type: str) -> None:
+        for marker in day_markers(owner_id, day, media_type):
+            if marker["_id"] in self._marked:
+                continue  # markers are never removed: one this process wrote stays written
+            # Insert-only, so concurrent saves cannot lose one (FerretDB 1.x updates are
+            # read-modify-write); the second insert of a marker collides and changes nothing.
+            try:
+                await self._days.insert_one(marker)
+            except DuplicateKeyError:
+                pass
+            if len(self._marked) >= _MARKED_CACHE:
+                self._marked.clear()
+            self._marked.add(marker["_id"])
 
     async def save_extracted(self, document: Document, chunks: Sequence[Chunk]) -> SaveResult:
         existing = await self._documents.find_one({"_id": document.id})
         if existing is not None:
             # Stored, or a deletion tombstone: a redelivery must neither change nor resurrect it.
             return SaveResult(created=False, document=_document_from_mongo(existing))
+        # The day's markers before the document: a visible document is always in a bucket.
+        await self._mark_day(document.owner_id, day_of(document.created_at), document.media_type)
         if chunks:
             await self._chunks.bulk_write(
                 [
@@ -132,9 +204,65 @@ class MongoDocumentStore:
         after: DocumentCursor | None = None,
     ) -> Page[Document]:
         query, order = list_query(owner_id, filters=filters, sort=sort, after=after)
-        cursor = self._documents.find(query).sort(order).limit(limit + 1)
-        rows = [_document_from_mongo(raw) async for raw in cursor]
+        if sort is SortOrder.TITLE or filters.source is not None or self._day_walk_limit < 1:
+            # No bucket serves a title order; a source equality already selects few rows.
+            return document_page(await self._find(query, order, limit + 1), limit, sort)
+        newest = sort is SortOrder.NEWEST
+        days = await self._owner_days(owner_id, filters, after, newest=newest)
+        rows: list[Document] = []
+        for walked, day in enumerate(days):
+            wanted = limit + 1 - len(rows)
+            if wanted <= 0:
+                break
+            if walked == self._day_walk_limit:
+                # The remaining days in one query: everything before (newest first) or after
+                # the last day walked, with the page's filters and cursor.
+                rows += await self._find(
+                    _beyond_day(query, days[walked - 1], newest=newest), order, wanted
+                )
+                break
+            rows += await self._find({**query, "day": day}, order, wanted)
         return document_page(rows, limit, sort)
+
+    async def _find(
+        self, query: MongoDoc, order: list[tuple[str, int]], limit: int
+    ) -> list[Document]:
+        cursor = self._documents.find(query).sort(order).limit(limit)
+        return [_document_from_mongo(raw) async for raw in cursor]
+
+    async def _owner_days(
+        self,
+        owner_id: str,
+        filters: DocumentFilters,
+        after: DocumentCursor | None,
+        *,
+        newest: bool,
+    ) -> list[str]:
+        """The owner's days that can hold the page, in walking order."""
+        marker: MongoDoc = {"owner_id": owner_id, "kind": "day"}
+        if filters.media_type is not None:
+            marker = {
+                "owner_id": owner_id,
+                "kind": "day_media_type",
+                "media_type": filters.media_type,
+            }
+        first = day_of(filters.created_from) if filters.created_from is not None else None
+        last = (
+            day_of(filters.created_to - timedelta(milliseconds=1))
+            if filters.created_to is not None
+            else None
+        )
+        if after is not None and isinstance(after.key, datetime):
+            if newest:
+                last = min(last, day_of(after.key)) if last else day_of(after.key)
+            else:
+                first = max(first, day_of(after.key)) if first else day_of(after.key)
+        days = {
+            raw["day"]
+            async for raw in self._days.find(marker, {"day": 1, "_id": 0})
+            if (first is None or raw["day"] >= first) and (last is None or raw["day"] <= last)
+        }
+        return sorted(days, reverse=newest)
 
     async def get(self, owner_id: str, document_id: str) -> Document | None:
         # Look up by _id alone and check the owner here: FerretDB 1.x pushes an _id equality
@@ -243,6 +371,37 @@ def list_query(
     return query, [(field, direction), ("_id", direction)]
 
 
+def day_of(moment: datetime) -> str:
+    """The UTC day a document's ``created_at`` falls on: its listing bucket."""
+    return utc_millis(moment).strftime("%Y-%m-%d")
+
+
+def day_markers(owner_id: str, day: str, media_type: str) -> list[MongoDoc]:
+    """The markers saying that ``day`` holds a document of the owner (and of that type)."""
+    return [
+        {"_id": json.dumps([owner_id, day]), "owner_id": owner_id, "kind": "day", "day": day},
+        {
+            "_id": json.dumps([owner_id, day, media_type]),
+            "owner_id": owner_id,
+            "kind": "day_media_type",
+            "media_type": media_type,
+            "day": day,
+        },
+    ]
+
+
+def _beyond_day(query: MongoDoc, day: str, *, newest: bool) -> MongoDoc:
+    """``query`` narrowed to the days before ``day`` (newest first) or after it (oldest)."""
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    created = dict(query.get("created_at", {}))
+    if newest:
+        created["$lt"] = min(created.get("$lt", start), start)
+    else:
+        end = start + timedelta(days=1)
+        created["$gte"] = max(created.get("$gte", end), end)
+    return {**query, "created_at": created}
+
+
 _SORTS: dict[SortOrder, tuple[str, int]] = {
     SortOrder.NEWEST: ("created_at", DESCENDING),
     SortOrder.OLDEST: ("created_at", ASCENDING),
@@ -263,6 +422,7 @@ def _document_to_mongo(document: Document) -> MongoDoc:
         "media_type": document.media_type,
         "source": document.source,
         "created_at": utc_millis(document.created_at),
+        "day": day_of(document.created_at),
         "chunk_count": document.chunk_count,
         "metadata": document.metadata,
         "provenance": document.provenance,
