@@ -17,7 +17,10 @@ Every run is bounded in time.
   measured in this process alone (getrusage). The gateway forwards with the cheapest.
 
 Knobs: KGLAB_BENCH_LOAD_S (load seconds, default 20), KGLAB_BENCH_GATEWAY_WORKERS (uvicorn
-workers of the gateway, default 1; the 2 cores are shared with auth, the servers and wrk).
+workers of the gateway, default 1; the 2 cores are shared with auth, the servers and wrk),
+KGLAB_BENCH_ONLY_LOAD=1 (only the load on /me, written to results/gateway_load.json: for
+before/after comparisons of the load path), KGLAB_BENCH_PROFILE=<dir> (run the gateway and auth
+under cProfile and write <dir>/gateway.prof and <dir>/auth.prof; CPU figures are then inflated).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +54,8 @@ USERS = 100
 LOAD_SECONDS = int(os.environ.get("KGLAB_BENCH_LOAD_S", "20"))
 GATEWAY_WORKERS = int(os.environ.get("KGLAB_BENCH_GATEWAY_WORKERS", "1"))
 CLIENT_REQUESTS = int(os.environ.get("KGLAB_BENCH_CLIENT_REQUESTS", "3000"))
+ONLY_LOAD = os.environ.get("KGLAB_BENCH_ONLY_LOAD", "") == "1"
+PROFILE_DIR = os.environ.get("KGLAB_BENCH_PROFILE", "")
 PASSWORD = "a long enough passphrase"
 
 WRK_SCRIPT = r"""
@@ -74,17 +80,38 @@ end
 """
 
 
+# uvicorn with cProfile switched on by SIGUSR1 and off (profile written) by SIGUSR2, so the
+# profile covers the measured load only, not start-up and sign-up.
+PROFILED_UVICORN = r"""
+import cProfile, signal, sys
+import uvicorn
+out = sys.argv.pop(1)
+profile = cProfile.Profile()
+def start(*_):
+    profile.enable()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats(out)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+uvicorn.main()
+"""
+
 SERVED: dict[str, subprocess.Popen[str]] = {}
 
 
 @contextmanager
 def serve(app: str, port: int, env: dict[str, str], workers: int = 1):  # type: ignore[no-untyped-def]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    launch = ["-m", "uvicorn"]
+    if PROFILE_DIR:
+        Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
+        name = app.split(".")[0].removeprefix("kglab_")
+        launch = ["-c", PROFILED_UVICORN, str(Path(PROFILE_DIR, f"{name}.prof"))]
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "uvicorn",
+            *launch,
             "--factory",
             app,
             "--host",
@@ -157,6 +184,13 @@ def _cpu_seconds(pid: int) -> float:
     return total + sum(_cpu_seconds(int(child)) for child in children)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU time of the whole machine that was not idle or waiting for I/O, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait (no guest twice)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _kernel_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[12]) / os.sysconf("SC_CLK_TCK")
@@ -181,6 +215,7 @@ def wrk(
         before = {name: _cpu_seconds(pid) for name, pid in watch.items()}
         kernel_before = {name: _kernel_seconds(pid) for name, pid in watch.items()}
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        machine_before = _machine_busy_seconds()
         completed = subprocess.run(
             [
                 "wrk",
@@ -200,6 +235,7 @@ def wrk(
             check=True,
         )
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        machine_busy = _machine_busy_seconds() - machine_before
         spent = {name: _cpu_seconds(pid) - before[name] for name, pid in watch.items()}
         kernel = {name: _kernel_seconds(pid) - kernel_before[name] for name, pid in watch.items()}
     line = [ln for ln in completed.stdout.splitlines() if ln.startswith("{")][-1]
@@ -215,6 +251,8 @@ def wrk(
         name: round(v * 1000 / requests, 3) for name, v in kernel.items()
     }
     stats["cpu_cores_busy"] = {name: round(v / duration_s, 2) for name, v in spent.items()}
+    # Every process on the machine (PostgreSQL, Redis, other work): what the 2 cores did.
+    stats["machine_cores_busy"] = round(machine_busy / duration_s, 2)
     stats["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     return stats
 
@@ -396,6 +434,8 @@ async def main() -> int:
                 tokens.append(login.json()["access_token"])
             jwks = (await client.get("/.well-known/jwks.json")).json()
 
+        if ONLY_LOAD:
+            return _load_only(gateway, tokens)
         token_header = {"Authorization": f"Bearer {tokens[0]}"}
         latency = interleaved(
             {
@@ -491,6 +531,51 @@ async def main() -> int:
         print(f"{label:56} {value:>20}")
     print(f"\nwritten to {path}")
     return 0
+
+
+def _load_only(gateway: str, tokens: list[str]) -> int:
+    """The load on /me alone (KGLAB_BENCH_ONLY_LOAD=1), for before/after comparisons."""
+    watch = {
+        "gateway": SERVED["kglab_gateway.main:create_app"].pid,
+        "auth": SERVED["kglab_auth.main:create_app"].pid,
+    }
+    # A second of warm-up (connections opened, tokens verified once), then the measured run.
+    wrk(gateway, "/api/v1/auth/me", tokens, connections=100, seconds=1)
+    print(f"load: {USERS} users, 100 connections, {LOAD_SECONDS} s ...", flush=True)
+    _signal_served(signal.SIGUSR1)
+    load = wrk(
+        gateway, "/api/v1/auth/me", tokens, connections=100, seconds=LOAD_SECONDS, watch=watch
+    )
+    _signal_served(signal.SIGUSR2)
+    path = save(
+        "gateway_load_profiled" if PROFILE_DIR else "gateway_load",
+        {"load_me_through_gateway": load, "gateway_workers": GATEWAY_WORKERS},
+    )
+    cpu = load["cpu_ms_per_request"]
+    print(
+        f"rps {load['rps']:.1f}; p50/p95/p99 ms "
+        + " / ".join(f"{load[k] / 1000:.1f}" for k in ("p50_us", "p95_us", "p99_us"))
+        + f"; errors {load['errors']}, non-2xx {load['non_2xx']}; CPU ms/request gateway "
+        f"{cpu['gateway']:.3f} auth {cpu['auth']:.3f} wrk {cpu['wrk']:.3f}; "
+        f"machine cores busy {load['machine_cores_busy']}; "
+        f"load average {load['loadavg_after']}\nwritten to {path}"
+    )
+    return 0
+
+
+def _signal_served(signum: int) -> None:
+    """Start or stop the profilers (KGLAB_BENCH_PROFILE), and let them write their files."""
+    if not PROFILE_DIR:
+        return
+    for process in SERVED.values():
+        process.send_signal(signum)
+    if signum == signal.SIGUSR2:
+        for name in ("gateway", "auth"):
+            path = Path(PROFILE_DIR, f"{name}.prof")
+            deadline = time.monotonic() + 30
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(f"profile written to {path}")
 
 
 def _identity_for(token: str) -> str:

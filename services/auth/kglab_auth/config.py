@@ -59,6 +59,9 @@ class AuthSettings(ServiceSettings):
         description="Where people reach the gateway; used in mails and OAuth redirect URIs.",
     )
 
+    #: PostgreSQL connections kept for the per-request read of /me, beside the engine's pool.
+    hot_read_connections: int = Field(default=8, ge=1, le=64)
+
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
 

@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.middleware import Middleware
 
+from kglab_auth.api.fast import MeFastPath
 from kglab_auth.api.routes import internal_router, router, wellknown_router
 from kglab_auth.config import AuthSettings
 from kglab_auth.messaging.file_outbox import FileOutboxMailer
@@ -59,7 +61,10 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(service_runtime(app, settings, bus=bus))
-            store = SqlAuthStore(create_engine(database_url(settings)))
+            store = SqlAuthStore(
+                create_engine(database_url(settings)),
+                hot_read_connections=settings.hot_read_connections,
+            )
             stack.push_async_callback(store.close)
             await store.migrate()
             throttle = build_throttle(settings)
@@ -92,10 +97,13 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
                 app.state.readiness.add("redis", throttle.ping)
             yield
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Knowledge Graph Lab: auth service",
         description="Users, sessions, tokens, API keys and password resets.",
         routers=[router, wellknown_router, internal_router],
         lifespan=lifespan,
     )
+    # Innermost (inside the shared request context): GET /me skips FastAPI's routing layer.
+    app.user_middleware.append(Middleware(MeFastPath))
+    return app

@@ -198,8 +198,7 @@ class AuthService:
             return
 
     async def me(self, identity: Identity) -> User:
-        async with self._store.reader() as repo:
-            user = await repo.user_by_id(identity.user_id)
+        user = await self._store.user_by_id(identity.user_id)
         if user is None:
             raise NotFoundError("There is no user account behind this identity.")
         return user

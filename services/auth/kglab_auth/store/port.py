@@ -94,6 +94,10 @@ class AuthStore(Protocol):
         """Reads outside a transaction (each statement sees what is committed): no BEGIN and
         COMMIT round trips. Use it only for blocks that read, never for read-then-write."""
 
+    async def user_by_id(self, user_id: str) -> User | None:
+        """One user as committed now (never cached): the cheapest read the store can do, for
+        the per-request /me."""
+
     async def migrate(self) -> None:
         """Bring the schema to the newest migration."""
 
