@@ -6,9 +6,12 @@ Runs on the embedded adapters (SQLite, blob files) and the real ones (PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime
 from typing import Any
+
+import pytest
 
 from kglab_ingestion.messaging.consume import DELETIONS_GROUP, deletion_handler
 from kglab_ingestion.store.port import BlobStore
@@ -165,3 +168,80 @@ async def test_the_same_deletion_twice_changes_nothing(ingestion: IngestionApp) 
     assert (await ingestion.upload(MARKDOWN, "graphs.md")).json()["duplicate_of"] == second[
         "job_id"
     ]
+
+
+class Gate:
+    """Holds calls to one method of a real store at its door until released (instrumentation
+    of our own adapter, which then runs unchanged): ``reached`` is set when a call waits."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> None:
+        self.reached = asyncio.Event()
+        self.released = asyncio.Event()
+        original = getattr(target, method)
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self.reached.set()
+            await self.released.wait()
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(target, method, held)
+
+
+@pytest.mark.parametrize("upload_commits_first", [False, True])
+async def test_deleting_a_document_while_its_identical_reupload_is_in_flight(
+    ingestion: IngestionApp, monkeypatch: pytest.MonkeyPatch, upload_commits_first: bool
+) -> None:
+    """The deletion has marked the old job (so the re-upload is no duplicate of it) and is
+    about to decide whether the bytes are still needed, while the re-upload has stored the
+    same bytes and is about to commit its job. Whichever goes first, the new job finds its
+    bytes and completes, exactly once, and no half-written state is left."""
+    first = await completed_upload(ingestion)
+    service = ingestion.app.state.ingestion_service
+    in_use = Gate(monkeypatch, ingestion.jobs, "sha256_in_use")
+    create = Gate(monkeypatch, ingestion.jobs, "create")
+
+    deletion = asyncio.create_task(service.document_deleted(ALICE, first["document_id"]))
+    await asyncio.wait_for(in_use.reached.wait(), timeout=10)
+    # The old job is marked deleted: the same bytes are a new job now.
+    assert (await ingestion.job(first["job_id"]))["document_deleted_at"] is not None
+    upload = asyncio.create_task(ingestion.upload(MARKDOWN, "graphs.md"))
+    await asyncio.wait_for(create.reached.wait(), timeout=10)
+    assert await blobs(ingestion).exists(SHA256)  # stored by the re-upload, job not committed
+
+    if upload_commits_first:
+        create.released.set()
+        response = await upload
+        in_use.released.set()
+        await deletion
+        # The deletion saw the new live job and kept the bytes.
+        assert await blobs(ingestion).exists(SHA256)
+    else:
+        in_use.released.set()
+        await deletion
+        # The deletion saw no live job and removed the bytes the re-upload had just stored ...
+        assert not await blobs(ingestion).exists(SHA256)
+        create.released.set()
+        response = await upload
+        # ... and the re-upload, once its job committed, found them gone and stored them again.
+        assert await blobs(ingestion).exists(SHA256)
+
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["duplicate"] is False
+    assert accepted["job_id"] != first["job_id"]
+    second = await ingestion.wait_for_status(accepted["job_id"], "completed", "failed")
+    assert second["status"] == "completed", second
+    assert second["attempts"] == 1
+    assert second["document_id"] not in (None, first["document_id"])
+
+    async def both_extracted() -> bool:
+        return len(ingestion.extracted) == 2
+
+    await wait_until(both_extracted)
+    latest = DocumentExtracted.model_validate(ingestion.extracted[-1].data)
+    assert latest.document_id == second["document_id"]
+    # Completed once: a later upload of the same bytes points at it.
+    again = await ingestion.upload(MARKDOWN, "graphs.md")
+    assert again.status_code == 200
+    assert again.json()["duplicate_of"] == second["job_id"]
+    assert len(ingestion.extracted) == 2
