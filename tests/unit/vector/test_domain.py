@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kglab_vector.cache.port import query_key
@@ -72,3 +74,48 @@ def test_cache_key_ignores_case_and_spacing_but_not_what_changes_the_answer() ->
     assert key("salt") != key("salt", limit=5)
     assert key("salt") != key("salt", filters=SearchFilters(document_id="d"))
     assert key("salt") != key("salt", filters=SearchFilters(media_type="text/plain"))
+
+
+def test_a_query_comes_back_from_its_cache_fields() -> None:
+    # Refresh-ahead runs hot queries again from what the cache stored of them.
+    query = SearchQuery(
+        owner_id="alice",
+        text="Salt  Shafts",
+        mode=SearchMode.SPARSE,
+        limit=7,
+        filters=SearchFilters(document_id="doc-1", media_type="application/pdf"),
+        expand=frozenset({"graph"}),
+    )
+    fields = json.loads(json.dumps(query.cache_fields()))
+    again = SearchQuery.from_cache_fields("alice", fields)
+    assert again.cache_fields() == query.cache_fields()
+    assert again.text == "salt shafts"
+    assert again.filters == query.filters
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"q": ""},
+        {"q": "x" * 513},
+        {"q": 5},
+        {"limit": 0},
+        {"limit": 51},
+        {"limit": "10"},
+        {"mode": "fuzzy"},
+        {"document_id": ["a"]},
+        {"expand": ["everything"]},
+        {"expand": "graph"},
+    ],
+)
+def test_a_damaged_cache_description_is_refused(change: dict[str, object]) -> None:
+    fields = {**SearchQuery(owner_id="alice", text="salt").cache_fields(), **change}
+    with pytest.raises(ValueError, match=r"."):
+        SearchQuery.from_cache_fields("alice", fields)
+
+
+def test_a_description_missing_a_field_is_refused() -> None:
+    fields = SearchQuery(owner_id="alice", text="salt").cache_fields()
+    del fields["mode"]
+    with pytest.raises(ValueError, match="not a search query description"):
+        SearchQuery.from_cache_fields("alice", fields)
