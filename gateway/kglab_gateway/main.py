@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -33,6 +34,7 @@ from kglab_shared.metrics import metrics_response
 from kglab_shared.settings import StoreKind, load_settings
 
 SERVICES = ("auth", "ingestion", "graph", "document", "vector")
+_NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 _DESCRIPTION = """
 The public API of Knowledge Graph Lab: upload files and web pages, follow their processing,
 search them and walk the knowledge graph mined from them.
@@ -149,6 +151,9 @@ def create_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # The shared request context traces and counts requests; FastAPI's own telemetry would
+        # do it twice when a provider is installed, and checks for one on every request.
+        telemetry=_NO_FASTAPI_TELEMETRY,
     )
     _add_documentation_routes(app)
 

@@ -47,6 +47,11 @@ def configure_tracing(service: str, exporter: str = "none", endpoint: str | None
     _configured = True
 
 
+def tracing_configured() -> bool:
+    """Whether this process records spans (a provider was installed by configure_tracing)."""
+    return _configured
+
+
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 

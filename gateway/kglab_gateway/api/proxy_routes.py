@@ -18,7 +18,7 @@ from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
 from kglab_shared.identity import IDENTITY_HEADER
-from kglab_shared.tracing import current_trace_headers
+from kglab_shared.tracing import current_trace_headers, tracing_configured
 
 router = APIRouter()
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -81,7 +81,9 @@ async def forward(request: Request) -> Response:
     headers.append((REQUEST_ID_HEADER, get_correlation_id() or ""))
     client_ip = policy.client_ip(request)
     headers.append(("X-Forwarded-For", client_ip))
-    headers.extend(current_trace_headers().items())
+    if tracing_configured() or "traceparent" in request.headers:
+        # Otherwise no trace context is current (see incoming_request_context): none to send.
+        headers.extend(current_trace_headers().items())
 
     body: bytes | AsyncIterator[bytes] | None
     if request.method in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
 
@@ -30,6 +31,7 @@ from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import StoreKind, load_settings
 
 _log = get_logger(__name__)
+_NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def database_url(settings: AuthSettings) -> str:
@@ -103,6 +105,9 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
         description="Users, sessions, tokens, API keys and password resets.",
         routers=[router, wellknown_router, internal_router],
         lifespan=lifespan,
+        # The shared request context traces and counts requests; FastAPI's own telemetry would
+        # do it twice when a provider is installed, and checks for one on every request.
+        telemetry=_NO_FASTAPI_TELEMETRY,
     )
     # Innermost (inside the shared request context): GET /me skips FastAPI's routing layer.
     app.user_middleware.append(Middleware(MeFastPath))

@@ -56,10 +56,15 @@ class MeFastPath:
 
 
 def _route_of(routes: list[Any], path: str) -> Any:
+    """The GET route at ``path``, also inside included routers."""
     for route in routes:
         methods = getattr(route, "methods", None) or ()
         if getattr(route, "path", None) == path and "GET" in methods:
             return route
+        inner = getattr(route, "original_router", route)
+        found = _route_of(list(getattr(inner, "routes", None) or []), path)
+        if found is not None:
+            return found
     return None
 
 
