@@ -337,6 +337,14 @@ class MongoDocumentStore:
         await self._db.command("ping")
 
 
+async def day_walk_limit_for(database: AsyncDatabase[MongoDoc]) -> int:
+    """Day buckets for FerretDB, whose listings otherwise decode all of an owner's documents;
+    none for MongoDB, which serves the single query from a compound index (markers are still
+    written, so a deployment can move between the two)."""
+    info = await database.client.admin.command("buildInfo")
+    return DAY_WALK_LIMIT if "ferretdbVersion" in info or "ferretdb" in info else 0
+
+
 def list_query(
     owner_id: str,
     *,
