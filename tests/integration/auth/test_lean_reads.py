@@ -114,13 +114,17 @@ async def test_a_connection_lost_mid_statement_is_a_readable_503_then_recovers(
     store = await _store_with_users(auth_database, _user("carol"))
     reader = LeanUserReader.for_engine(store.engine, size=1)
     try:
-        with pytest.raises(ServiceUnavailableError, match="retry the request") as caught:
+
+        async def statement_killed_midway() -> None:
             async with reader._connection() as connection:
                 slow = asyncio.create_task(connection.execute("SELECT pg_sleep(10)"))
                 await asyncio.sleep(0.3)
                 await store.engine.dispose()
                 assert await _terminate_other_backends(auth_database) >= 1
                 await slow
+
+        with pytest.raises(ServiceUnavailableError, match="retry the request") as caught:
+            await statement_killed_midway()
         assert caught.value.headers["Retry-After"] == "1"
         assert reader._opened == 0
         found = await reader.user_by_id("carol")
