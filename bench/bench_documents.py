@@ -344,6 +344,12 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                     sort=shape.sort,
                     after=target if shape.deep else None,
                 )
+                if shape.sort is not SortOrder.TITLE and shape.filters.source is None:
+                    # A date listing reads one day bucket at a time: the cursor's day, or the
+                    # owner's newest.
+                    days = database["document_days"].find({"owner_id": OWNER, "kind": "day"})
+                    newest = max([m["day"] async for m in days], default="")
+                    query["day"] = mongo.day_of(target.key) if shape.deep else newest
                 command.update(filter=query, sort=dict(order), limit=PAGE + 1)
             answer = await database.command("explain", command)
             return {

@@ -398,6 +398,7 @@ async def test_listings_across_many_days(document_store: DocumentStore) -> None:
     ranges = [
         (midnight + timedelta(days=3), midnight + timedelta(days=20)),  # on day boundaries
         (midnight + timedelta(days=2, hours=23), midnight + timedelta(days=9, milliseconds=1)),
+        (midnight + timedelta(days=25), midnight + timedelta(days=35, hours=1)),  # into April
     ]
     cases: list[tuple[DocumentFilters, Callable[[Document], bool]]] = [
         (DocumentFilters(), lambda d: True),

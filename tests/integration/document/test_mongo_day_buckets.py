@@ -82,6 +82,7 @@ async def test_documents_from_before_day_buckets_are_listed_after_start_up(
     assert await all_ids(store, SortOrder.NEWEST, 2) == [d.id for d in newest]
     assert await database["documents"].count_documents({"day": {"$exists": False}}) == 0
     assert await database["document_days"].count_documents({"kind": "day"}) == 4
+    assert await database["document_days"].count_documents({"kind": "month"}) == 1
 
 
 async def test_a_page_past_the_walk_limit_is_exact(

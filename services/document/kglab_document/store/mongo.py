@@ -13,15 +13,17 @@ every row its pushed-down equalities let through (about 0.15-0.3 ms each), so a 
 selects on the owner alone reads all of the owner's documents. Each document carries its UTC
 ``day``, and an insert-only marker per (owner, day) and per (owner, day, media type) says which
 days hold documents; a page reads the owner's markers, then one day at a time with ``day`` as an
-equality, newest (or oldest) first, until the page is full. After ``day_walk_limit`` days the
-rest of the page comes from one query bounded by ``created_at`` (the old shape), so sparse
-filters stay bounded. The title sort and the source filter use the single query.
+equality, newest (or oldest) first, until the page is full. After ``day_walk_limit`` days, or
+sooner when the days walked show that filling the page would take more, the rest of the page
+comes from one query bounded by ``created_at`` (the single-query shape), so sparse listings
+cost at most that query plus a few days. The title sort and the source filter use the single query.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kglab_document.domain import (
     REMOVABLE_PARTS,
@@ -69,15 +71,21 @@ _DOCUMENT_INDEXES = [
 ]
 _DAY_INDEXES = [
     IndexModel(
-        [("owner_id", ASCENDING), ("kind", ASCENDING), ("media_type", ASCENDING)],
-        name="owner_kind_media_type",
+        [
+            ("owner_id", ASCENDING),
+            ("kind", ASCENDING),
+            ("media_type", ASCENDING),
+            ("month", ASCENDING),
+        ],
+        name="owner_kind_media_type_month",
     ),
 ]
 #: Day buckets a page reads one by one before one bounded query serves the rest of it.
 DAY_WALK_LIMIT = 16
-_DAY_MIGRATION = "document_days"
+_DAY_MIGRATION = "document_days_by_month"
 #: Marker ids this process knows are written (a bulk ingestion writes the same few again).
 _MARKED_CACHE = 10_000
+_DUPLICATE_KEY = 11000
 _CHUNK_INDEXES = [
     IndexModel(
         [("owner_id", ASCENDING), ("document_id", ASCENDING), ("position", ASCENDING)],
@@ -110,7 +118,7 @@ class MongoDocumentStore:
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries use (a no-op when they exist), and give documents
-        stored before day buckets their ``day`` and markers, once."""
+        stored before day buckets their ``day`` and markers, once per database."""
         for collection, indexes in (
             (self._documents, _DOCUMENT_INDEXES),
             (self._chunks, _CHUNK_INDEXES),
@@ -124,31 +132,37 @@ class MongoDocumentStore:
         if await self._migrations.find_one({"_id": _DAY_MIGRATION}) is None:
             # Read them all before writing: FerretDB 1.x can fail a cursor's getMore while its
             # collection is being updated.
-            missing = await self._documents.find(
-                {"day": {"$exists": False}}, {"owner_id": 1, "media_type": 1, "created_at": 1}
+            stored = await self._documents.find(
+                {}, {"owner_id": 1, "media_type": 1, "created_at": 1, "day": 1}
             ).to_list()
-            for raw in missing:
+            for raw in stored:
                 day = day_of(raw["created_at"])
                 await self._mark_day(raw["owner_id"], day, raw["media_type"])
-                await self._documents.update_one({"_id": raw["_id"]}, {"$set": {"day": day}})
+                if raw.get("day") != day:
+                    await self._documents.update_one({"_id": raw["_id"]}, {"$set": {"day": day}})
             try:
                 await self._migrations.insert_one({"_id": _DAY_MIGRATION})
             except DuplicateKeyError:
                 pass  # another replica finished it too
 
     async def _mark_day(self, owner_id: str, day: str, media_type: str) -> None:
-        for marker in day_markers(owner_id, day, media_type):
-            if marker["_id"] in self._marked:
-                continue  # markers are never removed: one this process wrote stays written
-            # Insert-only, so concurrent saves cannot lose one (FerretDB 1.x updates are
-            # read-modify-write); the second insert of a marker collides and changes nothing.
-            try:
-                await self._days.insert_one(marker)
-            except DuplicateKeyError:
-                pass
-            if len(self._marked) >= _MARKED_CACHE:
-                self._marked.clear()
-            self._marked.add(marker["_id"])
+        # Markers are never removed, so one this process wrote stays written.
+        fresh = day_markers(owner_id, day, media_type)
+        markers = [m for m in fresh if m["_id"] not in self._marked]
+        if not markers:
+            return
+        # Insert-only, so concurrent saves cannot lose one (FerretDB 1.x updates are
+        # read-modify-write); a marker already there collides and changes nothing. One round
+        # trip, unordered: the others are inserted past a collision.
+        try:
+            await self._days.insert_many(markers, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+        if len(self._marked) >= _MARKED_CACHE:
+            self._marked.clear()
+        self._marked.update(m["_id"] for m in markers)
 
     async def save_extracted(self, document: Document, chunks: Sequence[Chunk]) -> SaveResult:
         existing = await self._documents.find_one({"_id": document.id})
@@ -208,20 +222,24 @@ class MongoDocumentStore:
             # No bucket serves a title order; a source equality already selects few rows.
             return document_page(await self._find(query, order, limit + 1), limit, sort)
         newest = sort is SortOrder.NEWEST
-        days = await self._owner_days(owner_id, filters, after, newest=newest)
         rows: list[Document] = []
-        for walked, day in enumerate(days):
-            wanted = limit + 1 - len(rows)
-            if wanted <= 0:
-                break
-            if walked == self._day_walk_limit:
-                # The remaining days in one query: everything before (newest first) or after
-                # the last day walked, with the page's filters and cursor.
-                rows += await self._find(
-                    _beyond_day(query, days[walked - 1], newest=newest), order, wanted
-                )
-                break
-            rows += await self._find({**query, "day": day}, order, wanted)
+        walked: list[str] = []
+        async with aclosing(self._owner_days(owner_id, filters, after, newest=newest)) as days:
+            async for day in days:
+                wanted = limit + 1 - len(rows)
+                if wanted <= 0:
+                    break
+                left = self._day_walk_limit - len(walked)
+                # Two days walked tell how full a day is: when filling the page would take
+                # more days than the walk has left, stop walking now (a day costs a query).
+                if left <= 0 or (len(walked) >= 2 and wanted * len(walked) > len(rows) * left):
+                    # The remaining days in one query: everything before (newest first) or
+                    # after the last day walked, with the page's filters and cursor.
+                    beyond = _beyond_day(query, walked[-1], newest=newest)
+                    rows += await self._find(beyond, order, wanted)
+                    break
+                rows += await self._find({**query, "day": day}, order, wanted)
+                walked.append(day)
         return document_page(rows, limit, sort)
 
     async def _find(
@@ -237,15 +255,14 @@ class MongoDocumentStore:
         after: DocumentCursor | None,
         *,
         newest: bool,
-    ) -> list[str]:
-        """The owner's days that can hold the page, in walking order."""
-        marker: MongoDoc = {"owner_id": owner_id, "kind": "day"}
+    ) -> AsyncGenerator[str, None]:
+        """The owner's days that can hold the page, in walking order: the month markers first
+        (a dozen a year), then the day markers of one month at a time, so a page reads tens of
+        markers however long the owner has been storing documents."""
+        kind = "" if filters.media_type is None else "_media_type"
+        marker: MongoDoc = {"owner_id": owner_id}
         if filters.media_type is not None:
-            marker = {
-                "owner_id": owner_id,
-                "kind": "day_media_type",
-                "media_type": filters.media_type,
-            }
+            marker["media_type"] = filters.media_type
         first = day_of(filters.created_from) if filters.created_from is not None else None
         last = (
             day_of(filters.created_to - timedelta(milliseconds=1))
@@ -257,12 +274,27 @@ class MongoDocumentStore:
                 last = min(last, day_of(after.key)) if last else day_of(after.key)
             else:
                 first = max(first, day_of(after.key)) if first else day_of(after.key)
-        days = {
-            raw["day"]
-            async for raw in self._days.find(marker, {"day": 1, "_id": 0})
-            if (first is None or raw["day"] >= first) and (last is None or raw["day"] <= last)
+
+        def within(value: str) -> bool:  # a day, or a month (a prefix of its days)
+            return (first is None or value >= first[: len(value)]) and (
+                last is None or value <= last[: len(value)]
+            )
+
+        months = {
+            raw["month"]
+            async for raw in self._days.find({**marker, "kind": f"month{kind}"}, {"month": 1})
+            if within(raw["month"])
         }
-        return sorted(days, reverse=newest)
+        for month in sorted(months, reverse=newest):
+            days = {
+                raw["day"]
+                async for raw in self._days.find(
+                    {**marker, "kind": f"day{kind}", "month": month}, {"day": 1}
+                )
+                if within(raw["day"])
+            }
+            for day in sorted(days, reverse=newest):
+                yield day
 
     async def get(self, owner_id: str, document_id: str) -> Document | None:
         # Look up by _id alone and check the owner here: FerretDB 1.x pushes an _id equality
@@ -385,17 +417,24 @@ def day_of(moment: datetime) -> str:
 
 
 def day_markers(owner_id: str, day: str, media_type: str) -> list[MongoDoc]:
-    """The markers saying that ``day`` holds a document of the owner (and of that type)."""
-    return [
-        {"_id": json.dumps([owner_id, day]), "owner_id": owner_id, "kind": "day", "day": day},
-        {
-            "_id": json.dumps([owner_id, day, media_type]),
-            "owner_id": owner_id,
-            "kind": "day_media_type",
-            "media_type": media_type,
-            "day": day,
-        },
+    """The markers saying that ``day`` (and its month) holds a document of the owner, and one
+    of that media type."""
+    month = day[:7]
+    plain = [("month", [owner_id, month]), ("day", [owner_id, day])]
+    typed = [
+        ("month_media_type", [owner_id, month, media_type]),
+        ("day_media_type", [owner_id, day, media_type]),
     ]
+    markers: list[MongoDoc] = []
+    for kind, key in plain + typed:
+        marker: MongoDoc = {"_id": json.dumps([kind, *key]), "owner_id": owner_id, "kind": kind}
+        marker["month"] = month
+        if kind.startswith("day"):
+            marker["day"] = day
+        if kind.endswith("media_type"):
+            marker["media_type"] = media_type
+        markers.append(marker)
+    return markers
 
 
 def _beyond_day(query: MongoDoc, day: str, *, newest: bool) -> MongoDoc:
