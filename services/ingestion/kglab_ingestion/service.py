@@ -235,10 +235,12 @@ class IngestionService:
         """
         marked = await self._jobs.mark_document_deleted(owner_id, document_id, at=self._clock())
         for sha256 in sorted({job.sha256 for job in marked if job.sha256 is not None}):
-            if await self._jobs.sha256_in_use(sha256):
-                continue
-            await self._blobs.delete(sha256)
-            _log.info("blob_deleted", sha256=sha256, document_id=document_id)
+            # Decided and removed under the store's lock on these bytes: a re-upload of them
+            # commits its job before (and keeps them) or after (and stores them again).
+            async with self._jobs.bytes_unneeded(sha256) as unneeded:
+                if unneeded:
+                    await self._blobs.delete(sha256)
+                    _log.info("blob_deleted", sha256=sha256, document_id=document_id)
         if marked:
             _log.info(
                 "document_deleted_followed",

@@ -171,61 +171,76 @@ async def test_the_same_deletion_twice_changes_nothing(ingestion: IngestionApp) 
 
 
 class Gate:
-    """Holds calls to one method of a real store at its door until released (instrumentation
-    of our own adapter, which then runs unchanged): ``reached`` is set when a call waits."""
+    """Holds calls to one method of a real store until released (instrumentation of our own
+    adapter, which then runs unchanged): ``reached`` is set when a call waits. ``after``
+    holds the call once the method has run instead of before."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, target: object, method: str, *, after: bool = False
+    ) -> None:
         self.reached = asyncio.Event()
         self.released = asyncio.Event()
         original = getattr(target, method)
 
         async def held(*args: Any, **kwargs: Any) -> Any:
+            result = await original(*args, **kwargs) if after else None
             self.reached.set()
             await self.released.wait()
-            return await original(*args, **kwargs)
+            return result if after else await original(*args, **kwargs)
 
         monkeypatch.setattr(target, method, held)
 
 
-@pytest.mark.parametrize("upload_commits_first", [False, True])
-async def test_deleting_a_document_while_its_identical_reupload_is_in_flight(
-    ingestion: IngestionApp, monkeypatch: pytest.MonkeyPatch, upload_commits_first: bool
+async def test_a_reupload_committed_before_the_deletion_decides_keeps_its_bytes(
+    ingestion: IngestionApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The deletion has marked the old job (so the re-upload is no duplicate of it) and is
-    about to decide whether the bytes are still needed, while the re-upload has stored the
-    same bytes and is about to commit its job. Whichever goes first, the new job finds its
-    bytes and completes, exactly once, and no half-written state is left."""
+    """The deletion has marked the old job (so the same bytes are a new job, no duplicate),
+    then the re-upload commits its job before the deletion decides about the bytes: they are
+    kept, and the new job completes once."""
     first = await completed_upload(ingestion)
     service = ingestion.app.state.ingestion_service
-    in_use = Gate(monkeypatch, ingestion.jobs, "sha256_in_use")
-    create = Gate(monkeypatch, ingestion.jobs, "create")
-
+    marked = Gate(monkeypatch, ingestion.jobs, "mark_document_deleted", after=True)
     deletion = asyncio.create_task(service.document_deleted(ALICE, first["document_id"]))
-    await asyncio.wait_for(in_use.reached.wait(), timeout=10)
-    # The old job is marked deleted: the same bytes are a new job now.
-    assert (await ingestion.job(first["job_id"]))["document_deleted_at"] is not None
-    upload = asyncio.create_task(ingestion.upload(MARKDOWN, "graphs.md"))
-    await asyncio.wait_for(create.reached.wait(), timeout=10)
-    assert await blobs(ingestion).exists(SHA256)  # stored by the re-upload, job not committed
-
-    if upload_commits_first:
-        create.released.set()
-        response = await upload
-        in_use.released.set()
-        await deletion
-        # The deletion saw the new live job and kept the bytes.
-        assert await blobs(ingestion).exists(SHA256)
-    else:
-        in_use.released.set()
-        await deletion
-        # The deletion saw no live job and removed the bytes the re-upload had just stored ...
-        assert not await blobs(ingestion).exists(SHA256)
-        create.released.set()
-        response = await upload
-        # ... and the re-upload, once its job committed, found them gone and stored them again.
-        assert await blobs(ingestion).exists(SHA256)
-
+    await asyncio.wait_for(marked.reached.wait(), timeout=10)
+    response = await ingestion.upload(MARKDOWN, "graphs.md")
     assert response.status_code == 202, response.text
+    marked.released.set()
+    await deletion
+    assert await blobs(ingestion).exists(SHA256)
+    await assert_completed_once(ingestion, response, first)
+
+
+async def test_a_reupload_in_flight_while_the_deletion_removes_the_bytes_stores_them_again(
+    ingestion: IngestionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrowest window: the deletion found no live job and is removing the bytes while
+    the re-upload (which stored the same bytes before) commits its job and checks them. The
+    re-upload's job waits for the removal, then finds the bytes gone and stores them again;
+    without that lock it would see them still there, answer 202, and its job would fail with
+    "no longer stored" once the removal landed (the worker is held until then here)."""
+    first = await completed_upload(ingestion)
+    service = ingestion.app.state.ingestion_service
+    removal = Gate(monkeypatch, blobs(ingestion), "delete")
+    reading = Gate(monkeypatch, blobs(ingestion), "copy_to")
+    deletion = asyncio.create_task(service.document_deleted(ALICE, first["document_id"]))
+    await asyncio.wait_for(removal.reached.wait(), timeout=10)
+    upload = asyncio.create_task(ingestion.upload(MARKDOWN, "graphs.md"))
+    # Bounded: the upload is held by the removal's lock (it would finish in well under a
+    # second without it).
+    await asyncio.wait({upload}, timeout=1.0)
+    assert not upload.done()
+    removal.released.set()
+    await deletion
+    response = await upload
+    reading.released.set()
+    assert response.status_code == 202, response.text
+    assert await blobs(ingestion).exists(SHA256)
+    await assert_completed_once(ingestion, response, first)
+
+
+async def assert_completed_once(
+    ingestion: IngestionApp, response: Any, first: dict[str, Any]
+) -> None:
     accepted = response.json()
     assert accepted["duplicate"] is False
     assert accepted["job_id"] != first["job_id"]

@@ -6,13 +6,14 @@ A job row and the event it causes commit together through the shared outbox
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -26,7 +27,7 @@ from kglab_ingestion.domain import (
     utc_now,
 )
 from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
-from kglab_ingestion.store.tables import job_units, jobs
+from kglab_ingestion.store.tables import blobs, job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
 from kglab_shared.outbox import add_to_outbox
@@ -161,6 +162,26 @@ def _live(*conditions: Any) -> Any:
     )
 
 
+def _needing(condition: Any, finished_before: datetime | None) -> Any:
+    """Jobs that need their bytes: live ones (:func:`_live`), less, with ``finished_before``,
+    those completed before then."""
+    if finished_before is None:
+        return _live(condition)
+    return _live(
+        condition,
+        or_(
+            jobs.c.status != JobStatus.COMPLETED.value,
+            jobs.c.finished_at.is_(None),
+            jobs.c.finished_at >= finished_before,
+        ),
+    )
+
+
+def _bytes_lock_key(sha256: str) -> int:
+    """The advisory lock guarding the bytes under ``sha256``: its first 64 bits."""
+    return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+
+
 def _leased(job_id: str, worker_id: str) -> Any:
     return and_(
         jobs.c.id == job_id,
@@ -181,6 +202,7 @@ class SqlJobStore:
         # atomic on its own) run in autocommit on the same pool; anything that writes two
         # statements together (a job and its outbox event, say) keeps its transaction.
         self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._bytes_guard = asyncio.Lock()
 
     @property
     def is_postgres(self) -> bool:
@@ -199,7 +221,12 @@ class SqlJobStore:
 
     async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
         try:
-            async with self._session() as session:
+            async with self._bytes_shared(job.sha256), self._session() as session:
+                if job.sha256 is not None and self.is_postgres:
+                    # Shared with other new jobs, exclusive with a removal of these bytes
+                    # (bytes_unneeded); held until this transaction ends.
+                    lock = func.pg_advisory_xact_lock_shared(_bytes_lock_key(job.sha256))
+                    await session.execute(select(lock))
                 await session.execute(insert(jobs).values(_job_values(job)))
                 if event is not None:
                     await self._stage(session, event)
@@ -515,6 +542,54 @@ class SqlJobStore:
         query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
         async with self._single.connect() as connection:
             return (await connection.execute(query)).first() is not None
+
+    @asynccontextmanager
+    async def bytes_unneeded(
+        self, sha256: str, *, finished_before: datetime | None = None
+    ) -> AsyncIterator[bool]:
+        query = select(jobs.c.id).where(_needing(jobs.c.sha256 == sha256, finished_before))
+        query = query.limit(1)
+        if not self.is_postgres:
+            # SQLite serves one process (embedded mode): an in-process lock is enough.
+            async with self._bytes_guard:
+                async with self._single.connect() as connection:
+                    in_use = (await connection.execute(query)).first() is not None
+                yield not in_use
+            return
+        async with self.engine.connect() as connection, connection.begin():
+            # Exclusive: waits for every job with these bytes being created to commit (it is
+            # then seen below), and holds later ones off until the removal is done.
+            await connection.execute(select(func.pg_advisory_xact_lock(_bytes_lock_key(sha256))))
+            yield (await connection.execute(query)).first() is None
+
+    async def expired_blobs(self, finished_before: datetime, *, limit: int) -> list[str]:
+        """SHA-256 of raw files stored in this database (``ingestion_blobs``, adr/0012) before
+        ``finished_before`` that no job needs any more, given that jobs completed before then
+        need theirs no more: the retention sweep's candidates, oldest first. Each is checked
+        again under the lock (:meth:`bytes_unneeded`) before its removal."""
+        needed = (
+            select(jobs.c.id)
+            .where(_needing(jobs.c.sha256 == blobs.c.sha256, finished_before))
+            .exists()
+        )
+        query = (
+            select(blobs.c.sha256)
+            .where(blobs.c.created_at < finished_before, ~needed)
+            .order_by(blobs.c.created_at)
+            .limit(limit)
+        )
+        async with self._single.connect() as connection:
+            return [row.sha256 for row in await connection.execute(query)]
+
+    @asynccontextmanager
+    async def _bytes_shared(self, sha256: str | None) -> AsyncIterator[None]:
+        """SQLite's side of the lock :meth:`bytes_unneeded` takes (PostgreSQL's is in the
+        transaction)."""
+        if sha256 is None or self.is_postgres:
+            yield
+            return
+        async with self._bytes_guard:
+            yield
 
     async def requeue_abandoned(
         self,
