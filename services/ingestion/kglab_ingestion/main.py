@@ -156,6 +156,8 @@ def create_app(
             stack.push_async_callback(relay.stop)
             purge = asyncio.create_task(_purge_outbox(relay), name="kglab-outbox-purge")
             stack.push_async_callback(_cancel, purge)
+            if settings.blob_retention_days > 0:
+                await _start_retention(stack, settings, jobs, blobs)
             if settings.run_worker:
                 worker = JobWorker(
                     settings=settings,
@@ -196,6 +198,30 @@ def create_app(
     )
     app.state.upload_store = upload_store
     return app
+
+
+async def _start_retention(
+    stack: AsyncExitStack, settings: IngestionSettings, jobs: SqlJobStore, blobs: BlobStore
+) -> None:
+    """The raw-file retention sweep, where the raw files are in the jobs database."""
+    from kglab_ingestion.retention import BlobRetention
+    from kglab_ingestion.store.blob_sql import SqlBlobStore
+
+    if not isinstance(blobs, SqlBlobStore):
+        _log.warning(
+            "blob_retention_unsupported",
+            detail="KGLAB_INGESTION_BLOB_RETENTION_DAYS applies to blobs in PostgreSQL "
+            "(KGLAB_INGESTION_BLOB_STORE=postgres); raw files are kept.",
+        )
+        return
+    retention = BlobRetention(
+        jobs=jobs,
+        blobs=blobs,
+        keep=timedelta(days=settings.blob_retention_days),
+        interval_s=settings.blob_retention_sweep_s,
+    )
+    await retention.start()
+    stack.push_async_callback(retention.stop)
 
 
 async def _purge_outbox(relay: OutboxRelay) -> None:
