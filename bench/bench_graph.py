@@ -40,7 +40,7 @@ from kglab_graph.domain import (
     RelationCandidate,
     entity_id,
 )
-from kglab_graph.store.neo4j import Neo4jGraphStore
+from kglab_graph.store.neo4j import Neo4jGraphStore, document_params
 from kglab_graph.store.sqlite import SqliteGraphStore
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
@@ -137,6 +137,123 @@ async def adapter_batch_insert(
         for owner in owners:
             await store.delete_owner(owner, timeout_s=60)
     return timings
+
+
+# --- the insert, part by part (Neo4j) -----------------------------------------------------
+
+# The parts of the adapter's one write statement (kglab_graph.store.neo4j._APPLY_DOCUMENT), each
+# as its own statement in one transaction, so each can be timed and PROFILEd. Parts that the
+# single statement passes as variables (the document, chunk and entity nodes) are matched again
+# here, which adds index seeks the real statement does not do: the sum is an upper bound.
+_PARTS: list[tuple[str, str]] = [
+    (
+        "strip",
+        "MATCH (d0:Document {owner: $owner, id: $document_id}) "
+        "USING INDEX d0:Document(owner, id) "
+        "MATCH (d0)<-[:PART_OF]-(c:Chunk)-[m:MENTIONS]->(e:Entity) "
+        "WITH collect(DISTINCT e) AS entities, collect(m) AS mentions "
+        "FOREACH (m IN mentions | DELETE m) "
+        "WITH entities UNWIND entities AS e "
+        "OPTIONAL MATCH (e)-[r:RELATED_TO]->(:Entity) "
+        "WHERE any(x IN r.evidence WHERE x STARTS WITH $prefix) "
+        "WITH r, [x IN r.evidence WHERE NOT x STARTS WITH $prefix] AS kept "
+        "FOREACH (_ IN CASE WHEN r IS NOT NULL AND size(kept) = 0 THEN [1] ELSE [] END | "
+        "  DELETE r) "
+        "FOREACH (_ IN CASE WHEN r IS NOT NULL AND size(kept) > 0 THEN [1] ELSE [] END | "
+        "  SET r.evidence = kept, r.weight = size(kept))",
+    ),
+    (
+        "old chunks",
+        "MATCH (c:Chunk {document_id: $document_id}) USING INDEX c:Chunk(document_id) "
+        "WHERE c.owner = $owner AND NOT c.id IN $chunk_ids DETACH DELETE c",
+    ),
+    ("document", "MERGE (d:Document {owner: $owner, id: $document_id}) SET d.title = $title"),
+    (
+        "chunks",
+        "MATCH (d:Document {owner: $owner, id: $document_id}) "
+        "UNWIND range(0, size($chunk_ids) - 1) AS i "
+        "MERGE (c:Chunk {owner: $owner, id: $chunk_ids[i]}) "
+        "ON CREATE SET c.document_id = $document_id "
+        "SET c.position = $chunk_positions[i], c.heading = $chunk_headings[i] "
+        "MERGE (c)-[:PART_OF]->(d)",
+    ),
+    (
+        "entities",
+        "UNWIND range(0, size($entity_ids) - 1) AS i "
+        "MERGE (e:Entity {id: $entity_ids[i]}) "
+        "ON CREATE SET e.owner = $owner, e.key = $entity_keys[i], e.name = $entity_names[i], "
+        "  e.type = $entity_types[i]",
+    ),
+    (
+        "mentions",
+        "UNWIND range(0, size($mention_counts) - 1) AS i "
+        "MATCH (c:Chunk {owner: $owner, id: $chunk_ids[$mention_chunks[i]]}) "
+        "MATCH (e:Entity {id: $entity_ids[$mention_entities[i]]}) "
+        "CREATE (c)-[:MENTIONS {count: $mention_counts[i]}]->(e)",
+    ),
+    (
+        "relations",
+        "UNWIND range(0, size($relation_evidence) - 1) AS i "
+        "MATCH (a:Entity {id: $entity_ids[$relation_sources[i]]}) "
+        "MATCH (b:Entity {id: $entity_ids[$relation_targets[i]]}) "
+        "WITH a, b, $relation_evidence[i] AS evidence "
+        "MERGE (a)-[r:RELATED_TO]->(b) "
+        "ON CREATE SET r.evidence = evidence, r.weight = size(evidence) "
+        "ON MATCH SET r.evidence = r.evidence + [x IN evidence WHERE NOT x IN r.evidence], "
+        "  r.weight = size(r.evidence) + size([x IN evidence WHERE NOT x IN r.evidence])",
+    ),
+]
+
+
+def _db_hits(plan: dict[str, Any]) -> int:
+    return int(plan.get("dbHits", 0)) + sum(_db_hits(c) for c in plan.get("children", []))
+
+
+async def insert_breakdown(store: Neo4jGraphStore, runs: int, size: int) -> dict[str, Any]:
+    """Median ms of each part of a document write (and of the commit), plus each part's
+    database hits from PROFILE, on fresh owners as in ``adapter_batch_insert``."""
+    rng = random.Random(7)
+    samples: dict[str, list[float]] = {name: [] for name, _ in _PARTS}
+    samples["commit"] = []
+    samples["total"] = []
+    db_hits: dict[str, int] = {}
+    owners = []
+    try:
+        for run in range(runs + 2):  # run 0 warms up; the last one is PROFILEd, not timed
+            owner = f"bench_{uuid.uuid4().hex[:10]}"
+            owners.append(owner)
+            document_id = f"doc-{owner}"
+            b = make_batch(owner, document_id, size, rng)
+            params = document_params(
+                owner, document_id, "Bench", b.chunks, b.entities, b.mentions, b.relations
+            )
+            profile = run == runs + 1
+            async with store.driver.session(database="neo4j") as session:
+                started = time.perf_counter()
+                tx = await session.begin_transaction()
+                for name, query in _PARTS:
+                    t = time.perf_counter()
+                    summary = await (
+                        await tx.run(("PROFILE " if profile else "") + query, params)
+                    ).consume()
+                    if profile and summary.profile:
+                        db_hits[name] = _db_hits(summary.profile)
+                    elif run > 0:
+                        samples[name].append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                await tx.commit()
+                if 0 < run <= runs:
+                    samples["commit"].append((time.perf_counter() - t) * 1000)
+                    samples["total"].append((time.perf_counter() - started) * 1000)
+    finally:
+        for owner in owners:
+            await store.delete_owner(owner, timeout_s=60)
+    return {
+        "median_ms": {k: round(statistics.median(v), 2) for k, v in samples.items() if v},
+        "db_hits": db_hits,
+        "note": "each part as its own statement in one transaction; the adapter sends them "
+        "as one statement, so the total here is an upper bound",
+    }
 
 
 # --- the large graph --------------------------------------------------------------------------
@@ -406,6 +523,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await adapter_batch_insert(store, args.runs, args.batch, cleanup=True)
             ).summary()
             print(f"  insert batch: {record['insert_1000_1000']}")
+            if args.breakdown:
+                record["insert_breakdown"] = await insert_breakdown(store, args.runs, args.batch)
+                print(f"  insert breakdown: {record['insert_breakdown']}")
             built = await build_neo4j(store, owner, args.entities, edges, args.build_budget)
             record["graph"] = built.__dict__
             print(f"  built {built}")
@@ -606,6 +726,11 @@ def main() -> None:
     parser.add_argument("--build-budget", type=float, default=180.0)
     parser.add_argument("--stores", default="neo4j,postgres,sqlite")
     parser.add_argument("--keep", action="store_true", help="keep the Neo4j bench graph")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each part of the Neo4j insert as its own statement (with PROFILE hits)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -732,14 +732,17 @@ up_neo4j() {
         rm -f "$NEO4J_READY" "$NEO4J_PID"
         log "neo4j: starting Neo4j $NEO4J_VERSION (embedded) with Bolt on $HOST:$NEO4J_PORT"
         : >"$NEO4J_LOG"
-        # JVM flags: those of Neo4j's own neo4j.conf that matter on Java 17, and a small heap.
-        setsid nohup java -Xms256m -Xmx"${KGLAB_NEO4J_HEAP:-1g}" -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
+        # JVM flags: those of Neo4j's own neo4j.conf that matter on Java 17, and a small heap,
+        # fixed (-Xms = -Xmx, as Neo4j's memory guide advises, so write batches do not run while
+        # the heap resizes), and a page cache holding the 100k/500k benchmark graph (adr/0006).
+        setsid nohup java -Xms"${KGLAB_NEO4J_HEAP:-1g}" -Xmx"${KGLAB_NEO4J_HEAP:-1g}" -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
             -XX:+DisableExplicitGC -Djdk.nio.maxCachedBufferSize=1024 -Dio.netty.tryReflectionSetAccessible=true \
             -Dlog4j2.disable.jmx=true \
             --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED \
             --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED \
             -jar "$NEO4J_JAR" --home "$NEO4J_DIR" --listen "$HOST:$NEO4J_PORT" \
             --password "$NEO4J_PASSWORD" --pid-file "$NEO4J_PID" --ready-file "$NEO4J_READY" \
+            --pagecache "${KGLAB_NEO4J_PAGECACHE:-512m}" \
             >>"$NEO4J_LOG" 2>&1 </dev/null 9>&- &
         pid=$!
         echo "$pid" >"$NEO4J_PID"

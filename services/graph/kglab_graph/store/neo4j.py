@@ -35,6 +35,7 @@ from kglab_graph.domain import (
     ScoredEntity,
     Subgraph,
     canonical_pair,
+    entity_id,
     normalise_key,
 )
 
@@ -82,6 +83,26 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
         [
             "DROP INDEX related_weight IF EXISTS",
             "DROP INDEX entity_owner_type IF EXISTS",
+        ],
+    ),
+    (
+        # The write path of a 1,000-entity batch, measured statement by statement (adr/0006):
+        # - An entity's id is derived from (owner, key) (``entity_id``; ``apply_document``
+        #   refuses any other), so uniqueness of ``id`` already implies uniqueness of
+        #   (owner, key); entities MERGE on ``id`` alone and the composite constraint, a second
+        #   range index with long composite keys to seek, lock and update per entity, goes.
+        # - The full-text index applies its updates after the commit, in the background
+        #   (``fulltext.eventually_consistent``): Lucene leaves the commit path of every write.
+        #   ``search_entities`` first waits for pending updates, so a search still sees every
+        #   committed write (read-your-writes is kept; only a search racing a write waits).
+        # Recreating the full-text index repopulates it; start-up waits for it (awaitIndexes).
+        4,
+        [
+            "DROP CONSTRAINT entity_owner_key IF EXISTS",
+            "DROP INDEX entity_names IF EXISTS",
+            "CREATE FULLTEXT INDEX entity_names IF NOT EXISTS "
+            "FOR (e:Entity) ON EACH [e.name, e.owner] "
+            "OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}",
         ],
     ),
 ]
@@ -274,46 +295,7 @@ class Neo4jGraphStore:
         mentions: Sequence[Mention],
         relations: Sequence[RelationCandidate],
     ) -> None:
-        # Mentions and relations name their endpoints by position in the chunk and entity lists:
-        # the statement collects the merged nodes in that order, so no endpoint is looked up
-        # again through an index (that was 4,000 of the 5,100 index seeks of a 1,000 batch).
-        unique: dict[str, Entity] = {}
-        for entity in entities:
-            unique.setdefault(entity.key, entity)
-        entity_rows = list(unique.values())
-        entity_at = {entity.key: i for i, entity in enumerate(entity_rows)}
-        id_at = {entity.id: i for i, entity in enumerate(entity_rows)}
-        chunk_at = {chunk.id: i for i, chunk in enumerate(chunks)}
-        kept = [m for m in mentions if m.chunk_id in chunk_at and m.entity_key in entity_at]
-        ends = [
-            canonical_pair(
-                entity_rows[entity_at[relation.source_key]].id,
-                entity_rows[entity_at[relation.target_key]].id,
-            )
-            for relation in relations
-        ]
-        # Parallel lists, not a list of maps: the same batch packs and unpacks in less than half
-        # the time (measured: 1,000 entities, mentions and relations as maps ~70 ms, as lists
-        # ~29 ms of wall time for a statement that only receives them, on a loaded machine).
-        params = {
-            "owner": owner,
-            "document_id": document_id,
-            "title": title,
-            "prefix": f"{document_id}:",
-            "chunk_ids": [c.id for c in chunks],
-            "chunk_positions": [c.position for c in chunks],
-            "chunk_headings": [c.heading for c in chunks],
-            "entity_ids": [e.id for e in entity_rows],
-            "entity_keys": [e.key for e in entity_rows],
-            "entity_names": [e.name for e in entity_rows],
-            "entity_types": [e.type for e in entity_rows],
-            "mention_chunks": [chunk_at[m.chunk_id] for m in kept],
-            "mention_entities": [entity_at[m.entity_key] for m in kept],
-            "mention_counts": [m.count for m in kept],
-            "relation_sources": [id_at[a] for a, _ in ends],
-            "relation_targets": [id_at[b] for _, b in ends],
-            "relation_evidence": [list(relation.evidence) for relation in relations],
-        }
+        params = document_params(owner, document_id, title, chunks, entities, mentions, relations)
         async with self.driver.session(database=self._database) as session:
             await session.execute_write(_apply_document, params)
 
@@ -333,6 +315,9 @@ class Neo4jGraphStore:
         owner_phrase = owner.replace("\\", "\\\\").replace('"', '\\"')
         lucene = f'owner:"{owner_phrase}" AND name:({clauses})'
         rows = await self._read(
+            # The index applies updates after commit (migration 4): wait for those pending, so
+            # a search sees every write committed before it. Returns at once when none are.
+            "CALL db.index.fulltext.awaitEventuallyConsistentIndexRefresh() "
             "CALL db.index.fulltext.queryNodes($index, $lucene) YIELD node, score "
             "WHERE node.owner = $owner "
             "RETURN node.id AS id, node.name AS name, node.type AS type, node.key AS key, "
@@ -483,6 +468,69 @@ class Neo4jGraphStore:
         raise TimeoutError(f"Deleting the nodes of {owner!r} took longer than {timeout_s} s.")
 
 
+def document_params(
+    owner: str,
+    document_id: str,
+    title: str,
+    chunks: Sequence[ChunkRef],
+    entities: Sequence[Entity],
+    mentions: Sequence[Mention],
+    relations: Sequence[RelationCandidate],
+) -> dict[str, Any]:
+    """The parameters of ``_APPLY_DOCUMENT`` (also used by bench/bench_graph.py to time the
+    statement's parts one by one)."""
+    # Mentions and relations name their endpoints by position in the chunk and entity lists:
+    # the statement collects the merged nodes in that order, so no endpoint is looked up
+    # again through an index (that was 4,000 of the 5,100 index seeks of a 1,000 batch).
+    unique: dict[str, Entity] = {}
+    for entity in entities:
+        unique.setdefault(entity.key, entity)
+    entity_rows = list(unique.values())
+    for entity in entity_rows:
+        # Entities MERGE on id alone: (owner, key) stays unique only while id derives from it.
+        if entity.id != entity_id(owner, entity.key):
+            raise ValueError(f"Entity id {entity.id!r} is not the id of its owner and key.")
+    entity_at = {entity.key: i for i, entity in enumerate(entity_rows)}
+    id_at = {entity.id: i for i, entity in enumerate(entity_rows)}
+    chunk_at = {chunk.id: i for i, chunk in enumerate(chunks)}
+    # One mention per (chunk, entity), the last count winning (mentions are CREATEd).
+    by_pair = {
+        (chunk_at[m.chunk_id], entity_at[m.entity_key]): m.count
+        for m in mentions
+        if m.chunk_id in chunk_at and m.entity_key in entity_at
+    }
+    ends = [
+        canonical_pair(
+            entity_rows[entity_at[relation.source_key]].id,
+            entity_rows[entity_at[relation.target_key]].id,
+        )
+        for relation in relations
+    ]
+    # Parallel lists, not a list of maps: the same batch packs and unpacks in less than half
+    # the time (measured: 1,000 entities, mentions and relations as maps ~70 ms, as lists
+    # ~29 ms of wall time for a statement that only receives them, on a loaded machine).
+    params = {
+        "owner": owner,
+        "document_id": document_id,
+        "title": title,
+        "prefix": f"{document_id}:",
+        "chunk_ids": [c.id for c in chunks],
+        "chunk_positions": [c.position for c in chunks],
+        "chunk_headings": [c.heading for c in chunks],
+        "entity_ids": [e.id for e in entity_rows],
+        "entity_keys": [e.key for e in entity_rows],
+        "entity_names": [e.name for e in entity_rows],
+        "entity_types": [e.type for e in entity_rows],
+        "mention_chunks": [c for c, _ in by_pair],
+        "mention_entities": [e for _, e in by_pair],
+        "mention_counts": list(by_pair.values()),
+        "relation_sources": [id_at[a] for a, _ in ends],
+        "relation_targets": [id_at[b] for _, b in ends],
+        "relation_evidence": [list(relation.evidence) for relation in relations],
+    }
+    return params
+
+
 async def _fetch(
     tx: AsyncManagedTransaction, query: LiteralString, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -493,8 +541,9 @@ async def _fetch(
 # The document's previous extraction: its mentions go, its evidence leaves relations (a relation
 # left without evidence goes); the entities those mentions named are the orphan candidates.
 _STRIP: LiteralString = (
-    "MATCH (:Document {owner: $owner, id: $document_id})<-[:PART_OF]-(c:Chunk)"
-    "-[m:MENTIONS]->(e:Entity) "
+    # The hint: the planner otherwise seeks the owner's documents by owner alone and filters.
+    "MATCH (d0:Document {owner: $owner, id: $document_id}) USING INDEX d0:Document(owner, id) "
+    "MATCH (d0)<-[:PART_OF]-(c:Chunk)-[m:MENTIONS]->(e:Entity) "
     "WITH collect(DISTINCT e) AS entities, collect(m) AS mentions "
     "FOREACH (m IN mentions | DELETE m) "
     "WITH entities UNWIND entities AS e "
@@ -530,17 +579,23 @@ _APPLY_DOCUMENT: LiteralString = (
     "  MERGE (c)-[:PART_OF]->(d) "
     "  RETURN collect(c) AS chunks "
     "} "
+    # MERGE on the one uniquely constrained property; the rest is set on creation.
     "CALL () { "
-    "  UNWIND range(0, size($entity_keys) - 1) AS i "
-    "  MERGE (e:Entity {owner: $owner, key: $entity_keys[i]}) "
-    "  ON CREATE SET e.id = $entity_ids[i], e.name = $entity_names[i], e.type = $entity_types[i] "
+    "  UNWIND range(0, size($entity_ids) - 1) AS i "
+    "  MERGE (e:Entity {id: $entity_ids[i]}) "
+    "  ON CREATE SET e.owner = $owner, e.key = $entity_keys[i], e.name = $entity_names[i], "
+    "    e.type = $entity_types[i] "
     "  RETURN collect(e) AS entities "
     "} "
+    # CREATE, not MERGE: the strip above removed every mention of this document's chunks, a
+    # new chunk has none, and chunk ids are document-scoped (``<document>-<n>``), so no mention
+    # of these chunks exists here; (chunk, entity) pairs arrive de-duplicated. That saves a
+    # locking MERGE (two Expand(Into) and a lock pair) per mention.
     "CALL (chunks, entities) { "
     "  UNWIND range(0, size($mention_counts) - 1) AS i "
     "  WITH chunks[$mention_chunks[i]] AS c, entities[$mention_entities[i]] AS e, "
     "    $mention_counts[i] AS n "
-    "  MERGE (c)-[m:MENTIONS]->(e) SET m.count = n "
+    "  CREATE (c)-[:MENTIONS {count: n}]->(e) "
     "} "
     "CALL (entities) { "
     "  UNWIND range(0, size($relation_evidence) - 1) AS i "
