@@ -40,6 +40,9 @@ class RequestContextMiddleware:
         self.app = app
         self.service = service
         self._route_cache: dict[tuple[str, str], str] = {}
+        # The labelled metric children per (method, route, status): labels() costs more than
+        # the increment itself. Bounded; past the bound labels() is simply called each time.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -78,10 +81,16 @@ class RequestContextMiddleware:
             if scope["type"] == "http":
                 route = self._route(scope)
                 method = scope["method"]
-                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-                HTTP_LATENCY.labels(self.service, method, route).observe(
-                    time.perf_counter() - started
-                )
+                children = self._children.get((method, route, status))
+                if children is None:
+                    children = (
+                        HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                        HTTP_LATENCY.labels(self.service, method, route),
+                    )
+                    if len(self._children) < 1000:
+                        self._children[(method, route, status)] = children
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
             set_correlation_id(previous)
 
     def _route(self, scope: Scope) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from kglab_shared.identity import Identity
+from kglab_shared.metrics import REGISTRY
 from tests.contract.auth.harness import AuthHarness, assert_problem
 
 
@@ -97,3 +98,21 @@ async def test_me_is_documented_and_counted_under_its_route(auth: AuthHarness) -
     assert "200" in document["paths"]["/api/v1/auth/me"]["get"]["responses"]
     metrics = (await auth.client.get("/metrics")).text
     assert 'route="/api/v1/auth/me"' in metrics
+
+
+async def test_every_me_is_counted_and_timed(auth: AuthHarness) -> None:
+    session = await auth.signed_up("yara@example.com")
+    labels = {"service": "auth", "method": "GET", "route": "/api/v1/auth/me"}
+
+    def counted() -> tuple[float, float]:
+        requests = REGISTRY.get_sample_value(
+            "kglab_http_requests_total", {**labels, "status": "200"}
+        )
+        timed = REGISTRY.get_sample_value("kglab_http_request_duration_seconds_count", labels)
+        return requests or 0.0, timed or 0.0
+
+    before = counted()
+    for _ in range(3):
+        assert (await auth.client.get("/api/v1/auth/me", headers=session.headers)).is_success
+    after = counted()
+    assert (after[0] - before[0], after[1] - before[1]) == (3.0, 3.0)
