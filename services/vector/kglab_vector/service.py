@@ -205,12 +205,18 @@ class VectorService:
             return 0
         stats, started, searches = self.refresh_stats, time.perf_counter(), 0
         stats.last_keys = []
+        deadline = started + self._refresh.budget_s
         try:
+            # The deadline is checked between searches too: redis-py's asyncio client can lose
+            # a cancellation that lands inside a command (redis/redis-py#2551), and then the
+            # timeout alone would let the loop run on.
             async with asyncio.timeout(self._refresh.budget_s):
                 hot = await self.cache.hot_queries(
                     owner_id, self._refresh.top, self._refresh.min_uses
                 )
                 for item in hot:
+                    if time.perf_counter() >= deadline:
+                        raise TimeoutError
                     try:
                         query = SearchQuery.from_cache_fields(
                             owner_id, json.loads(item.description)
