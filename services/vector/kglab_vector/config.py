@@ -45,8 +45,8 @@ class VectorSettings(ServiceSettings):
     cache_ttl_s: int = Field(default=300, ge=1, le=86_400)
     cache_max_entries: int = Field(default=10_000, ge=10, le=10_000_000)
     #: Refresh-ahead: after a change of an owner's documents, this many of their hottest
-    #: queries are run again in the event consumer (0: off). On the benchmark's Zipf stream
-    #: 128 lifts the hit rate from about 92% to 96%; see bench/bench_vector.py.
+    #: queries are run again in the event consumer (0: off). bench/bench_vector.py measures
+    #: the hit rate with and without it, and what it costs per change.
     cache_refresh_top: int = Field(default=128, ge=0, le=10_000)
     #: Only queries used at least this often (counts halve at every change of the owner).
     cache_refresh_min_uses: float = Field(default=2.0, ge=0, le=1_000_000)
