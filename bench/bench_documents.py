@@ -312,7 +312,10 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                 markers = {
                     m["_id"]: m
                     for d, _ in batch
-                    for m in mongo.day_markers(d.owner_id, mongo.day_of(d.created_at), d.media_type)
+                    for m in [
+                        *mongo.day_markers(d.owner_id, mongo.day_of(d.created_at), d.media_type),
+                        mongo.initial_marker(d.owner_id, d.title),
+                    ]
                 }
                 existing = {
                     m["_id"]
@@ -344,7 +347,9 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                     sort=shape.sort,
                     after=target if shape.deep else None,
                 )
-                if shape.sort is not SortOrder.TITLE and shape.filters.source is None:
+                if shape.sort is SortOrder.TITLE and shape.filters.source is None:
+                    query["initial"] = "R"  # every bench title is "Report NNNNN"
+                elif shape.filters.source is None:
                     # A date listing reads one day bucket at a time: the cursor's day, or the
                     # owner's newest.
                     days = database["document_days"].find({"owner_id": OWNER, "kind": "day"})

@@ -362,7 +362,8 @@ async def test_ping(document_store: DocumentStore) -> None:
 
 
 async def seed_days(store: DocumentStore) -> list[Document]:
-    """41 documents over 40 days, sparse and dense days, on and either side of midnight UTC."""
+    """41 documents over 40 days, sparse and dense days, on and either side of midnight UTC,
+    titles under four first characters (with ties)."""
     documents: list[Document] = []
     rng = random.Random(13)
     midnight = datetime(2026, 3, 1, tzinfo=UTC)
@@ -378,6 +379,8 @@ async def seed_days(store: DocumentStore) -> list[Document]:
         created = midnight + timedelta(days=day) + offsets[i % len(offsets)]
         document, _ = make_document(
             f"day-{i:02d}",
+            # Titles under several first characters (the Mongo adapter's title buckets).
+            title=f"{'abZÄ'[i % 4]}{'xy'[i % 2]} {i % 3}",
             media_type="application/pdf" if i % 4 == 0 else "text/plain",
             source="https://example.org/d" if i % 6 == 0 else "notes.txt",
             created_at=created,
@@ -391,8 +394,9 @@ async def seed_days(store: DocumentStore) -> list[Document]:
 
 
 async def test_listings_across_many_days(document_store: DocumentStore) -> None:
-    """Pages that span days (the Mongo adapter reads them day by day, then one query for the
-    rest): every sort, filter and page size serves each document once, in order."""
+    """Pages that span days and title initials (the Mongo adapter reads them bucket by bucket,
+    then one query for the rest): every sort, filter and page size serves each document once,
+    in order."""
     documents = await seed_days(document_store)
     midnight = datetime(2026, 3, 1, tzinfo=UTC)
     ranges = [

@@ -1,12 +1,13 @@
 """The Mongo adapter's day buckets (adr/0013): what the contract suite cannot see from outside.
 
-Documents stored before day buckets get their day and markers once, at start-up; a page that
-walks more days than ``day_walk_limit`` finishes with one bounded query and stays exact.
+Documents stored before buckets get their day, initial and markers once, at start-up; a page
+that walks more buckets than ``day_walk_limit`` finishes with one bounded query and stays exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,6 +84,9 @@ async def test_documents_from_before_day_buckets_are_listed_after_start_up(
     assert await database["documents"].count_documents({"day": {"$exists": False}}) == 0
     assert await database["document_days"].count_documents({"kind": "day"}) == 4
     assert await database["document_days"].count_documents({"kind": "month"}) == 1
+    assert await database["documents"].count_documents({"initial": "T"}) == len(old)
+    by_title = sorted(old, key=lambda d: (d.title, d.id))
+    assert await all_ids(store, SortOrder.TITLE, 2) == [d.id for d in by_title]
 
 
 async def test_a_page_past_the_walk_limit_is_exact(
@@ -90,11 +94,19 @@ async def test_a_page_past_the_walk_limit_is_exact(
 ) -> None:
     store = MongoDocumentStore(database, day_walk_limit=2)
     await store.ensure_indexes()
-    saved = [document(i, days=i) for i in range(15)]  # one document a day
+    # One document a day, titles under several initials.
+    saved = [
+        replace(document(i, days=i), title=f"{'ABCDE'[i % 5]}{'xyz'[i % 3]} {i}") for i in range(15)
+    ]
     for d in saved:
         assert (await store.save_extracted(d, [])).created
 
-    for sort in (SortOrder.NEWEST, SortOrder.OLDEST):
-        expected = sorted(saved, key=lambda d: (d.created_at, d.id), reverse=sort.value[0] == "-")
+    for sort in SortOrder:
+        if sort is SortOrder.TITLE:
+            expected = sorted(saved, key=lambda d: (d.title, d.id))
+        else:
+            expected = sorted(
+                saved, key=lambda d: (d.created_at, d.id), reverse=sort is SortOrder.NEWEST
+            )
         for limit in (1, 2, 5, 14, 15, 16):
             assert await all_ids(store, sort, limit) == [d.id for d in expected], (sort, limit)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from kglab_document.store.mongo import _beyond_day, day_markers, day_of
+from kglab_document.domain import SortOrder
+from kglab_document.store.mongo import (
+    _beyond_bucket,
+    _beyond_day,
+    day_markers,
+    day_of,
+    initial_marker,
+)
 
 
 def test_day_is_the_utc_day() -> None:
@@ -37,3 +44,15 @@ def test_beyond_day_keeps_the_tighter_bound() -> None:
     assert narrowed == {"created_at": {"$lt": earlier}}
     oldest = _beyond_day({"created_at": {"$gte": earlier}}, "2026-03-05", newest=False)
     assert oldest == {"created_at": {"$gte": start + timedelta(days=1)}}
+
+
+def test_titles_past_an_initial_start_with_a_later_character() -> None:
+    query = {"owner_id": "a"}
+    assert _beyond_bucket(query, SortOrder.TITLE, "R") == {"owner_id": "a", "title": {"$gte": "S"}}
+    assert _beyond_bucket(query, SortOrder.TITLE, "") == {"owner_id": "a", "title": {"$gt": ""}}
+    assert _beyond_bucket(query, SortOrder.TITLE, chr(0x10FFFF)) is None
+    titles = ["", "R", "Report 1", "Rz", "S", "alpha", "\u00c4rger"]
+    beyond = chr(ord("R") + 1)
+    assert [t for t in titles if t >= beyond] == [t for t in titles if t[:1] > "R"]
+    assert initial_marker("a", "\u00c4rger")["initial"] == "\u00c4"
+    assert initial_marker("a", "")["initial"] == ""

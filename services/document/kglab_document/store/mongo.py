@@ -8,15 +8,16 @@ Query shapes follow what FerretDB 1.x hands to its backend (adr/0011): a get is 
 (the only filter its SQLite handler pushes down), and listings keep every equality at the top
 level (its PostgreSQL handler pushes those down, and nothing nested under ``$and``/``$or``).
 
-Listings by date walk **day buckets** (adr/0013): FerretDB 1.x decodes, filters and sorts in Go
-every row its pushed-down equalities let through (about 0.15-0.3 ms each), so a listing that
-selects on the owner alone reads all of the owner's documents. Each document carries its UTC
-``day``, and an insert-only marker per (owner, day) and per (owner, day, media type) says which
-days hold documents; a page reads the owner's markers, then one day at a time with ``day`` as an
-equality, newest (or oldest) first, until the page is full. After ``day_walk_limit`` days, or
-sooner when the days walked show that filling the page would take more, the rest of the page
-comes from one query bounded by ``created_at`` (the single-query shape), so sparse listings
-cost at most that query plus a few days. The title sort and the source filter use the single query.
+Listings walk **buckets** (adr/0013): FerretDB 1.x decodes, filters and sorts in Go every row
+its pushed-down equalities let through (about 0.15-0.3 ms each), so a listing that selects on
+the owner alone reads all of the owner's documents. Each document carries its UTC ``day`` and
+its title's first character (``initial``); insert-only markers say which months, days (also per
+media type) and initials hold an owner's documents. A page reads the markers, then one bucket
+at a time with ``day`` or ``initial`` as an equality, in sort order, until the page is full.
+After ``day_walk_limit`` buckets, or sooner when the buckets walked show that filling the page
+would take more, the rest of the page comes from one query bounded to the buckets not yet
+walked (the single-query shape), so sparse listings cost at most that query plus a few small
+ones. The source filter uses the single query.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ _DOCUMENT_INDEXES = [
         [("owner_id", ASCENDING), ("day", ASCENDING), ("created_at", ASCENDING)],
         name="owner_day_created",
     ),
+    IndexModel(
+        [("owner_id", ASCENDING), ("initial", ASCENDING), ("title", ASCENDING)],
+        name="owner_initial_title",
+    ),
 ]
 _DAY_INDEXES = [
     IndexModel(
@@ -82,7 +87,7 @@ _DAY_INDEXES = [
 ]
 #: Day buckets a page reads one by one before one bounded query serves the rest of it.
 DAY_WALK_LIMIT = 16
-_DAY_MIGRATION = "document_days_by_month"
+_DAY_MIGRATION = "document_buckets_by_month_and_initial"
 #: Marker ids this process knows are written (a bulk ingestion writes the same few again).
 _MARKED_CACHE = 10_000
 _DUPLICATE_KEY = 11000
@@ -133,21 +138,24 @@ class MongoDocumentStore:
             # Read them all before writing: FerretDB 1.x can fail a cursor's getMore while its
             # collection is being updated.
             stored = await self._documents.find(
-                {}, {"owner_id": 1, "media_type": 1, "created_at": 1, "day": 1}
+                {}, ["owner_id", "media_type", "created_at", "title", "day", "initial"]
             ).to_list()
             for raw in stored:
                 day = day_of(raw["created_at"])
-                await self._mark_day(raw["owner_id"], day, raw["media_type"])
-                if raw.get("day") != day:
-                    await self._documents.update_one({"_id": raw["_id"]}, {"$set": {"day": day}})
+                await self._mark_buckets(raw["owner_id"], day, raw["media_type"], raw["title"])
+                if raw.get("day") != day or "initial" not in raw:
+                    await self._documents.update_one(
+                        {"_id": raw["_id"]},
+                        {"$set": {"day": day, "initial": raw["title"][:1]}},
+                    )
             try:
                 await self._migrations.insert_one({"_id": _DAY_MIGRATION})
             except DuplicateKeyError:
                 pass  # another replica finished it too
 
-    async def _mark_day(self, owner_id: str, day: str, media_type: str) -> None:
+    async def _mark_buckets(self, owner_id: str, day: str, media_type: str, title: str) -> None:
         # Markers are never removed, so one this process wrote stays written.
-        fresh = day_markers(owner_id, day, media_type)
+        fresh = [*day_markers(owner_id, day, media_type), initial_marker(owner_id, title)]
         markers = [m for m in fresh if m["_id"] not in self._marked]
         if not markers:
             return
@@ -170,7 +178,9 @@ class MongoDocumentStore:
             # Stored, or a deletion tombstone: a redelivery must neither change nor resurrect it.
             return SaveResult(created=False, document=_document_from_mongo(existing))
         # The day's markers before the document: a visible document is always in a bucket.
-        await self._mark_day(document.owner_id, day_of(document.created_at), document.media_type)
+        await self._mark_buckets(
+            document.owner_id, day_of(document.created_at), document.media_type, document.title
+        )
         if chunks:
             await self._chunks.bulk_write(
                 [
@@ -218,28 +228,34 @@ class MongoDocumentStore:
         after: DocumentCursor | None = None,
     ) -> Page[Document]:
         query, order = list_query(owner_id, filters=filters, sort=sort, after=after)
-        if sort is SortOrder.TITLE or filters.source is not None or self._day_walk_limit < 1:
-            # No bucket serves a title order; a source equality already selects few rows.
+        if filters.source is not None or self._day_walk_limit < 1:
+            # A source equality already selects few rows.
             return document_page(await self._find(query, order, limit + 1), limit, sort)
-        newest = sort is SortOrder.NEWEST
+        buckets: AsyncGenerator[str, None]
+        if sort is SortOrder.TITLE:
+            field, buckets = "initial", self._owner_initials(owner_id, after)
+        else:
+            newest = sort is SortOrder.NEWEST
+            field, buckets = "day", self._owner_days(owner_id, filters, after, newest=newest)
         rows: list[Document] = []
         walked: list[str] = []
-        async with aclosing(self._owner_days(owner_id, filters, after, newest=newest)) as days:
-            async for day in days:
+        async with aclosing(buckets):
+            async for bucket in buckets:
                 wanted = limit + 1 - len(rows)
                 if wanted <= 0:
                     break
                 left = self._day_walk_limit - len(walked)
-                # Two days walked tell how full a day is: when filling the page would take
-                # more days than the walk has left, stop walking now (a day costs a query).
+                # Two buckets walked tell how full one is: when filling the page would take
+                # more than the walk has left, stop walking now (a bucket costs a query).
                 if left <= 0 or (len(walked) >= 2 and wanted * len(walked) > len(rows) * left):
-                    # The remaining days in one query: everything before (newest first) or
-                    # after the last day walked, with the page's filters and cursor.
-                    beyond = _beyond_day(query, walked[-1], newest=newest)
-                    rows += await self._find(beyond, order, wanted)
+                    # The remaining buckets in one query: everything past the last one
+                    # walked, with the page's filters and cursor.
+                    beyond = _beyond_bucket(query, sort, walked[-1])
+                    if beyond is not None:
+                        rows += await self._find(beyond, order, wanted)
                     break
-                rows += await self._find({**query, "day": day}, order, wanted)
-                walked.append(day)
+                rows += await self._find({**query, field: bucket}, order, wanted)
+                walked.append(bucket)
         return document_page(rows, limit, sort)
 
     async def _find(
@@ -295,6 +311,20 @@ class MongoDocumentStore:
             }
             for day in sorted(days, reverse=newest):
                 yield day
+
+    async def _owner_initials(
+        self, owner_id: str, after: DocumentCursor | None
+    ) -> AsyncGenerator[str, None]:
+        """The first characters of the owner's titles from the cursor's on, in title order."""
+        start = after.key[:1] if after is not None and isinstance(after.key, str) else None
+        marker = {"owner_id": owner_id, "kind": "initial"}
+        initials = {
+            raw["initial"]
+            async for raw in self._days.find(marker, {"initial": 1})
+            if start is None or raw["initial"] >= start
+        }
+        for initial in sorted(initials):
+            yield initial
 
     async def get(self, owner_id: str, document_id: str) -> Document | None:
         # Look up by _id alone and check the owner here: FerretDB 1.x pushes an _id equality
@@ -437,6 +467,32 @@ def day_markers(owner_id: str, day: str, media_type: str) -> list[MongoDoc]:
     return markers
 
 
+def initial_marker(owner_id: str, title: str) -> MongoDoc:
+    """The marker saying that the owner has a title starting with ``title``'s first character
+    (by code point, the order MongoDB and FerretDB compare strings in)."""
+    initial = title[:1]
+    return {
+        "_id": json.dumps(["initial", owner_id, initial]),
+        "owner_id": owner_id,
+        "kind": "initial",
+        "initial": initial,
+    }
+
+
+def _beyond_bucket(query: MongoDoc, sort: SortOrder, bucket: str) -> MongoDoc | None:
+    """``query`` narrowed to the buckets after ``bucket`` in ``sort`` order; None when none
+    can follow it."""
+    if sort is not SortOrder.TITLE:
+        return _beyond_day(query, bucket, newest=sort is SortOrder.NEWEST)
+    if bucket == "":
+        return {**query, "title": {"$gt": ""}}
+    if ord(bucket) >= 0x10FFFF:
+        return None
+    # Titles starting after ``bucket``: the title sort has no other top-level title condition
+    # (its cursor sits under $or).
+    return {**query, "title": {"$gte": chr(ord(bucket) + 1)}}
+
+
 def _beyond_day(query: MongoDoc, day: str, *, newest: bool) -> MongoDoc:
     """``query`` narrowed to the days before ``day`` (newest first) or after it (oldest)."""
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
@@ -470,6 +526,7 @@ def _document_to_mongo(document: Document) -> MongoDoc:
         "source": document.source,
         "created_at": utc_millis(document.created_at),
         "day": day_of(document.created_at),
+        "initial": document.title[:1],
         "chunk_count": document.chunk_count,
         "metadata": document.metadata,
         "provenance": document.provenance,
