@@ -161,6 +161,27 @@ async def test_search_tolerates_typos(graph_store: GraphStore, owners: list[str]
     assert len(await graph_store.search_entities(owner, "Curie", 1)) == 1
 
 
+async def test_search_sees_each_write_at_once(graph_store: GraphStore, owners: list[str]) -> None:
+    """Searches between writes answer from the state after the last write (Neo4j's full-text
+    index applies updates after commit; the store waits for them after its own writes)."""
+    owner = owners[0]
+    await apply_script(graph_store, owner, "doc-1", script("Ada Lovelace/PERSON; London/GPE"))
+    assert [r.entity.name for r in await graph_store.search_entities(owner, "Ada", 5)] == [
+        "Ada Lovelace"
+    ]
+    assert await graph_store.search_entities(owner, "Somerville", 5) == []
+
+    await apply_script(graph_store, owner, "doc-2", script("Mary Somerville/PERSON; Paris/GPE"))
+    found = await graph_store.search_entities(owner, "Somerville", 5)
+    assert [r.entity.name for r in found] == ["Mary Somerville"]
+
+    assert await graph_store.delete_document(owner, "doc-2")
+    assert await graph_store.search_entities(owner, "Somerville", 5) == []
+    assert [r.entity.name for r in await graph_store.search_entities(owner, "Ada", 5)] == [
+        "Ada Lovelace"
+    ]
+
+
 async def test_neighbors_by_depth_type_weight_and_limit(
     graph_store: GraphStore, owners: list[str]
 ) -> None:
