@@ -520,22 +520,28 @@ async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
                     while pending:
                         await upload(pending.pop())
 
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*[uploader() for _ in range(16)])
                 uploads_s = time.perf_counter() - started
+                uploads_cpu = time.process_time() - cpu
                 queued = list(job_ids)
 
                 async def runner() -> None:
                     while queued:
                         await worker.process(queued.pop())
 
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*[runner() for _ in range(settings.worker_concurrency)])
                 jobs_s = time.perf_counter() - started
+                jobs_cpu = time.process_time() - cpu
                 concurrent = {
                     "uploads_per_s_16_at_once": round(count / uploads_s, 1),
                     "jobs_in_flight": settings.worker_concurrency,
                     "jobs_per_minute": round(count / jobs_s * 60, 1),
+                    # The service's own CPU (this process, every thread), steadier than the
+                    # rates on a machine shared with others.
+                    "cpu_ms_per_upload": round(uploads_cpu / count * 1000, 2),
+                    "cpu_ms_per_job": round(jobs_cpu / count * 1000, 2),
                 }
             finally:
                 worker.close()
