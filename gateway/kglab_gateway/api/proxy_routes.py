@@ -17,6 +17,7 @@ from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, UpstreamResponse
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
+from kglab_shared.fastpath import exception_handler_for, find_routes
 from kglab_shared.identity import IDENTITY_HEADER
 from kglab_shared.tracing import current_trace_headers, tracing_configured
 
@@ -179,33 +180,19 @@ class ProxyFastPath:
             return
         app = scope["app"]
         if self._routes is None:
-            self._routes = {route.path: route for route in _forward_routes(app.router.routes)}
+            self._routes = {
+                route.path: route
+                for route in find_routes(
+                    app.router.routes, lambda r: getattr(r, "endpoint", None) is forward
+                )
+            }
         scope["route"] = self._routes.get(key)
         request = Request(scope, receive)
         try:
             response = await forward(request)
         except Exception as exc:
-            handler = _handler_for(app.exception_handlers, exc)
+            handler = exception_handler_for(app.exception_handlers, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
         await response(scope, receive, send)
-
-
-def _forward_routes(routes: list[Any]) -> list[Any]:
-    """The routes served by :func:`forward`, also inside included routers."""
-    found = []
-    for route in routes:
-        if getattr(route, "endpoint", None) is forward:
-            found.append(route)
-        inner = getattr(route, "original_router", route)
-        found.extend(_forward_routes(list(getattr(inner, "routes", None) or [])))
-    return found
-
-
-def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
-    """The handler FastAPI's exception middleware would pick (500s are the outer layer's)."""
-    for cls in type(exc).__mro__:
-        if cls in handlers and cls is not Exception:
-            return handlers[cls]
-    return None

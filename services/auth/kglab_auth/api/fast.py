@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kglab_auth.schemas import UserOut
 from kglab_auth.service import AuthService
+from kglab_shared.fastpath import exception_handler_for, find_routes
 from kglab_shared.identity import current_identity
 
 ME_PATH = "/api/v1/auth/me"
@@ -37,7 +38,7 @@ class MeFastPath:
             return
         app = scope["app"]
         if self._route is None:
-            self._route = _route_of(app.router.routes, ME_PATH)
+            self._route = next(iter(find_routes(app.router.routes, _is_me_route)), None)
         # Named in the scope, so the request metrics keep their route label.
         scope["route"] = self._route
         request = Request(scope, receive)
@@ -48,29 +49,14 @@ class MeFastPath:
             body = UserOut.of(user).model_dump_json().encode()
             response = Response(body, media_type="application/json")
         except Exception as exc:
-            handler = _handler_for(app.exception_handlers, exc)
+            handler = exception_handler_for(app.exception_handlers, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
         await response(scope, receive, send)
 
 
-def _route_of(routes: list[Any], path: str) -> Any:
-    """The GET route at ``path``, also inside included routers."""
-    for route in routes:
-        methods = getattr(route, "methods", None) or ()
-        if getattr(route, "path", None) == path and "GET" in methods:
-            return route
-        inner = getattr(route, "original_router", route)
-        found = _route_of(list(getattr(inner, "routes", None) or []), path)
-        if found is not None:
-            return found
-    return None
-
-
-def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
-    """The handler FastAPI's exception middleware would pick (500s are the outer layer's)."""
-    for cls in type(exc).__mro__:
-        if cls in handlers and cls is not Exception:
-            return handlers[cls]
-    return None
+def _is_me_route(route: Any) -> bool:
+    return getattr(route, "path", None) == ME_PATH and "GET" in (
+        getattr(route, "methods", None) or ()
+    )
