@@ -1,0 +1,3 @@
+module kglab/bench/loadgen
+
+go 1.21
