@@ -6,6 +6,7 @@ Every app gets: correlation ids (``X-Request-ID`` in and out), JSON logs, Promet
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -108,6 +109,18 @@ class RequestContextMiddleware:
         return "unmatched"
 
 
+def freeze_startup_heap() -> None:
+    """Take what start-up allocated (modules, the app, its routes and models, pools) out of
+    the garbage collector's reach. Python's full collections walk every tracked object; with a
+    service's 100,000+ start-up objects each one stalled the event loop for tens of ms (89 ms
+    measured for the gateway on a busy machine), every few seconds under load, which is what
+    set the gateway's p95. Frozen objects are never collected, so only start-up's are frozen;
+    the collection first frees what start-up left behind. Idempotent (make dev runs several
+    services' lifespans in one process)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -128,9 +141,11 @@ def create_service_app(
         app.state.settings = settings
         app.state.readiness = Readiness(settings.ready_timeout_s)
         if lifespan is None:
+            freeze_startup_heap()
             yield
         else:
             async with lifespan(app):
+                freeze_startup_heap()
                 yield
 
     app = FastAPI(
