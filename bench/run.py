@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TIMEOUT_S = int(os.environ.get("KGLAB_BENCH_TIMEOUT", "900"))
+TIMEOUT_S = int(os.environ.get("KGLAB_BENCH_TIMEOUT", "1800"))
 
 
 def main() -> int:
