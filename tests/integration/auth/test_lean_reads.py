@@ -31,16 +31,21 @@ async def _store_with_users(url: str, *users: User) -> SqlAuthStore:
     return store
 
 
-async def _connections_named_by(url: str) -> int:
+async def _count_other_backends(url: str, counted: str) -> int:
+    """``count(<counted>)`` over the database's other connections, from an admin connection."""
     admin = await asyncpg.connect(url)
     try:
         count: int = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
+            f"SELECT count({counted}) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return count
     finally:
         await admin.close()
+
+
+async def _connections_named_by(url: str) -> int:
+    return await _count_other_backends(url, "*")
 
 
 async def test_reads_the_row_as_the_repository_does(auth_database: str) -> None:
@@ -83,15 +88,7 @@ async def test_many_concurrent_reads_share_a_bounded_set_of_connections(
 
 
 async def _terminate_other_backends(url: str) -> int:
-    admin = await asyncpg.connect(url)
-    try:
-        killed: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return killed
-    finally:
-        await admin.close()
+    return await _count_other_backends(url, "pg_terminate_backend(pid)")
 
 
 async def test_idle_connections_the_server_dropped_are_replaced(auth_database: str) -> None:
