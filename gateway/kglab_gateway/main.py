@@ -77,6 +77,7 @@ def create_app(
                 timeout_s=settings.upstream_timeout_s,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 max_connections=settings.upstream_max_connections,
+                builtin_client=settings.upstream_client == "builtin",
                 retries=settings.idempotent_retries,
                 breaker_threshold=settings.breaker_failure_threshold,
                 breaker_reset_s=settings.breaker_reset_s,

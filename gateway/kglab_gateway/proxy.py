@@ -1,12 +1,17 @@
 """Forward requests to the services over pooled HTTP, with timeouts, retries of idempotent
 requests, and a circuit breaker per service.
 
-Requests to a service on the network go through aiohttp: measured side by side in
-bench/bench_gateway.py it costs the gateway about a tenth of the CPU per request that httpx
-does (httpcore's pool and anyio streams were a quarter of the gateway's CPU under load). A
-service hosted in this process (``make dev``, tests) is reached over its httpx ASGI transport.
-The small httpx clients in ``UpstreamPool.clients`` stay for the rare control-plane calls
-(JWKS, API-key look-ups, readiness, OpenAPI documents).
+Three clients, each where it is cheapest or the only one that fits:
+
+- Calls to a service on the network go through the gateway's own small HTTP/1.1 client
+  (``kglab_gateway.upstream_http``): under load it costs a fraction of aiohttp's CPU per call
+  (measured in bench/bench_gateway.py; see that module's docstring).
+- HEAD requests and streamed uploads go through aiohttp, which measured about a tenth of the
+  CPU per request of httpx (httpcore's pool and anyio streams were a quarter of the gateway's
+  CPU under load).
+- A service hosted in this process (``make dev``, tests) is reached over its httpx ASGI
+  transport. The small httpx clients in ``UpstreamPool.clients`` also serve the rare
+  control-plane calls (JWKS, API-key look-ups, readiness, OpenAPI documents).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -26,6 +32,16 @@ from tenacity import (
 )
 from yarl import URL
 
+from kglab_gateway.upstream_http import (
+    UnsendableRequestError,
+    UpstreamClosedError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamHttpPool,
+    UpstreamHttpResponse,
+    UpstreamProtocolError,
+    UpstreamReadTimeoutError,
+)
 from kglab_shared.errors import DomainError, ServiceUnavailableError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -40,7 +56,11 @@ _RETRYABLE_ERRORS = (
     aiohttp.ConnectionTimeoutError,
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientOSError,
+    UpstreamConnectError,
+    UpstreamClosedError,
+    UpstreamProtocolError,
 )
+_TRANSPORT_ERRORS = (TimeoutError, httpx.TransportError, aiohttp.ClientError, UpstreamError)
 
 # Waits between attempts: 50 ms, then 100, 200, ... at most 500 ms.
 _FIRST_RETRY_WAIT_S = 0.05
@@ -70,6 +90,10 @@ _RESPONSE_DROPPED = frozenset(
 
 class GatewayTimeoutError(DomainError):
     status, title, code = 504, "Gateway timeout", "gateway_timeout"
+
+
+class UnforwardableRequestError(DomainError):
+    status, title, code = 400, "Bad request", "unforwardable_request"
 
 
 @dataclass(slots=True)
@@ -108,7 +132,7 @@ class CircuitBreaker:
 class UpstreamResponse:
     """A service's answer, head read, body not yet: relay it, then ``aclose``."""
 
-    __slots__ = ("_aiohttp", "_httpx", "content_length", "headers", "status_code")
+    __slots__ = ("_aiohttp", "_httpx", "_lean", "content_length", "headers", "status_code")
 
     def __init__(
         self,
@@ -117,6 +141,7 @@ class UpstreamResponse:
         *,
         aiohttp_response: aiohttp.ClientResponse | None = None,
         httpx_response: httpx.Response | None = None,
+        lean_response: UpstreamHttpResponse | None = None,
     ) -> None:
         self.status_code = status_code
         #: Lower-case names, hop-by-hop ones and the request id already dropped.
@@ -127,6 +152,15 @@ class UpstreamResponse:
                 self.content_length = int(value)
         self._aiohttp = aiohttp_response
         self._httpx = httpx_response
+        self._lean = lean_response
+
+    @classmethod
+    def of_lean(cls, response: UpstreamHttpResponse) -> UpstreamResponse:
+        # Names are already lower-case (the client lowers them as it parses).
+        headers = [
+            (name, value) for name, value in response.headers if name not in _RESPONSE_DROPPED
+        ]
+        return cls(response.status_code, headers, lean_response=response)
 
     @classmethod
     def of_aiohttp(cls, response: aiohttp.ClientResponse) -> UpstreamResponse:
@@ -149,12 +183,18 @@ class UpstreamResponse:
         return cls(response.status_code, headers, httpx_response=response)
 
     async def read(self) -> bytes:
+        if self._lean is not None:
+            return await self._lean.read()
         if self._aiohttp is not None:
             return await self._aiohttp.read()
         assert self._httpx is not None
         return await self._httpx.aread()
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        if self._lean is not None:
+            async for chunk in self._lean.aiter_raw():
+                yield chunk
+            return
         if self._aiohttp is not None:
             async for chunk in self._aiohttp.content.iter_any():
                 yield chunk
@@ -164,7 +204,9 @@ class UpstreamResponse:
             yield chunk
 
     async def aclose(self) -> None:
-        if self._aiohttp is not None:
+        if self._lean is not None:
+            await self._lean.aclose()
+        elif self._aiohttp is not None:
             self._aiohttp.release()
         elif self._httpx is not None:
             await self._httpx.aclose()
@@ -181,6 +223,7 @@ class UpstreamPool:
         connect_timeout_s: float,
         max_connections: int,
         retries: int,
+        builtin_client: bool = True,
         breaker_threshold: int,
         breaker_reset_s: float,
         transports: dict[str, httpx.AsyncBaseTransport] | None = None,
@@ -210,6 +253,15 @@ class UpstreamPool:
             sock_read=timeout_s,
         )
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._lean: dict[str, UpstreamHttpPool] = {}
+        #: Services on plain http (the own client speaks no TLS; https ones use aiohttp).
+        self._plain = frozenset(
+            name
+            for name, url in base_urls.items()
+            if builtin_client and name not in transports and urlsplit(url).scheme == "http"
+        )
         self.breakers = {
             name: CircuitBreaker(name, breaker_threshold, breaker_reset_s) for name in base_urls
         }
@@ -236,7 +288,28 @@ class UpstreamPool:
             self._sessions[service] = session
         return session
 
+    def _lean_pool(self, service: str) -> UpstreamHttpPool:
+        # Created lazily, like the aiohttp sessions: a pool belongs to the running event loop.
+        pool = self._lean.get(service)
+        if pool is None:
+            parts = urlsplit(self._base_urls[service])
+            assert parts.hostname is not None
+            pool = UpstreamHttpPool(
+                parts.hostname,
+                parts.port or 80,
+                host_header=parts.netloc.rpartition("@")[2],
+                path_prefix=parts.path,
+                max_connections=self._max_connections,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._timeout_s,
+            )
+            self._lean[service] = pool
+        return pool
+
     async def close(self) -> None:
+        for pool in self._lean.values():
+            await pool.close()
+        self._lean.clear()
         for client in self.clients.values():
             await client.aclose()
         for session in self._sessions.values():
@@ -275,18 +348,28 @@ class UpstreamPool:
                 ):
                     with attempt:
                         response = await self._send_once(service, method, target, headers, body)
-        except (TimeoutError, httpx.TransportError, aiohttp.ClientError) as exc:
-            breaker.record_failure()
-            if _is_read_timeout(exc):
-                raise GatewayTimeoutError(
-                    f"The {service} service took too long to answer; try again shortly."
-                ) from exc
-            raise ServiceUnavailableError(
-                f"The {service} service is unavailable right now; try again shortly.",
-                headers={"Retry-After": "5"},
+        except UnsendableRequestError as exc:
+            # The caller's request, not the service, is at fault: no breaker failure.
+            raise UnforwardableRequestError(
+                "A header of this request cannot be forwarded: it holds a line break or "
+                "characters outside Latin-1."
             ) from exc
+        except _TRANSPORT_ERRORS as exc:
+            breaker.record_failure()
+            raise _failure(service, exc) from exc
         breaker.record_success()
         return response
+
+    async def read_whole(self, service: str, response: UpstreamResponse) -> bytes:
+        """The answer's whole body; the response is closed either way. A connection that
+        breaks mid-answer is a readable 503 (or 504 if the service stalls), not a 500."""
+        try:
+            return await response.read()
+        except _TRANSPORT_ERRORS as exc:
+            self.breakers[service].record_failure()
+            raise _failure(service, exc) from exc
+        finally:
+            await response.aclose()
 
     async def _send_once(
         self,
@@ -296,6 +379,11 @@ class UpstreamPool:
         headers: list[tuple[str, str]],
         body: bytes | AsyncIterator[bytes] | None,
     ) -> UpstreamResponse:
+        if service in self._plain and method != "HEAD" and not hasattr(body, "__aiter__"):
+            lean = await self._lean_pool(service).request(
+                method, target, headers, body if isinstance(body, bytes) else None
+            )
+            return UpstreamResponse.of_lean(lean)
         if service in self._in_process:
             return await self._send_httpx(service, method, target, headers, body)
         return await self._send_aiohttp(service, method, target, headers, body)
@@ -333,8 +421,21 @@ class UpstreamPool:
         return UpstreamResponse.of_httpx(await client.send(request, stream=True))
 
 
+def _failure(service: str, exc: BaseException) -> DomainError:
+    if _is_read_timeout(exc):
+        return GatewayTimeoutError(
+            f"The {service} service took too long to answer; try again shortly."
+        )
+    return ServiceUnavailableError(
+        f"The {service} service is unavailable right now; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _is_read_timeout(exc: BaseException) -> bool:
     """A service that took the connection but did not answer in time (not a connect failure)."""
+    if isinstance(exc, UpstreamError):
+        return isinstance(exc, UpstreamReadTimeoutError)
     if isinstance(exc, httpx.TimeoutException):
         return not isinstance(exc, httpx.ConnectTimeout)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):

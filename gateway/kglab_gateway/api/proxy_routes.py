@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
-from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, UpstreamResponse
+from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
@@ -112,7 +112,8 @@ async def forward(request: Request) -> Response:
             for name, value in version_headers.items()
         )
     if upstream.content_length is not None and upstream.content_length <= _WHOLE_BODY_BYTES:
-        return _RelayedResponse(upstream)
+        body = await pool.read_whole(service, upstream)
+        return _RelayedResponse(upstream.status_code, upstream.headers, body)
     response = StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
@@ -131,23 +132,20 @@ def _target(scope: Scope) -> str:
 
 
 class _RelayedResponse(Response):
-    """A small answer relayed in one message (no streaming task, no per-chunk sends)."""
+    """A small answer, read whole in :func:`forward` (so a connection breaking mid-answer is
+    answered by the error handlers), relayed in one message."""
 
-    def __init__(self, upstream: UpstreamResponse) -> None:
-        self.status_code = upstream.status_code
-        self.raw_headers = upstream.headers
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status_code = status_code
+        self.raw_headers = headers
         self.background = None
-        self._upstream = upstream
+        self.body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            body = await self._upstream.read()
-        finally:
-            await self._upstream.aclose()
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class ProxyFastPath:

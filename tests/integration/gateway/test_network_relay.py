@@ -80,6 +80,12 @@ class RecordingUpstream:
                     body = await reader.readexactly(int(lowered.get("content-length", "0")))
                 request = Received(lines[0], headers, body)
                 self.received.append(request)
+                if request.request_line.startswith("GET /api/v1/documents/truncated "):
+                    # A service that dies in the middle of its answer.
+                    writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"par')
+                    await writer.drain()
+                    writer.close()
+                    return
                 writer.write(self.answer(request))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -117,12 +123,20 @@ class RecordingUpstream:
         self.server.close()
 
 
-@pytest.fixture
-async def relay() -> AsyncIterator[tuple[RecordingUpstream, httpx.AsyncClient]]:
+# Every relay test runs on the gateway's own client and on aiohttp (its configured fallback).
+@pytest.fixture(params=["builtin", "aiohttp"])
+async def relay(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[RecordingUpstream, httpx.AsyncClient]]:
     upstream = RecordingUpstream()
     async with upstream as url:
         settings = GatewaySettings(
-            auth_url=url, ingestion_url=url, graph_url=url, document_url=url, vector_url=url
+            auth_url=url,
+            ingestion_url=url,
+            graph_url=url,
+            document_url=url,
+            vector_url=url,
+            upstream_client=request.param,
         )
         app = create_app(settings)
         async with (
@@ -229,3 +243,15 @@ async def test_proxied_calls_are_counted_under_their_route_template(
     assert count("/api/{rest:path}", "200") == before_ok + 1
     assert count("/api/{rest:path}", "404") == before_missing + 1
     assert count("/.well-known/jwks.json", "200") == before_jwks + 1
+
+
+async def test_a_service_dying_mid_answer_is_a_readable_503(
+    relay: tuple[RecordingUpstream, httpx.AsyncClient],
+) -> None:
+    _, client = relay
+    response = await client.get("/api/v1/documents/truncated")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "The document service is unavailable right now; try again shortly."
+    )
