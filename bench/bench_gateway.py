@@ -95,10 +95,12 @@ end
 # uvicorn with cProfile switched on by SIGUSR1 and off (profile written) by SIGUSR2, so the
 # profile covers the measured load only, not start-up and sign-up.
 PROFILED_UVICORN = r"""
-import cProfile, signal, sys
+import cProfile, signal, sys, time
 import uvicorn
 out = sys.argv.pop(1)
-profile = cProfile.Profile()
+# CPU time, not wall time: on a busy machine a wall-clock profile charges preemption (a write
+# that wakes the reader, say) to whatever function was running.
+profile = cProfile.Profile(time.process_time)
 def start(*_):
     profile.enable()
 def stop(*_):
@@ -354,6 +356,25 @@ async def compare_clients(requests: int, concurrency: int = 50) -> dict[str, dic
                         pass
 
             results["aiohttp"] = await drive(via_aiohttp)
+        from kglab_gateway.upstream_http import UpstreamHttpPool
+
+        own = UpstreamHttpPool(
+            "127.0.0.1",
+            port,
+            host_header=f"127.0.0.1:{port}",
+            max_connections=32,
+            connect_timeout_s=2.0,
+            read_timeout_s=10.0,
+        )
+
+        async def via_builtin() -> None:
+            response = await own.request("GET", "/api/v1/auth/me", [], None)
+            async for _ in response.aiter_raw():
+                pass
+            await response.aclose()
+
+        results["builtin"] = await drive(via_builtin)
+        await own.close()
         return results
     finally:
         server.terminate()
@@ -534,6 +555,32 @@ async def main() -> int:
         direct_load = wrk(
             auth, "/health", tokens, connections=100, seconds=max(5, LOAD_SECONDS // 4)
         )
+        # The same two loads through a gateway that calls auth with aiohttp (the client before
+        # the gateway's own), in the same run, for the side-by-side ratio.
+        baseline_port = free_port()
+        with serve(
+            "kglab_gateway.main:create_app",
+            baseline_port,
+            {
+                **common,
+                "KGLAB_GATEWAY_AUTH_URL": auth,
+                "KGLAB_PORT": str(baseline_port),
+                "KGLAB_GATEWAY_UPSTREAM_CLIENT": "aiohttp",
+            },
+        ) as baseline:
+            watch["gateway"] = SERVED["kglab_gateway.main:create_app"].pid
+            print("the same loads through a gateway calling auth with aiohttp ...", flush=True)
+            load_aiohttp = wrk(
+                baseline,
+                "/api/v1/auth/me",
+                tokens,
+                connections=100,
+                seconds=LOAD_SECONDS,
+                watch=watch,
+            )
+            at_rate_aiohttp = load_at_rate(
+                f"{baseline}/api/v1/auth/me", tokens, RATE, LOAD_SECONDS, watch
+            )
 
     print(f"upstream clients: {CLIENT_REQUESTS} requests each, 50 concurrent ...", flush=True)
     clients = await compare_clients(CLIENT_REQUESTS)
@@ -550,6 +597,10 @@ async def main() -> int:
         "load_me_through_gateway": load,
         "load_me_at_fixed_rate": at_rate,
         "load_health_direct_to_auth_reference": direct_load,
+        "baseline_gateway_with_aiohttp": {
+            "load_me_through_gateway": load_aiohttp,
+            "load_me_at_fixed_rate": at_rate_aiohttp,
+        },
         "gateway_workers": GATEWAY_WORKERS,
         "upstream_clients": clients,
         "targets": {
@@ -596,6 +647,18 @@ async def main() -> int:
             f"{at_rate['errors']} / {at_rate['non_2xx']}",
         ),
         ("reference: /health straight to auth (rps)", f"{direct_load['rps']:.1f}"),
+        (
+            "baseline (aiohttp to auth): closed loop rps; p95 (ms)",
+            f"{load_aiohttp['rps']:.1f}; {load_aiohttp['p95_us'] / 1000:.1f}",
+        ),
+        (
+            f"baseline (aiohttp to auth): open loop at {RATE}/s p95 (ms)",
+            f"{at_rate_aiohttp['p95_ms']}",
+        ),
+        (
+            "baseline (aiohttp to auth): gateway CPU ms/request",
+            f"{load_aiohttp['cpu_ms_per_request']['gateway']:.2f}",
+        ),
     ]
     rows += [
         (
