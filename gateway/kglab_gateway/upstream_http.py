@@ -365,7 +365,7 @@ class UpstreamHttpPool:
             self._grant()
             raise
         # uvloop may call connection_made only on the loop's next turn.
-        conn.transport = cast(asyncio.Transport, transport)
+        conn.transport = transport
         return conn
 
     def release(self, conn: _Connection) -> None:
