@@ -4,7 +4,10 @@ and the embedded SQLite adapter, in one run, on one machine.
     eval "$(bash deploy/local/servers.sh env)"
     uv run python bench/bench_graph.py [--entities 100000] [--relations 500000] [--build-budget 300]
 
-1. Insert 1,000 entities and 1,000 relations in one batch (a fresh owner per run), median.
+1. Insert 1,000 entities and 1,000 relations in one batch (a fresh owner per run), median of
+   ``--runs`` (15) on a warm server: up to ``--warmup-batches`` (30) inserts or
+   ``--warmup-seconds`` (60), whichever ends first, run before and are only recorded; with a
+   local Neo4j, the server CPU per insert too (whole JVM and Bolt worker threads).
 2. Build a graph of ``--entities`` / ``--relations`` (random, undirected), batched, within
    ``--build-budget`` seconds per store; a store that runs out of time is measured at the size it
    reached, and the table says so.
@@ -111,13 +114,95 @@ def make_batch(owner: str, document_id: str, n: int, rng: random.Random) -> Batc
     return Batch(entities, mentions, relations, chunks)
 
 
+#: The Neo4j launcher of deploy/local/servers.sh writes its pid here.
+LOCAL_NEO4J_PID = Path(__file__).resolve().parents[1] / ".kglab" / "servers" / "neo4j" / "neo4j.pid"
+
+
+class ServerCpu:
+    """CPU time a local server process has used, from ``/proc/<pid>/task/*/schedstat`` (ns on
+    CPU per thread): all threads, and the threads whose name starts with ``worker_prefix`` (for
+    Neo4j the Bolt workers, which run the statement and its commit; the rest is JIT, GC and
+    background index work, which may fall into the next insert's window)."""
+
+    def __init__(self, pid: int, worker_prefix: str = "neo4j.BoltWorke") -> None:
+        self.pid = pid
+        self.worker_prefix = worker_prefix
+
+    @classmethod
+    def find(cls, pid: int | None) -> ServerCpu | None:
+        if pid is None:
+            try:
+                pid = int(LOCAL_NEO4J_PID.read_text().strip())
+            except (OSError, ValueError):
+                return None
+        return cls(pid) if Path(f"/proc/{pid}/task").is_dir() else None
+
+    def read_ns(self) -> tuple[int, int]:
+        total = workers = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return 0, 0
+        for task in tasks:
+            try:
+                ns = int(Path(f"/proc/{self.pid}/task/{task}/schedstat").read_text().split()[0])
+                name = Path(f"/proc/{self.pid}/task/{task}/comm").read_text()
+            except (OSError, ValueError, IndexError):
+                continue  # the thread ended meanwhile
+            total += ns
+            if name.startswith(self.worker_prefix):
+                workers += ns
+        return total, workers
+
+
+@dataclass
+class InsertRun:
+    """The one-batch insert, measured on a warm server: a bounded warm-up first (not counted),
+    then ``runs`` measured inserts; each a fresh owner, as in the issue's benchmark."""
+
+    timings: Timings = field(default_factory=Timings)
+    warmup_ms: list[float] = field(default_factory=list)
+    warmup_s: float = 0.0
+    server_cpu_ms: list[float] = field(default_factory=list)
+    worker_cpu_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        out = self.timings.summary()
+        out["warmup"] = {
+            "batches": len(self.warmup_ms),
+            "seconds": round(self.warmup_s, 1),
+            "first_ms": round(self.warmup_ms[0], 1) if self.warmup_ms else None,
+            "last_ms": round(self.warmup_ms[-1], 1) if self.warmup_ms else None,
+            "samples_ms": [round(x, 1) for x in self.warmup_ms],
+        }
+        if self.server_cpu_ms:
+            out["server_cpu_ms_median"] = round(statistics.median(self.server_cpu_ms), 1)
+            out["bolt_worker_cpu_ms_median"] = round(statistics.median(self.worker_cpu_ms), 1)
+            out["server_cpu_note"] = (
+                "per measured insert, from /proc/<pid>/task/*/schedstat: the whole JVM, and the "
+                "Bolt worker threads alone (statement and commit)"
+            )
+        return out
+
+
 async def adapter_batch_insert(
-    store: Neo4jGraphStore | SqliteGraphStore, runs: int, size: int, cleanup: bool
-) -> Timings:
-    timings = Timings()
+    store: Neo4jGraphStore | SqliteGraphStore,
+    runs: int,
+    size: int,
+    cleanup: bool,
+    *,
+    warmup_batches: int = 30,
+    warmup_seconds: float = 60.0,
+    server: ServerCpu | None = None,
+) -> InsertRun:
+    """A fresh JVM measured twice as slow as a warm one (its C2 compiler keeps compiling for
+    minutes on 2 cores, adr/0006), so up to ``warmup_batches`` inserts or ``warmup_seconds``,
+    whichever comes first, run before the ``runs`` that are counted."""
+    result = InsertRun()
     rng = random.Random(7)
     owners = []
-    for run in range(runs + 1):  # the first run warms caches and query plans; not counted
+
+    async def insert() -> float:
         owner = f"bench_{uuid.uuid4().hex[:10]}"
         owners.append(owner)
         batch = make_batch(owner, f"doc-{owner}", size, rng)
@@ -131,12 +216,27 @@ async def adapter_batch_insert(
             batch.mentions,
             batch.relations,
         )
-        if run > 0:
-            timings.samples_ms.append((time.perf_counter() - started) * 1000)
-    if cleanup and isinstance(store, Neo4jGraphStore):
-        for owner in owners:
-            await store.delete_owner(owner, timeout_s=60)
-    return timings
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        warm_started = time.perf_counter()
+        while len(result.warmup_ms) < max(1, warmup_batches) and (
+            not result.warmup_ms or time.perf_counter() - warm_started < warmup_seconds
+        ):
+            result.warmup_ms.append(await insert())
+        result.warmup_s = time.perf_counter() - warm_started
+        for _ in range(runs):
+            before = server.read_ns() if server else (0, 0)
+            result.timings.samples_ms.append(await insert())
+            if server:
+                after = server.read_ns()
+                result.server_cpu_ms.append((after[0] - before[0]) / 1e6)
+                result.worker_cpu_ms.append((after[1] - before[1]) / 1e6)
+    finally:
+        if cleanup and isinstance(store, Neo4jGraphStore):
+            for owner in owners:
+                await store.delete_owner(owner, timeout_s=60)
+    return result
 
 
 # --- the insert, part by part (Neo4j) -----------------------------------------------------
@@ -493,6 +593,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch_entities": args.batch,
             "batch_relations": args.batch,
             "batch_runs": args.runs,
+            "batch_warmup_max_batches": args.warmup_batches,
+            "batch_warmup_max_seconds": args.warmup_seconds,
             "target_entities": args.entities,
             "target_relations": args.relations,
             "build_budget_s": args.build_budget,
@@ -519,9 +621,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "RETURN name, versions[0] AS version, edition"
             )
             record["server"] = records[0].data() if records else None
+            server = ServerCpu.find(args.neo4j_pid)
             record["insert_1000_1000"] = (
-                await adapter_batch_insert(store, args.runs, args.batch, cleanup=True)
+                await adapter_batch_insert(
+                    store,
+                    args.runs,
+                    args.batch,
+                    cleanup=True,
+                    warmup_batches=args.warmup_batches,
+                    warmup_seconds=args.warmup_seconds,
+                    server=server,
+                )
             ).summary()
+            if server is None:
+                record["insert_1000_1000"]["server_cpu_note"] = (
+                    "not measured: no local Neo4j process (--neo4j-pid)"
+                )
             print(f"  insert batch: {record['insert_1000_1000']}")
             if args.breakdown:
                 record["insert_breakdown"] = await insert_breakdown(store, args.runs, args.batch)
@@ -556,7 +671,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             record = {"server": {"name": "SQLite", "version": sqlite3.sqlite_version}}
             try:
                 record["insert_1000_1000"] = (
-                    await adapter_batch_insert(sqlite_store, args.runs, args.batch, cleanup=False)
+                    await adapter_batch_insert(
+                        sqlite_store,
+                        args.runs,
+                        args.batch,
+                        cleanup=False,
+                        warmup_batches=min(args.warmup_batches, 5),
+                        warmup_seconds=args.warmup_seconds,
+                    )
                 ).summary()
                 owner = "bench_big"
                 built = await asyncio.to_thread(
@@ -624,14 +746,15 @@ async def bench_postgres(
         await conn.execute(PG_SCHEMA)
         rng = random.Random(7)
         inserts = Timings()
-        for run in range(args.runs + 1):
+        warmup = min(args.warmup_batches, 5)  # no JIT to wait for: caches and plans only
+        for run in range(warmup + args.runs):
             owner = f"bench_{uuid.uuid4().hex[:10]}"
             batch = make_batch(owner, f"doc-{owner}", args.batch, rng)
             started = time.perf_counter()
             await pg_insert_batch(conn, batch, owner)
-            if run > 0:
+            if run >= warmup:
                 inserts.samples_ms.append((time.perf_counter() - started) * 1000)
-        record["insert_1000_1000"] = inserts.summary()
+        record["insert_1000_1000"] = {**inserts.summary(), "warmup": {"batches": warmup}}
         print(f"  insert batch: {record['insert_1000_1000']}")
         owner = "bench_big"
         built = await build_postgres(conn, owner, args.entities, edges, args.build_budget)
@@ -719,7 +842,21 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--relations", type=int, default=500_000)
     parser.add_argument("--batch", type=int, default=1_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=15, help="measured one-batch inserts")
+    parser.add_argument(
+        "--warmup-batches",
+        type=int,
+        default=30,
+        help="inserts before the measured ones, at most (Neo4j; SQLite and PostgreSQL: 5)",
+    )
+    parser.add_argument("--warmup-seconds", type=float, default=60.0, help="warm-up time, at most")
+    parser.add_argument(
+        "--neo4j-pid",
+        type=int,
+        default=None,
+        help="the local Neo4j process, for server CPU per insert "
+        "(default: the pid file of deploy/local/servers.sh)",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--pg-path-queries", type=int, default=50)
     parser.add_argument("--pg-timeout", type=float, default=5.0)
