@@ -322,13 +322,13 @@ class JobWorker:
                 digest.update(block)
         sha256 = digest.hexdigest()
         media_type = self._media_type_of_page(page.content_type, path, job.url)
-        await self._blobs.put_file(sha256, path)
         if not await self._jobs.record_source(
             job.id,
             self.worker_id,
             sha256=sha256,
             size_bytes=page.size,
             content_type=media_type,
+            store_bytes=lambda: self._blobs.put_file(sha256, path),
         ):
             raise LeaseLostError(job.id)
         return replace(job, sha256=sha256, size_bytes=page.size, content_type=media_type)

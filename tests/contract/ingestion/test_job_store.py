@@ -388,3 +388,72 @@ async def test_a_deleted_document_is_no_near_duplicate_original(job_store: SqlJo
     assert await job_store.signatures_of([job.id]) == {job.id: [4, 5, 6]}
     await job_store.mark_document_deleted("alice", "c" * 32, at=utc_now())
     assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == []
+
+
+async def _leased_url_job(job_store: SqlJobStore) -> IngestionJob:
+    job = a_job(owner="carol", source_kind=SourceKind.URL, url="https://e.org/", sha256=None)
+    await job_store.create(job, None)
+    now = utc_now()
+    await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    return job
+
+
+async def test_a_url_job_names_its_bytes_while_holding_off_their_removal(
+    job_store: SqlJobStore,
+) -> None:
+    """A removal deciding about the same bytes while a URL job stores them waits, then sees
+    the job needing them (it would otherwise remove bytes the job is about to read)."""
+    sha = "7" * 64
+    job = await _leased_url_job(job_store)
+    storing, stored = asyncio.Event(), asyncio.Event()
+
+    async def store_bytes() -> None:
+        storing.set()
+        await stored.wait()
+
+    recording = asyncio.create_task(
+        job_store.record_source(
+            job.id,
+            "w1",
+            sha256=sha,
+            size_bytes=5,
+            content_type="text/html",
+            store_bytes=store_bytes,
+        )
+    )
+    await asyncio.wait_for(storing.wait(), timeout=10)
+
+    async def decide() -> bool:
+        async with job_store.bytes_unneeded(sha) as unneeded:
+            return unneeded
+
+    deciding = asyncio.create_task(decide())
+    # Bounded: the decision waits for the lock (it takes milliseconds without one).
+    await asyncio.wait({deciding}, timeout=0.5)
+    assert not deciding.done()
+    stored.set()
+    assert await recording is True
+    assert await deciding is False
+    recorded = await job_store.get("carol", job.id)
+    assert recorded is not None
+    assert recorded.sha256 == sha
+
+
+async def test_a_url_job_without_its_lease_records_nothing(job_store: SqlJobStore) -> None:
+    job = await _leased_url_job(job_store)
+
+    async def store_bytes() -> None:
+        return None
+
+    recorded = await job_store.record_source(
+        job.id,
+        "someone-else",
+        sha256="6" * 64,
+        size_bytes=5,
+        content_type="text/html",
+        store_bytes=store_bytes,
+    )
+    assert recorded is False
+    current = await job_store.get("carol", job.id)
+    assert current is not None
+    assert current.sha256 is None

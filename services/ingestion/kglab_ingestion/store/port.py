@@ -8,7 +8,7 @@ Writes a worker makes are conditional on the lease it holds, so a worker whose l
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,9 +106,12 @@ class JobStore(Protocol):
         sha256: str,
         size_bytes: int,
         content_type: str,
+        store_bytes: Callable[[], Awaitable[object]],
         source_name: str | None = None,
     ) -> bool:
-        """Record what a URL job fetched (its bytes now live in the blob store)."""
+        """Record what a URL job fetched; ``store_bytes`` puts the bytes in the blob store,
+        under the same lock as a job's creation, so a removal of the same bytes cannot slip
+        between storing them and naming them on the job. False without the lease."""
 
     async def complete(
         self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope

@@ -7,11 +7,11 @@ A job row and the event it causes commit together through the shared outbox
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -391,6 +391,7 @@ class SqlJobStore:
         sha256: str,
         size_bytes: int,
         content_type: str,
+        store_bytes: Callable[[], Awaitable[object]],
         source_name: str | None = None,
     ) -> bool:
         values: dict[str, Any] = {
@@ -401,11 +402,18 @@ class SqlJobStore:
         }
         if source_name is not None:
             values["source_name"] = source_name
-        async with self._single.connect() as connection:
-            result = await connection.execute(
-                update(jobs).where(_leased(job_id, worker_id)).values(**values)
-            )
-        return result.rowcount == 1
+        statement = update(jobs).where(_leased(job_id, worker_id)).values(**values)
+        # Storing the bytes and naming them on the job happen under the bytes' lock, shared
+        # as when a job is created: a removal deciding about the same bytes (bytes_unneeded)
+        # either runs first (and the bytes are then stored again) or waits, and then sees
+        # this job needing them.
+        async with self._bytes_shared(sha256), self._session() as session:
+            if self.is_postgres:
+                lock = func.pg_advisory_xact_lock_shared(_bytes_lock_key(sha256))
+                await session.execute(select(lock))
+            await store_bytes()
+            result = await session.execute(statement)
+        return cast(int, getattr(result, "rowcount", 0)) == 1
 
     async def complete(
         self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
