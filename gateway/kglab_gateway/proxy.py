@@ -191,17 +191,20 @@ class UpstreamResponse:
         return await self._httpx.aread()
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
-        if self._lean is not None:
-            async for chunk in self._lean.aiter_raw():
-                yield chunk
-            return
-        if self._aiohttp is not None:
-            async for chunk in self._aiohttp.content.iter_any():
-                yield chunk
-            return
-        assert self._httpx is not None
-        async for chunk in self._httpx.aiter_raw():
-            yield chunk
+        try:
+            if self._lean is not None:
+                async for chunk in self._lean.aiter_raw():
+                    yield chunk
+            elif self._aiohttp is not None:
+                async for chunk in self._aiohttp.content.iter_any():
+                    yield chunk
+            else:
+                assert self._httpx is not None
+                async for chunk in self._httpx.aiter_raw():
+                    yield chunk
+        finally:
+            # A streamed body that raises never reaches the response's background aclose.
+            await self.aclose()
 
     async def aclose(self) -> None:
         if self._lean is not None:

@@ -69,6 +69,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
+        #: Between sending a request and being released; bytes arriving outside it are not
+        #: an answer to anything, and the connection is dropped.
+        self.busy = False
         self.idle_since = 0.0
         self._reset()
 
@@ -92,6 +95,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self.busy:
+            self.close()
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -111,9 +117,14 @@ class _Connection(asyncio.Protocol):
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        if not self.complete:
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            # A second answer to one request: nothing on this connection can be trusted.
+            self.keep_alive = False
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             # An interim answer (100 Continue): the real one follows on the same connection.
@@ -128,6 +139,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -180,6 +193,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         self._reset()
+        self.busy = True
         assert self.transport is not None
         self.transport.write(data)
 
@@ -216,15 +230,21 @@ class UpstreamHttpResponse:
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         conn = self._conn
-        while True:
-            if conn.chunks:
-                yield conn.take()
-                continue
-            if conn.complete:
-                return
-            if conn.error is not None:
-                raise conn.error
-            await conn.wait(self._pool.read_timeout_s)
+        try:
+            while True:
+                if conn.chunks:
+                    yield conn.take()
+                    continue
+                if conn.complete:
+                    return
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait(self._pool.read_timeout_s)
+        finally:
+            # However the stream ends (done, failed, or abandoned by its reader), the
+            # connection goes back or is dropped now: a caller that never reaches aclose()
+            # (a streaming response whose body raised) must not keep its place in the pool.
+            await self.aclose()
 
     async def aclose(self) -> None:
         if not self._released:
@@ -371,6 +391,7 @@ class UpstreamHttpPool:
     def release(self, conn: _Connection) -> None:
         """Return a connection after its exchange: reused if the answer was read to its end
         and both sides keep the connection alive, else closed."""
+        conn.busy = False
         if conn.closed or not conn.complete or not conn.keep_alive or self._closed:
             conn.close()
             self._discard(conn)

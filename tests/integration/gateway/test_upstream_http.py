@@ -393,3 +393,43 @@ async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -
             await pool.request("GET", "/x", [("x-name", "snowman ☃")], None)
         assert pool.open_connections == 0
     assert script.connections == 0
+
+
+async def test_a_stream_that_fails_gives_its_place_back_without_aclose() -> None:
+    """A streaming response whose body raises never runs its background aclose(); the
+    stream itself must not keep a place in the pool."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await script.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n" + b"x" * 1000)
+        await writer.drain()
+
+    async with pool_for(handler, max_connections=1) as (script, pool):
+        response = await pool.request("GET", "/x", [], None)
+        received: list[bytes] = []
+
+        async def drain() -> None:
+            async for chunk in response.aiter_raw():
+                received.append(chunk)
+
+        with pytest.raises(UpstreamClosedError):
+            await drain()
+        assert len(b"".join(received)) == 1000
+        assert pool.open_connections == 0
+
+
+async def test_bytes_from_an_idle_connection_drop_it() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await script.read_request(reader)
+            # One answer, then a second nobody asked for.
+            writer.write(ok(b"asked") + ok(b"unasked"))
+            await writer.drain()
+
+    async with pool_for(handler) as (script, pool):
+        response = await pool.request("GET", "/x", [], None)
+        assert await response.read() == b"asked"
+        await response.aclose()
+        await asyncio.sleep(0.1)
+        assert await get(pool) == (200, b"asked")
+    assert script.connections == 2
