@@ -24,7 +24,7 @@ from kglab_gateway.upstream_http import (
 )
 from tests.isolation import free_port
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = Callable[["Script", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class Script:
@@ -44,7 +44,7 @@ class Script:
         self.most_open = max(self.most_open, self.open)
         self.writers.append(writer)
         try:
-            await self.handler(reader, writer)
+            await self.handler(self, reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -63,6 +63,20 @@ class Script:
 
 def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def every_request(reply: bytes) -> Handler:
+    """A service that answers each request on a connection with ``reply``."""
+
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await script.read_request(reader)
+            writer.write(reply)
+            await writer.drain()
+
+    return handler
 
 
 @asynccontextmanager
@@ -99,12 +113,7 @@ async def get(pool: UpstreamHttpPool, target: str = "/x") -> tuple[int, bytes]:
 
 
 async def test_keep_alive_reuses_one_connection_and_sends_a_well_formed_request() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await script.read_request(reader)
-            writer.write(ok(b"hello", b"x-service: yes\r\n"))
-
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(every_request(ok(b"hello", b"x-service: yes\r\n"))) as (script, pool):
         response = await pool.request("POST", "/api/v1/things?a=1", [("x-one", "1")], b"{}")
         assert response.status_code == 200
         assert (b"x-service", b"yes") in response.headers
@@ -122,7 +131,9 @@ async def test_keep_alive_reuses_one_connection_and_sends_a_well_formed_request(
 
 
 async def test_a_chunked_answer_is_read_whole_and_streamed() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while True:
             await script.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -144,7 +155,9 @@ async def test_a_large_answer_pauses_the_service_until_the_caller_reads() -> Non
     size = 16 * 1024 * 1024
     blob = bytes(range(256)) * (size // 256)
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + blob)
         await writer.drain()
@@ -163,7 +176,9 @@ async def test_a_large_answer_pauses_the_service_until_the_caller_reads() -> Non
 
 
 async def test_a_connection_close_answer_is_not_reused() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(ok(b"bye", b"connection: close\r\n"))
         await writer.drain()
@@ -176,44 +191,52 @@ async def test_a_connection_close_answer_is_not_reused() -> None:
 
 
 async def test_an_answer_without_length_ends_with_the_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")
         await writer.drain()
         writer.close()
 
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(handler) as (_script, pool):
         assert await get(pool) == (200, b"until the end")
         assert pool.open_connections == 0
 
 
 async def test_an_interim_100_continue_is_skipped() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final"))
         await writer.drain()
 
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(handler) as (_script, pool):
         assert await get(pool) == (200, b"final")
 
 
 async def test_a_service_closing_before_answering_is_a_closed_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
 
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(handler) as (_script, pool):
         with pytest.raises(UpstreamClosedError):
             await get(pool)
         assert pool.open_connections == 0
 
 
 async def test_a_truncated_answer_is_a_closed_error_not_a_short_body() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
         await writer.drain()
 
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(handler) as (_script, pool):
         response = await pool.request("GET", "/x", [], None)
         assert response.status_code == 200
         with pytest.raises(UpstreamClosedError):
@@ -223,24 +246,28 @@ async def test_a_truncated_answer_is_a_closed_error_not_a_short_body() -> None:
 
 
 async def test_a_malformed_answer_is_a_protocol_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"SMTP ready\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(1)
 
-    async with pool_for(handler) as (script, pool):
+    async with pool_for(handler) as (_script, pool):
         with pytest.raises(UpstreamProtocolError):
             await get(pool)
         assert pool.open_connections == 0
 
 
 async def test_a_silent_service_is_a_read_timeout_and_its_connection_is_dropped() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         await asyncio.sleep(5)
 
-    async with pool_for(handler, read_timeout_s=0.2) as (script, pool):
+    async with pool_for(handler, read_timeout_s=0.2) as (_script, pool):
         started = asyncio.get_running_loop().time()
         with pytest.raises(UpstreamReadTimeoutError):
             await get(pool)
@@ -249,13 +276,15 @@ async def test_a_silent_service_is_a_read_timeout_and_its_connection_is_dropped(
 
 
 async def test_a_stall_in_the_middle_of_a_body_is_a_read_timeout() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
         await writer.drain()
         await asyncio.sleep(5)
 
-    async with pool_for(handler, read_timeout_s=0.2) as (script, pool):
+    async with pool_for(handler, read_timeout_s=0.2) as (_script, pool):
         response = await pool.request("GET", "/x", [], None)
         with pytest.raises(UpstreamReadTimeoutError):
             await response.read()
@@ -279,7 +308,9 @@ async def test_nobody_listening_is_a_connect_error() -> None:
 
 
 async def test_the_pool_never_opens_more_than_its_limit() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while True:
             await script.read_request(reader)
             await asyncio.sleep(0.05)
@@ -293,11 +324,13 @@ async def test_the_pool_never_opens_more_than_its_limit() -> None:
 
 
 async def test_waiting_for_a_busy_pool_times_out_with_the_connect_timeout() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         await asyncio.sleep(5)
 
-    async with pool_for(handler, max_connections=1, connect_timeout_s=0.2) as (script, pool):
+    async with pool_for(handler, max_connections=1, connect_timeout_s=0.2) as (_script, pool):
         stuck = asyncio.create_task(get(pool))
         await asyncio.sleep(0.05)
         with pytest.raises(UpstreamConnectTimeoutError):
@@ -312,14 +345,16 @@ async def test_waiting_for_a_busy_pool_times_out_with_the_connect_timeout() -> N
 async def test_a_cancelled_caller_frees_its_place_for_the_next() -> None:
     release = asyncio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while True:
             await script.read_request(reader)
             if len(script.requests) == 1:
                 await release.wait()
             writer.write(ok())
 
-    async with pool_for(handler, max_connections=1) as (script, pool):
+    async with pool_for(handler, max_connections=1) as (_script, pool):
         first = asyncio.create_task(get(pool))
         await asyncio.sleep(0.05)
         waiting = asyncio.create_task(get(pool))
@@ -331,12 +366,7 @@ async def test_a_cancelled_caller_frees_its_place_for_the_next() -> None:
 
 
 async def test_a_connection_handed_to_a_caller_that_gave_up_goes_to_the_next() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await script.read_request(reader)
-            writer.write(ok())
-
-    async with pool_for(handler, max_connections=1) as (script, pool):
+    async with pool_for(every_request(ok()), max_connections=1) as (script, pool):
         held = await pool.request("GET", "/x", [], None)
         assert await held.read() == b"ok"
         second = asyncio.create_task(get(pool))
@@ -352,12 +382,7 @@ async def test_a_connection_handed_to_a_caller_that_gave_up_goes_to_the_next() -
 
 
 async def test_an_idle_connection_is_not_reused_after_its_idle_time() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await script.read_request(reader)
-            writer.write(ok())
-
-    async with pool_for(handler, idle_s=0.1) as (script, pool):
+    async with pool_for(every_request(ok()), idle_s=0.1) as (script, pool):
         assert await get(pool) == (200, b"ok")
         await asyncio.sleep(0.2)
         assert await get(pool) == (200, b"ok")
@@ -366,7 +391,9 @@ async def test_an_idle_connection_is_not_reused_after_its_idle_time() -> None:
 
 
 async def test_a_connection_the_service_closed_while_idle_is_replaced() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(ok())
         await writer.drain()
@@ -381,7 +408,9 @@ async def test_a_connection_the_service_closed_while_idle_is_replaced() -> None:
 
 
 async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(ok())
 
@@ -399,12 +428,14 @@ async def test_a_stream_that_fails_gives_its_place_back_without_aclose() -> None
     """A streaming response whose body raises never runs its background aclose(); the
     stream itself must not keep a place in the pool."""
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await script.read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n" + b"x" * 1000)
         await writer.drain()
 
-    async with pool_for(handler, max_connections=1) as (script, pool):
+    async with pool_for(handler, max_connections=1) as (_script, pool):
         response = await pool.request("GET", "/x", [], None)
         received: list[bytes] = []
 
@@ -419,14 +450,8 @@ async def test_a_stream_that_fails_gives_its_place_back_without_aclose() -> None
 
 
 async def test_bytes_from_an_idle_connection_drop_it() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await script.read_request(reader)
-            # One answer, then a second nobody asked for.
-            writer.write(ok(b"asked") + ok(b"unasked"))
-            await writer.drain()
-
-    async with pool_for(handler) as (script, pool):
+    # One answer, then a second nobody asked for.
+    async with pool_for(every_request(ok(b"asked") + ok(b"unasked"))) as (script, pool):
         response = await pool.request("GET", "/x", [], None)
         assert await response.read() == b"asked"
         await response.aclose()
