@@ -25,12 +25,15 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from kglab_shared.bus.memory import InProcessBroker
 
 DEV_DEFAULTS = {
     "KGLAB_ENVIRONMENT": "development",
@@ -98,6 +101,7 @@ class ServiceHost:
         self._start_at_once = start_at_once
         self._gate: asyncio.Event | None = None
         self._up: dict[str, asyncio.Event] = {}
+        self._retaining: InProcessBroker | None = None
 
     def release(self) -> None:
         """The server listens: start the services (``start_at_once=False`` waits for this)."""
@@ -147,6 +151,13 @@ class ServiceHost:
         if self._start_at_once:
             self._gate.set()
         stop = asyncio.Event()
+        from kglab_shared.bus.factory import process_broker
+
+        # Each service serves (and publishes) as soon as it is up, before the ones after it have
+        # subscribed: ingestion's document.extracted would reach no queue while the document
+        # service starts, and be lost. The broker keeps the events until every consumer is bound.
+        self._retaining = process_broker()
+        self._retaining.retain()
         task = asyncio.create_task(self._run(stop), name="kglab-dev-services")
         try:
             yield
@@ -154,6 +165,7 @@ class ServiceHost:
             stop.set()
             self._gate.set()
             await task
+            self._consumers_bound()
 
     async def _run(self, stop: asyncio.Event) -> None:
         assert self._gate is not None
@@ -177,9 +189,16 @@ class ServiceHost:
                 self.apps[name] = app
                 self.up_s[name] = round(time.perf_counter() - started, 3)
                 self._up[name].set()
+            self._consumers_bound()
             if not self.errors and not stop.is_set():
                 print(f"every service is up ({time.perf_counter() - started:.1f} s).", flush=True)
             await stop.wait()
+
+    def _consumers_bound(self) -> None:
+        """Every service has subscribed (or failed, or stopped): the broker keeps no more."""
+        broker, self._retaining = self._retaining, None
+        if broker is not None:
+            broker.release()
 
     def _failed(self, name: str, exc: BaseException) -> None:
         self.errors[name] = f"{type(exc).__name__}: {exc}"[:500]

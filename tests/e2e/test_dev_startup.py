@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from kglab_shared.bus import factory
+from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from tests.e2e.conftest import _load_composition
 from tests.waiting import wait_until
 
@@ -121,3 +124,49 @@ async def test_a_service_that_fails_to_start_is_named_with_its_reason(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["detail"].startswith("The vector service failed to start:")
         assert "KGLAB_VECTOR_FUSION_CANDIDATES" in response.json()["detail"]
+
+
+async def test_an_event_published_before_its_consumer_has_subscribed_is_not_lost(
+    dev_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service serves and publishes as soon as it is up, before the services after it have
+    subscribed: an upload's document.extracted could reach no queue while the document service
+    starts (the e2e document tests lost it under load). The composition keeps it for them."""
+    # A fresh process: no consumer group has ever been bound on its broker.
+    monkeypatch.setattr(factory, "_process_broker", None)
+    app: FastAPI = _load_composition().build(start_at_once=False)  # type: ignore[attr-defined]
+    host: Any = app.state.service_host
+    owner, document_id = uuid.uuid4().hex, uuid.uuid4().hex
+    extracted = DocumentExtracted(
+        document_id=document_id,
+        job_id=uuid.uuid4().hex,
+        owner_id=owner,
+        title="Lab notes",
+        media_type="text/markdown",
+        provenance=Provenance(
+            source_name="notes.md",
+            uploader_id=owner,
+            uploaded_at=datetime.now(UTC),
+            size_bytes=40,
+            content_type="text/markdown",
+            sha256="ab" * 32,
+            processor_version="test-1",
+        ),
+        chunks=[ExtractedChunk(chunk_id=f"{document_id}-0", position=0, text="It runs.")],
+    )
+    async with client_of(app):
+        # Published as ingestion would, before any service (the document one included) is up.
+        producer = factory.create_bus("memory", None, "kglab/ingestion")
+        await producer.start()
+        await producer.publish(extracted.envelope(source="kglab/ingestion"))
+        await producer.close()
+        host.release()
+
+        async def stored() -> bool:
+            document = host.apps.get("document")
+            if document is None:
+                return False
+            return await document.state.document_store.get(owner, document_id) is not None
+
+        await wait_until(stored, timeout_s=60, step_s=0.1)
+        assert host.errors == {}

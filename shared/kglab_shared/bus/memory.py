@@ -16,6 +16,11 @@ on with RabbitMQ so code that works here works there:
 
 Several ``InProcessBus`` instances (several services in one process, or a test's "two
 processes") share one :class:`InProcessBroker`; its queues outlive any one bus, like a broker's.
+An event routed to no group is dropped, as RabbitMQ drops an unroutable message. A RabbitMQ
+deployment has its durable queues before its producers run; a process that starts its services
+one after another (``make dev``) has producers before every consumer has subscribed, so its
+broker retains the events meanwhile (:meth:`InProcessBroker.retain`): a group bound late still
+gets them.
 """
 
 from __future__ import annotations
@@ -81,6 +86,14 @@ class _Delivery:
     attempt: int = 1
 
 
+@dataclass(slots=True)
+class _Retained:
+    body: bytes
+    event_type: str
+    #: The groups it was given to; a group bound later that matches gets it once, at binding.
+    groups: set[str]
+
+
 @dataclass(frozen=True, slots=True)
 class _Parked:
     body: bytes
@@ -138,6 +151,8 @@ class InProcessBroker:
         self._groups: dict[str, _GroupQueue] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._available = True
+        self._retainers = 0
+        self._retained: list[_Retained] = []
 
     def set_available(self, available: bool) -> None:
         """Simulate a broker outage: while unavailable, every publish raises PublishError."""
@@ -153,12 +168,42 @@ class InProcessBroker:
             queue = self._groups[name] = _GroupQueue(name)
         return queue
 
+    def retain(self) -> None:
+        """Keep every event routed from now until :meth:`release`; a group bound meanwhile gets
+        the kept events it matches first, in their order, as if its queue had existed already.
+
+        For a process whose services start one after another: without it, an event published
+        before its consumer's first subscription would reach no queue and be lost.
+        """
+        self._retainers += 1
+
+    def release(self) -> None:
+        """End one :meth:`retain` (every consumer is bound); the last one drops the kept events."""
+        self._retainers = max(0, self._retainers - 1)
+        if not self._retainers:
+            self._retained.clear()
+
+    def bind(self, name: str, patterns: Sequence[str]) -> _GroupQueue:
+        """The group ``name``, bound to ``patterns`` too, given the retained events it now
+        matches and did not have yet (before any later event: the order is kept)."""
+        queue = self.group(name)
+        queue.patterns.update(patterns)
+        for kept in self._retained:
+            if name not in kept.groups and queue.matches(kept.event_type):
+                kept.groups.add(name)
+                queue.put(_Delivery(body=kept.body, event_type=kept.event_type))
+        return queue
+
     def route(self, event_type: str, body: bytes) -> None:
         if not self._available:
             raise PublishError("The in-process broker is unavailable; the event was not sent.")
+        groups: set[str] = set()
         for queue in self._groups.values():
             if queue.matches(event_type):
                 queue.put(_Delivery(body=body, event_type=event_type))
+                groups.add(queue.name)
+        if self._retainers:
+            self._retained.append(_Retained(body=body, event_type=event_type, groups=groups))
 
     def retry_later(self, group: _GroupQueue, delivery: _Delivery, delay_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -256,8 +301,7 @@ class InProcessBus:
             raise ValueError("A subscription needs at least one routing pattern.")
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1.")
-        queue = self.broker.group(group)
-        queue.patterns.update(patterns)
+        queue = self.broker.bind(group, patterns)
         subscription = _Subscription(queue=queue, handler=handler, retry=retry or RetryPolicy())
         for number in range(prefetch):
             subscription.workers.append(
