@@ -4,8 +4,8 @@ requests, and a circuit breaker per service.
 Three clients, each where it is cheapest or the only one that fits:
 
 - Calls to a service on the network go through the gateway's own small HTTP/1.1 client
-  (``kglab_gateway.upstream_http``): under load it costs a fraction of aiohttp's CPU per call
-  (measured in bench/bench_gateway.py; see that module's docstring).
+  (``kglab_gateway.upstream_http``): it costs about a third of aiohttp's CPU per call
+  (bench/bench_gateway.py; adr/0014).
 - HEAD requests and streamed uploads go through aiohttp, which measured about a tenth of the
   CPU per request of httpx (httpcore's pool and anyio streams were a quarter of the gateway's
   CPU under load).
@@ -305,6 +305,10 @@ class UpstreamPool:
                 max_connections=self._max_connections,
                 connect_timeout_s=self._connect_timeout_s,
                 read_timeout_s=self._timeout_s,
+                # As with aiohttp before: waiting for a busy pool counts against the whole
+                # timeout, not the (short) connect timeout, so a slow but healthy service
+                # under a burst queues its callers instead of failing them.
+                pool_timeout_s=self._timeout_s,
             )
             self._lean[service] = pool
         return pool

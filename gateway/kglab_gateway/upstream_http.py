@@ -12,7 +12,7 @@ uploads stay on aiohttp (see ``kglab_gateway.proxy``): llhttp cannot be told tha
 has no body, and an upload may be answered (413) while it is still being sent.
 
 Connections are kept alive, at most ``max_connections`` per service; callers beyond that wait
-for one, within the connect timeout. An idle connection is dropped after ``idle_s`` (below
+for one, within the pool timeout. An idle connection is dropped after ``idle_s`` (below
 uvicorn's 5 s keep-alive), so the gateway does not write to a connection the service is closing.
 """
 
@@ -265,6 +265,7 @@ class UpstreamHttpPool:
         max_connections: int,
         connect_timeout_s: float,
         read_timeout_s: float,
+        pool_timeout_s: float | None = None,
         idle_s: float = 4.0,
     ) -> None:
         self.host = host
@@ -274,6 +275,8 @@ class UpstreamHttpPool:
         self._host_line = f"host: {host_header}\r\n"
         self._max = max_connections
         self._connect_timeout_s = connect_timeout_s
+        #: How long a caller may wait for a busy pool (default: the connect timeout).
+        self._pool_timeout_s = connect_timeout_s if pool_timeout_s is None else pool_timeout_s
         self._idle_s = idle_s
         self._idle: list[_Connection] = []
         #: Connections open or being opened, and grants to open one handed to a waiter.
@@ -344,7 +347,7 @@ class UpstreamHttpPool:
             return await self._open()
         waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
         self._waiters.append(waiter)
-        timer = self.loop.call_later(self._connect_timeout_s, _expire, waiter)
+        timer = self.loop.call_later(self._pool_timeout_s, _expire, waiter)
         try:
             granted = await waiter
         except BaseException:

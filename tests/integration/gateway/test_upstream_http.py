@@ -81,7 +81,7 @@ def every_request(reply: bytes) -> Handler:
 
 @asynccontextmanager
 async def pool_for(
-    handler: Handler, **options: float
+    handler: Handler, **options: float | None
 ) -> AsyncIterator[tuple[Script, UpstreamHttpPool]]:
     script = Script(handler)
     server = await asyncio.start_server(script.serve, "127.0.0.1", 0)
@@ -93,6 +93,7 @@ async def pool_for(
         max_connections=int(options.get("max_connections", 4)),
         connect_timeout_s=options.get("connect_timeout_s", 2.0),
         read_timeout_s=options.get("read_timeout_s", 2.0),
+        pool_timeout_s=options.get("pool_timeout_s"),
         idle_s=options.get("idle_s", 4.0),
     )
     try:
@@ -458,3 +459,22 @@ async def test_bytes_from_an_idle_connection_drop_it() -> None:
         await asyncio.sleep(0.1)
         assert await get(pool) == (200, b"asked")
     assert script.connections == 2
+
+
+async def test_a_caller_waits_for_a_busy_pool_up_to_the_pool_timeout_not_the_connect_one() -> None:
+    async def handler(
+        script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await script.read_request(reader)
+            await asyncio.sleep(0.3)
+            writer.write(ok())
+
+    options = {"max_connections": 1, "connect_timeout_s": 0.05, "pool_timeout_s": 2.0}
+    async with pool_for(handler, **options) as (script, pool):
+        first = asyncio.create_task(get(pool))
+        await asyncio.sleep(0.02)
+        # Waits about 0.3 s for the one connection, far past the connect timeout.
+        assert await get(pool) == (200, b"ok")
+        assert await first == (200, b"ok")
+    assert script.connections == 1
