@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from kglab_gateway.proxy import UnforwardableRequestError, UpstreamPool
 from kglab_gateway.upstream_http import (
     UnsendableRequestError,
     UpstreamClosedError,
@@ -478,3 +479,30 @@ async def test_a_caller_waits_for_a_busy_pool_up_to_the_pool_timeout_not_the_con
         assert await get(pool) == (200, b"ok")
         assert await first == (200, b"ok")
     assert script.connections == 1
+
+
+async def test_an_unsendable_header_is_a_readable_400_and_not_the_services_fault() -> None:
+    """Through the gateway's pool: the caller's request is at fault, so the answer is a 400
+    with a readable detail and the service's breaker counts nothing."""
+    async with pool_for(every_request(ok())) as (script, lean):
+        pool = UpstreamPool(
+            {"auth": f"http://127.0.0.1:{lean.port}"},
+            timeout_s=2.0,
+            connect_timeout_s=1.0,
+            max_connections=2,
+            retries=2,
+            breaker_threshold=1,
+            breaker_reset_s=10.0,
+        )
+        try:
+            with pytest.raises(UnforwardableRequestError) as caught:
+                await pool.send("auth", "GET", "/x", headers=[("x-evil", "a\r\nb")], body=None)
+            assert caught.value.status == 400
+            assert "cannot be forwarded" in caught.value.detail
+            assert pool.breakers["auth"].failures == 0
+            assert script.connections == 0
+            # The breaker stayed closed: the next, well-formed call goes through.
+            response = await pool.send("auth", "GET", "/x", headers=[], body=None)
+            assert await pool.read_whole("auth", response) == b"ok"
+        finally:
+            await pool.close()
