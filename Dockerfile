@@ -80,4 +80,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 
 # A shell is needed to put SERVICE and PORT into the command; `exec` leaves uvicorn as PID 1 so
 # it receives SIGTERM directly and shuts down gracefully.
-CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host 0.0.0.0 --port \"${KGLAB_PORT}\" --no-server-header"]
+CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host \"${KGLAB_HOST:-0.0.0.0}\" --port \"${KGLAB_PORT}\" --no-server-header"]
