@@ -111,7 +111,7 @@ class ServiceSettings(BaseSettings):
     def stand_ins(self) -> list[StandIn]:
         """The stand-ins these settings would wire; production refuses every one of them.
 
-        Subclasses add their service's own (``[*super().stand_ins(), ...]``).
+        Subclasses add their service's own to ``super().stand_ins()``.
         """
         found: list[StandIn] = []
         prefix = _service_prefix(type(self))
