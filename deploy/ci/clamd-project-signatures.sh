@@ -33,7 +33,9 @@ if ((${#files[@]} == 0)); then
     exit 1
 fi
 # Runs as root in the container: the databases belong to the clamav user that clamd runs as.
-docker exec -u 0 "$container" sh -c "rm -f $db/*.cvd $db/*.cld $db/*.cud $db/*.cdiff"
+# Everything goes, whatever the image's databases are called (.cvd, .cld, .cud and freshclam's
+# state; freshclam does not run: CLAMAV_NO_FRESHCLAMD).
+docker exec -u 0 "$container" sh -c "rm -rf $db/*"
 for file in "${files[@]}"; do
     docker cp "$file" "$container:$db/"
 done
