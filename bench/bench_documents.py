@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -171,9 +171,6 @@ class Adapter:
     seeder: Seeder
     labels: dict[str, Any]
     explain: Explainer | None = None
-    #: Other stores on the same data whose listings are measured beside this one's (label ->
-    #: store): the Mongo adapter's single-query listing, the shape before day buckets.
-    variants: dict[str, DocumentStore] = field(default_factory=dict)
 
 
 async def bench_store(
@@ -193,7 +190,7 @@ async def bench_store(
         for d in rng.sample(by_time, min(100, len(by_time)))
     ]
 
-    def call(shape: Shape, store: DocumentStore = store) -> Callable[[], Awaitable[None]]:
+    def call(shape: Shape) -> Callable[[], Awaitable[None]]:
         if shape.filters is None:
 
             async def get_one() -> None:
@@ -221,11 +218,6 @@ async def bench_store(
     }
     for name, shape in OPERATIONS.items():
         result[name] = await measure(call(shape), budget)
-        for label, variant in adapter.variants.items():
-            if shape.filters is not None:
-                result.setdefault("variants", {}).setdefault(label, {})[name] = await measure(
-                    call(shape, variant), budget
-                )
     if adapter.explain is not None:
         result["pushdown"] = {
             name: await adapter.explain(
@@ -261,8 +253,10 @@ def _plan_head(planner: Any) -> str:
         if isinstance(winning, dict):
             stages = []
             while isinstance(winning, dict):
-                stages.append(str(winning.get("stage")))
-                winning = winning.get("inputStage")
+                index = winning.get("indexName")
+                stages.append(f"{winning.get('stage')}" + (f" {index}" if index else ""))
+                inputs = winning.get("inputStages") or [winning.get("inputStage")]
+                winning = inputs[0]  # the first branch of an OR, if any
             return " <- ".join(stages)
     return str(planner)[:200]
 
@@ -309,23 +303,6 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                     [{"_id": d.id, **mongo._document_to_mongo(d)} for d, _ in batch],
                     ordered=False,
                 )
-                markers = {
-                    m["_id"]: m
-                    for d, _ in batch
-                    for m in [
-                        *mongo.day_markers(d.owner_id, mongo.day_of(d.created_at), d.media_type),
-                        mongo.initial_marker(d.owner_id, d.title),
-                    ]
-                }
-                existing = {
-                    m["_id"]
-                    async for m in database["document_days"].find(
-                        {"_id": {"$in": list(markers)}}, {"_id": 1}
-                    )
-                }
-                fresh = [m for key, m in markers.items() if key not in existing]
-                if fresh:
-                    await database["document_days"].insert_many(fresh, ordered=False)
                 await database["chunks"].insert_many(
                     [
                         {"_id": mongo._chunk_key(c), **mongo._chunk_to_mongo(c)}
@@ -336,10 +313,10 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                 )
 
         async def explain(_: str, shape: Shape, target: Any) -> dict[str, Any]:
-            # The very query the adapter sends (list_query), or get's lookup by _id.
+            # The very query the adapter sends (list_query), or get's lookup.
             command: dict[str, Any] = {"find": "documents"}
             if shape.filters is None:
-                command.update(filter={"_id": target}, limit=1)
+                command.update(filter={"_id": target, "owner_id": OWNER}, limit=1)
             else:
                 query, order = mongo.list_query(
                     OWNER,
@@ -347,14 +324,6 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
                     sort=shape.sort,
                     after=target if shape.deep else None,
                 )
-                if shape.sort is SortOrder.TITLE and shape.filters.source is None:
-                    query["initial"] = "R"  # every bench title is "Report NNNNN"
-                elif shape.filters.source is None:
-                    # A date listing reads one day bucket at a time: the cursor's day, or the
-                    # owner's newest.
-                    days = database["document_days"].find({"owner_id": OWNER, "kind": "day"})
-                    newest = max([m["day"] async for m in days], default="")
-                    query["day"] = mongo.day_of(target.key) if shape.deep else newest
                 command.update(filter=query, sort=dict(order), limit=PAGE + 1)
             answer = await database.command("explain", command)
             return {
@@ -371,7 +340,6 @@ async def mongo_store(url: str) -> AsyncIterator[Adapter]:
             bulk_seed,
             {"adapter": f"mongo ({label}, wire version {server})", "seeded_by": "bulk insert"},
             explain,
-            {"single query (no day buckets)": mongo.MongoDocumentStore(database, day_walk_limit=0)},
         )
     finally:
         await client.drop_database(name)
@@ -529,13 +497,6 @@ async def main(arguments: argparse.Namespace) -> int:
                 f"{op:<20} {result['adapter']:<{width}} {row['p50_ms']:>9.2f} "
                 f"{row['p95_ms']:>9.2f} {row['samples']:>4}  {where}"
             )
-            for label, ops in result.get("variants", {}).items():
-                if op in ops:
-                    row = ops[op]
-                    print(
-                        f"{'':<20} {'  ' + label:<{width}} {row['p50_ms']:>9.2f} "
-                        f"{row['p95_ms']:>9.2f} {row['samples']:>4}"
-                    )
     worst = max(r[op]["p95_ms"] for r in results for op in OPERATIONS)
     report = {
         "benchmark": "documents",
