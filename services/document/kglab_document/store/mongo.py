@@ -116,8 +116,15 @@ class MongoDocumentStore:
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries use (a no-op when they exist) and drop those of
         earlier layouts."""
-        await self._documents.create_indexes(_DOCUMENT_INDEXES)
-        await self._chunks.create_indexes(_CHUNK_INDEXES)
+        for collection, indexes in (
+            (self._documents, _DOCUMENT_INDEXES),
+            (self._chunks, _CHUNK_INDEXES),
+        ):
+            # One at a time: FerretDB 1.24 (still the Mongo server of machines whose
+            # `make servers` predates adr/0015) drops the connection when one createIndexes
+            # names two or more indexes that already exist, i.e. on every restart.
+            for index in indexes:
+                await collection.create_indexes([index])
         for name in _RETIRED_INDEXES:
             try:
                 await self._documents.drop_index(name)
