@@ -168,7 +168,7 @@ DOWNSTREAM = ("graph", "document", "vector")
 SERVERS = {
     "postgres": "postgresql",
     "beam.smp": "rabbitmq",
-    "ferretdb": "ferretdb",
+    "secantusd-rs": "secantusdb",
     "redis-server": "redis",
     "clamd": "clamd",
     "java": "neo4j",
