@@ -131,8 +131,8 @@ class MongoDocumentStore:
             except OperationFailure as exc:
                 if exc.code != _INDEX_NOT_FOUND:
                     raise
-        for collection in _RETIRED_COLLECTIONS:
-            await self._db.drop_collection(collection)
+        for retired in _RETIRED_COLLECTIONS:
+            await self._db.drop_collection(retired)
 
     async def save_extracted(self, document: Document, chunks: Sequence[Chunk]) -> SaveResult:
         existing = await self._documents.find_one({"_id": document.id})
