@@ -443,7 +443,7 @@ async def run_stages(count: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="kglab-bench-stages-") as scratch:
         async with fresh_backends() as backends:
-            settings = IngestionSettings(data_dir=Path(scratch))
+            settings = IngestionSettings(KGLAB_ENVIRONMENT="development", data_dir=Path(scratch))
             engine = create_engine(backends["KGLAB_POSTGRES_URL"])
             bus = InProcessBus()
             await bus.start()

@@ -1003,11 +1003,12 @@ cmd_status() {
 
 usage() {
     cat >&2 <<EOF
-usage: bash deploy/local/servers.sh {up|down|restart|status|env}
+usage: bash deploy/local/servers.sh {up|down|restart [SERVER]|status|env}
   up       install what is missing, start PostgreSQL, Redis, RabbitMQ, Neo4j, SecantusDB, clamd on $HOST,
            then print the export lines (stdout)
   down     stop them (only what this script started)
-  restart  down, then up
+  restart  down, then up; with a SERVER (postgres, redis, rabbitmq, neo4j, secantus, clamav) only
+           that one, its data kept
   status   one line per server; exit 1 when any is down
   env      print the export lines only
 environment: KGLAB_SERVERS_TIMEOUT (seconds per server, default 180), KGLAB_NEO4J_HEAP (default 1g),
@@ -1019,9 +1020,21 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 restart)
-    cmd_down
-    exec 9>&-
-    cmd_up
+    if [[ -n "${2:-}" ]]; then
+        # One server, in place (its data kept): the deployed suite's fault tests use it.
+        case "$2" in
+        postgres | redis | rabbitmq | neo4j | secantus | clamav) ;;
+        *) die "restart: unknown server '$2' (postgres, redis, rabbitmq, neo4j, secantus, clamav)" ;;
+        esac
+        with_lock
+        prepare_dirs
+        "down_$2"
+        "up_$2"
+    else
+        cmd_down
+        exec 9>&-
+        cmd_up
+    fi
     ;;
 status) cmd_status || exit 1 ;;
 env) print_env ;;

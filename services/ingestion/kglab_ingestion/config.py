@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kglab_ingestion.fetching.settings import FetcherSettings
 from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn
 
 MEGABYTE = 1024 * 1024
 
 
 class IngestionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_INGESTION_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "SQLite jobs, raw files on disk, progress in memory"
+    real_store_urls: ClassVar[tuple[str, ...]] = (
+        "KGLAB_POSTGRES_URL",
+        "KGLAB_REDIS_URL",
+        "KGLAB_MONGO_URL",
+    )
 
     service_name: str = "ingestion"
     port: int = 8002
@@ -80,6 +88,18 @@ class IngestionSettings(ServiceSettings):
     debug_fail_marker: str | None = None
     #: ... on this many attempts (1: the first attempt fails, the retry succeeds).
     debug_fail_attempts: int = Field(default=1, ge=0, le=10)
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        if self.clamd_url is None and self.scanner is ScannerKind.EMBEDDED:
+            found.append(
+                StandIn(
+                    "KGLAB_CLAMD_URL is not set (uploads would be scanned by the embedded "
+                    "signature scanner, which knows only the project's test signatures)",
+                    "set KGLAB_CLAMD_URL=tcp://host:port of a clamd",
+                )
+            )
+        return found
 
     def scanner_settings(self) -> ScannerSettings:
         kind = ScannerKind.CLAMD if self.clamd_url else self.scanner

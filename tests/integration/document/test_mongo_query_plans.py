@@ -46,7 +46,9 @@ async def database(mongo_url: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]
 
 
 def stages(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every stage of a plan tree, depth first."""
+    """Every stage of a plan tree, depth first (MongoDB's slot-based engine nests the tree
+    under ``queryPlan``)."""
+    plan = plan.get("queryPlan", plan)
     found = [plan]
     for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
         if isinstance(child, dict):
