@@ -213,6 +213,9 @@ ensure_packages() {
     command -v mvn >/dev/null || pkgs+=(maven)
     command -v flock >/dev/null || pkgs+=(util-linux)
     [[ -x /usr/sbin/clamd ]] || pkgs+=(clamav-daemon)
+    # SecantusDB's crate builds WiredTiger (C) with cmake and make.
+    command -v cmake >/dev/null || pkgs+=(cmake)
+    { command -v cc >/dev/null && command -v make >/dev/null; } || pkgs+=(build-essential)
     if [[ ${#pkgs[@]} -gt 0 ]]; then
         apt_install "${pkgs[@]}"
     fi
@@ -340,7 +343,8 @@ start_builds() {
             NEO4J_BUILD_PID=$!
         fi
     fi
-    if [[ -z "$SECANTUS_BUILD_PID" ]] && cargo_bin >/dev/null && ! secantus_bin_ok; then
+    if [[ -z "$SECANTUS_BUILD_PID" ]] && cargo_bin >/dev/null && command -v cmake >/dev/null &&
+        command -v cc >/dev/null && ! secantus_bin_ok; then
         build_secantus &
         SECANTUS_BUILD_PID=$!
     fi
