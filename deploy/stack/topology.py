@@ -147,6 +147,8 @@ class Stack:
             for upstream in SERVICES[1:]:
                 env[f"KGLAB_GATEWAY_{upstream.upper()}_URL"] = self.url(upstream)
             env["KGLAB_GATEWAY_REDIS_KEY_PREFIX"] = f"{prefix}gateway:"
+            # auth's revocation feed lives under auth's prefix.
+            env["KGLAB_GATEWAY_AUTH_REDIS_KEY_PREFIX"] = f"{prefix}auth:"
         if service in POSTGRES_DATABASES:
             env["KGLAB_POSTGRES_URL"] = _with_path(
                 self.servers["KGLAB_POSTGRES_URL"], self.postgres_database(service)

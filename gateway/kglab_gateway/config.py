@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
@@ -70,6 +70,17 @@ class GatewaySettings(ServiceSettings):
     #: How long a verified API key is trusted without asking auth again (a revoked key keeps
     #: working at most this long).
     api_key_cache_s: float = Field(default=30.0, ge=0, le=300)
+    #: The auth service's Redis key prefix: its revocation feed lives there. Read from the auth
+    #: service's own variable when the gateway shares its environment (``make dev``, tests).
+    auth_redis_key_prefix: str = Field(
+        default="kglab:auth:",
+        validation_alias=AliasChoices(
+            "KGLAB_GATEWAY_AUTH_REDIS_KEY_PREFIX", "KGLAB_AUTH_REDIS_KEY_PREFIX"
+        ),
+    )
+    #: How long the revocation feed may be lost before the gateway refuses signed-in requests
+    #: (503) rather than let a signed-out session through.
+    revocation_grace_s: float = Field(default=1.0, gt=0, le=60)
     token_issuer: str = "kglab-auth"
     token_audience: str = "kglab"
 

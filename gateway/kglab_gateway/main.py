@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -22,15 +24,17 @@ from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.openapi import OpenAPIAssembler
-from kglab_gateway.policy import GatewayPolicy
+from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
 from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kglab_gateway.revocation import RevocationState
 from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import ForbiddenError
 from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
 from kglab_shared.metrics import metrics_response
+from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.settings import StoreKind, load_settings
 
 SERVICES = ("auth", "ingestion", "graph", "document", "vector")
@@ -85,6 +89,8 @@ def create_app(
             )
             stack.push_async_callback(pool.close)
             codec = IdentityCodec(settings.internal_token_secret.get_secret_value())
+            revocations = RevocationState(grace_s=settings.revocation_grace_s)
+            await _follow_revocations(stack, app, settings, revocations)
             limiter: RateLimiter
             if settings.stores is StoreKind.REAL and settings.redis_url is not None:
                 from redis.asyncio import Redis
@@ -132,6 +138,7 @@ def create_app(
                 audience=settings.token_audience,
                 refresh_s=settings.jwks_refresh_s,
                 api_key_ttl_s=settings.api_key_cache_s,
+                revocations=revocations,
             )
             app.state.upstreams = pool
             app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
@@ -162,6 +169,7 @@ def create_app(
     async def metrics(request: Request) -> Response:
         """Expose Prometheus metrics to administrators."""
         identity = await request.app.state.policy.authenticate(request)
+        authorize(request.method, "/metrics", identity)
         if not identity.is_admin:
             raise ForbiddenError("Only an administrator may read the metrics.")
         return metrics_response()
@@ -203,6 +211,40 @@ def create_app(
     # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
     app.user_middleware.append(Middleware(ProxyFastPath))
     return app
+
+
+async def _follow_revocations(
+    stack: AsyncExitStack, app: FastAPI, settings: GatewaySettings, state: RevocationState
+) -> None:
+    """Follow auth's revocation feed for as long as the gateway runs (Redis in real mode; the
+    process's own feed when auth runs in this process on embedded stores)."""
+    real = settings.stores is StoreKind.REAL and settings.redis_url is not None
+    feed: RevocationFeed = revocation_feed(
+        settings.secret("redis_url") if real else None, prefix=settings.auth_redis_key_prefix
+    )
+    stack.push_async_callback(feed.close)
+    task = asyncio.create_task(
+        feed.follow(state.apply, on_sync=state.synced, on_lost=state.lost),
+        name="kglab-revocation-feed",
+    )
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+    # Serve only once caught up: until then a signed-out session could pass.
+    for _ in range(100):
+        if state.ready():
+            break
+        await asyncio.sleep(0.05)
+
+    async def check() -> None:
+        if not state.ready():
+            raise ConnectionError("the revocation feed is not followed")
+
+    app.state.readiness.add("revocations", check)
 
 
 def _upstream_check(pool: UpstreamPool, name: str) -> Any:

@@ -46,7 +46,7 @@ class Identity:
 
     def require_scope(self, scope: str) -> None:
         if "*" not in self.scopes and scope not in self.scopes:
-            raise ForbiddenError(f"This key may not do that: it lacks the '{scope}' scope.")
+            raise ForbiddenError(f"This API key lacks the '{scope}' scope, which this needs.")
 
 
 class IdentityCodec:
