@@ -109,7 +109,7 @@ async def test_disabling_a_user_stops_their_tokens_and_keys(gateway: httpx.Async
 async def test_a_revoked_key_stops_at_once_despite_the_cache(gateway: httpx.AsyncClient) -> None:
     tokens = await sign_up(gateway)
     key_id, key = await _key(gateway, tokens["access_token"], ["documents:read"])
-    kept_id, kept = await _key(gateway, tokens["access_token"], ["documents:read"])
+    _, kept = await _key(gateway, tokens["access_token"], ["documents:read"])
     revoked = await gateway.delete(
         f"/api/v1/auth/api-keys/{key_id}", headers=bearer(tokens["access_token"])
     )
