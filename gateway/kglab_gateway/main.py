@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -32,7 +33,7 @@ from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import ForbiddenError
-from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
+from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec, codec_from_settings
 from kglab_shared.metrics import metrics_response
 from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.settings import StoreKind, load_settings
@@ -88,7 +89,12 @@ def create_app(
                 transports=transports,
             )
             stack.push_async_callback(pool.close)
-            codec = IdentityCodec(settings.internal_token_secret.get_secret_value())
+            signing_key = settings.identity_signing_key
+            codec = codec_from_settings(
+                settings.identity_public_keys,
+                settings.internal_token_secret.get_secret_value(),
+                signing_key=signing_key.get_secret_value() if signing_key else None,
+            )
             revocations = RevocationState(grace_s=settings.revocation_grace_s)
             await _follow_revocations(stack, app, settings, revocations)
             limiter: RateLimiter
@@ -103,9 +109,7 @@ def create_app(
             else:
                 limiter = MemoryRateLimiter()
             stack.push_async_callback(limiter.close)
-            service_assertion = codec.mint(
-                Identity(user_id="gateway", role=SERVICE_ROLE), lifetime_s=10 * 365 * 86400
-            )
+            service_assertion = ServiceAssertion(codec)
 
             async def fetch_jwks() -> dict[str, Any]:
                 response = await pool.clients["auth"].get("/.well-known/jwks.json", timeout=3.0)
@@ -117,7 +121,7 @@ def create_app(
                 response = await pool.clients["auth"].post(
                     "/internal/api-keys/verify",
                     json={"key": key},
-                    headers={"X-KGLab-Identity": service_assertion},
+                    headers={"X-KGLab-Identity": service_assertion.current()},
                     timeout=3.0,
                 )
                 if response.status_code in (401, 404):
@@ -211,6 +215,25 @@ def create_app(
     # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
     app.user_middleware.append(Middleware(ProxyFastPath))
     return app
+
+
+class ServiceAssertion:
+    """The gateway's own identity towards auth: minutes, not years, renewed at half-life."""
+
+    LIFETIME_S = 300
+
+    def __init__(self, codec: IdentityCodec) -> None:
+        self._codec = codec
+        self._token = ""
+        self._renew_at = 0.0
+
+    def current(self) -> str:
+        now = time.time()
+        if now >= self._renew_at:
+            identity = Identity(user_id="gateway", role=SERVICE_ROLE)
+            self._token = self._codec.mint(identity, lifetime_s=self.LIFETIME_S)
+            self._renew_at = now + self.LIFETIME_S / 2
+        return self._token
 
 
 async def _follow_revocations(
