@@ -139,9 +139,11 @@ class CredentialVerifier:
             return await self._verify_api_key(token)
         cached = self._verified.get(token)
         if cached is not None:
+            identity: Identity
+            session_id: str | None
             identity, session_id = cached
             self._refuse_revoked(session_id)
-            return identity  # type: ignore[no-any-return]
+            return identity
         header = _unverified_header(token)
         kid = header.get("kid")
         if header.get("alg") not in ALLOWED_ALGORITHMS:
@@ -177,8 +179,7 @@ class CredentialVerifier:
             scopes=frozenset(scope.split()),
             email=claims.get("email"),
         )
-        session_id = claims.get("sid")
-        session_id = str(session_id) if session_id else None
+        session_id = str(claims["sid"]) if claims.get("sid") else None
         self._refuse_revoked(session_id)
         self._verified.put(token, (identity, session_id), float(claims["exp"]))
         return identity
