@@ -23,7 +23,11 @@ from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.fetching import PageFetcher
-from kglab_ingestion.messaging.consume import subscribe_deletions, subscribe_worker
+from kglab_ingestion.messaging.consume import (
+    subscribe_deletions,
+    subscribe_indexing,
+    subscribe_worker,
+)
 from kglab_ingestion.scanning.settings import create_scanner
 from kglab_ingestion.schemas import JobOut
 from kglab_ingestion.service import IngestionService
@@ -147,6 +151,7 @@ def create_app(
                 scanner=scanner,
                 source=source,
                 validate_url=fetcher.validate,
+                progress=progress,
             )
             app.state.ingestion_service = service
             app.state.job_store = jobs
@@ -179,6 +184,7 @@ def create_app(
                 )
                 # Handled ids live beside the jobs (the migrations create the table).
                 await subscribe_deletions(runtime.bus, service, SqlProcessedEvents(engine))
+                await subscribe_indexing(runtime.bus, service)
                 # An in-process bus forgets its messages on restart: take up every pending job.
                 await sweeper.start(sweep_all_pending_now=settings.bus is BusKind.MEMORY)
                 stack.push_async_callback(sweeper.stop)

@@ -37,7 +37,9 @@ import numpy.typing as npt
 
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
+    EXTRACTED_PROGRESS,
     IngestionJob,
+    JobStage,
     JobStatus,
     ProgressUpdate,
     SourceKind,
@@ -72,7 +74,8 @@ Clock = Callable[[], datetime]
 
 #: Progress after the source is in hand, and before chunking and the event.
 _STARTED_PROGRESS = 5
-_EXTRACTED_PROGRESS = 90
+#: Extraction ends below EXTRACTED_PROGRESS: the announcement and the document's parts follow.
+_EXTRACTED_PROGRESS = EXTRACTED_PROGRESS - 5
 _UNEXPECTED = "Processing failed unexpectedly on our side."
 
 
@@ -404,6 +407,7 @@ class JobWorker:
                             job_id=job.id,
                             status=JobStatus.PROCESSING,
                             progress=progress,
+                            stage=JobStage.EXTRACTING,
                             extra={"units_done": unit.index + 1, "units_total": unit.total},
                         )
                     )
@@ -495,7 +499,7 @@ class JobWorker:
         if done is None:
             raise LeaseLostError(job.id)
         _log.info(
-            "job_completed",
+            "job_extracted",
             job_id=job.id,
             document_id=document_id,
             chunks=len(chunks),

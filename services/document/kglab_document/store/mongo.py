@@ -116,6 +116,8 @@ class MongoDocumentStore:
         # the document itself could lose one. Inserts of distinct _ids cannot.
         self._removed_parts: AsyncCollection[MongoDoc] = database["removed_parts"]
         self._published: AsyncCollection[MongoDoc] = database["stored_events_published"]
+        #: Outbox of ``document.deleted``: one row per deletion the bus has not confirmed.
+        self._to_announce: AsyncCollection[MongoDoc] = database["deletions_to_announce"]
         # Insert-only markers of the days that hold an owner's documents (see the module doc).
         self._days: AsyncCollection[MongoDoc] = database["document_days"]
         self._migrations: AsyncCollection[MongoDoc] = database["migrations"]
@@ -372,8 +374,24 @@ class MongoDocumentStore:
         document = await self.get(owner_id, document_id)
         if document is None:
             return None
+        # After the status write (one document is the unit FerretDB writes atomically): a
+        # crash between the two leaves the deletion unannounced until the request is repeated.
+        await self._to_announce.update_one(
+            {"_id": document_id},
+            {"$setOnInsert": {"owner_id": owner_id, "requested_at": utc_millis(at)}},
+            upsert=True,
+        )
         await self._chunks.delete_many({"owner_id": owner_id, "document_id": document_id})
         return document
+
+    async def unannounced_deletions(self, limit: int) -> list[Document]:
+        cursor = self._to_announce.find({}).sort([("requested_at", ASCENDING)]).limit(limit)
+        keys = [(str(row["owner_id"]), str(row["_id"])) async for row in cursor]
+        found = [await self.get(owner_id, document_id) for owner_id, document_id in keys]
+        return [document for document in found if document is not None]
+
+    async def mark_deletion_announced(self, owner_id: str, document_id: str) -> None:
+        await self._to_announce.delete_one({"_id": document_id, "owner_id": owner_id})
 
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime

@@ -46,6 +46,16 @@ class Completion:
     has_saved_units: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class PartRecorded:
+    """A part of a job's document reported: the job after it, whether it changed anything
+    (False for a repeat), and whether the job's partial document is now to be removed."""
+
+    job: IngestionJob
+    changed: bool
+    discarded: bool
+
+
 class JobStore(Protocol):
     async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
         """Insert ``job`` and stage ``event`` in the outbox in one transaction.
@@ -116,8 +126,26 @@ class JobStore(Protocol):
     async def complete(
         self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
     ) -> IngestionJob | None:
-        """Mark the job completed and stage ``event`` in one transaction; drop saved units.
-        None (and nothing written) when the worker no longer holds the lease."""
+        """Extraction is done: record the document, stage ``event`` (``document.extracted``)
+        in one transaction, drop saved units and give up the lease. The job stays
+        ``processing``, stage ``storing``, until :meth:`record_part` has every part. None (and
+        nothing written) when the worker no longer holds the lease."""
+
+    async def record_part(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | None:
+        """Record that ``part`` of the job's document is done (``ok``) or failed, in one
+        transaction: all parts done completes the job; a failure fails it with a sentence for
+        people; once a failed job's other parts have all reported, ``discard(job)`` is staged
+        in the outbox (once). A part reported again changes nothing. None when no job produced
+        ``document_id`` for ``owner_id``."""
 
     async def release_for_retry(
         self, job_id: str, worker_id: str, error: str | None

@@ -18,15 +18,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kglab_ingestion.domain import (
+    ALL_PARTS,
+    EXTRACTED_PROGRESS,
     IngestionJob,
     JobCursor,
+    JobStage,
     JobStatus,
     Page,
     SourceKind,
     as_utc,
+    decode_parts,
+    encode_parts,
+    part_failure_message,
+    parts_awaited,
+    progress_for,
+    stage_for,
     utc_now,
 )
-from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
+from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory, PartRecorded
 from kglab_ingestion.store.tables import blobs, job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
@@ -45,7 +54,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: As configured in migrations/env.py: its own, so it can share a database with auth.
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
@@ -116,6 +125,10 @@ def _job(row: Any) -> IngestionJob:
         started_at=_opt_utc(row.started_at),
         finished_at=_opt_utc(row.finished_at),
         document_deleted_at=_opt_utc(row.document_deleted_at),
+        stage=None if row.stage is None else JobStage(row.stage),
+        parts_done=decode_parts(row.parts_done),
+        parts_failed=decode_parts(row.parts_failed),
+        extracted_at=_opt_utc(row.extracted_at),
     )
 
 
@@ -150,6 +163,10 @@ def _job_values(job: IngestionJob) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "document_deleted_at": job.document_deleted_at,
+        "stage": None if job.stage is None else job.stage.value,
+        "parts_done": encode_parts(job.parts_done),
+        "parts_failed": encode_parts(job.parts_failed),
+        "extracted_at": job.extracted_at,
     }
 
 
@@ -180,6 +197,21 @@ def _needing(condition: Any, finished_before: datetime | None) -> Any:
 def _bytes_lock_key(sha256: str) -> int:
     """The advisory lock guarding the bytes under ``sha256``: its first 64 bits."""
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+
+
+def _extracting_abandoned(now: datetime) -> Any:
+    """Processing, still extracting (a job waiting for its document's parts holds no lease and
+    is nobody's to take up), and its lease gone."""
+    return and_(
+        jobs.c.status == JobStatus.PROCESSING.value,
+        or_(jobs.c.stage.is_(None), jobs.c.stage == JobStage.EXTRACTING.value),
+        or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+    )
+
+
+def _settled_failure(done: frozenset[str], failed: frozenset[str]) -> bool:
+    """A part failed and every other part that will report has reported."""
+    return bool(failed) and not parts_awaited(done, failed)
 
 
 def _leased(job_id: str, worker_id: str) -> Any:
@@ -301,13 +333,7 @@ class SqlJobStore:
         # serialises writers, so two workers can never both win.
         claimable = and_(
             jobs.c.id == job_id,
-            or_(
-                jobs.c.status == JobStatus.PENDING.value,
-                and_(
-                    jobs.c.status == JobStatus.PROCESSING.value,
-                    or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-                ),
-            ),
+            or_(jobs.c.status == JobStatus.PENDING.value, _extracting_abandoned(now)),
         )
         # RETURNING (PostgreSQL, SQLite >= 3.35) answers with the claimed row in the same
         # round trip.
@@ -318,6 +344,7 @@ class SqlJobStore:
                     .where(claimable)
                     .values(
                         status=JobStatus.PROCESSING.value,
+                        stage=JobStage.EXTRACTING.value,
                         lease_owner=worker_id,
                         lease_expires_at=lease_until,
                         attempts=jobs.c.attempts + 1,
@@ -429,8 +456,13 @@ class SqlJobStore:
                     .where(_leased(job_id, worker_id))
                     .values(
                         **units,
-                        status=JobStatus.COMPLETED.value,
-                        progress=100,
+                        # Not completed yet: the document's parts are still to be done.
+                        status=JobStatus.PROCESSING.value,
+                        stage=JobStage.STORING.value,
+                        progress=EXTRACTED_PROGRESS,
+                        extracted_at=now,
+                        parts_done=None,
+                        parts_failed=None,
                         error=None,
                         error_retryable=False,
                         document_id=completion.document_id,
@@ -444,7 +476,6 @@ class SqlJobStore:
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,
-                        finished_at=now,
                     )
                     .returning(*jobs.c)
                 )
@@ -465,6 +496,7 @@ class SqlJobStore:
                 .where(_leased(job_id, worker_id))
                 .values(
                     status=JobStatus.PENDING.value,
+                    stage=JobStage.QUEUED.value,
                     error=error,
                     error_retryable=error is not None,
                     lease_owner=None,
@@ -546,6 +578,72 @@ class SqlJobStore:
             rows = (await connection.execute(select(jobs).where(condition))).all()
         return [_job(row) for row in rows]
 
+    async def record_part(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | None:
+        condition = and_(
+            jobs.c.owner_id == owner_id,
+            jobs.c.document_id == document_id,
+            jobs.c.extracted_at.is_not(None),
+        )
+        query = select(jobs).where(condition).limit(1)
+        if self.is_postgres:
+            # Parts report concurrently: each reads the parts the previous one wrote.
+            query = query.with_for_update()
+        async with self._session() as session:
+            row = (await session.execute(query)).first()
+            if row is None:
+                return None
+            job = _job(row)
+            if part in job.parts_done or part in job.parts_failed:
+                return PartRecorded(job=job, changed=False, discarded=False)
+            done = job.parts_done | {part} if ok else job.parts_done
+            failed = job.parts_failed if ok else job.parts_failed | {part}
+            values: dict[str, Any] = {
+                "parts_done": encode_parts(done),
+                "parts_failed": encode_parts(failed),
+                "updated_at": now,
+            }
+            if job.status is JobStatus.PROCESSING:
+                if failed:
+                    values.update(
+                        status=JobStatus.FAILED.value,
+                        error=part_failure_message(part),
+                        error_retryable=False,
+                        finished_at=now,
+                    )
+                elif done >= ALL_PARTS:
+                    values.update(
+                        status=JobStatus.COMPLETED.value,
+                        stage=JobStage.DONE.value,
+                        progress=100,
+                        finished_at=now,
+                    )
+                else:
+                    values.update(stage=stage_for(done).value, progress=progress_for(done))
+            updated = (
+                await session.execute(
+                    update(jobs).where(jobs.c.id == job.id).values(**values).returning(*jobs.c)
+                )
+            ).one()
+            before, job = job, _job(updated)
+            # Once a failed job's other parts have all reported (none is still writing), what
+            # exists of its document is removed, once: ingestion.job.failed to the document
+            # service, whose deletion cascades like a user's.
+            discarded = _settled_failure(done, failed) and not _settled_failure(
+                before.parts_done, before.parts_failed
+            )
+            if discarded:
+                await self._stage(session, discard(job))
+        return PartRecorded(job=job, changed=True, discarded=discarded)
+
     async def sha256_in_use(self, sha256: str) -> bool:
         query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
         async with self._single.connect() as connection:
@@ -608,10 +706,7 @@ class SqlJobStore:
         events: EventFactory,
     ) -> list[str]:
         abandoned = or_(
-            and_(
-                jobs.c.status == JobStatus.PROCESSING.value,
-                or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-            ),
+            _extracting_abandoned(now),
             and_(jobs.c.status == JobStatus.PENDING.value, jobs.c.updated_at < pending_before),
         )
         query = select(jobs).where(abandoned).order_by(jobs.c.updated_at).limit(limit)
@@ -628,6 +723,7 @@ class SqlJobStore:
                     .where(jobs.c.id == job.id, abandoned)
                     .values(
                         status=JobStatus.PENDING.value,
+                        stage=JobStage.QUEUED.value,
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,
