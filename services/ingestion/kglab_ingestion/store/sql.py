@@ -209,6 +209,13 @@ def _extracting_abandoned(now: datetime) -> Any:
     )
 
 
+class _Raced:
+    """A compare-and-set that lost to a concurrent report."""
+
+
+_RACED = _Raced()
+
+
 def _settled_failure(done: frozenset[str], failed: frozenset[str]) -> bool:
     """A part failed and every other part that will report has reported."""
     return bool(failed) and not parts_awaited(done, failed)
@@ -588,30 +595,51 @@ class SqlJobStore:
         now: datetime,
         discard: EventFactory,
     ) -> PartRecorded | None:
-        condition = and_(
-            jobs.c.owner_id == owner_id,
-            jobs.c.document_id == document_id,
-            jobs.c.extracted_at.is_not(None),
+        # Parts report concurrently. The update is conditional on the parts it read (compare
+        # and set): one that lost the race reads again. SQLite's driver reads outside the
+        # write transaction, so a lock taken by the read alone would not do.
+        for _ in range(20):
+            recorded = await self._record_part_once(
+                owner_id, document_id, part, ok=ok, now=now, discard=discard
+            )
+            if not isinstance(recorded, _Raced):
+                return recorded
+        raise RuntimeError(f"Part {part} of document {document_id} lost 20 races in a row.")
+
+    async def _record_part_once(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | _Raced | None:
+        query = (
+            select(jobs)
+            .where(
+                jobs.c.owner_id == owner_id,
+                jobs.c.document_id == document_id,
+                jobs.c.extracted_at.is_not(None),
+            )
+            .limit(1)
         )
-        query = select(jobs).where(condition).limit(1)
-        if self.is_postgres:
-            # Parts report concurrently: each reads the parts the previous one wrote.
-            query = query.with_for_update()
         async with self._session() as session:
             row = (await session.execute(query)).first()
             if row is None:
                 return None
-            job = _job(row)
-            if part in job.parts_done or part in job.parts_failed:
-                return PartRecorded(job=job, changed=False, discarded=False)
-            done = job.parts_done | {part} if ok else job.parts_done
-            failed = job.parts_failed if ok else job.parts_failed | {part}
+            before = _job(row)
+            if part in before.parts_done or part in before.parts_failed:
+                return PartRecorded(job=before, changed=False, discarded=False)
+            done = before.parts_done | {part} if ok else before.parts_done
+            failed = before.parts_failed if ok else before.parts_failed | {part}
             values: dict[str, Any] = {
                 "parts_done": encode_parts(done),
                 "parts_failed": encode_parts(failed),
                 "updated_at": now,
             }
-            if job.status is JobStatus.PROCESSING:
+            if before.status is JobStatus.PROCESSING:
                 if failed:
                     values.update(
                         status=JobStatus.FAILED.value,
@@ -630,10 +658,20 @@ class SqlJobStore:
                     values.update(stage=stage_for(done).value, progress=progress_for(done))
             updated = (
                 await session.execute(
-                    update(jobs).where(jobs.c.id == job.id).values(**values).returning(*jobs.c)
+                    update(jobs)
+                    .where(
+                        jobs.c.id == before.id,
+                        jobs.c.status == before.status.value,
+                        jobs.c.parts_done.is_not_distinct_from(encode_parts(before.parts_done)),
+                        jobs.c.parts_failed.is_not_distinct_from(encode_parts(before.parts_failed)),
+                    )
+                    .values(**values)
+                    .returning(*jobs.c)
                 )
-            ).one()
-            before, job = job, _job(updated)
+            ).first()
+            if updated is None:
+                return _RACED
+            job = _job(updated)
             # Once a failed job's other parts have all reported (none is still writing), what
             # exists of its document is removed, once: ingestion.job.failed to the document
             # service, whose deletion cascades like a user's.
