@@ -58,8 +58,9 @@ PART_STAGES: tuple[tuple[str, JobStage], ...] = (
 )
 ALL_PARTS = frozenset(part for part, _ in PART_STAGES)
 #: Progress once the text is extracted, and what each acknowledged part adds up to 100.
-EXTRACTED_PROGRESS = 60
-_PART_PROGRESS = {"stored": 10, "embedded": 15, "graphed": 15}
+#: Extraction covers 5-65; the announcement 70; each part 10 more: every tenth is reported.
+EXTRACTED_PROGRESS = 70
+_PART_PROGRESS = {"stored": 10, "embedded": 10, "graphed": 10}
 
 _PART_FAILURES = {
     "stored": "The document could not be stored",

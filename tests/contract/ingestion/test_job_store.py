@@ -253,7 +253,7 @@ async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJob
     assert (done.status, done.stage, done.progress, done.document_id, done.chunk_count) == (
         JobStatus.PROCESSING,
         JobStage.STORING,
-        60,
+        70,
         "doc1",
         2,
     )
@@ -311,7 +311,7 @@ async def test_completion_records_the_units_and_keeps_what_was_not_saved(
         extracted_event(job),  # type: ignore[arg-type]
     )
     assert done is not None
-    assert (done.units_done, done.units_total, done.progress) == (2, 2, 60)
+    assert (done.units_done, done.units_total, done.progress) == (2, 2, 70)
     assert await job_store.saved_units(job.id) == []
 
 
@@ -536,12 +536,12 @@ async def test_each_part_moves_the_stage_and_a_repeat_changes_nothing(
     assert (stored.job.status, stored.job.stage, stored.job.progress) == (
         JobStatus.PROCESSING,
         JobStage.EMBEDDING,
-        70,
+        80,
     )
     # Graph first, then embedding: the stage names the part still missing.
     graphed = await record(job_store, "alice", "doc1", "graphed")
     assert graphed is not None
-    assert (graphed.job.stage, graphed.job.progress) == (JobStage.EMBEDDING, 85)
+    assert (graphed.job.stage, graphed.job.progress) == (JobStage.EMBEDDING, 90)
     again = await record(job_store, "alice", "doc1", "graphed")
     assert again is not None
     assert not again.changed
