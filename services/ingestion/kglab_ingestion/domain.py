@@ -94,6 +94,14 @@ def part_failure_message(part: str) -> str:
     return f"{what}; nothing of it was kept. Try the upload again later."
 
 
+def indexing_timeout_message(timeout_s: float) -> str:
+    minutes = max(1, round(timeout_s / 60))
+    return (
+        f"Indexing the document did not finish within {minutes} minute"
+        f"{'' if minutes == 1 else 's'}; nothing of it was kept. Try the upload again later."
+    )
+
+
 def encode_parts(parts: frozenset[str]) -> str | None:
     return ",".join(sorted(parts)) or None
 

@@ -174,7 +174,9 @@ def create_app(
                 )
                 stack.callback(worker.close)
                 app.state.worker = worker
-                sweeper = LeaseSweeper(settings=settings, jobs=jobs, source=source)
+                sweeper = LeaseSweeper(
+                    settings=settings, jobs=jobs, source=source, progress=progress
+                )
                 app.state.sweeper = sweeper
                 await subscribe_worker(
                     runtime.bus,

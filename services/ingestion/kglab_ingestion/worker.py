@@ -6,14 +6,18 @@ Reliability, in the order things can go wrong:
   run it twice at once; the lease is renewed while the worker works.
 * Every extracted unit (PDF page) is saved with the resume point, so a retry starts after the
   last saved unit instead of from the beginning.
-* Completion, its ``document.extracted`` event (document id derived from the job id) and the
-  removal of saved units commit in one transaction, only while the lease is held: a job
-  completes exactly once even if a presumed-dead worker wakes up.
+* The end of extraction, its ``document.extracted`` event (document id derived from the job
+  id) and the removal of saved units commit in one transaction, only while the lease is held:
+  a document is announced exactly once even if a presumed-dead worker wakes up. The job then
+  waits (stage ``storing``) for the document, vector and graph services to acknowledge their
+  parts (``document.indexed``, recorded by the service layer): only then is it completed.
 * A retryable failure puts the job back to pending and raises, so the bus redelivers with its
   backoff; the last attempt, or a failure retrying cannot fix, fails the job with a sentence a
   person understands.
 * The :class:`LeaseSweeper` re-publishes jobs whose worker vanished (lease expired) and pending
-  jobs whose message was lost (a broker or process restart), so no job is ever stuck.
+  jobs whose message was lost (a broker or process restart), and fails jobs whose document's
+  parts did not all report within ``indexing_timeout_s`` (removing the document), so no job is
+  ever stuck.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from kglab_ingestion.domain import (
     ProgressUpdate,
     SourceKind,
     document_id_for,
+    indexing_timeout_message,
     utc_now,
 )
 from kglab_ingestion.extraction import (
@@ -58,7 +63,7 @@ from kglab_ingestion.extraction import (
     sniff_media_type,
 )
 from kglab_ingestion.fetching import FetchError, PageFetcher, UnsafeUrlError
-from kglab_ingestion.service import job_requested_event
+from kglab_ingestion.service import job_failed_event, job_requested_event
 from kglab_ingestion.store.port import (
     BlobNotFoundError,
     BlobStore,
@@ -544,9 +549,11 @@ class LeaseSweeper:
         source: str = "kglab/ingestion",
         clock: Clock = utc_now,
         batch: int = 200,
+        progress: ProgressChannel | None = None,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
+        self._progress = progress
         self._source = source
         self._clock = clock
         self._batch = batch
@@ -563,6 +570,22 @@ class LeaseSweeper:
         )
         if requeued:
             _log.info("jobs_requeued", count=len(requeued), job_ids=requeued[:20])
+        timeout_s = self._settings.indexing_timeout_s
+        stalled = await self._jobs.fail_stalled(
+            now=now,
+            extracted_before=now - timedelta(seconds=timeout_s),
+            error=indexing_timeout_message(timeout_s),
+            limit=self._batch,
+            discard=lambda job: job_failed_event(job, source=self._source),
+        )
+        if stalled:
+            _log.warning(
+                "jobs_indexing_timed_out", count=len(stalled), job_ids=[j.id for j in stalled][:20]
+            )
+            if self._progress is not None:
+                for job in stalled:
+                    with contextlib.suppress(Exception):
+                        await self._progress.publish(ProgressUpdate.of(job))
         return requeued
 
     async def start(self, *, sweep_all_pending_now: bool = False) -> None:

@@ -629,3 +629,34 @@ async def _only_job(store: SqlJobStore) -> IngestionJob:
     page = await store.list_jobs("alice", status=None, limit=10, after=None)
     assert len(page.items) == 1
     return page.items[0]
+
+
+async def test_a_job_whose_parts_never_all_report_is_failed_and_discarded(
+    job_store: SqlJobStore,
+) -> None:
+    job = await extracted_job(job_store)
+    await record(job_store, "alice", "doc1", "stored")
+    assert job.extracted_at is not None
+
+    async def sweep(before: object) -> list[IngestionJob]:
+        return await job_store.fail_stalled(
+            now=utc_now(),
+            extracted_before=before,  # type: ignore[arg-type]
+            error="Indexing the document did not finish within 15 minutes.",
+            limit=10,
+            discard=lambda j: job_failed_event(j, source="test"),
+        )
+
+    assert await sweep(job.extracted_at - timedelta(seconds=1)) == []  # not yet due
+    [failed] = await sweep(utc_now() + timedelta(seconds=1))
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == "Indexing the document did not finish within 15 minutes."
+    assert failed.parts_failed == frozenset({"embedded", "graphed"})
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+    # A late report, good or bad, changes nothing and asks for no second removal.
+    for part, ok in (("embedded", True), ("graphed", False)):
+        late = await record(job_store, "alice", "doc1", part, ok=ok)
+        assert late is not None
+        assert not late.changed
+    assert await sweep(utc_now() + timedelta(seconds=1)) == []
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]

@@ -155,6 +155,19 @@ class JobStore(Protocol):
     async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
         """Mark the job failed for good; ``worker_id`` None fails it regardless of any lease."""
 
+    async def fail_stalled(
+        self,
+        *,
+        now: datetime,
+        extracted_before: datetime,
+        error: str,
+        limit: int,
+        discard: EventFactory,
+    ) -> list[IngestionJob]:
+        """Fail jobs still waiting for their document's parts although extracted before
+        ``extracted_before``: every part not done counts as failed (a late report changes
+        nothing) and ``discard(job)`` is staged for each. Returns them."""
+
     async def recent_completed_ids(
         self, owner_id: str, *, exclude_job_id: str, limit: int
     ) -> list[str]:

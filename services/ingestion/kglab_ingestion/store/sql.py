@@ -682,6 +682,53 @@ class SqlJobStore:
                 await self._stage(session, discard(job))
         return PartRecorded(job=job, changed=True, discarded=discarded)
 
+    async def fail_stalled(
+        self,
+        *,
+        now: datetime,
+        extracted_before: datetime,
+        error: str,
+        limit: int,
+        discard: EventFactory,
+    ) -> list[IngestionJob]:
+        waiting = and_(
+            jobs.c.status == JobStatus.PROCESSING.value,
+            jobs.c.extracted_at.is_not(None),
+            jobs.c.extracted_at < extracted_before,
+        )
+        query = select(jobs).where(waiting).order_by(jobs.c.extracted_at).limit(limit)
+        if self.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        failed: list[IngestionJob] = []
+        async with self._session() as session:
+            for row in (await session.execute(query)).all():
+                before = _job(row)
+                updated = (
+                    await session.execute(
+                        update(jobs)
+                        .where(
+                            jobs.c.id == before.id,
+                            waiting,
+                            jobs.c.parts_done.is_not_distinct_from(encode_parts(before.parts_done)),
+                        )
+                        .values(
+                            status=JobStatus.FAILED.value,
+                            error=error,
+                            error_retryable=False,
+                            parts_failed=encode_parts(ALL_PARTS - before.parts_done),
+                            updated_at=now,
+                            finished_at=now,
+                        )
+                        .returning(*jobs.c)
+                    )
+                ).first()
+                if updated is None:  # a part reported meanwhile: the next sweep looks again
+                    continue
+                job = _job(updated)
+                await self._stage(session, discard(job))
+                failed.append(job)
+        return failed
+
     async def sha256_in_use(self, sha256: str) -> bool:
         query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
         async with self._single.connect() as connection:
