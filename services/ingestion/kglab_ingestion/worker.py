@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import shutil
 import tempfile
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -107,6 +108,14 @@ def sections_to_rows(sections: list[Section]) -> list[dict[str, Any]]:
 
 def sections_from_rows(rows: list[dict[str, Any]]) -> list[Section]:
     return [Section(**row) for row in rows]
+
+
+def extraction_seconds_left(elapsed_s: float, units_done: int, units_left: int) -> float | None:
+    """Time left to extract the rest at this attempt's pace so far (units per second); None
+    before a unit is done. Only extraction: storing, embedding and graphing are not estimated."""
+    if units_done <= 0:
+        return None
+    return round(elapsed_s / units_done * units_left, 1)
 
 
 def _percent(done: int, total: int) -> int:
@@ -378,6 +387,7 @@ class JobWorker:
 
         units_total = job.units_total
         saved_any = start > 0
+        began = time.monotonic()
         try:
             info, units = await loop.run_in_executor(self._executor, open_units)
             last_published = job.progress
@@ -413,7 +423,15 @@ class JobWorker:
                             status=JobStatus.PROCESSING,
                             progress=progress,
                             stage=JobStage.EXTRACTING,
-                            extra={"units_done": unit.index + 1, "units_total": unit.total},
+                            extra={
+                                "units_done": unit.index + 1,
+                                "units_total": unit.total,
+                                "extraction_seconds_left": extraction_seconds_left(
+                                    time.monotonic() - began,
+                                    unit.index + 1 - start,
+                                    unit.total - unit.index - 1,
+                                ),
+                            },
                         )
                     )
         except ExtractionError as exc:

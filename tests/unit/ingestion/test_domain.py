@@ -26,7 +26,12 @@ from kglab_ingestion.domain import (
     stage_for,
 )
 from kglab_ingestion.extraction import Section
-from kglab_ingestion.worker import _percent, sections_from_rows, sections_to_rows
+from kglab_ingestion.worker import (
+    _percent,
+    extraction_seconds_left,
+    sections_from_rows,
+    sections_to_rows,
+)
 
 
 @pytest.mark.parametrize(
@@ -179,3 +184,9 @@ def test_a_job_shows_its_document_only_while_it_exists() -> None:
     assert deleted.live_document_id is None
     assert ProgressUpdate.of(deleted).document_id is None
     assert ProgressUpdate.of(deleted).is_final
+
+
+def test_extraction_time_left_follows_the_pace_so_far() -> None:
+    assert extraction_seconds_left(2.0, 0, 10) is None
+    assert extraction_seconds_left(2.0, 4, 6) == 3.0
+    assert extraction_seconds_left(5.0, 10, 0) == 0.0
