@@ -90,6 +90,9 @@ DAY_WALK_LIMIT = 16
 _DAY_MIGRATION = "document_buckets_by_month_and_initial"
 #: Marker ids this process knows are written (a bulk ingestion writes the same few again).
 _MARKED_CACHE = 10_000
+#: An outbox row whose document is still stored this long after its request: the request
+#: died before deleting (see ``delete``); the row is dropped.
+ABANDONED_DELETION = timedelta(minutes=1)
 _DUPLICATE_KEY = 11000
 _CHUNK_INDEXES = [
     IndexModel(
@@ -361,6 +364,16 @@ class MongoDocumentStore:
 
     async def delete(self, owner_id: str, document_id: str, *, at: datetime) -> Document | None:
         owned = {"_id": document_id, "owner_id": owner_id}
+        # The outbox row first (one document is the unit FerretDB writes atomically, so the
+        # two cannot commit together): a crash between the two leaves a row whose document
+        # is still stored, which the relay drops after a while, never a deletion that nobody
+        # announces.
+        if await self._documents.find_one(owned, projection={"_id": 1}) is not None:
+            await self._to_announce.update_one(
+                {"_id": document_id},
+                {"$setOnInsert": {"owner_id": owner_id, "requested_at": utc_millis(at)}},
+                upsert=True,
+            )
         # Only the first request sets the time: the filter on status makes a repeat a no-op.
         await self._documents.update_one(
             {**owned, "status": DocumentStatus.STORED.value},
@@ -374,21 +387,22 @@ class MongoDocumentStore:
         document = await self.get(owner_id, document_id)
         if document is None:
             return None
-        # After the status write (one document is the unit FerretDB writes atomically): a
-        # crash between the two leaves the deletion unannounced until the request is repeated.
-        await self._to_announce.update_one(
-            {"_id": document_id},
-            {"$setOnInsert": {"owner_id": owner_id, "requested_at": utc_millis(at)}},
-            upsert=True,
-        )
         await self._chunks.delete_many({"owner_id": owner_id, "document_id": document_id})
         return document
 
     async def unannounced_deletions(self, limit: int) -> list[Document]:
         cursor = self._to_announce.find({}).sort([("requested_at", ASCENDING)]).limit(limit)
-        keys = [(str(row["owner_id"]), str(row["_id"])) async for row in cursor]
-        found = [await self.get(owner_id, document_id) for owner_id, document_id in keys]
-        return [document for document in found if document is not None]
+        rows = [row async for row in cursor]
+        owed: list[Document] = []
+        abandoned_before = utc_millis(datetime.now(UTC) - ABANDONED_DELETION)
+        for row in rows:
+            document = await self.get(str(row["owner_id"]), str(row["_id"]))
+            if document is not None and document.status is DocumentStatus.DELETING:
+                owed.append(document)
+            elif document is None or _aware(row["requested_at"]) < abandoned_before:
+                # Its request died between the row and the deletion: nothing was deleted.
+                await self._to_announce.delete_one({"_id": row["_id"]})
+        return owed
 
     async def mark_deletion_announced(self, owner_id: str, document_id: str) -> None:
         await self._to_announce.delete_one({"_id": document_id, "owner_id": owner_id})
@@ -592,3 +606,7 @@ def _chunk_from_mongo(raw: Mapping[str, Any]) -> Chunk:
         text=raw["text"],
         heading=raw.get("heading"),
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
