@@ -658,7 +658,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         ("pending",) if extracted_is_done else ("pending", "processing")
                     )
                     for state in states:
-                        params = {"limit": 1, "status": state}
+                        params: dict[str, str | int] = {"limit": 1, "status": state}
                         page = (
                             await client.get("/api/v1/jobs", params=params, headers=auth)
                         ).json()
