@@ -214,7 +214,8 @@ class JobWorker:
         if self._stopping:
             # Left pending: the sweeper of the next worker to start takes it up.
             return
-        job = await self._jobs.claim(
+        # The message is a turn, fairly shared between owners: it may run another job.
+        job = await self._jobs.claim_fairly(
             job_id, self.worker_id, now=self._clock(), lease_until=self._lease_until()
         )
         if job is None:

@@ -660,3 +660,59 @@ async def test_a_job_whose_parts_never_all_report_is_failed_and_discarded(
         assert not late.changed
     assert await sweep(utc_now() + timedelta(seconds=1)) == []
     assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+
+
+# Fair turns between owners (issue 13).
+
+
+async def _queued(store: SqlJobStore, owner: str, count: int) -> list[IngestionJob]:
+    queued = []
+    for _ in range(count):
+        job = a_job(owner=owner)
+        await store.create(job, None)
+        queued.append(job)
+        await asyncio.sleep(0.002)  # distinct queueing times, in order
+    return queued
+
+
+async def test_a_lighter_owners_waiting_job_takes_the_turn(job_store: SqlJobStore) -> None:
+    now = utc_now()
+    lease = now + timedelta(seconds=30)
+    flood = await _queued(job_store, "alice", 6)
+    # Alice's first two are being extracted.
+    for job in flood[:2]:
+        assert await job_store.claim_fairly(job.id, "w1", now=now, lease_until=lease) == (
+            await job_store.get_any(job.id)
+        )
+    [single] = await _queued(job_store, "bob", 1)
+    # The next turn is alice's third message, but bob (nothing in flight) goes first.
+    taken = await job_store.claim_fairly(flood[2].id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert (taken.id, taken.owner_id, taken.status) == (single.id, "bob", JobStatus.PROCESSING)
+    # Bob's own message comes later: his job is taken, so the turn goes to alice's oldest.
+    after = await job_store.claim_fairly(single.id, "w1", now=now, lease_until=lease)
+    assert after is not None
+    assert after.id == flood[2].id
+    # Every alice job is still taken up, one turn each.
+    for job in flood[3:]:
+        turn = await job_store.claim_fairly(job.id, "w1", now=now, lease_until=lease)
+        assert turn is not None
+        assert turn.owner_id == "alice"
+    assert await job_store.claim_fairly(flood[0].id, "w1", now=now, lease_until=lease) is None
+    page = await job_store.list_jobs("alice", status=JobStatus.PENDING, limit=10, after=None)
+    assert page.items == []
+
+
+async def test_equal_owners_keep_their_own_messages(job_store: SqlJobStore) -> None:
+    now = utc_now()
+    lease = now + timedelta(seconds=30)
+    [alice] = await _queued(job_store, "alice", 1)
+    [bob] = await _queued(job_store, "bob", 1)
+    # Nobody is in flight: the message's own job is the turn.
+    taken = await job_store.claim_fairly(bob.id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert taken.id == bob.id
+    # Alice has none in flight, bob one: alice's message keeps hers.
+    taken = await job_store.claim_fairly(alice.id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert taken.id == alice.id

@@ -105,7 +105,9 @@ async def test_the_final_message_waits_for_every_part_of_the_document(
     waiting = await ingestion.wait_for_status(job_id, "processing")
 
     async def extracted() -> bool:
-        return (await ingestion.job(job_id))["stage"] == "storing"
+        # The row commits first; the outbox relay publishes document.extracted just after.
+        stage = (await ingestion.job(job_id))["stage"]
+        return stage == "storing" and len(ingestion.extracted) == 1
 
     await wait_until(extracted, timeout_s=20)
     assert waiting["document_id"] is None

@@ -90,6 +90,19 @@ class JobStore(Protocol):
         leased to ``worker_id`` until ``lease_until``, with one more attempt counted.
         None when another worker holds it or it is finished."""
 
+    async def claim_fairly(
+        self, job_id: str, worker_id: str, *, now: datetime, lease_until: datetime
+    ) -> IngestionJob | None:
+        """Claim a job for the message of ``job_id``, fairly between owners: if an owner
+        served less lately (fewer jobs started in the last minute or still being extracted)
+        has one waiting, the oldest such job is claimed instead (one owner's 10,000 uploads
+        do not hold up another's one). Every job has a message,
+        so the message's own job is taken up by a later message. A message whose job is no
+        longer open claims the fairest waiting job, if any: the number of messages never
+        falls below the number of waiting jobs. A job put back for a retry waits behind the
+        jobs queued before its release (when nothing else waits, the retry's redelivered
+        message, after the bus's backoff, is the next turn)."""
+
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         """Extend the lease; False when the worker no longer holds it."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +59,8 @@ HEAD_REVISION = "0004"
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
+#: How far back the jobs an owner started count against their next turn (fair turns).
+FAIR_SHARE_WINDOW = timedelta(seconds=60)
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
 
 
@@ -362,6 +364,90 @@ class SqlJobStore:
                 )
             ).first()
         return _job(row) if row else None
+
+    async def claim_fairly(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        window: timedelta = FAIR_SHARE_WINDOW,
+    ) -> IngestionJob | None:
+        load = await self._recent_load(now, now - window)
+        async with self._single.connect() as connection:
+            own = (
+                await connection.execute(
+                    select(jobs.c.owner_id, jobs.c.status, jobs.c.lease_expires_at).where(
+                        jobs.c.id == job_id
+                    )
+                )
+            ).first()
+        message_job_open = own is not None and (
+            own.status == JobStatus.PENDING.value
+            or (
+                own.status == JobStatus.PROCESSING.value
+                and (own.lease_expires_at is None or as_utc(own.lease_expires_at) < now)
+            )
+        )
+        # Owners served at least as much lately as this message's owner (every owner served
+        # at all, when the message's job is no longer open) give way to the others.
+        threshold = load.get(own.owner_id, 0) if own is not None and message_job_open else 1
+        busier = [owner for owner, count in load.items() if count >= threshold]
+        if busier or not message_job_open:
+            lighter = await self._oldest_waiting(excluding=busier)
+            if lighter is not None and lighter != job_id:
+                claimed = await self.claim(lighter, worker_id, now=now, lease_until=lease_until)
+                if claimed is not None:
+                    return claimed
+        if message_job_open:
+            return await self.claim(job_id, worker_id, now=now, lease_until=lease_until)
+        if busier:
+            # Nobody lighter waits: the message's turn serves the oldest waiting job.
+            oldest = await self._oldest_waiting(excluding=[])
+            if oldest is not None:
+                return await self.claim(oldest, worker_id, now=now, lease_until=lease_until)
+        return None
+
+    async def _recent_load(self, now: datetime, since: datetime) -> dict[str, int]:
+        """Jobs per owner started since ``since`` or still being extracted: how much each
+        owner was served lately (few rows, however long the queue)."""
+        started = (
+            select(jobs.c.owner_id, func.count())
+            .where(jobs.c.started_at >= since)
+            .group_by(jobs.c.owner_id)
+        )
+        running = (
+            select(jobs.c.owner_id, func.count())
+            .where(
+                jobs.c.status == JobStatus.PROCESSING.value,
+                or_(jobs.c.stage.is_(None), jobs.c.stage == JobStage.EXTRACTING.value),
+                jobs.c.lease_expires_at >= now,
+                jobs.c.started_at < since,
+            )
+            .group_by(jobs.c.owner_id)
+        )
+        load: dict[str, int] = {}
+        async with self._single.connect() as connection:
+            for query in (started, running):
+                for owner, count in (await connection.execute(query)).all():
+                    load[str(owner)] = load.get(str(owner), 0) + int(count)
+        return load
+
+    async def _oldest_waiting(self, *, excluding: Sequence[str]) -> str | None:
+        """The pending job not owned by ``excluding`` that has waited longest (since it was
+        queued, or put back for a retry: a retried job queues behind those waiting before)."""
+        query = (
+            select(jobs.c.id)
+            .where(jobs.c.status == JobStatus.PENDING.value)
+            .order_by(jobs.c.updated_at, jobs.c.id)
+            .limit(1)
+        )
+        if excluding:
+            query = query.where(jobs.c.owner_id.not_in(list(excluding)))
+        async with self._single.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else str(row.id)
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         async with self._single.connect() as connection:

@@ -25,6 +25,7 @@ branch_labels = None
 depends_on = None
 
 _INDEX = "ix_ingestion_jobs_document"
+_STARTED = "ix_ingestion_jobs_started"
 
 
 def upgrade() -> None:
@@ -35,9 +36,12 @@ def upgrade() -> None:
         "ingestion_jobs", sa.Column("extracted_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.create_index(_INDEX, "ingestion_jobs", ["document_id"])
+    # Fair turns count each owner's jobs started in the last minute.
+    op.create_index(_STARTED, "ingestion_jobs", ["started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(_STARTED, table_name="ingestion_jobs")
     op.drop_index(_INDEX, table_name="ingestion_jobs")
     with op.batch_alter_table("ingestion_jobs") as batch:
         batch.drop_column("extracted_at")
