@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -61,6 +61,24 @@ VERSION_TABLE = "ingestion_alembic_version"
 _MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
 #: How far back the jobs an owner started count against their next turn (fair turns).
 FAIR_SHARE_WINDOW = timedelta(seconds=60)
+#: Owners with waiting jobs, found one index seek at a time (a loose index scan: neither
+#: PostgreSQL nor SQLite skips through an index for DISTINCT by itself).
+_WAITING_OWNERS = text(
+    """
+    WITH RECURSIVE waiting(owner_id, n) AS (
+        SELECT (SELECT min(owner_id) FROM ingestion_jobs WHERE status = 'pending'), 1
+        UNION ALL
+        SELECT (
+            SELECT min(owner_id) FROM ingestion_jobs
+            WHERE status = 'pending' AND owner_id > waiting.owner_id
+        ), n + 1
+        FROM waiting WHERE waiting.owner_id IS NOT NULL AND n < :limit
+    )
+    SELECT owner_id FROM waiting WHERE owner_id IS NOT NULL
+    """
+)
+_WAITING_OWNERS_LIMIT = 1000
+_TIE_OWNERS = 50
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
 
 
@@ -390,24 +408,22 @@ class SqlJobStore:
                 and (own.lease_expires_at is None or as_utc(own.lease_expires_at) < now)
             )
         )
-        # Owners served at least as much lately as this message's owner (every owner served
-        # at all, when the message's job is no longer open) give way to the others.
-        threshold = load.get(own.owner_id, 0) if own is not None and message_job_open else 1
-        busier = [owner for owner, count in load.items() if count >= threshold]
-        if busier or not message_job_open:
-            lighter = await self._oldest_waiting(excluding=busier)
-            if lighter is not None and lighter != job_id:
-                claimed = await self.claim(lighter, worker_id, now=now, lease_until=lease_until)
-                if claimed is not None:
-                    return claimed
-        if message_job_open:
+        if own is not None and message_job_open:
+            served = load.get(own.owner_id, 0)
+            if served > 0:
+                # An owner served less lately, waiting, takes this turn.
+                lighter = await self._lightest_waiting(load, below=served)
+                if lighter is not None:
+                    claimed = await self.claim(lighter, worker_id, now=now, lease_until=lease_until)
+                    if claimed is not None:
+                        return claimed
             return await self.claim(job_id, worker_id, now=now, lease_until=lease_until)
-        if busier:
-            # Nobody lighter waits: the message's turn serves the oldest waiting job.
-            oldest = await self._oldest_waiting(excluding=[])
-            if oldest is not None:
-                return await self.claim(oldest, worker_id, now=now, lease_until=lease_until)
-        return None
+        # The message's job was taken up at another's turn: this turn serves the owner served
+        # least lately (every job has a message, so none is left without a turn).
+        waiting = await self._lightest_waiting(load, below=None)
+        if waiting is None:
+            return None
+        return await self.claim(waiting, worker_id, now=now, lease_until=lease_until)
 
     async def _recent_load(self, now: datetime, since: datetime) -> dict[str, int]:
         """Jobs per owner started since ``since`` or still being extracted: how much each
@@ -428,26 +444,40 @@ class SqlJobStore:
             .group_by(jobs.c.owner_id)
         )
         load: dict[str, int] = {}
-        async with self._single.connect() as connection:
-            for query in (started, running):
-                for owner, count in (await connection.execute(query)).all():
-                    load[str(owner)] = load.get(str(owner), 0) + int(count)
+        async with self._single.connect() as connection:  # one round trip for both
+            for owner, count in (await connection.execute(union_all(started, running))).all():
+                load[str(owner)] = load.get(str(owner), 0) + int(count)
         return load
 
-    async def _oldest_waiting(self, *, excluding: Sequence[str]) -> str | None:
-        """The pending job not owned by ``excluding`` that has waited longest (since it was
-        queued, or put back for a retry: a retried job queues behind those waiting before)."""
-        query = (
-            select(jobs.c.id)
-            .where(jobs.c.status == JobStatus.PENDING.value)
-            .order_by(jobs.c.updated_at, jobs.c.id)
-            .limit(1)
-        )
-        if excluding:
-            query = query.where(jobs.c.owner_id.not_in(list(excluding)))
+    async def _lightest_waiting(self, load: dict[str, int], *, below: int | None) -> str | None:
+        """The oldest waiting job of the owner served least lately (under ``below``, if
+        given); ties go to the owner whose job has waited longest. Owners with waiting jobs
+        are found by skipping through ``ix_ingestion_jobs_waiting`` (one seek per owner, not
+        one row per waiting job: a 10,000-file upload costs its owner one step)."""
         async with self._single.connect() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else str(row.id)
+            owners = [
+                str(row[0])
+                for row in (
+                    await connection.execute(_WAITING_OWNERS, {"limit": _WAITING_OWNERS_LIMIT})
+                ).all()
+            ]
+            candidates = [o for o in owners if below is None or load.get(o, 0) < below]
+            if not candidates:
+                return None
+            least = min(load.get(o, 0) for o in candidates)
+            best: tuple[datetime, str] | None = None
+            for owner in [o for o in candidates if load.get(o, 0) == least][:_TIE_OWNERS]:
+                row = (
+                    await connection.execute(
+                        select(jobs.c.id, jobs.c.updated_at)
+                        .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.owner_id == owner)
+                        .order_by(jobs.c.updated_at, jobs.c.id)
+                        .limit(1)
+                    )
+                ).first()
+                if row is not None and (best is None or (as_utc(row.updated_at), row.id) < best):
+                    best = (as_utc(row.updated_at), str(row.id))
+        return None if best is None else best[1]
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         async with self._single.connect() as connection:

@@ -65,6 +65,7 @@ Index("ix_ingestion_jobs_owner_created", jobs.c.owner_id, jobs.c.created_at, job
 Index("ix_ingestion_jobs_status_updated", jobs.c.status, jobs.c.updated_at)
 Index("ix_ingestion_jobs_document", jobs.c.document_id)
 Index("ix_ingestion_jobs_started", jobs.c.started_at)
+Index("ix_ingestion_jobs_waiting", jobs.c.status, jobs.c.owner_id, jobs.c.updated_at)
 # One live job per file per owner: a concurrent second upload of the same bytes loses the race
 # at the database, not in application code. A failed job, or one whose document was deleted,
 # frees the slot.

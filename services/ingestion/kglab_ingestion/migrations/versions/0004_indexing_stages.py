@@ -6,8 +6,10 @@ three are done (adr/0010, 2026-12-06). ``stage`` names where it is, ``parts_done
 ``parts_failed`` hold the acknowledged parts, ``extracted_at`` when extraction ended. Jobs are
 looked up by their document when an acknowledgement arrives.
 
-Downgrading drops the columns; a job waiting for its parts then reads as processing with no
-lease, which the old sweeper takes up again (it re-extracts and completes it the old way).
+Two indexes serve fair turns between owners (jobs started per owner in the last minute, and
+the owners with waiting jobs). Downgrading drops the columns and indexes; a job waiting for
+its parts then reads as processing with no lease, which the old sweeper takes up again (it
+re-extracts and completes it the old way).
 
 Revision ID: 0004
 Revises: 0003
@@ -26,6 +28,7 @@ depends_on = None
 
 _INDEX = "ix_ingestion_jobs_document"
 _STARTED = "ix_ingestion_jobs_started"
+_WAITING = "ix_ingestion_jobs_waiting"
 
 
 def upgrade() -> None:
@@ -38,9 +41,12 @@ def upgrade() -> None:
     op.create_index(_INDEX, "ingestion_jobs", ["document_id"])
     # Fair turns count each owner's jobs started in the last minute.
     op.create_index(_STARTED, "ingestion_jobs", ["started_at"])
+    # ... and find the owners with waiting jobs, and each one's oldest, by index seeks.
+    op.create_index(_WAITING, "ingestion_jobs", ["status", "owner_id", "updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(_WAITING, table_name="ingestion_jobs")
     op.drop_index(_STARTED, table_name="ingestion_jobs")
     op.drop_index(_INDEX, table_name="ingestion_jobs")
     with op.batch_alter_table("ingestion_jobs") as batch:
