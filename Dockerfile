@@ -58,9 +58,13 @@ RUN test -n "${SERVICE}" && test -n "${PORT}" \
 LABEL org.opencontainers.image.title="kglab-${SERVICE}" \
       org.opencontainers.image.description="Knowledge Graph Lab: ${SERVICE} service"
 
+# Production, stated: it refuses the stand-ins (embedded stores, the in-process bus, the embedded
+# virus scanner) and the development secrets, so a container missing a variable stops at start
+# with a message naming it. Running an image on stand-ins needs KGLAB_ENVIRONMENT=development.
 ENV PATH=/app/.venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    KGLAB_ENVIRONMENT=production \
     KGLAB_SERVICE=${SERVICE} \
     KGLAB_PORT=${PORT} \
     KGLAB_DATA_DIR=/tmp/kglab
@@ -80,4 +84,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 
 # A shell is needed to put SERVICE and PORT into the command; `exec` leaves uvicorn as PID 1 so
 # it receives SIGTERM directly and shuts down gracefully.
-CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host 0.0.0.0 --port \"${KGLAB_PORT}\" --no-server-header"]
+CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host \"${KGLAB_HOST:-0.0.0.0}\" --port \"${KGLAB_PORT}\" --no-server-header"]

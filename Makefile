@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector
 
 # install is a real file target, below
-.PHONY: help install lock dev test test-unit test-contract test-integration test-e2e lint format \
+.PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
         servers servers-down servers-status up down bench corpus validate-deploy clean
 
 help: ## list the targets
@@ -26,8 +26,8 @@ $(BIN)/.installed: requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON_VERSION) $(VENV)
-	@VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes requirements.lock
-	@VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
+	@$(UV) pip sync --python $(BIN)/python --quiet --require-hashes requirements.lock
+	@$(UV) pip install --python $(BIN)/python --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
 	@touch $@
 
 lock: ## re-resolve dependencies after editing a pyproject.toml; writes requirements.lock
@@ -37,6 +37,12 @@ lock: ## re-resolve dependencies after editing a pyproject.toml; writes requirem
 
 dev: install ## run the whole system in one process on embedded backends (http://127.0.0.1:8000)
 	@$(BIN)/python deploy/dev/run.py
+
+stack: install ## the whole system as separate processes on `make servers` (RabbitMQ, real stores); Ctrl-C stops it
+	@eval "$$(bash deploy/local/servers.sh up)" && exec $(BIN)/python deploy/stack/run.py up
+
+stack-purge: install ## drop the data `make stack` keeps (its databases, virtual host and files)
+	@eval "$$(bash deploy/local/servers.sh env)" && $(BIN)/python deploy/stack/run.py purge
 
 test: install ## the whole test suite (real-server tests need `make servers` or Docker)
 	@$(BIN)/pytest -n $(PYTEST_WORKERS)
@@ -53,6 +59,9 @@ test-integration: install ## integration tests against real servers
 test-e2e: install ## end-to-end tests through the gateway
 	@$(BIN)/pytest -n $(PYTEST_WORKERS) tests/e2e
 
+test-deployed: install ## the deployed suite: a `make stack` of its own (or KGLAB_DEPLOYED_URL) on `make servers`
+	@$(BIN)/pytest -p no:xdist tests/deployed
+
 lint: install ## ruff and mypy (strict on shared/)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
@@ -62,7 +71,7 @@ format: install ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-servers: ## start real PostgreSQL, Redis, RabbitMQ, Neo4j and FerretDB on 127.0.0.1
+servers: ## start real PostgreSQL, Redis, RabbitMQ, Neo4j, SecantusDB and clamd on 127.0.0.1
 	@bash deploy/local/servers.sh up
 
 servers-down: ## stop the servers `make servers` started

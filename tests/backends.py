@@ -6,13 +6,16 @@ cannot go green by skipping.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ENV_VARS = {
     "postgres": "KGLAB_POSTGRES_URL",
@@ -23,6 +26,16 @@ ENV_VARS = {
 }
 
 _containers: dict[str, Any] = {}
+
+COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+
+
+@functools.cache
+def server_image(name: str) -> str:
+    """The image docker-compose.yml runs for the server ``name``: testcontainers start the same
+    version that compose ships and the GitHub Actions workflow tests."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return str(services[name]["image"])
 
 
 def backends_required() -> bool:
@@ -62,7 +75,9 @@ def _start_container(name: str) -> str:
 def _start_postgres() -> tuple[Any, str]:
     from testcontainers.postgres import PostgresContainer
 
-    c = PostgresContainer("postgres:15-alpine", username="kglab", password="kglab", dbname="kglab")
+    c = PostgresContainer(
+        server_image("postgres"), username="kglab", password="kglab", dbname="kglab"
+    )
     c.start()
     return (
         c,
@@ -73,7 +88,7 @@ def _start_postgres() -> tuple[Any, str]:
 def _start_redis() -> tuple[Any, str]:
     from testcontainers.redis import RedisContainer
 
-    c = RedisContainer("redis:7-alpine")
+    c = RedisContainer(server_image("redis"))
     c.start()
     return c, f"redis://{c.get_container_host_ip()}:{c.get_exposed_port(6379)}/0"
 
@@ -81,7 +96,7 @@ def _start_redis() -> tuple[Any, str]:
 def _start_rabbitmq() -> tuple[Any, str]:
     from testcontainers.rabbitmq import RabbitMqContainer
 
-    c = RabbitMqContainer("rabbitmq:3.13-management-alpine", username="kglab", password="kglab")
+    c = RabbitMqContainer(server_image("rabbitmq"), username="kglab", password="kglab")
     c.with_exposed_ports(5672, 15672)
     c.start()
     host = c.get_container_host_ip()
@@ -94,7 +109,7 @@ def _start_rabbitmq() -> tuple[Any, str]:
 def _start_neo4j() -> tuple[Any, str]:
     from testcontainers.neo4j import Neo4jContainer
 
-    c = Neo4jContainer("neo4j:5.26-community", password="kglab-neo4j")
+    c = Neo4jContainer(server_image("neo4j"), password="kglab-neo4j")
     c.start()
     return c, f"bolt://neo4j:kglab-neo4j@{c.get_container_host_ip()}:{c.get_exposed_port(7687)}"
 
@@ -102,7 +117,7 @@ def _start_neo4j() -> tuple[Any, str]:
 def _start_mongo() -> tuple[Any, str]:
     from testcontainers.mongodb import MongoDbContainer
 
-    c = MongoDbContainer("mongo:7")
+    c = MongoDbContainer(server_image("mongo"))
     c.start()
     return c, c.get_connection_url()
 

@@ -10,7 +10,9 @@ import pytest
 
 from tests.backends import backend_url, backends_required, stop_containers
 
-os.environ.setdefault("KGLAB_ENVIRONMENT", "test")
+# Set, not defaulted: an unset environment means production, which refuses the stand-ins most
+# tests run on, and a KGLAB_ENVIRONMENT exported in the shell must not change what tests see.
+os.environ["KGLAB_ENVIRONMENT"] = "test"
 os.environ.setdefault("KGLAB_LOG_JSON", "false")
 
 

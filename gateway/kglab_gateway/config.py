@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
 
 
 class RateLimitRule(BaseModel):
@@ -40,6 +40,9 @@ def _default_rate_limits() -> list[RateLimitRule]:
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_GATEWAY_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "rate limits counted in each process's memory"
+    real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_REDIS_URL",)
+    uses_bus: ClassVar[bool] = False
 
     service_name: str = "gateway"
     port: int = Field(default=8000, validation_alias="KGLAB_PORT")
@@ -79,3 +82,17 @@ class GatewaySettings(ServiceSettings):
     rate_limit_enabled: bool = True
     redis_key_prefix: str = "kglab:gateway:"
     version_notices: list[VersionNotice] = Field(default_factory=list)
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        # With embedded stores the line about KGLAB_STORES already says it.
+        if self.rate_limit_enabled and self.stores is StoreKind.REAL and self.redis_url is None:
+            found.append(
+                StandIn(
+                    "KGLAB_REDIS_URL is not set (rate limits would be counted in each gateway "
+                    "process's memory: every replica would allow the full limit)",
+                    "set KGLAB_REDIS_URL (or KGLAB_GATEWAY_RATE_LIMIT_ENABLED=false to run "
+                    "without rate limits)",
+                )
+            )
+        return found

@@ -3,14 +3,21 @@
 Every service subclasses :class:`ServiceSettings` with its own ``env_prefix``
 (``KGLAB_AUTH_``, ``KGLAB_GATEWAY_`` ...). Values common to the whole system
 (``KGLAB_ENVIRONMENT``, the backend URLs) are read without the service prefix.
+
+An unset ``KGLAB_ENVIRONMENT`` means production, and production refuses the stand-ins (embedded
+stores, the in-process bus, each service's own, listed by :meth:`ServiceSettings.stand_ins`) and
+the development secrets: a deployment that forgot a variable stops at start with a message
+naming it instead of running on SQLite in a container's temporary directory. ``make dev`` and
+the tests set their environment explicitly.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,14 +46,32 @@ class ConfigurationError(RuntimeError):
     """The environment does not describe a runnable service; the message names the variable."""
 
 
+@dataclass(frozen=True, slots=True)
+class StandIn:
+    """A stand-in the settings would wire in place of a real server (development and tests
+    only): ``chosen_by`` names the variable that chose it and what it is, ``instead`` what to
+    set for production."""
+
+    chosen_by: str
+    instead: str
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses add their own and set ``env_prefix``."""
 
     model_config = SettingsConfigDict(env_prefix="KGLAB_", extra="ignore", frozen=True)
 
+    #: What ``KGLAB_STORES=embedded`` wires in this service, and the servers ``real`` needs
+    #: (both only for the message that refuses embedded stores in production).
+    embedded_stores: ClassVar[str] = "SQLite, files on disk, Qdrant local mode"
+    real_store_urls: ClassVar[tuple[str, ...]] = ()
+    #: Whether the service wires the event bus (the gateway does not).
+    uses_bus: ClassVar[bool] = True
+
     service_name: str = "kglab"
+    #: Unset means production: running on stand-ins must be asked for, not fallen into.
     environment: Environment = Field(
-        default=Environment.DEVELOPMENT,
+        default=Environment.PRODUCTION,
         validation_alias="KGLAB_ENVIRONMENT",
     )
     log_level: str = Field(default="INFO", validation_alias="KGLAB_LOG_LEVEL")
@@ -83,22 +108,63 @@ class ServiceSettings(BaseSettings):
     def is_development(self) -> bool:
         return self.environment is not Environment.PRODUCTION
 
+    def stand_ins(self) -> list[StandIn]:
+        """The stand-ins these settings would wire; production refuses every one of them.
+
+        Subclasses add their service's own to ``super().stand_ins()``.
+        """
+        found: list[StandIn] = []
+        prefix = _service_prefix(type(self))
+        if self.stores is StoreKind.EMBEDDED:
+            own = f" (or {prefix}STORES)" if prefix else ""
+            urls = _and(list(self.real_store_urls))
+            found.append(
+                StandIn(
+                    f"KGLAB_STORES{own} is embedded ({self.embedded_stores})",
+                    "set KGLAB_STORES=real" + (f" with {urls}" if urls else ""),
+                )
+            )
+        if self.uses_bus and self.bus is BusKind.MEMORY:
+            own = f" (or {prefix}BUS)" if prefix else ""
+            found.append(
+                StandIn(
+                    f"KGLAB_BUS{own} is memory (the in-process bus: events never leave the process "
+                    "and are lost when it stops)",
+                    "set KGLAB_BUS=rabbitmq with KGLAB_RABBITMQ_URL",
+                )
+            )
+        return found
+
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> Self:
+    def _refuse_what_production_cannot_run_on(self) -> Self:
         if self.environment is Environment.PRODUCTION:
-            for name, value in self:
-                if isinstance(value, SecretStr) and value.get_secret_value() in (
-                    DEVELOPMENT_SECRET,
-                    "",
-                ):
-                    env_name = _env_name(type(self), name)
-                    raise ValueError(
-                        f"{env_name} still has its development default; "
-                        "set a real secret before running in production."
-                    )
+            problems = [
+                f"{_env_name(type(self), name)} still has its development default: "
+                "set a real secret"
+                for name, value in self
+                if isinstance(value, SecretStr)
+                and value.get_secret_value() in (DEVELOPMENT_SECRET, "")
+            ]
+            problems += [f"{item.chosen_by}: {item.instead}" for item in self.stand_ins()]
+            if problems:
+                raise ValueError(self._production_refusal(problems))
         if self.bus is BusKind.RABBITMQ and self.rabbitmq_url is None:
             raise ValueError("KGLAB_BUS=rabbitmq needs KGLAB_RABBITMQ_URL.")
         return self
+
+    def _production_refusal(self, problems: list[str]) -> str:
+        """One message for everything production refuses, each line naming its variable."""
+        if "environment" in self.model_fields_set:
+            which = "KGLAB_ENVIRONMENT=production"
+        else:
+            which = "KGLAB_ENVIRONMENT is not set, which means production, and production"
+        lines = [f"{which} refuses to start the {self.service_name} service with:"]
+        lines += [f"  - {problem}." for problem in problems]
+        lines.append(
+            "  To run on stand-ins and development secrets instead, set "
+            "KGLAB_ENVIRONMENT=development (make dev does) or test (the tests do)."
+        )
+        return "\n".join(lines)
 
     def secret(self, name: str) -> str:
         """The plain value of a secret setting (only adapters that connect should call this)."""
@@ -107,6 +173,17 @@ class ServiceSettings(BaseSettings):
             env_name = _env_name(type(self), name)
             raise ConfigurationError(f"{env_name} is not set.")
         return str(value.get_secret_value())
+
+
+def _service_prefix(cls: type[BaseSettings]) -> str:
+    """``KGLAB_AUTH_`` for a service's settings; empty for the shared ones (``KGLAB_``)."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return "" if prefix == "KGLAB_" else prefix
+
+
+def _and(names: list[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _env_name(cls: type[BaseSettings], field_name: str) -> str:
@@ -146,5 +223,14 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
                 name = field.upper()
             else:
                 name = cls.__name__
-            problems.append(f"{name}: {error.get('msg', 'invalid value')}")
+            message = str(error.get("msg", "invalid value"))
+            context = error.get("ctx") or {}
+            if error.get("type") == "value_error" and "error" in context:
+                # Our own validators' messages, without pydantic's "Value error, " in front.
+                message = str(context["error"])
+            if not location:
+                # A check of the whole settings: its message names the variables itself.
+                problems.append(message)
+                continue
+            problems.append(f"{name}: {message}")
         raise ConfigurationError("Invalid configuration. " + "; ".join(problems)) from None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn
 
 
 class OAuthProviderSettings(BaseModel):
@@ -28,6 +28,8 @@ class OAuthProviderSettings(BaseModel):
 
 class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_AUTH_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "SQLite, login failures counted in memory"
+    real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_POSTGRES_URL", "KGLAB_REDIS_URL")
 
     service_name: str = "auth"
     port: int = 8001
@@ -69,3 +71,15 @@ class AuthSettings(ServiceSettings):
     oauth_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
     oauth_state_ttl_s: int = Field(default=10 * 60, ge=60)
     oauth_http_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        if self.smtp_url is None:
+            found.append(
+                StandIn(
+                    "KGLAB_SMTP_URL is not set (mails such as password resets would be written "
+                    "as files under KGLAB_DATA_DIR/mail, never sent)",
+                    "set KGLAB_SMTP_URL=smtp://user:password@host:port (smtps:// for TLS)",
+                )
+            )
+        return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -10,6 +12,8 @@ from kglab_shared.settings import ServiceSettings
 
 class DocumentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_DOCUMENT_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "SQLite"
+    real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_MONGO_URL",)
 
     service_name: str = "document"
     port: int = 8004

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn
 
 
 class GraphSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_GRAPH_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "SQLite"
+    real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_NEO4J_URL",)
 
     service_name: str = "graph"
     port: int = 8003
@@ -20,3 +22,15 @@ class GraphSettings(ServiceSettings):
     neo4j_database: str = "neo4j"
     neo4j_pool_size: int = Field(default=20, ge=1, le=200)
     sqlite_file: str = "graph.sqlite3"
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        if self.recogniser == "rules":
+            found.append(
+                StandIn(
+                    "KGLAB_GRAPH_RECOGNISER is rules (capitalised words, no entity types: the "
+                    "fallback for tests and quick local runs)",
+                    "leave it unset (spacy, the named-entity model)",
+                )
+            )
+        return found

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kglab_ingestion.fetching.settings import FetcherSettings
 from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn
 
 MEGABYTE = 1024 * 1024
 
 
 class IngestionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_INGESTION_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "SQLite jobs, raw files on disk, progress in memory"
+    real_store_urls: ClassVar[tuple[str, ...]] = (
+        "KGLAB_POSTGRES_URL",
+        "KGLAB_REDIS_URL",
+        "KGLAB_MONGO_URL",
+    )
 
     service_name: str = "ingestion"
     port: int = 8002
@@ -27,15 +33,8 @@ class IngestionSettings(ServiceSettings):
     #: Bytes read from the request at a time while streaming an upload to disk.
     upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    #: Where raw files live when stores=real: ``gridfs`` (GridFS on ``KGLAB_MONGO_URL``, the
-    #: default the issue names) or ``postgres`` (tables beside the jobs: adr/0012).
-    blob_store: Literal["postgres", "gridfs"] = "gridfs"
-    #: Days raw files stay once every job on them is done (completed, failed or its document
-    #: deleted); 0 keeps them until their document is deleted. Applies to blobs in PostgreSQL
-    #: (``blob_store=postgres``, adr/0012), swept every ``blob_retention_sweep_s`` seconds.
-    blob_retention_days: float = Field(default=0.0, ge=0)
-    blob_retention_sweep_s: float = Field(default=3600.0, gt=0)
-    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files with gridfs.
+    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files (GridFS) when
+    #: stores=real.
     mongo_database: str = Field(default="kglab_ingestion", min_length=1, max_length=63)
     mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
     #: ``embedded`` (the project's signature file, in process) or ``clamd`` (INSTREAM).
@@ -92,6 +91,18 @@ class IngestionSettings(ServiceSettings):
     debug_fail_marker: str | None = None
     #: ... on this many attempts (1: the first attempt fails, the retry succeeds).
     debug_fail_attempts: int = Field(default=1, ge=0, le=10)
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        if self.clamd_url is None and self.scanner is ScannerKind.EMBEDDED:
+            found.append(
+                StandIn(
+                    "KGLAB_CLAMD_URL is not set (uploads would be scanned by the embedded "
+                    "signature scanner, which knows only the project's test signatures)",
+                    "set KGLAB_CLAMD_URL=tcp://host:port of a clamd",
+                )
+            )
+        return found
 
     def scanner_settings(self) -> ScannerSettings:
         kind = ScannerKind.CLAMD if self.clamd_url else self.scanner

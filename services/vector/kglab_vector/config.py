@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kglab_shared.settings import ServiceSettings
+from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
 
 
 class VectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_VECTOR_", extra="ignore", frozen=True)
+    embedded_stores: ClassVar[str] = "Qdrant local mode, search answers cached in memory"
+    real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_QDRANT_URL", "KGLAB_REDIS_URL")
 
     service_name: str = "vector"
     port: int = 8005
@@ -60,3 +62,31 @@ class VectorSettings(ServiceSettings):
     #: The graph service, asked for related documents by ``search?expand=graph``.
     graph_url: str = "http://127.0.0.1:8003"
     graph_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+    def stand_ins(self) -> list[StandIn]:
+        found = super().stand_ins()
+        if self.embedder == "hashing":
+            found.append(
+                StandIn(
+                    "KGLAB_VECTOR_EMBEDDER is hashing (a deterministic stand-in for tests: "
+                    "vectors without meaning)",
+                    "leave it unset (onnx, the sentence-embedding model)",
+                )
+            )
+        # With embedded stores the line about KGLAB_STORES already says it.
+        if self.cache == "memory" or (
+            self.cache == "auto" and self.stores is StoreKind.REAL and self.redis_url is None
+        ):
+            chosen = (
+                "KGLAB_VECTOR_CACHE is memory"
+                if self.cache == "memory"
+                else "KGLAB_REDIS_URL is not set"
+            )
+            found.append(
+                StandIn(
+                    f"{chosen} (search answers and handled events kept in each process's "
+                    "memory: replicas would answer from stale caches)",
+                    "set KGLAB_REDIS_URL and leave KGLAB_VECTOR_CACHE unset (auto)",
+                )
+            )
+        return found

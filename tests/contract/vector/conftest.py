@@ -3,9 +3,10 @@ and on a real Redis.
 
 ``memory`` and ``path`` are Qdrant's in-process local mode (unit speed, and the files make dev
 keeps). ``server`` is a real Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant
-when Docker runs, else the test is skipped with the reason. That skip stays a skip under
-KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can be had on the development and CI machines (no
-Docker, no server binary in any reachable registry); the README's status section says so.
+(compose's image) when Docker runs, else the test is skipped with the reason. That skip stays a
+skip under KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can be had on the development machines and
+`.ci/run` (no Docker, no server binary in any reachable registry); the README's status section
+says so. The GitHub Actions workflow runs a Qdrant server and fails any skip.
 Each server test works in collections of its own (a unique alias), dropped afterwards.
 """
 
@@ -23,7 +24,7 @@ from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.cache.port import SearchCache
 from kglab_vector.cache.redis import RedisSearchCache
 from kglab_vector.store.qdrant import QdrantVectorStore
-from tests.backends import docker_available
+from tests.backends import docker_available, server_image
 from tests.conftest import unique_name
 
 _server: dict[str, Any] = {}
@@ -39,7 +40,7 @@ def qdrant_server_url() -> str:
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.waiting_utils import wait_for_logs
 
-        container = DockerContainer("qdrant/qdrant:v1.12.6").with_exposed_ports(6333)
+        container = DockerContainer(server_image("qdrant")).with_exposed_ports(6333)
         container.start()
         wait_for_logs(container, "Qdrant HTTP listening", timeout=60)
         host, port = container.get_container_host_ip(), container.get_exposed_port(6333)
@@ -48,7 +49,8 @@ def qdrant_server_url() -> str:
     pytest.skip(
         "No Qdrant server: set KGLAB_QDRANT_URL or install Docker for testcontainers. "
         "(Not a failure under KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can run on this "
-        "machine; the local-mode variants run the same contract.)"
+        "machine; the local-mode variants run the same contract, and the GitHub Actions "
+        "workflow runs this one.)"
     )
 
 

@@ -53,6 +53,9 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("KGLAB_ENVIRONMENT", "production")
     monkeypatch.setenv("KGLAB_INTERNAL_TOKEN_SECRET", "a-real-secret-of-enough-length")
     monkeypatch.setenv("KGLAB_EXAMPLE_API_SECRET", "another-real-secret")
+    monkeypatch.setenv("KGLAB_STORES", "real")
+    monkeypatch.setenv("KGLAB_BUS", "rabbitmq")
+    monkeypatch.setenv("KGLAB_RABBITMQ_URL", "amqp://u:p@127.0.0.1:5672/")
     settings = load_settings(ExampleSettings)
     assert not settings.is_development
 

@@ -11,8 +11,8 @@ the owners with waiting jobs). Downgrading drops the columns and indexes; a job 
 its parts then reads as processing with no lease, which the old sweeper takes up again (it
 re-extracts and completes it the old way).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
