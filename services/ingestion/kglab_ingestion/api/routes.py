@@ -210,7 +210,14 @@ _JOB_LIFECYCLE = (
 )
 
 
-@router.get("/jobs", response_model=JobPageOut, responses=_LIST_ERRORS, description=_JOB_LIFECYCLE)
+@router.get(
+    "/jobs",
+    response_model=JobPageOut,
+    responses=_LIST_ERRORS,
+    # Given with the description: the summary would otherwise become the description's line.
+    summary="List your ingestion jobs, newest first, one page at a time",
+    description=_JOB_LIFECYCLE,
+)
 async def list_jobs(
     identity: CurrentIdentity,
     service: IngestionServiceDep,
@@ -228,9 +235,15 @@ async def list_jobs(
     return JobPageOut.of(page)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, description=_JOB_LIFECYCLE)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=_ERRORS,
+    summary="Get one of your jobs: status, stage, progress, error and the document it produced",
+    description=_JOB_LIFECYCLE,
+)
 async def get_job(job_id: str, identity: CurrentIdentity, service: IngestionServiceDep) -> JobOut:
-    """Get one of your jobs: status, progress, error and the document it produced."""
+    """Get one of your jobs: status, stage, progress, error and the document it produced."""
     return JobOut.of(await service.get_job(identity.user_id, job_id))
 
 
