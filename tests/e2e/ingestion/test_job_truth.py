@@ -203,3 +203,20 @@ async def test_a_failed_part_fails_the_job_and_leaves_nothing_behind(
     assert document_id not in {hit["document_id"] for hit in search.json()["results"]}
     entities = await gateway.get("/api/v1/graph/entities", params={"q": "Curie"}, headers=auth)
     assert entities.json().get("results", []) == []
+
+
+async def test_a_duplicate_upload_follows_the_same_job_to_completion(
+    gateway: httpx.AsyncClient,
+) -> None:
+    auth = await sign_up(gateway)
+    token = f"zq{uuid.uuid4().hex[:10]}"
+    files = {"file": ("twice.md", markdown(token), "text/markdown")}
+    first = await gateway.post("/api/v1/files", files=files, headers=auth)
+    assert first.status_code == 202, first.text
+    again = await gateway.post("/api/v1/files", files=files, headers=auth)
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True
+    assert again.json()["job_id"] == first.json()["job_id"]
+    job = await first_final_state(gateway, again.json()["job_id"], auth)
+    assert job["status"] == "completed", job
+    await check_found_everywhere(gateway, auth, job, token)
