@@ -81,6 +81,19 @@ def indexing_handler(service: IngestionService) -> EventHandler:
     return handle
 
 
+#: Retries of a report ingestion could not record (its database away): 0.5 s growing threefold,
+#: about 9 minutes in all, inside the 15 minutes after which a job still waiting for a part is
+#: failed (``indexing_timeout_s``). A report parked too early would fail a job whose document
+#: is in fact whole.
+INDEXING_RETRY = RetryPolicy(max_attempts=8, base_delay_s=0.5, factor=3.0)
+
+
 async def subscribe_indexing(bus: EventBus, service: IngestionService) -> None:
     """``document.indexed``: recording a part is idempotent (a repeat changes nothing)."""
-    await bus.subscribe(INDEXING_GROUP, [DOCUMENT_INDEXED], indexing_handler(service), prefetch=16)
+    await bus.subscribe(
+        INDEXING_GROUP,
+        [DOCUMENT_INDEXED],
+        indexing_handler(service),
+        retry=INDEXING_RETRY,
+        prefetch=16,
+    )
