@@ -53,7 +53,14 @@ as the bearer token.
 
 **Errors** are RFC 9457 `application/problem+json` with a readable `detail`.
 
-**Live progress**: `WS /ws/jobs/{job_id}?token=<access token>` pushes JSON progress messages.
+**Jobs.** An upload's job is `pending`, then `processing` through the stages `extracting`,
+`storing`, `embedding` and `graphing`, then `completed` or `failed`. `completed` means the
+document and its chunks are readable, search finds it and its entities are in the graph; a
+document that cannot be stored, embedded or graphed fails its job with a readable `error` and
+nothing of it is kept.
+
+**Live progress**: `WS /ws/jobs/{job_id}?token=<access token>` pushes JSON progress messages
+(status, stage, progress); the one with `final: true` comes only at `completed` or `failed`.
 """
 
 
