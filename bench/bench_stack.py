@@ -44,6 +44,27 @@ LIMITS = (
 )
 
 
+def process_usage(name: str) -> dict[str, dict[str, float]]:
+    """CPU seconds so far and resident memory (MiB) of each service process of the stack."""
+    usage: dict[str, dict[str, float]] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid_file in sorted((REPO / ".kglab" / "stack" / name / "run").glob("*.pid")):
+        pid = pid_file.read_text().strip()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        rss_kib = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+        )
+        usage[pid_file.stem] = {
+            "cpu_s": (int(fields[11]) + int(fields[12])) / ticks,
+            "rss_mib": round(rss_kib / 1024, 1),
+        }
+    return usage
+
+
 def start(name: str) -> tuple[subprocess.Popen[bytes], float]:
     env = {
         **os.environ,
@@ -186,9 +207,20 @@ def main() -> int:
             async def measure() -> None:
                 url = f"http://127.0.0.1:{PORT}"
                 async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                    results["pdf_10_pages_to_searchable"] = await pdf_to_searchable(client)
-                    print(f"10-page PDF to searchable: {results['pdf_10_pages_to_searchable']}")
+                    if not os.environ.get("KGLAB_BENCH_SKIP_PDF"):
+                        results["pdf_10_pages_to_searchable"] = await pdf_to_searchable(client)
+                        print(f"10-page PDF to searchable: {results['pdf_10_pages_to_searchable']}")
+                    before = process_usage(name)
                     results["small_files"] = await small_files(client)
+                    after = process_usage(name)
+                    results["small_files"]["per_service"] = {
+                        service: {
+                            "cpu_s": round(after[service]["cpu_s"] - before[service]["cpu_s"], 1),
+                            "rss_mib_after": after[service]["rss_mib"],
+                        }
+                        for service in after
+                        if service in before
+                    }
                     print(f"small files: {results['small_files']}")
 
             asyncio.run(measure())

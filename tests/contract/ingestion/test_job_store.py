@@ -716,3 +716,29 @@ async def test_equal_owners_keep_their_own_messages(job_store: SqlJobStore) -> N
     taken = await job_store.claim_fairly(alice.id, "w1", now=now, lease_until=lease)
     assert taken is not None
     assert taken.id == alice.id
+
+
+async def test_concurrent_turns_leave_no_job_without_one(job_store: SqlJobStore) -> None:
+    """Every job has one message, so as many turns taken at once as jobs wait take up every
+    job: a turn whose choice another worker claimed at the same moment tries the next one
+    rather than giving up (a job left without a turn waited for the sweeper, 2 minutes)."""
+    now = utc_now()
+    lease = now + timedelta(seconds=30)
+    flood = await _queued(job_store, "ann", 12)
+    for job in flood[:2]:  # ann is being served: her turns go to the others' jobs first
+        assert await job_store.claim_fairly(job.id, "w0", now=now, lease_until=lease) is not None
+    others = [job for owner in ("ben", "cat", "dan") for job in await _queued(job_store, owner, 3)]
+    waiting = flood[2:] + others
+    turns = await asyncio.gather(
+        *(
+            job_store.claim_fairly(job.id, f"w{n}", now=now, lease_until=lease)
+            for n, job in enumerate(waiting)
+        )
+    )
+    claimed = [turn.id for turn in turns if turn is not None]
+    assert len(claimed) == len(set(claimed)), "no job is claimed twice"
+    left = []
+    for owner in ("ann", "ben", "cat", "dan"):
+        page = await job_store.list_jobs(owner, status=JobStatus.PENDING, limit=20, after=None)
+        left += [job.id for job in page.items]
+    assert left == [], f"{len(left)} of {len(waiting)} jobs were left without a turn"

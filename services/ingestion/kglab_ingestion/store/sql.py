@@ -39,8 +39,11 @@ from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFacto
 from kglab_ingestion.store.tables import job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
+from kglab_shared.logging import get_logger
 from kglab_shared.outbox import add_to_outbox
 from kglab_shared.sql import sqlite_url
+
+_log = get_logger(__name__)
 
 __all__ = [
     "HEAD_REVISION",
@@ -79,6 +82,10 @@ _WAITING_OWNERS = text(
 )
 _WAITING_OWNERS_LIMIT = 1000
 _TIE_OWNERS = 50
+#: Jobs a turn tries when others claim its choices at the same moment (bounded by the
+#: workers racing it; the bound only guards against a store that keeps answering a job it
+#: cannot claim).
+_TURN_ATTEMPTS = 100
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
 
 
@@ -402,13 +409,22 @@ class SqlJobStore:
                     claimed = await self.claim(lighter, worker_id, now=now, lease_until=lease_until)
                     if claimed is not None:
                         return claimed
-            return await self.claim(job_id, worker_id, now=now, lease_until=lease_until)
+            claimed = await self.claim(job_id, worker_id, now=now, lease_until=lease_until)
+            if claimed is not None:
+                return claimed
         # The message's job was taken up at another's turn: this turn serves the owner served
-        # least lately (every job has a message, so none is left without a turn).
-        waiting = await self._lightest_waiting(load, below=None)
-        if waiting is None:
-            return None
-        return await self.claim(waiting, worker_id, now=now, lease_until=lease_until)
+        # least lately, so every job has a turn (each has a message). A job chosen here may be
+        # claimed by another turn at the same moment: then the next waiting one is tried, until
+        # one is ours or none waits (each miss is a job someone else took, so this ends).
+        for _ in range(_TURN_ATTEMPTS):
+            waiting = await self._lightest_waiting(load, below=None)
+            if waiting is None:
+                return None
+            claimed = await self.claim(waiting, worker_id, now=now, lease_until=lease_until)
+            if claimed is not None:
+                return claimed
+        _log.warning("turn_found_no_job", job_id=job_id, attempts=_TURN_ATTEMPTS)
+        return None
 
     async def _recent_load(self, now: datetime, since: datetime) -> dict[str, int]:
         """Jobs per owner started since ``since`` or still being extracted: how much each
@@ -447,22 +463,28 @@ class SqlJobStore:
                 ).all()
             ]
             candidates = [o for o in owners if below is None or load.get(o, 0) < below]
-            if not candidates:
-                return None
-            least = min(load.get(o, 0) for o in candidates)
-            best: tuple[datetime, str] | None = None
-            for owner in [o for o in candidates if load.get(o, 0) == least][:_TIE_OWNERS]:
-                row = (
-                    await connection.execute(
-                        select(jobs.c.id, jobs.c.updated_at)
-                        .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.owner_id == owner)
-                        .order_by(jobs.c.updated_at, jobs.c.id)
-                        .limit(1)
-                    )
-                ).first()
-                if row is not None and (best is None or (as_utc(row.updated_at), row.id) < best):
-                    best = (as_utc(row.updated_at), str(row.id))
-        return None if best is None else best[1]
+            # The least served first; if their jobs were all taken since the owners were read
+            # (other turns run at the same time), the next tier's.
+            for tier in sorted({load.get(o, 0) for o in candidates}):
+                best: tuple[datetime, str] | None = None
+                for owner in [o for o in candidates if load.get(o, 0) == tier][:_TIE_OWNERS]:
+                    row = (
+                        await connection.execute(
+                            select(jobs.c.id, jobs.c.updated_at)
+                            .where(
+                                jobs.c.status == JobStatus.PENDING.value, jobs.c.owner_id == owner
+                            )
+                            .order_by(jobs.c.updated_at, jobs.c.id)
+                            .limit(1)
+                        )
+                    ).first()
+                    if row is not None and (
+                        best is None or (as_utc(row.updated_at), row.id) < best
+                    ):
+                        best = (as_utc(row.updated_at), str(row.id))
+                if best is not None:
+                    return best[1]
+        return None
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         async with self._single.connect() as connection:
