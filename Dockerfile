@@ -27,9 +27,12 @@ ARG UV_VERSION=0.13.9
 # The base image's interpreter: /usr/local/bin/python3.11 in the official image,
 # /usr/bin/python3.11 in Debian's python3.
 ARG PYTHON=/usr/local/bin/python3.11
-# A CA bundle for a TLS-intercepting proxy, at build time only: a path the builder mounts into
-# this stage (`podman build --volume HOST_BUNDLE:PATH:ro --build-arg BUILD_CA_FILE=PATH`). It is
-# neither copied nor kept: the runtime stage below starts again from the base image.
+# A CA bundle for a TLS-intercepting proxy, at build time only: the builder mounts the host's
+# bundle over the base image's own (`podman build --volume
+# /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro --build-arg
+# BUILD_CA_FILE=/etc/ssl/certs/ca-certificates.crt`; deploy/containers/images.sh does). A mount
+# over a file the base already has leaves no trace in any layer (a new mount point would leave an
+# empty file), and pip and uv read it only through this variable, in the builder stage.
 ARG BUILD_CA_FILE=
 
 ENV UV_COMPILE_BYTECODE=1 \

@@ -2,6 +2,7 @@
 
     python deploy/stack/run.py [up] [--name stack] [--port 8000]   start, supervise, Ctrl-C stops
     python deploy/stack/run.py env SERVICE [--name ...] [--port ...] one service's variables
+    python deploy/stack/run.py provision [--name stack]              its databases and vhost only
     python deploy/stack/run.py purge [--name stack]                  drop the stack's data
 
 Each service runs the command of its container image (the ``Dockerfile``'s ``CMD``) with the
@@ -281,7 +282,9 @@ async def up(stack: Stack, *, quiet: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", nargs="?", default="up", choices=("up", "env", "purge"))
+    parser.add_argument(
+        "action", nargs="?", default="up", choices=("up", "env", "provision", "purge")
+    )
     parser.add_argument("service", nargs="?", help="with env: the service")
     parser.add_argument("--name", default=os.environ.get("KGLAB_STACK_NAME", "stack"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KGLAB_PORT", "8000")))
@@ -294,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"env needs a service: one of {', '.join(SERVICES)}")
             for key, value in sorted(stack.env(args.service).items()):
                 print(f"{key}={value}")
+            return 0
+        if args.action == "provision":  # for launchers of their own (deploy/containers/run.sh)
+            asyncio.run(provision(stack))
             return 0
         if args.action == "purge":
             asyncio.run(purge(stack))
