@@ -26,8 +26,8 @@ $(BIN)/.installed: requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON_VERSION) $(VENV)
-	@VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes requirements.lock
-	@VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
+	@$(UV) pip sync --python $(BIN)/python --quiet --require-hashes requirements.lock
+	@$(UV) pip install --python $(BIN)/python --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
 	@touch $@
 
 lock: ## re-resolve dependencies after editing a pyproject.toml; writes requirements.lock

@@ -42,6 +42,7 @@ from topology import (
     TopologyError,
     image_command,
     load_or_create_secrets,
+    service_overrides,
 )
 
 STATE_ROOT = REPO_ROOT / ".kglab" / "stack"
@@ -59,6 +60,7 @@ def build_stack(name: str, port: int) -> Stack:
         secrets=load_or_create_secrets(STATE_ROOT / name / "secrets.env"),
         data_dir=STATE_ROOT / name / "data",
         environment=os.environ.get("KGLAB_ENVIRONMENT", "development"),
+        overrides=service_overrides(os.environ),
     )
 
 
@@ -152,11 +154,7 @@ class Supervisor:
             print(f"[stack] {message}", flush=True)
 
     def start(self, service: str) -> None:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("KGLAB_") or key == "KGLAB_LOG_LEVEL"
-        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith("KGLAB_")}
         env.update(self.stack.env(service))
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("PYTHONUNBUFFERED", "1")

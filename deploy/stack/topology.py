@@ -17,7 +17,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -65,7 +65,10 @@ def image_command(dockerfile: Path = DOCKERFILE) -> list[str]:
     command: list[str] | None = None
     for line in dockerfile.read_text().splitlines():
         if line.startswith("CMD "):
-            command = json.loads(line[4:])
+            try:
+                command = json.loads(line[4:])
+            except ValueError:
+                raise TopologyError(f"{dockerfile}: CMD is not in exec form (JSON)") from None
     if not command or not all(isinstance(part, str) for part in command):
         raise TopologyError(f"{dockerfile} has no exec-form CMD line")
     return command
@@ -84,6 +87,9 @@ class Stack:
     data_dir: Path
     host: str = "127.0.0.1"
     environment: str = "development"
+    #: Service settings given to the launcher (``KGLAB_GATEWAY_RATE_LIMITS`` and the like, see
+    #: :func:`service_overrides`), passed to their service unchanged.
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -163,6 +169,7 @@ class Stack:
             env["KGLAB_DOCUMENT_MONGO_DATABASE"] = self.mongo_databases["document"]
         if service == "vector":
             env["KGLAB_VECTOR_GRAPH_URL"] = self.url("graph")
+            env["KGLAB_VECTOR_EMBED_THREADS"] = "2"
             env["KGLAB_VECTOR_REDIS_PREFIX"] = f"{prefix}vector:"
             if qdrant := self.servers.get("KGLAB_QDRANT_URL"):
                 env["KGLAB_QDRANT_URL"] = qdrant
@@ -171,7 +178,22 @@ class Stack:
                 # adapter, in its own process) and everything else real (README, adr/0009).
                 env["KGLAB_STORES"] = "embedded"
                 env["KGLAB_VECTOR_CACHE"] = "redis"
+        own = f"KGLAB_{service.upper()}_"
+        env.update({k: v for k, v in self.overrides.items() if k.startswith(own) or k in SHARED})
         return env
+
+
+#: Settings every service reads that a user may set for the whole stack.
+SHARED = frozenset(
+    {"KGLAB_LOG_LEVEL", "KGLAB_LOG_JSON", "KGLAB_OTEL_EXPORTER", "KGLAB_OTEL_ENDPOINT"}
+)
+
+
+def service_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` that configure one service (``KGLAB_<SERVICE>_*``) or all of
+    them (:data:`SHARED`); the servers' URLs and the rest are the topology's to set."""
+    prefixes = tuple(f"KGLAB_{service.upper()}_" for service in SERVICES)
+    return {k: v for k, v in environ.items() if k.startswith(prefixes) or k in SHARED}
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:

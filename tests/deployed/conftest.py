@@ -40,6 +40,10 @@ PASSWORD = "a long enough passphrase"
 START_TIMEOUT_S = 180.0
 #: How long a fault test waits for the system to settle after the fault.
 SETTLE_TIMEOUT_S = 240.0
+RATE_LIMITS = (
+    '[{"prefix": "/api/v1/auth/register", "limit": 1000, "window_s": 60, "per": "ip"},'
+    ' {"prefix": "/api/", "limit": 6000, "window_s": 60, "per": "user"}]'
+)
 _REQUIRED = ("KGLAB_POSTGRES_URL", "KGLAB_REDIS_URL", "KGLAB_RABBITMQ_URL", "KGLAB_MONGO_URL")
 
 
@@ -174,7 +178,14 @@ def deployment() -> Iterator[Deployment]:
         return
     name = f"deployed_{uuid.uuid4().hex[:8]}"
     port = _free_port_base()
-    env = {**os.environ, "KGLAB_ENVIRONMENT": "test", "KGLAB_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "KGLAB_ENVIRONMENT": "test",
+        "KGLAB_LOG_LEVEL": "WARNING",
+        # One user per test, all from one address: the per-address sign-up limit would refuse
+        # the suite's registrations, not a deployment defect.
+        "KGLAB_GATEWAY_RATE_LIMITS": RATE_LIMITS,
+    }
     command = [sys.executable, str(RUN), "up", "--name", name, "--port", str(port), "--quiet"]
     launcher = subprocess.Popen(command, env=env, cwd=REPO)
     state = REPO / ".kglab" / "stack" / name
@@ -234,11 +245,17 @@ class User:
         return dict(response.json())
 
     async def finished(self, job_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Poll the job until it is completed or failed. While a service restarts after a
+        fault, the gateway answers 503 for it: a client waits and asks again."""
         latest: dict[str, Any] = {}
 
         async def done() -> bool:
             nonlocal latest
-            latest = await self.job(job_id)
+            response = await self.client.get(f"/api/v1/jobs/{job_id}", headers=self.headers)
+            if response.status_code == 503:
+                return False
+            assert response.status_code == 200, response.text
+            latest = dict(response.json())
             return latest["status"] in ("completed", "failed")
 
         await wait_until(done, timeout_s=timeout_s, step_s=0.1)

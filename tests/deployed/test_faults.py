@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.deployed.conftest import SETTLE_TIMEOUT_S, Deployment, User
+from tests.waiting import wait_until
 
 FILES = 12
 TEXT = (
@@ -35,6 +36,12 @@ async def upload_stream(user: User, fault: Callable[[], None]) -> dict[str, str]
 
 async def assert_each_stored_once(deployment: Deployment, user: User, jobs: dict[str, str]) -> None:
     finished = [await user.finished(job, timeout_s=SETTLE_TIMEOUT_S) for job in jobs]
+
+    async def whole_again() -> bool:
+        # One replica per service: while the killed one restarts, its routes answer 503.
+        return (await user.client.get("/ready")).status_code == 200
+
+    await wait_until(whole_again, timeout_s=SETTLE_TIMEOUT_S, step_s=0.5)
     assert [job["status"] for job in finished] == ["completed"] * FILES, finished
     document_ids = {job["document_id"] for job in finished}
     assert len(document_ids) == FILES, "each accepted file is its own document"
