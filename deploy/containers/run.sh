@@ -58,7 +58,6 @@ up() {
         (umask 077 && "$PYTHON" deploy/stack/run.py env "$service" --name "$name" --port "$port" >"$env_file")
         data=$(sed -n 's/^KGLAB_DATA_DIR=//p' "$env_file")
         sed -i 's|^KGLAB_DATA_DIR=.*|KGLAB_DATA_DIR=/var/lib/kglab|' "$env_file"
-        if [[ -n ${KGLAB_LOG_LEVEL:-} ]]; then echo "KGLAB_LOG_LEVEL=$KGLAB_LOG_LEVEL" >>"$env_file"; fi
         mkdir -p "$data"
         chown 10001:10001 "$data" 2>/dev/null || as_root chown 10001:10001 "$data"
         chmod 700 "$data"
