@@ -71,7 +71,7 @@ format: install ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-servers: ## start real PostgreSQL, Redis, RabbitMQ, Neo4j and FerretDB on 127.0.0.1
+servers: ## start real PostgreSQL, Redis, RabbitMQ, Neo4j, SecantusDB and clamd on 127.0.0.1
 	@bash deploy/local/servers.sh up
 
 servers-down: ## stop the servers `make servers` started

@@ -1,6 +1,6 @@
 """End to end ingestion throughput: N small files uploaded through the gateway until every
-ingestion job is ``completed``, on real RabbitMQ, PostgreSQL (jobs; blobs with
-``--blob-store postgres``), GridFS (blobs, the default) and Redis (progress).
+ingestion job is ``completed``, on real RabbitMQ, PostgreSQL (jobs), GridFS (blobs) and Redis
+(progress).
 
 What runs (``--topology processes``, the default): the topology of docker-compose.yml on one
 machine, each service in a process of its own started as its container starts it (uvicorn on
@@ -168,7 +168,7 @@ DOWNSTREAM = ("graph", "document", "vector")
 SERVERS = {
     "postgres": "postgresql",
     "beam.smp": "rabbitmq",
-    "ferretdb": "ferretdb",
+    "secantusd-rs": "secantusdb",
     "redis-server": "redis",
     "clamd": "clamd",
     "java": "neo4j",
@@ -183,7 +183,7 @@ class Composition:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
-def base_env(backends: dict[str, str], data_dir: Path, blob_store: str) -> dict[str, str]:
+def base_env(backends: dict[str, str], data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGLAB_")}
     env.update(backends)
     env.update(
@@ -194,7 +194,6 @@ def base_env(backends: dict[str, str], data_dir: Path, blob_store: str) -> dict[
             "KGLAB_BUS": "rabbitmq",
             "KGLAB_STORES": "embedded",
             "KGLAB_INGESTION_STORES": "real",
-            "KGLAB_INGESTION_BLOB_STORE": blob_store,
             "KGLAB_INGESTION_DEBUG_FAIL_MARKER": FLAKY_MARKER,
             "KGLAB_INGESTION_DEBUG_FAIL_ATTEMPTS": "1",
             "KGLAB_GATEWAY_RATE_LIMIT_ENABLED": "false",
@@ -230,7 +229,7 @@ async def system(
     """``processes``: every service in its own process, as compose runs each in its own
     container (the ingestion worker optionally in processes of its own beside the API);
     ``dev``: the whole system in one process (``deploy/dev/run.py``), on the same backends."""
-    env = base_env(backends, data_dir, args.blob_store)
+    env = base_env(backends, data_dir)
     launched: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
     logs = []
 
@@ -424,7 +423,7 @@ class StageClock:
         return out
 
 
-async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
+async def run_stages(count: int) -> dict[str, Any]:
     """Each stage of an upload and of a job, one at a time, on the real stores (no gateway,
     no bus): the same adapters the service composes, wrapped with a clock."""
     from redis.asyncio import Redis
@@ -434,7 +433,6 @@ async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
     from kglab_ingestion.scanning.settings import create_scanner
     from kglab_ingestion.service import IngestionService
     from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
-    from kglab_ingestion.store.blob_sql import SqlBlobStore
     from kglab_ingestion.store.progress_redis import RedisProgressChannel
     from kglab_ingestion.store.sql import SqlJobStore, create_engine
     from kglab_ingestion.worker import JobWorker
@@ -455,12 +453,8 @@ async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 backends["KGLAB_MONGO_URL"], tz_aware=True
             )
-            blobs: Any
-            if blob_store == "gridfs":
-                blobs = GridFsBlobStore(mongo[backends["KGLAB_INGESTION_MONGO_DATABASE"]])
-                await blobs.ensure_indexes()
-            else:
-                blobs = SqlBlobStore(engine)
+            blobs = GridFsBlobStore(mongo[backends["KGLAB_INGESTION_MONGO_DATABASE"]])
+            await blobs.ensure_indexes()
             progress = RedisProgressChannel(
                 Redis.from_url(backends["KGLAB_REDIS_URL"]),
                 prefix=backends["KGLAB_INGESTION_PROGRESS_CHANNEL_PREFIX"],
@@ -568,7 +562,6 @@ async def run_stages(count: int, blob_store: str) -> dict[str, Any]:
                 await mongo.close()
     return {
         "files": count,
-        "blob_store": blob_store,
         "service_only": concurrent,
         "stages": sequential,
     }
@@ -699,7 +692,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": args.files,
         "topology": args.topology,
         "processes": sorted(composition.processes),
-        "blob_store": args.blob_store,
         "concurrency": args.concurrency,
         "accepted": len(job_ids),
         "refused": len(refused),
@@ -762,21 +754,15 @@ def main() -> int:
         help="after the last job completes, wait for every queue to empty (the downstream "
         "consumers' backlog) and account the CPU until then",
     )
-    parser.add_argument(
-        "--blob-store",
-        choices=("postgres", "gridfs"),
-        default="gridfs",
-        help="the ingestion blob adapter (KGLAB_INGESTION_BLOB_STORE)",
-    )
     args = parser.parse_args()
     # A plain kill stops the run as Ctrl-C does: the services stop and the run's database,
     # virtual host and Mongo database are dropped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.stages:
-        stages = asyncio.run(run_stages(args.stages, args.blob_store))
+        stages = asyncio.run(run_stages(args.stages))
         for name, numbers in stages["stages"].items():
             print(f"{name:<52} n={numbers['n']:<5} median {numbers['median_ms']:>8} ms")
-        print(f"service only ({args.blob_store} blobs): {stages['service_only']}")
+        print(f"service only (GridFS blobs): {stages['service_only']}")
         STAGES.write_text(
             json.dumps({"benchmark": "ingestion_stages", "machine": describe(), **stages}, indent=2)
             + "\n"

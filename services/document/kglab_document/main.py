@@ -30,7 +30,7 @@ async def open_document_store(
     if settings.stores is StoreKind.REAL:
         from pymongo import AsyncMongoClient
 
-        from kglab_document.store.mongo import MongoDoc, MongoDocumentStore, day_walk_limit_for
+        from kglab_document.store.mongo import MongoDoc, MongoDocumentStore
 
         client: AsyncMongoClient[MongoDoc] = AsyncMongoClient(
             settings.secret("mongo_url"),
@@ -39,10 +39,7 @@ async def open_document_store(
             appname=f"kglab-{settings.service_name}",
         )
         try:
-            database = client[settings.mongo_database]
-            mongo_store = MongoDocumentStore(
-                database, day_walk_limit=await day_walk_limit_for(database)
-            )
+            mongo_store = MongoDocumentStore(client[settings.mongo_database])
             await mongo_store.ensure_indexes()
             readiness.add("mongo", mongo_store.ping)
             yield mongo_store

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -33,15 +33,8 @@ class IngestionSettings(ServiceSettings):
     #: Bytes read from the request at a time while streaming an upload to disk.
     upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    #: Where raw files live when stores=real: ``gridfs`` (GridFS on ``KGLAB_MONGO_URL``, the
-    #: default the issue names) or ``postgres`` (tables beside the jobs: adr/0012).
-    blob_store: Literal["postgres", "gridfs"] = "gridfs"
-    #: Days raw files stay once every job on them is done (completed, failed or its document
-    #: deleted); 0 keeps them until their document is deleted. Applies to blobs in PostgreSQL
-    #: (``blob_store=postgres``, adr/0012), swept every ``blob_retention_sweep_s`` seconds.
-    blob_retention_days: float = Field(default=0.0, ge=0)
-    blob_retention_sweep_s: float = Field(default=3600.0, gt=0)
-    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files with gridfs.
+    #: Database on the Mongo server (``KGLAB_MONGO_URL``) holding raw files (GridFS) when
+    #: stores=real.
     mongo_database: str = Field(default="kglab_ingestion", min_length=1, max_length=63)
     mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
     #: ``embedded`` (the project's signature file, in process) or ``clamd`` (INSTREAM).

@@ -1,9 +1,8 @@
 """The ingestion service's app and lifespan: the composition root that wires adapters in.
 
 Embedded (``make dev``): SQLite jobs, files on disk for blobs, in-process progress, the
-signature scanner. Real: PostgreSQL jobs, blobs in PostgreSQL beside them (or GridFS on the
-Mongo server with ``KGLAB_INGESTION_BLOB_STORE=gridfs``; adr/0012), Redis pub/sub progress,
-clamd when ``KGLAB_CLAMD_URL`` is set.
+signature scanner. Real: PostgreSQL jobs, blobs in GridFS on the Mongo server (adr/0012),
+Redis pub/sub progress, clamd when ``KGLAB_CLAMD_URL`` is set.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
@@ -55,15 +53,10 @@ def database_url(settings: IngestionSettings) -> str:
 
 @asynccontextmanager
 async def open_blob_store(
-    settings: IngestionSettings, readiness: Readiness, engine: AsyncEngine
+    settings: IngestionSettings, readiness: Readiness
 ) -> AsyncIterator[BlobStore]:
-    """The one place that chooses the blob adapter: with stores=real, tables in the jobs
-    database (``engine``) or GridFS, as ``blob_store`` says; else files."""
-    if settings.stores is StoreKind.REAL and settings.blob_store == "postgres":
-        from kglab_ingestion.store.blob_sql import SqlBlobStore
-
-        store: BlobStore = SqlBlobStore(engine)
-    elif settings.stores is StoreKind.REAL:
+    """The one place that chooses the blob adapter: GridFS when stores=real, else files."""
+    if settings.stores is StoreKind.REAL:
         from pymongo import AsyncMongoClient
 
         from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
@@ -74,7 +67,13 @@ async def open_blob_store(
             serverSelectionTimeoutMS=settings.mongo_timeout_ms,
             appname=f"kglab-{settings.service_name}",
         )
-        store = GridFsBlobStore(client[settings.mongo_database])
+        gridfs = GridFsBlobStore(client[settings.mongo_database])
+        store: BlobStore = gridfs
+        try:
+            await gridfs.ensure_indexes()
+        except BaseException:
+            await gridfs.close()
+            raise
     else:
         from kglab_ingestion.store.blob_file import FileBlobStore
 
@@ -127,11 +126,7 @@ def create_app(
             stack.push_async_callback(jobs.close)
             await jobs.migrate()
             app.state.readiness.add("database", jobs.ping)
-            blobs = await stack.enter_async_context(
-                open_blob_store(settings, app.state.readiness, engine)
-            )
-            if hasattr(blobs, "ensure_indexes"):
-                await blobs.ensure_indexes()
+            blobs = await stack.enter_async_context(open_blob_store(settings, app.state.readiness))
             progress = build_progress_channel(settings)
             stack.push_async_callback(progress.close)
             if settings.stores is StoreKind.REAL:
@@ -156,8 +151,6 @@ def create_app(
             stack.push_async_callback(relay.stop)
             purge = asyncio.create_task(_purge_outbox(relay), name="kglab-outbox-purge")
             stack.push_async_callback(_cancel, purge)
-            if settings.blob_retention_days > 0:
-                await _start_retention(stack, settings, jobs, blobs)
             if settings.run_worker:
                 worker = JobWorker(
                     settings=settings,
@@ -198,30 +191,6 @@ def create_app(
     )
     app.state.upload_store = upload_store
     return app
-
-
-async def _start_retention(
-    stack: AsyncExitStack, settings: IngestionSettings, jobs: SqlJobStore, blobs: BlobStore
-) -> None:
-    """The raw-file retention sweep, where the raw files are in the jobs database."""
-    from kglab_ingestion.retention import BlobRetention
-    from kglab_ingestion.store.blob_sql import SqlBlobStore
-
-    if not isinstance(blobs, SqlBlobStore):
-        _log.warning(
-            "blob_retention_unsupported",
-            detail="KGLAB_INGESTION_BLOB_RETENTION_DAYS applies to blobs in PostgreSQL "
-            "(KGLAB_INGESTION_BLOB_STORE=postgres); raw files are kept.",
-        )
-        return
-    retention = BlobRetention(
-        jobs=jobs,
-        blobs=blobs,
-        keep=timedelta(days=settings.blob_retention_days),
-        interval_s=settings.blob_retention_sweep_s,
-    )
-    await retention.start()
-    stack.push_async_callback(retention.stop)
 
 
 async def _purge_outbox(relay: OutboxRelay) -> None:

@@ -1,5 +1,4 @@
-"""One ``DocumentStore`` per test, for each adapter: the embedded SQLite file and Mongo (with
-and without day buckets).
+"""One ``DocumentStore`` per test, for each adapter: the embedded SQLite file and Mongo.
 
 The Mongo one gets a database of its own (dropped afterwards), so tests run in parallel.
 """
@@ -14,12 +13,12 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from kglab_document.store.file import SqliteDocumentStore
-from kglab_document.store.mongo import DAY_WALK_LIMIT, MongoDocumentStore
+from kglab_document.store.mongo import MongoDocumentStore
 from kglab_document.store.port import DocumentStore
 from tests.conftest import unique_name
 
 
-@pytest.fixture(params=["file", "mongo", "mongo-single-query"])
+@pytest.fixture(params=["file", "mongo"])
 async def document_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[DocumentStore]:
@@ -36,10 +35,7 @@ async def document_store(
     )
     name = unique_name("kglab_doc")
     try:
-        # "mongo" walks day buckets as on FerretDB; "mongo-single-query" lists in one query,
-        # as the service does on MongoDB (day_walk_limit_for): both shapes pass the contract.
-        walk = DAY_WALK_LIMIT if request.param == "mongo" else 0
-        mongo = MongoDocumentStore(client[name], day_walk_limit=walk)
+        mongo = MongoDocumentStore(client[name])
         await mongo.ensure_indexes()
         yield mongo
     finally:

@@ -379,7 +379,7 @@ async def seed_days(store: DocumentStore) -> list[Document]:
         created = midnight + timedelta(days=day) + offsets[i % len(offsets)]
         document, _ = make_document(
             f"day-{i:02d}",
-            # Titles under several first characters (the Mongo adapter's title buckets).
+            # Titles under several first characters, some sharing a title (ties by id).
             title=f"{'abZÄ'[i % 4]}{'xy'[i % 2]} {i % 3}",
             media_type="application/pdf" if i % 4 == 0 else "text/plain",
             source="https://example.org/d" if i % 6 == 0 else "notes.txt",
@@ -394,9 +394,9 @@ async def seed_days(store: DocumentStore) -> list[Document]:
 
 
 async def test_listings_across_many_days(document_store: DocumentStore) -> None:
-    """Pages that span days and title initials (the Mongo adapter reads them bucket by bucket,
-    then one query for the rest): every sort, filter and page size serves each document once,
-    in order."""
+    """Pages that span days, date ranges whose bounds meet the cursor's key, documents sharing
+    a timestamp or a title: every sort, filter and page size serves each document once, in
+    order."""
     documents = await seed_days(document_store)
     midnight = datetime(2026, 3, 1, tzinfo=UTC)
     ranges = [

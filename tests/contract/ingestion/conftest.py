@@ -1,40 +1,24 @@
-"""One store per test, for each adapter: SQLite and PostgreSQL jobs, file, GridFS, PostgreSQL
-and SQLite blobs, in-process and Redis progress. Real servers give each test its own database
-or prefix."""
+"""One store per test, for each adapter: SQLite and PostgreSQL jobs, file and GridFS blobs,
+in-process and Redis progress. Real servers give each test its own database or prefix."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kglab_ingestion.store.blob_file import FileBlobStore
 from kglab_ingestion.store.blob_gridfs import GridFsBlobStore
-from kglab_ingestion.store.blob_sql import SqlBlobStore
 from kglab_ingestion.store.port import BlobStore, ProgressChannel
 from kglab_ingestion.store.progress_memory import InProcessProgressChannel
 from kglab_ingestion.store.progress_redis import RedisProgressChannel
 from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
 from tests.conftest import unique_name
 from tests.isolation import fresh_postgres_database
-
-
-@asynccontextmanager
-async def _blob_engine(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        yield create_engine(sqlite_url(tmp_path / "blobs.sqlite3"))
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    async with fresh_postgres_database(server, prefix="kglab_blob") as url:
-        yield create_engine(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.backend("postgres"))])
@@ -57,26 +41,10 @@ async def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
             await store.close()
 
 
-@pytest.fixture(
-    params=[
-        "file",
-        "sqlite",
-        pytest.param("gridfs", marks=pytest.mark.backend("mongo")),
-        pytest.param("postgres", marks=pytest.mark.backend("postgres")),
-    ]
-)
+@pytest.fixture(params=["file", pytest.param("gridfs", marks=pytest.mark.backend("mongo"))])
 async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     if request.param == "file":
         yield FileBlobStore(tmp_path / "blobs")
-        return
-    if request.param in ("sqlite", "postgres"):
-        async with _blob_engine(request, tmp_path) as engine:
-            jobs = SqlJobStore(engine)
-            await jobs.migrate()
-            try:
-                yield SqlBlobStore(engine)
-            finally:
-                await jobs.close()
         return
     url: str = request.getfixturevalue("mongo_url")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(

@@ -1,5 +1,5 @@
-"""The GridFS adapter's fast paths keep GridFS's own layout: what the one-write path stores, a
-stock GridFS reader reads, and a read checks the bytes against their key."""
+"""The GridFS adapter keeps GridFS's own layout (a stock GridFS reader reads what it stores),
+ignores the chunks of an upload that died, and checks the bytes it reads against their key."""
 
 from __future__ import annotations
 

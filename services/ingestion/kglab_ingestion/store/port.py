@@ -149,16 +149,12 @@ class JobStore(Protocol):
         """Whether a live job of anyone (pending, processing, or completed with its document
         still there) needs the bytes stored under ``sha256``."""
 
-    def bytes_unneeded(
-        self, sha256: str, *, finished_before: datetime | None = None
-    ) -> AbstractAsyncContextManager[bool]:
+    def bytes_unneeded(self, sha256: str) -> AbstractAsyncContextManager[bool]:
         """Decide whether the bytes under ``sha256`` may be removed, and hold that decision:
         yields True when no live job needs them, and while the block runs (the removal) no
         job with this SHA-256 commits (:meth:`create` waits). A job created meanwhile thus
         commits either before the decision (and keeps the bytes) or after the removal (and
-        its upload, which checks after its commit, stores them again). With
-        ``finished_before`` (the retention sweep) a job completed before then needs its bytes
-        no more either: only pending, processing and later-completed jobs keep them."""
+        its upload, which checks after its commit, stores them again)."""
 
     async def requeue_abandoned(
         self,

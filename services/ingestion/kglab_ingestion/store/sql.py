@@ -27,7 +27,7 @@ from kglab_ingestion.domain import (
     utc_now,
 )
 from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
-from kglab_ingestion.store.tables import blobs, job_units, jobs
+from kglab_ingestion.store.tables import job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
 from kglab_shared.outbox import add_to_outbox
@@ -45,7 +45,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: As configured in migrations/env.py: its own, so it can share a database with auth.
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
@@ -159,21 +159,6 @@ def _live(*conditions: Any) -> Any:
         *conditions,
         jobs.c.status.in_(_LIVE_STATUSES),
         jobs.c.document_deleted_at.is_(None),
-    )
-
-
-def _needing(condition: Any, finished_before: datetime | None) -> Any:
-    """Jobs that need their bytes: live ones (:func:`_live`), less, with ``finished_before``,
-    those completed before then."""
-    if finished_before is None:
-        return _live(condition)
-    return _live(
-        condition,
-        or_(
-            jobs.c.status != JobStatus.COMPLETED.value,
-            jobs.c.finished_at.is_(None),
-            jobs.c.finished_at >= finished_before,
-        ),
     )
 
 
@@ -552,11 +537,8 @@ class SqlJobStore:
             return (await connection.execute(query)).first() is not None
 
     @asynccontextmanager
-    async def bytes_unneeded(
-        self, sha256: str, *, finished_before: datetime | None = None
-    ) -> AsyncIterator[bool]:
-        query = select(jobs.c.id).where(_needing(jobs.c.sha256 == sha256, finished_before))
-        query = query.limit(1)
+    async def bytes_unneeded(self, sha256: str) -> AsyncIterator[bool]:
+        query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
         if not self.is_postgres:
             # SQLite serves one process (embedded mode): an in-process lock is enough.
             async with self._bytes_guard:
@@ -569,25 +551,6 @@ class SqlJobStore:
             # then seen below), and holds later ones off until the removal is done.
             await connection.execute(select(func.pg_advisory_xact_lock(_bytes_lock_key(sha256))))
             yield (await connection.execute(query)).first() is None
-
-    async def expired_blobs(self, finished_before: datetime, *, limit: int) -> list[str]:
-        """SHA-256 of raw files stored in this database (``ingestion_blobs``, adr/0012) before
-        ``finished_before`` that no job needs any more, given that jobs completed before then
-        need theirs no more: the retention sweep's candidates, oldest first. Each is checked
-        again under the lock (:meth:`bytes_unneeded`) before its removal."""
-        needed = (
-            select(jobs.c.id)
-            .where(_needing(jobs.c.sha256 == blobs.c.sha256, finished_before))
-            .exists()
-        )
-        query = (
-            select(blobs.c.sha256)
-            .where(blobs.c.created_at < finished_before, ~needed)
-            .order_by(blobs.c.created_at)
-            .limit(limit)
-        )
-        async with self._single.connect() as connection:
-            return [row.sha256 for row in await connection.execute(query)]
 
     @asynccontextmanager
     async def _bytes_shared(self, sha256: str | None) -> AsyncIterator[None]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
     Float,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -83,21 +81,4 @@ job_units = Table(
     Column("unit_index", Integer, primary_key=True),
     Column("sections", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-# Raw files (adr/0012): a row once every chunk of the file is written (in the same transaction).
-blobs = Table(
-    "ingestion_blobs",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("size_bytes", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-blob_chunks = Table(
-    "ingestion_blob_chunks",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("n", Integer, primary_key=True),
-    Column("data", LargeBinary, nullable=False),
 )
