@@ -44,7 +44,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 
 # uv from PyPI with the base image's pip; a base without pip (Debian's python3) gets Debian's
 # python3-pip first, in this stage only. --break-system-packages: this stage is thrown away.
-# Nothing here depends on SERVICE, so the six images share this layer.
+# Nothing here depends on SERVICE, so the six images share this layer. python3-pip is not pinned
+# (DL3008): it must be the one of the base's own Debian release, and it stays in this stage.
+# hadolint ignore=DL3008
 RUN if [ -n "${BUILD_CA_FILE}" ]; then export SSL_CERT_FILE="${BUILD_CA_FILE}" PIP_CERT="${BUILD_CA_FILE}"; fi \
     && if ! "${PYTHON}" -m pip --version >/dev/null 2>&1; then \
          apt-get update && apt-get install -y --no-install-recommends python3-pip \
