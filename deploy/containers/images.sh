@@ -20,6 +20,8 @@ pick_engine
 say "engine: $ENGINE"
 
 base_s=null
+load_start=$(cut -d' ' -f1 /proc/loadavg)
+all_started=$SECONDS
 # Make the Debian base (podman only, and only if it is not there yet).
 make_debian_base() {
     if podman image exists "$DEBIAN_BASE"; then
@@ -84,9 +86,11 @@ done
 
 base_size=$("$ENGINE" image inspect --format '{{.Size}}' "$base" 2>/dev/null || echo null)
 {
-    printf '{"engine": "%s", "base": "%s", "base_size_bytes": %s, "base_build_s": %s, "images": {' \
-        "$ENGINE" "$base" "$base_size" "$base_s"
+    printf '{"engine": "%s", "engine_version": "%s", "base": "%s", "base_size_bytes": %s, "base_build_s": %s, ' \
+        "$ENGINE" "$("$ENGINE" --version)" "$base" "$base_size" "$base_s"
+    printf '"total_s": %s, "load_1m_start": %s, "load_1m_end": %s, "images": {' \
+        "$((SECONDS - all_started))" "$load_start" "$(cut -d' ' -f1 /proc/loadavg)"
     (IFS=,; printf '%s' "${entries[*]}")
     printf '}}\n'
 } >"$STATE/images.json"
-say "wrote $STATE/images.json"
+say "all built in $((SECONDS - all_started)) s; wrote $STATE/images.json"

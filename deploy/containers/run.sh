@@ -67,7 +67,8 @@ up() {
     done
     # All six at once (one after the other, `run` alone took 13 s on a loaded 2-core machine);
     # each service's start-up is counted from here.
-    local launches=() failed=0
+    local launches=() failed=0 load_start
+    load_start=$(cut -d' ' -f1 /proc/loadavg)
     start_ns=$(date +%s%N)
     started=$SECONDS
     for service in "${SERVICES[@]}"; do
@@ -117,8 +118,8 @@ up() {
     done
     local total
     total=$(awk -v a="${started_at[gateway]}" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-    printf '{"gateway_url": "http://127.0.0.1:%s", "kind": "containers", "engine": "%s", "ready_s": %s, "services": {%s}}\n' \
-        "$port" "$ENGINE" "$total" "$json" >"$state/ready.json"
+    printf '{"gateway_url": "http://127.0.0.1:%s", "kind": "containers", "engine": "%s", "ready_s": %s, "load_1m_start": %s, "services": {%s}}\n' \
+        "$port" "$ENGINE" "$total" "$load_start" "$json" >"$state/ready.json"
     say "stack $name ready in ${total} s: gateway at http://127.0.0.1:$port; logs: $ENGINE logs kglab-$name-SERVICE"
 }
 
