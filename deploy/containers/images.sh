@@ -39,7 +39,13 @@ make_debian_base() {
         done
     fi
     say "making $DEBIAN_BASE with mmdebstrap (Debian bookworm: python3, ca-certificates)"
-    mmdebstrap --quiet --variant=apt --include=python3,ca-certificates bookworm "$tar" "${mirror[@]}" </dev/null
+    # Without documentation, manual pages and translations (52 MB of the 214 MB base; the
+    # copyright files stay): nothing in a service container reads them.
+    mmdebstrap --quiet --variant=apt --include=python3,ca-certificates \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        bookworm "$tar" "${mirror[@]}" </dev/null
     podman import --quiet --change 'CMD ["/bin/sh"]' \
         --change 'LABEL org.opencontainers.image.description="Debian bookworm, python3 and ca-certificates (mmdebstrap)"' \
         "$tar" "$DEBIAN_BASE" >/dev/null
