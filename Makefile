@@ -62,7 +62,7 @@ test-e2e: install ## end-to-end tests through the gateway
 test-deployed: install ## the deployed suite: a `make stack` of its own (or KGLAB_DEPLOYED_URL) on `make servers`
 	@$(BIN)/pytest -p no:xdist tests/deployed
 
-lint: install ## ruff and mypy (strict on shared/)
+lint: install ## ruff and mypy (strict on shared/, the gateway and every service)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy

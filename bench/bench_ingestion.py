@@ -20,13 +20,15 @@ host (``with_downstream``: expect fewer jobs/minute, since embedding and NER tak
 much CPU per document as ingestion does). ``--downstream off|on`` runs one of them.
 
 What is measured: the clock starts once every process answers ``/ready`` (models loaded)
-and stops when the last ingestion job is ``completed``: that is jobs/minute. The downstream
-consumers' work is not part of a job; their queue backlog when the last job completed is
-reported, and (``--drain``, the default) the time until every queue is empty. CPU seconds
-per process (each service, the benchmark's client, each backing server, and everything else
-on the machine, i.e. other users of the cores) are reported for the upload phase, until done
-and until drained: compare CPU per job across runs on a shared machine, where wall-clock
-rates swing with the neighbours' load.
+and stops when the last ingestion job is ``completed``: that is jobs/minute. Since 2026-12-06
+(adr/0010) a job completes only once the downstream services stored, embedded and graphed its
+document; in the pass without them a job counts as done once it left ``extracting`` (its
+document announced), which is ingestion's own part. Their queue backlog when the last job
+completed is reported, and (``--drain``, the default) the time until every queue is empty.
+CPU seconds per process (each service, the benchmark's client, each backing server, and
+everything else on the machine, i.e. other users of the cores) are reported for the upload
+phase, until done and until drained: compare CPU per job across runs on a shared machine,
+where wall-clock rates swing with the neighbours' load.
 
 A share of the files (``--flaky``) fails its first attempt with a retryable error (the
 fault-injection setting ``KGLAB_INGESTION_DEBUG_FAIL_MARKER``), so the retry path (release,
@@ -628,11 +630,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 failed: dict[str, str] = {}
                 attempts: dict[str, int] = {}
 
+                # Without the downstream services no job completes (adr/0010, 2026-12-06:
+                # completed waits for storing, embedding and graphing): ingestion's part ends
+                # when its document is announced, i.e. once the job has left `extracting`.
+                extracted_is_done = not args.downstream and args.topology != "dev"
+
+                def finished(job: dict[str, Any]) -> bool:
+                    if job["status"] in ("completed", "failed"):
+                        return True
+                    return extracted_is_done and job.get("stage") not in (
+                        None,
+                        "queued",
+                        "extracting",
+                    )
+
                 async def unfinished() -> bool:
                     # Two one-row pages instead of listing every job: the poll must not be a
                     # load of its own on the system it measures.
-                    for state in ("pending", "processing"):
-                        params = {"limit": 1, "status": state}
+                    states: tuple[str, ...] = (
+                        ("pending",) if extracted_is_done else ("pending", "processing")
+                    )
+                    for state in states:
+                        params: dict[str, str | int] = {"limit": 1, "status": state}
                         page = (
                             await client.get("/api/v1/jobs", params=params, headers=auth)
                         ).json()
@@ -655,7 +674,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             await client.get("/api/v1/jobs", params=params, headers=auth)
                         ).json()
                         for job in page["items"]:
-                            if job["status"] in ("completed", "failed"):
+                            if finished(job):
                                 if job["job_id"] in remaining:
                                     remaining.discard(job["job_id"])
                                     attempts[job["job_id"]] = job["attempts"]

@@ -27,11 +27,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,7 +115,9 @@ async def purge(stack: Stack) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _rabbit_management(stack: Stack):  # type: ignore[no-untyped-def]
+async def _rabbit_management(
+    stack: Stack,
+) -> AsyncIterator[tuple[httpx.AsyncClient | None, str]]:
     """A client of RabbitMQ's management API (``KGLAB_RABBITMQ_MANAGEMENT_URL``), or ``None``
     when the variable is unset: the stack then shares the broker's default virtual host."""
     url = stack.servers.get("KGLAB_RABBITMQ_MANAGEMENT_URL")

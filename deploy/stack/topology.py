@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,13 +139,20 @@ class Stack:
             "KGLAB_DATA_DIR": str(self.data_dir / service),
             "KGLAB_RABBITMQ_URL": _with_vhost(self.servers["KGLAB_RABBITMQ_URL"], self.name),
             "KGLAB_REDIS_URL": self.servers["KGLAB_REDIS_URL"],
-            **self.secrets,
+            # The gateway's private identity key is the gateway's alone.
+            **{
+                key: value
+                for key, value in self.secrets.items()
+                if service == "gateway" or not key.startswith("KGLAB_GATEWAY_")
+            },
         }
         prefix = f"{self.name}:"
         if service == "gateway":
             for upstream in SERVICES[1:]:
                 env[f"KGLAB_GATEWAY_{upstream.upper()}_URL"] = self.url(upstream)
             env["KGLAB_GATEWAY_REDIS_KEY_PREFIX"] = f"{prefix}gateway:"
+            # auth's revocation feed lives under auth's prefix.
+            env["KGLAB_GATEWAY_AUTH_REDIS_KEY_PREFIX"] = f"{prefix}auth:"
         if service in POSTGRES_DATABASES:
             env["KGLAB_POSTGRES_URL"] = _with_path(
                 self.servers["KGLAB_POSTGRES_URL"], self.postgres_database(service)
@@ -197,12 +203,19 @@ def service_overrides(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
-    """The stack's shared secrets, made once and kept (mode 0600) so restarts keep them."""
+    """The stack's secrets, made once and kept (mode 0600) so restarts keep them: the gateway's
+    identity key pair (the private key goes to the gateway only, see :meth:`env`)."""
     if path.exists():
         values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        if "KGLAB_INTERNAL_TOKEN_SECRET" in values:
+        if "KGLAB_IDENTITY_PUBLIC_KEYS" in values:
             return values
-    values = {"KGLAB_INTERNAL_TOKEN_SECRET": secrets.token_urlsafe(32)}
+    from kglab_shared.identity import generate_signing_key, public_jwks
+
+    key = generate_signing_key()
+    values = {
+        "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": json.dumps(key.as_dict(private=True)),
+        "KGLAB_IDENTITY_PUBLIC_KEYS": json.dumps(public_jwks(key)),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
@@ -70,6 +70,21 @@ class GatewaySettings(ServiceSettings):
     #: How long a verified API key is trusted without asking auth again (a revoked key keeps
     #: working at most this long).
     api_key_cache_s: float = Field(default=30.0, ge=0, le=300)
+    #: The auth service's Redis key prefix: its revocation feed lives there. Read from the auth
+    #: service's own variable when the gateway shares its environment (``make dev``, tests).
+    auth_redis_key_prefix: str = Field(
+        default="kglab:auth:",
+        validation_alias=AliasChoices(
+            "KGLAB_GATEWAY_AUTH_REDIS_KEY_PREFIX", "KGLAB_AUTH_REDIS_KEY_PREFIX"
+        ),
+    )
+    #: The gateway's private Ed25519 key (a JWK) that signs the identity forwarded to services;
+    #: its public part must be in KGLAB_IDENTITY_PUBLIC_KEYS. Only the gateway holds it.
+    identity_signing_key: SecretStr | None = None
+
+    #: How long the revocation feed may be lost before the gateway refuses signed-in requests
+    #: (503) rather than let a signed-out session through.
+    revocation_grace_s: float = Field(default=1.0, gt=0, le=60)
     token_issuer: str = "kglab-auth"
     token_audience: str = "kglab"
 
@@ -82,6 +97,16 @@ class GatewaySettings(ServiceSettings):
     rate_limit_enabled: bool = True
     redis_key_prefix: str = "kglab:gateway:"
     version_notices: list[VersionNotice] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _signs_what_services_verify(self) -> Self:
+        if self.identity_public_keys and self.identity_signing_key is None:
+            raise ValueError(
+                "KGLAB_IDENTITY_PUBLIC_KEYS is set but KGLAB_GATEWAY_IDENTITY_SIGNING_KEY is not: "
+                "the gateway signs every identity the services verify, so it needs the private "
+                "key (python -m kglab_shared.identity_keys makes a pair)."
+            )
+        return self
 
     def stand_ins(self) -> list[StandIn]:
         found = super().stand_ins()

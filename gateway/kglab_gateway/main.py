@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -22,15 +25,17 @@ from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.openapi import OpenAPIAssembler
-from kglab_gateway.policy import GatewayPolicy
+from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
 from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kglab_gateway.revocation import RevocationState
 from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import ForbiddenError
-from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec
+from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec, codec_from_settings
 from kglab_shared.metrics import metrics_response
+from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.settings import StoreKind, load_settings
 
 SERVICES = ("auth", "ingestion", "graph", "document", "vector")
@@ -48,7 +53,14 @@ as the bearer token.
 
 **Errors** are RFC 9457 `application/problem+json` with a readable `detail`.
 
-**Live progress**: `WS /ws/jobs/{job_id}?token=<access token>` pushes JSON progress messages.
+**Jobs.** An upload's job is `pending`, then `processing` through the stages `extracting`,
+`storing`, `embedding` and `graphing`, then `completed` or `failed`. `completed` means the
+document and its chunks are readable, search finds it and its entities are in the graph; a
+document that cannot be stored, embedded or graphed fails its job with a readable `error` and
+nothing of it is kept.
+
+**Live progress**: `WS /ws/jobs/{job_id}?token=<access token>` pushes JSON progress messages
+(status, stage, progress); the one with `final: true` comes only at `completed` or `failed`.
 """
 
 
@@ -84,7 +96,14 @@ def create_app(
                 transports=transports,
             )
             stack.push_async_callback(pool.close)
-            codec = IdentityCodec(settings.internal_token_secret.get_secret_value())
+            signing_key = settings.identity_signing_key
+            codec = codec_from_settings(
+                settings.identity_public_keys,
+                settings.internal_token_secret.get_secret_value(),
+                signing_key=signing_key.get_secret_value() if signing_key else None,
+            )
+            revocations = RevocationState(grace_s=settings.revocation_grace_s)
+            await _follow_revocations(stack, app, settings, revocations)
             limiter: RateLimiter
             if settings.stores is StoreKind.REAL and settings.redis_url is not None:
                 from redis.asyncio import Redis
@@ -97,9 +116,7 @@ def create_app(
             else:
                 limiter = MemoryRateLimiter()
             stack.push_async_callback(limiter.close)
-            service_assertion = codec.mint(
-                Identity(user_id="gateway", role=SERVICE_ROLE), lifetime_s=10 * 365 * 86400
-            )
+            service_assertion = ServiceAssertion(codec)
 
             async def fetch_jwks() -> dict[str, Any]:
                 response = await pool.clients["auth"].get("/.well-known/jwks.json", timeout=3.0)
@@ -111,7 +128,7 @@ def create_app(
                 response = await pool.clients["auth"].post(
                     "/internal/api-keys/verify",
                     json={"key": key},
-                    headers={"X-KGLab-Identity": service_assertion},
+                    headers={"X-KGLab-Identity": service_assertion.current()},
                     timeout=3.0,
                 )
                 if response.status_code in (401, 404):
@@ -132,6 +149,7 @@ def create_app(
                 audience=settings.token_audience,
                 refresh_s=settings.jwks_refresh_s,
                 api_key_ttl_s=settings.api_key_cache_s,
+                revocations=revocations,
             )
             app.state.upstreams = pool
             app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
@@ -162,6 +180,7 @@ def create_app(
     async def metrics(request: Request) -> Response:
         """Expose Prometheus metrics to administrators."""
         identity = await request.app.state.policy.authenticate(request)
+        authorize(request.method, "/metrics", identity)
         if not identity.is_admin:
             raise ForbiddenError("Only an administrator may read the metrics.")
         return metrics_response()
@@ -203,6 +222,59 @@ def create_app(
     # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
     app.user_middleware.append(Middleware(ProxyFastPath))
     return app
+
+
+class ServiceAssertion:
+    """The gateway's own identity towards auth: minutes, not years, renewed at half-life."""
+
+    LIFETIME_S = 300
+
+    def __init__(self, codec: IdentityCodec) -> None:
+        self._codec = codec
+        self._token = ""
+        self._renew_at = 0.0
+
+    def current(self) -> str:
+        now = time.time()
+        if now >= self._renew_at:
+            identity = Identity(user_id="gateway", role=SERVICE_ROLE)
+            self._token = self._codec.mint(identity, lifetime_s=self.LIFETIME_S)
+            self._renew_at = now + self.LIFETIME_S / 2
+        return self._token
+
+
+async def _follow_revocations(
+    stack: AsyncExitStack, app: FastAPI, settings: GatewaySettings, state: RevocationState
+) -> None:
+    """Follow auth's revocation feed for as long as the gateway runs (Redis in real mode; the
+    process's own feed when auth runs in this process on embedded stores)."""
+    real = settings.stores is StoreKind.REAL and settings.redis_url is not None
+    feed: RevocationFeed = revocation_feed(
+        settings.secret("redis_url") if real else None, prefix=settings.auth_redis_key_prefix
+    )
+    stack.push_async_callback(feed.close)
+    task = asyncio.create_task(
+        feed.follow(state.apply, on_sync=state.synced, on_lost=state.lost),
+        name="kglab-revocation-feed",
+    )
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+    # Serve only once caught up: until then a signed-out session could pass.
+    for _ in range(100):
+        if state.ready():
+            break
+        await asyncio.sleep(0.05)
+
+    async def check() -> None:
+        if not state.ready():
+            raise ConnectionError("the revocation feed is not followed")
+
+    app.state.readiness.add("revocations", check)
 
 
 def _upstream_check(pool: UpstreamPool, name: str) -> Any:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from kglab_gateway.proxy import UpstreamPool
-from kglab_gateway.routing import is_public, upstream_for
+from kglab_gateway.routing import api_key_rule, is_public, upstream_for
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -301,6 +301,26 @@ def _hoist_examples(content: dict[str, Any], schemas: dict[str, Any]) -> None:
             media["example"] = example
 
 
+def _describe_key_scope(operation: dict[str, Any], method: str, path: str) -> None:
+    """Say what an API key needs here, from the table the gateway enforces."""
+    rule = api_key_rule(method, path)
+    if rule is None:
+        marker, sentence = "none", "API keys may not call this, whatever their scopes: sign in."
+    elif rule.scope is None:
+        marker, sentence = "any", "Any API key may call this."
+    else:
+        marker = rule.scope.value
+        sentence = f"An API key needs the `{marker}` scope."
+    operation["x-kglab-api-key-scope"] = marker
+    description = str(operation.get("description") or "").strip()
+    operation["description"] = f"{description}\n\n{sentence}" if description else sentence
+    responses = operation.setdefault("responses", {})
+    if "403" not in responses:
+        responses["403"] = _problem_response(
+            "An API key without the scope this route needs (the detail names it)."
+        )
+
+
 class OpenAPIAssembler:
     def __init__(self, pool: UpstreamPool, base: dict[str, Any], ttl_s: float = 60.0) -> None:
         self._pool = pool
@@ -365,6 +385,7 @@ class OpenAPIAssembler:
                 else:
                     operation["security"] = [{"OAuth2Password": []}, {"ApiKey": []}]
                     responses.setdefault("401", _problem_response(_GATEWAY_ERRORS["401"]))
+                    _describe_key_scope(operation, method.upper(), concrete)
                 for code in ("429", "503"):
                     responses.setdefault(code, _problem_response(_GATEWAY_ERRORS[code]))
                 for code, response in responses.items():

@@ -8,13 +8,49 @@ from fastapi import Request
 
 from kglab_gateway.config import GatewaySettings, RateLimitRule
 from kglab_gateway.ratelimit import RateLimiter, Window
-from kglab_gateway.routing import is_public
+from kglab_gateway.routing import api_key_rule, is_public
 from kglab_gateway.tokens import CredentialVerifier
-from kglab_shared.errors import RateLimitedError, ServiceUnavailableError, UnauthorizedError
+from kglab_shared.errors import (
+    ForbiddenError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+)
 from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
+from kglab_shared.scopes import SESSION_SCOPE
 
 _ASSERTION_LIFETIME_S = 60
 _ASSERTION_REUSE_S = 30
+
+
+class InsufficientScopeError(ForbiddenError):
+    code = "insufficient_scope"
+
+    def __init__(self, detail: str, *, scope: str | None = None) -> None:
+        # RFC 6750 section 3.1: the scope a client would need, in a machine-readable place too.
+        challenge = 'Bearer error="insufficient_scope"'
+        if scope:
+            challenge += f', scope="{scope}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+def authorize(method: str, path: str, identity: Identity) -> None:
+    """Deny by default for API keys: a key passes only a route of ``API_KEY_ROUTES`` whose scope
+    it has. A session (password or third-party sign-in) has every right its role gives."""
+    if identity.is_anonymous or SESSION_SCOPE in identity.scopes or is_public(method, path):
+        return
+    shown = path if len(path) <= 80 else path[:77] + "..."
+    rule = api_key_rule(method, path)
+    if rule is None:
+        raise InsufficientScopeError(
+            f"An API key may not call {method} {shown}, whatever its scopes: sign in with your "
+            "password to do that."
+        )
+    if rule.scope is not None and rule.scope.value not in identity.scopes:
+        raise InsufficientScopeError(
+            f"This API key lacks the '{rule.scope.value}' scope, which {method} {shown} needs.",
+            scope=rule.scope.value,
+        )
 
 
 class GatewayPolicy:
@@ -51,6 +87,9 @@ class GatewayPolicy:
 
     async def verify_token(self, credential: str) -> Identity:
         return await self._verifier.verify(credential)
+
+    def authorize(self, request: Request, identity: Identity) -> None:
+        authorize(request.method, request.scope["path"], identity)
 
     async def verify_credential(self, credential: str, request: Request) -> Identity:
         identity = await self._verifier.verify(credential)

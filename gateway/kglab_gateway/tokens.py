@@ -2,7 +2,9 @@
 
 No call to the auth service per request: JWKS are cached and refreshed periodically (or at
 once, rate-limited, when a token names an unknown ``kid`` after a key rotation); verified tokens
-are remembered until they expire, and API-key look-ups are cached briefly.
+are remembered until they expire, and API-key look-ups are cached briefly. Revocations reach
+this cache through :class:`~kglab_gateway.revocation.RevocationState`: a token of a signed-out
+session is refused, and a revoked key's cached look-up forgotten, as soon as auth announces it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
+from kglab_gateway.revocation import RevocationState
 from kglab_shared.errors import ServiceUnavailableError, UnauthorizedError
 from kglab_shared.identity import Identity
+from kglab_shared.scopes import KNOWN_SCOPES
 
 #: Only asymmetric algorithms: an HS256 token "signed" with the public key, or alg=none, fails.
 ALLOWED_ALGORITHMS = ["Ed25519", "EdDSA", "ES256"]
@@ -54,6 +58,10 @@ class _TTLCache:
     def clear(self) -> None:
         self._items.clear()
 
+    def discard_where(self, doomed: Callable[[str], bool]) -> None:
+        for key in [key for key in self._items if doomed(key)]:
+            del self._items[key]
+
 
 class CredentialVerifier:
     def __init__(
@@ -65,6 +73,7 @@ class CredentialVerifier:
         audience: str,
         refresh_s: float = 300.0,
         api_key_ttl_s: float = 30.0,
+        revocations: RevocationState | None = None,
     ) -> None:
         self._fetch_jwks = fetch_jwks
         self._resolve_api_key = resolve_api_key
@@ -78,6 +87,25 @@ class CredentialVerifier:
         self._lock = asyncio.Lock()
         self._verified = _TTLCache(50_000)
         self._api_keys = _TTLCache(10_000)
+        if revocations is None:
+            # Nothing announces revocations to a verifier built alone: nothing to wait for.
+            revocations = RevocationState()
+            revocations.synced()
+        self._revocations = revocations
+        # Bumped whenever cached key look-ups are forgotten, so a look-up that was in flight
+        # meanwhile is not cached with what may be a revoked key's identity.
+        self._key_epoch = 0
+        revocations.on_api_key_revoked(self._forget_api_key)
+        revocations.on_resync(self._forget_api_keys)
+
+    def _forget_api_key(self, key_id: str) -> None:
+        prefix = f"{API_KEY_PREFIX}{key_id}_"
+        self._key_epoch += 1
+        self._api_keys.discard_where(lambda key: key.startswith(prefix))
+
+    def _forget_api_keys(self) -> None:
+        self._key_epoch += 1
+        self._api_keys.clear()
 
     async def _key_set(self, want_kid: str | None) -> KeySet:
         now = time.monotonic()
@@ -106,11 +134,15 @@ class CredentialVerifier:
 
     async def verify(self, token: str) -> Identity:
         """Return the caller behind a bearer credential or raise 401 with a readable reason."""
+        self._revocations.ensure_current()
         if token.startswith(API_KEY_PREFIX):
             return await self._verify_api_key(token)
         cached = self._verified.get(token)
         if cached is not None:
-            identity: Identity = cached
+            identity: Identity
+            session_id: str | None
+            identity, session_id = cached
+            self._refuse_revoked(session_id)
             return identity
         header = _unverified_header(token)
         kid = header.get("kid")
@@ -147,14 +179,22 @@ class CredentialVerifier:
             scopes=frozenset(scope.split()),
             email=claims.get("email"),
         )
-        self._verified.put(token, identity, float(claims["exp"]))
+        session_id = str(claims["sid"]) if claims.get("sid") else None
+        self._refuse_revoked(session_id)
+        self._verified.put(token, (identity, session_id), float(claims["exp"]))
         return identity
+
+    def _refuse_revoked(self, session_id: str | None) -> None:
+        # Tokens minted before sessions were named carry no sid; they expire within 15 min.
+        if session_id is not None and self._revocations.session_revoked(session_id):
+            raise UnauthorizedError("This session has been signed out; sign in again.")
 
     async def _verify_api_key(self, key: str) -> Identity:
         cached = self._api_keys.get(key)
         if cached is not None:
             identity: Identity = cached
             return identity
+        epoch = self._key_epoch
         try:
             resolved = await self._resolve_api_key(key)
         except Exception as exc:
@@ -163,7 +203,15 @@ class CredentialVerifier:
             ) from exc
         if resolved is None:
             raise UnauthorizedError("The API key is unknown or revoked.")
-        if self._api_key_ttl_s > 0:
+        # A key has only scopes of the documented set: a legacy "*" or made-up one grants
+        # nothing (and "*" would pass for a session's full access).
+        resolved = Identity(
+            user_id=resolved.user_id,
+            role=resolved.role,
+            scopes=frozenset(s for s in resolved.scopes if s in KNOWN_SCOPES),
+            email=resolved.email,
+        )
+        if self._api_key_ttl_s > 0 and epoch == self._key_epoch:
             self._api_keys.put(key, resolved, time.time() + self._api_key_ttl_s)
         return resolved
 

@@ -22,6 +22,16 @@ DOCUMENT_EXTRACTED = "document.extracted"
 DOCUMENT_STORED = "document.stored"
 DOCUMENT_DELETED = "document.deleted"
 DOCUMENT_PARTS_REMOVED = "document.parts_removed"
+#: A service finished (or failed for good) its part of indexing a document.
+DOCUMENT_INDEXED = "document.indexed"
+#: A job failed after its document was announced: the document service removes what exists.
+INGESTION_JOB_FAILED = "ingestion.job.failed"
+
+#: The parts of indexing a document, each acknowledged by the service that does it.
+PART_STORED = "stored"
+PART_EMBEDDED = "embedded"
+PART_GRAPHED = "graphed"
+INDEXING_PARTS = (PART_STORED, PART_EMBEDDED, PART_GRAPHED)
 
 
 class EventEnvelope(BaseModel):
@@ -138,6 +148,26 @@ class DocumentPartsRemoved(EventData):
     part: str = Field(description="Which service removed its part: 'vector' or 'graph'.")
 
 
+class DocumentIndexed(EventData):
+    """One part of a document's indexing is done (``ok``) or failed for good (after the
+    consumer's last attempt). Ids only: the failure's cause stays in the producer's logs."""
+
+    event_type: ClassVar[str] = DOCUMENT_INDEXED
+    document_id: str
+    owner_id: str
+    part: str = Field(description="'stored' (document), 'embedded' (vector), 'graphed' (graph).")
+    ok: bool = True
+
+
+class IngestionJobFailed(EventData):
+    """A job failed after its document was announced; its partial document is to be removed."""
+
+    event_type: ClassVar[str] = INGESTION_JOB_FAILED
+    job_id: str
+    owner_id: str
+    document_id: str
+
+
 EVENT_MODELS: dict[tuple[str, int], type[EventData]] = {
     (model.event_type, model.schema_version): model
     for model in (
@@ -146,6 +176,8 @@ EVENT_MODELS: dict[tuple[str, int], type[EventData]] = {
         DocumentStored,
         DocumentDeleted,
         DocumentPartsRemoved,
+        DocumentIndexed,
+        IngestionJobFailed,
     )
 }
 

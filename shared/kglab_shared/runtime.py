@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from kglab_shared.bus.port import EventBus
-from kglab_shared.identity import IdentityCodec
+from kglab_shared.identity import IdentityCodec, codec_from_settings
 from kglab_shared.settings import BusKind, ServiceSettings
 
 
@@ -32,7 +32,9 @@ async def service_runtime(
         url = settings.secret("rabbitmq_url") if settings.bus is BusKind.RABBITMQ else None
         bus = create_bus(settings.bus.value, url, source=f"kglab/{settings.service_name}")
     await bus.start()
-    codec = IdentityCodec(settings.internal_token_secret.get_secret_value())
+    codec = codec_from_settings(
+        settings.identity_public_keys, settings.internal_token_secret.get_secret_value()
+    )
     app.state.bus = bus
     app.state.identity_codec = codec
     app.state.readiness.add("bus", bus.ping)

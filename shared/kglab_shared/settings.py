@@ -104,6 +104,13 @@ class ServiceSettings(BaseSettings):
         validation_alias="KGLAB_INTERNAL_TOKEN_SECRET",
     )
 
+    #: The gateway's public identity keys (a JWKS; two during a rotation): services verify the
+    #: forwarded identity with them and cannot sign one. Unset: a pair derived from the secret
+    #: above (development only).
+    identity_public_keys: str | None = Field(
+        default=None, validation_alias="KGLAB_IDENTITY_PUBLIC_KEYS"
+    )
+
     @property
     def is_development(self) -> bool:
         return self.environment is not Environment.PRODUCTION
@@ -115,6 +122,17 @@ class ServiceSettings(BaseSettings):
         """
         found: list[StandIn] = []
         prefix = _service_prefix(type(self))
+        if not self.identity_public_keys:
+            found.append(
+                StandIn(
+                    "KGLAB_IDENTITY_PUBLIC_KEYS is not set (forwarded identities would be signed "
+                    "with a key derived from KGLAB_INTERNAL_TOKEN_SECRET, which every service "
+                    "holds, so any service could sign an administrator's identity)",
+                    "set KGLAB_IDENTITY_PUBLIC_KEYS to the gateway's public keys and "
+                    "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY on the gateway (python -m "
+                    "kglab_shared.identity_keys makes a pair)",
+                )
+            )
         if self.stores is StoreKind.EMBEDDED:
             own = f" (or {prefix}STORES)" if prefix else ""
             urls = _and(list(self.real_store_urls))
@@ -144,6 +162,8 @@ class ServiceSettings(BaseSettings):
                 for name, value in self
                 if isinstance(value, SecretStr)
                 and value.get_secret_value() in (DEVELOPMENT_SECRET, "")
+                # With the identity keys set, the shared secret signs nothing.
+                and not (name == "internal_token_secret" and self.identity_public_keys)
             ]
             problems += [f"{item.chosen_by}: {item.instead}" for item in self.stand_ins()]
             if problems:

@@ -27,6 +27,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from structlog.testing import capture_logs
 
+from kglab_shared.bus.dispatch import current_delivery
 from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.idempotency import (
     InMemoryProcessedEvents,
@@ -508,6 +509,30 @@ async def test_poison_event_is_dead_lettered_after_three_attempts_and_can_be_rep
     assert await bus.replay_dead_letters("poisoned") == 1
     await eventually(lambda: handled == [poison.id], what="the replayed event")
     assert await bus.dead_letters("poisoned") == []
+
+
+async def test_a_handler_knows_which_attempt_it_runs_and_whether_it_is_the_last(
+    bus_factory: BusHarness,
+) -> None:
+    # What lets a consumer report a failure for good (document.indexed, ok false) on its last
+    # attempt instead of leaving only a dead letter.
+    bus = await bus_factory.new_bus()
+    seen: list[tuple[int, int, bool]] = []
+
+    async def handle(envelope: EventEnvelope) -> None:
+        delivery = current_delivery()
+        seen.append((delivery.attempt, delivery.max_attempts, delivery.is_last))
+        if not delivery.is_last:
+            raise ValueError("not yet")
+
+    await bus.subscribe("attempts", ["document.*"], handle, retry=FAST_RETRY)
+    await bus.publish(make_event("document.stored"))
+    await eventually(lambda: len(seen) == 3, what="three attempts")
+    assert seen == [(1, 3, False), (2, 3, False), (3, 3, True)]
+    await stays(lambda: len(seen) == 3, for_s=0.3)
+    assert await bus.dead_letters("attempts") == []
+    # Outside a handler: a single, last attempt.
+    assert current_delivery().is_last
 
 
 async def test_dead_letters_are_listed_oldest_first_and_browsing_keeps_them(

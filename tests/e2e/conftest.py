@@ -41,7 +41,9 @@ async def gateway_app(
     monkeypatch.setenv("KGLAB_BUS", "memory")
     monkeypatch.setenv("KGLAB_AUTH_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
     monkeypatch.setenv("KGLAB_AUTH_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    monkeypatch.setenv("KGLAB_GATEWAY_API_KEY_CACHE_S", "0")
+    # Off unless a test asks for the cache (revocation must then get through it).
+    cache = request.node.get_closest_marker("api_key_cache_s")
+    monkeypatch.setenv("KGLAB_GATEWAY_API_KEY_CACHE_S", str(cache.args[0]) if cache else "0")
     async with AsyncExitStack() as stack:
         if request.param == "real":
             server = request.getfixturevalue("postgres_url")

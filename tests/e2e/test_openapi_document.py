@@ -338,3 +338,21 @@ async def test_docs_render_and_authorize_signs_in(gateway: httpx.AsyncClient) ->
     # The same shape as the documented example, so "Try it out" shows what really comes back.
     login = document["paths"][token_url]["post"]["responses"]["200"]["content"]
     assert set(_example(login["application/json"], document)[0]) == set(token)
+
+
+async def test_the_job_routes_say_what_completed_means(gateway: httpx.AsyncClient) -> None:
+    document = (await gateway.get("/openapi.json")).json()
+    for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}"):
+        description = document["paths"][path]["get"]["description"]
+        assert "`completed` only when the document and its chunks are readable" in description
+        assert "search finds it" in description
+        assert "in the graph" in description
+        assert "`failed` with a readable `error`" in description
+    single = document["paths"]["/api/v1/jobs/{job_id}"]["get"]
+    assert single["summary"] == (
+        "Get one of your jobs: status, stage, progress, error and the document it produced"
+    )
+    job = document["components"]["schemas"]["JobOut"]["properties"]
+    assert {"stage", "status"} <= set(job)
+    assert "storing" in job["stage"]["description"]
+    assert "`completed` means" in job["status"]["description"]

@@ -5,6 +5,7 @@ in-process bus and every service's own stand-in; development and test accept the
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from kglab_document.config import DocumentSettings
 from kglab_gateway.config import GatewaySettings
 from kglab_graph.config import GraphSettings
 from kglab_ingestion.config import IngestionSettings
+from kglab_shared.identity import generate_signing_key, public_jwks
 from kglab_shared.settings import (
     ConfigurationError,
     Environment,
@@ -40,7 +42,10 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
 }
 SERVICES_WITH_A_BUS = tuple(name for name in SETTINGS if name != "gateway")
 
-#: What a production deployment sets: real servers, RabbitMQ, clamd, SMTP, a real secret.
+_IDENTITY_KEY = generate_signing_key()
+
+#: What a production deployment sets: real servers, RabbitMQ, clamd, SMTP, the gateway's identity
+#: keys (no shared secret: only the gateway can sign the identity services trust).
 PRODUCTION = {
     "KGLAB_ENVIRONMENT": "production",
     "KGLAB_STORES": "real",
@@ -53,7 +58,8 @@ PRODUCTION = {
     "KGLAB_QDRANT_URL": "http://qdrant:6333",
     "KGLAB_CLAMD_URL": "tcp://clamav:3310",
     "KGLAB_SMTP_URL": "smtp://mail:1025",
-    "KGLAB_INTERNAL_TOKEN_SECRET": "a-real-secret-of-enough-length",
+    "KGLAB_IDENTITY_PUBLIC_KEYS": json.dumps(public_jwks(_IDENTITY_KEY)),
+    "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": json.dumps(_IDENTITY_KEY.as_dict(private=True)),
 }
 
 #: (service, what the deployment changes: a value, or None to unset it, what the message names)
@@ -75,6 +81,10 @@ STAND_INS: list[tuple[str, dict[str, str | None], str]] = [
     ("vector", {"KGLAB_VECTOR_CACHE": "memory"}, "KGLAB_VECTOR_CACHE"),
     ("vector", {"KGLAB_VECTOR_EMBEDDER": "hashing"}, "KGLAB_VECTOR_EMBEDDER"),
     ("graph", {"KGLAB_GRAPH_RECOGNISER": "rules"}, "KGLAB_GRAPH_RECOGNISER"),
+    *[
+        (name, {"KGLAB_IDENTITY_PUBLIC_KEYS": None}, "KGLAB_IDENTITY_PUBLIC_KEYS")
+        for name in SETTINGS
+    ],
 ]
 
 
@@ -215,7 +225,7 @@ def test_each_app_refuses_to_start_on_stand_ins_with_the_readable_message(
     environ: Callable[[dict[str, str | None]], None], service: str
 ) -> None:
     """``create_app`` is what the container runs (``uvicorn --factory``) and ``make dev`` calls."""
-    environ({"KGLAB_INTERNAL_TOKEN_SECRET": PRODUCTION["KGLAB_INTERNAL_TOKEN_SECRET"]})
+    environ({"KGLAB_INTERNAL_TOKEN_SECRET": "a-real-secret-of-enough-length"})
     create_app: Callable[[], FastAPI] = importlib.import_module(f"kglab_{service}.main").create_app
     with pytest.raises(ConfigurationError) as refused:
         create_app()
@@ -296,3 +306,11 @@ def test_make_dev_states_development(
     gateway: FastAPI = _load_composition().build(start_at_once=False)  # type: ignore[attr-defined]
     assert gateway.state.service_host is not None
     assert os.environ["KGLAB_ENVIRONMENT"] == "development"
+
+
+def test_the_gateway_needs_the_private_key_of_the_public_ones(
+    environ: Callable[[dict[str, str | None]], None],
+) -> None:
+    environ({**PRODUCTION, "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": None})
+    with pytest.raises(ConfigurationError, match="KGLAB_GATEWAY_IDENTITY_SIGNING_KEY"):
+        load_settings(GatewaySettings)

@@ -11,6 +11,8 @@ from types import ModuleType
 import pytest
 import yaml
 
+from kglab_shared.identity import IdentityCodec
+
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = {
     "KGLAB_POSTGRES_URL": "postgresql://kglab:secret@127.0.0.1:5432/kglab",
@@ -31,6 +33,7 @@ STACK_ONLY = {
     "KGLAB_DATA_DIR",
     "KGLAB_GATEWAY_REDIS_KEY_PREFIX",
     "KGLAB_AUTH_REDIS_KEY_PREFIX",
+    "KGLAB_GATEWAY_AUTH_REDIS_KEY_PREFIX",
     "KGLAB_INGESTION_MONGO_DATABASE",
     "KGLAB_INGESTION_PROGRESS_CHANNEL_PREFIX",
     "KGLAB_DOCUMENT_MONGO_DATABASE",
@@ -57,7 +60,10 @@ def stack(topology: ModuleType, servers: dict[str, str] | None = None, **kw: obj
         name=kw.pop("name", "stack"),
         gateway_port=kw.pop("gateway_port", 8000),
         servers=SERVERS if servers is None else servers,
-        secrets={"KGLAB_INTERNAL_TOKEN_SECRET": "s" * 32},
+        secrets={
+            "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": '{"kty": "OKP"}',
+            "KGLAB_IDENTITY_PUBLIC_KEYS": '{"keys": []}',
+        },
         data_dir=Path("/tmp/kglab-stack"),
         **kw,
     )
@@ -147,6 +153,19 @@ def test_a_service_setting_passes_through_to_its_service_only(topology: ModuleTy
 def test_secrets_are_made_once_and_kept_private(topology: ModuleType, tmp_path: Path) -> None:
     path = tmp_path / "stack" / "secrets.env"
     first = topology.load_or_create_secrets(path)
-    assert len(first["KGLAB_INTERNAL_TOKEN_SECRET"]) >= 32
+    codec = IdentityCodec(
+        public_keys=first["KGLAB_IDENTITY_PUBLIC_KEYS"],
+        signing_key=first["KGLAB_GATEWAY_IDENTITY_SIGNING_KEY"],
+    )
+    assert codec.can_mint
     assert path.stat().st_mode & 0o777 == 0o600
     assert topology.load_or_create_secrets(path) == first
+
+
+def test_only_the_gateway_gets_the_identity_signing_key(topology: ModuleType) -> None:
+    configured = stack(topology)
+    assert "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY" in configured.env("gateway")
+    for service in ("auth", "ingestion", "graph", "document", "vector"):
+        env = configured.env(service)
+        assert "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY" not in env, service
+        assert "KGLAB_IDENTITY_PUBLIC_KEYS" in env, service

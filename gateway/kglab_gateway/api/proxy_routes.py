@@ -63,6 +63,7 @@ async def forward(request: Request) -> Response:
     policy: GatewayPolicy = request.app.state.policy
     settings: GatewaySettings = request.app.state.settings
     identity = await policy.authenticate(request)
+    policy.authorize(request, identity)
     await policy.enforce_rate_limits(request, identity)
 
     limit = settings.max_upload_bytes if UPLOAD_PATHS.match(path) else settings.max_body_bytes

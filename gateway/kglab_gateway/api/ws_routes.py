@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kglab_gateway.config import GatewaySettings
-from kglab_gateway.policy import GatewayPolicy
+from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import DomainError
 from kglab_shared.identity import IDENTITY_HEADER
@@ -32,6 +32,7 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
         return
     try:
         identity = await policy.verify_token(token)
+        authorize("WS", websocket.scope["path"], identity)
     except DomainError as exc:
         await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
         return

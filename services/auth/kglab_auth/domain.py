@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -13,9 +12,9 @@ from enum import StrEnum
 from email_validator import EmailNotValidError, validate_email
 
 from kglab_shared.errors import UnprocessableError
+from kglab_shared.scopes import scope_list, unknown_scopes
 
 API_KEY_PREFIX = "kglab"
-_SCOPE = re.compile(r"^(\*|[a-z][a-z0-9:._-]{0,63})$")
 _COMMON_PASSWORDS = frozenset(
     {
         "password123",
@@ -163,13 +162,19 @@ def check_password_policy(password: str, *, email: str | None, min_length: int) 
 
 
 def validate_scopes(scopes: list[str]) -> tuple[str, ...]:
+    """The scopes of a new key, or a readable 422 naming the unknown ones and the valid set."""
     if not scopes:
-        raise UnprocessableError("Give the key at least one scope, for example 'documents:read'.")
-    for scope in scopes:
-        if not _SCOPE.match(scope):
-            raise UnprocessableError(
-                f"'{scope[:64]}' is not a valid scope: use lowercase letters, digits and ':._-'."
-            )
+        raise UnprocessableError(
+            f"Give the key at least one scope, for example 'documents:read' (valid scopes: "
+            f"{scope_list()})."
+        )
+    unknown = unknown_scopes(scopes)
+    if unknown:
+        named = ", ".join(f"'{scope[:64]}'" for scope in unknown[:5])
+        noun = "is not a scope" if len(unknown) == 1 else "are not scopes"
+        raise UnprocessableError(
+            f"{named} {noun} an API key can have; the valid scopes are {scope_list()}."
+        )
     return tuple(sorted(set(scopes)))
 
 

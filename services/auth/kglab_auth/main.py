@@ -27,6 +27,7 @@ from kglab_auth.store.throttle_redis import RedisLoginThrottle
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus
 from kglab_shared.logging import get_logger
+from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import StoreKind, load_settings
 
@@ -55,8 +56,20 @@ def build_mailer(settings: AuthSettings) -> Mailer:
     return FileOutboxMailer(settings.data_dir / "mail", sender=settings.mail_from)
 
 
-def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
-    """Build the auth service; ``bus`` is injected when several services share one process."""
+def build_revocations(settings: AuthSettings) -> RevocationFeed:
+    """Redis in real mode; embedded, the feed this process's gateway follows (``make dev``)."""
+    redis_url = settings.secret("redis_url") if settings.stores is StoreKind.REAL else None
+    return revocation_feed(redis_url, prefix=settings.redis_key_prefix)
+
+
+def create_app(
+    settings: AuthSettings | None = None,
+    *,
+    bus: EventBus | None = None,
+    revocations: RevocationFeed | None = None,
+) -> FastAPI:
+    """Build the auth service; ``bus`` and ``revocations`` are injected when several services
+    share one process (otherwise they are built from settings)."""
     settings = settings or load_settings(AuthSettings)
 
     @asynccontextmanager
@@ -71,6 +84,9 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
             await store.migrate()
             throttle = build_throttle(settings)
             stack.push_async_callback(throttle.close)
+            feed = revocations or build_revocations(settings)
+            if revocations is None:
+                stack.push_async_callback(feed.close)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=settings.oauth_http_timeout_s)
             )
@@ -84,6 +100,7 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
                 ),
                 throttle=throttle,
                 oauth_providers=build_providers(settings.oauth_providers, http),
+                revocations=feed,
             )
             await service.ensure_signing_key()
             if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
@@ -97,6 +114,7 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
             app.state.readiness.add("database", store.ping)
             if settings.stores is StoreKind.REAL:
                 app.state.readiness.add("redis", throttle.ping)
+                app.state.readiness.add("revocations", feed.ping)
             yield
 
     app = create_service_app(

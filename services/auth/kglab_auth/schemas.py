@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from kglab_auth.domain import ApiKey, Role, TokenPair, User
+from kglab_shared.scopes import SCOPE_DESCRIPTIONS, ApiScope
 
 # One fictional user and session, so every example in the document tells the same story.
 _USER_ID = "9c8f1f0e-80c1-4dd9-a796-973982e0ddff"
@@ -130,13 +132,27 @@ class UserUpdate(_Request):
     role: Role | None = None
 
 
+_ScopeName = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": [scope.value for scope in ApiScope]}),
+]
+
+
 class ApiKeyCreate(_Request):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"name": _API_KEY["name"], "scopes": _API_KEY["scopes"]}]}
     )
 
     name: str = Field(min_length=1, max_length=100, examples=["nightly importer"])
-    scopes: list[str] = Field(max_length=32, examples=[["documents:read", "documents:write"]])
+    # Validated by the service, not by pydantic, so an unknown scope gets a 422 that names it and
+    # the valid ones; the schema still shows the enum.
+    scopes: list[_ScopeName] = Field(
+        max_length=32,
+        examples=[["documents:read", "documents:write"]],
+        description="What the key may do; a key used outside its scopes gets 403. "
+        + "; ".join(f"`{scope.value}`: {text}" for scope, text in SCOPE_DESCRIPTIONS.items())
+        + ".",
+    )
 
 
 class ApiKeyVerifyRequest(_Request):

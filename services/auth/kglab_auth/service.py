@@ -7,7 +7,7 @@ import binascii
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,15 +46,27 @@ from kglab_shared.errors import (
     ForbiddenError,
     NotFoundError,
     RateLimitedError,
+    ServiceUnavailableError,
     UnauthorizedError,
     UnprocessableError,
 )
 from kglab_shared.identity import Identity
 from kglab_shared.logging import get_logger
+from kglab_shared.revocation import (
+    MemoryRevocationFeed,
+    Revocation,
+    RevocationFeed,
+    RevocationKind,
+)
+from kglab_shared.scopes import SESSION_SCOPE
 
 _log = get_logger(__name__)
 _SIGNER_REFRESH_S = 60.0  # how soon a rotation made by another replica is picked up
-FULL_SCOPE = "*"
+FULL_SCOPE = SESSION_SCOPE
+#: How long a revoked API key stays announced: longer than any gateway caches a key look-up.
+_KEY_REVOCATION_TTL_S = 600
+#: Clock difference between replicas tolerated when deciding which sessions may hold live tokens.
+_SKEW_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,7 @@ class AuthService:
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         oauth_providers: dict[str, OAuthProvider] | None = None,
+        revocations: RevocationFeed | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
@@ -105,6 +118,8 @@ class AuthService:
         self._hasher = hasher
         self._throttle = throttle
         self._providers = oauth_providers or {}
+        # Without a feed nobody follows the revocations (a service built alone, in unit tests).
+        self._revocations: RevocationFeed = revocations or MemoryRevocationFeed()
         self._clock = clock
         self._signer: AccessTokenSigner | None = None
         self._signer_loaded_at = 0.0
@@ -224,19 +239,56 @@ class AuthService:
                 "You cannot disable or demote your own account; ask another administrator."
             )
         now = self._clock()
+        sessions: list[str] = []
+        keys: list[str] = []
         async with self._store.transaction() as repo:
             user = await repo.user_by_id(user_id)
             if user is None:
                 raise NotFoundError(f"There is no user with id {user_id}.")
+            demoted = role is not None and user.role is Role.ADMIN and role is not Role.ADMIN
             if disabled is not None:
                 user.disabled = disabled
             if role is not None:
                 user.role = role
             user.updated_at = now
             await repo.save_user(user)
-            if disabled:
-                await repo.revoke_user_sessions(user.id, now)
+            if disabled or demoted:
+                # Access tokens and cached key look-ups carry the old state: end them now.
+                sessions = await repo.revoke_user_sessions(
+                    user.id, now, issued_since=self._live_since(now)
+                )
+                keys = [key.id for key in await repo.list_api_keys(user.id)]
+        await self._announce(sessions=sessions, api_keys=keys)
         return user
+
+    # ---- revocations ------------------------------------------------------------------------
+
+    def _live_since(self, now: datetime) -> datetime:
+        """Sessions that issued a token after this may still have a live access token."""
+        return now - timedelta(seconds=self._settings.access_token_ttl_s + _SKEW_S)
+
+    async def _announce(
+        self, *, sessions: Sequence[str] = (), api_keys: Sequence[str] = ()
+    ) -> None:
+        """Tell every gateway, after the commit, so the revocation holds within a second."""
+        now = time.time()
+        session_end = now + self._settings.access_token_ttl_s + _SKEW_S
+        revocations = [Revocation(RevocationKind.SESSION, s, session_end) for s in sessions]
+        revocations += [
+            Revocation(RevocationKind.API_KEY, k, now + _KEY_REVOCATION_TTL_S) for k in api_keys
+        ]
+        if not revocations:
+            return
+        try:
+            await self._revocations.publish(revocations)
+        except Exception as exc:
+            _log.error("revocation_not_announced", error=type(exc).__name__, count=len(revocations))
+            raise ServiceUnavailableError(
+                "The change is saved, but the gateways could not be told at once, so old tokens "
+                "or keys may keep working for a few minutes. Repeat the request to make it take "
+                "effect now.",
+                headers={"Retry-After": "2"},
+            ) from exc
 
     # ---- sessions ---------------------------------------------------------------------------
 
@@ -298,10 +350,11 @@ class AuthService:
     ) -> TokenPair:
         now = self._clock()
         raw = opaque_token()
+        family = family_id or new_id()
         await repo.add_refresh_token(
             RefreshToken(
                 id=new_id(),
-                family_id=family_id or new_id(),
+                family_id=family,
                 user_id=user.id,
                 token_hash=token_digest(raw),
                 created_at=now,
@@ -313,6 +366,7 @@ class AuthService:
             role=user.role.value,
             scope=FULL_SCOPE,
             email=user.email,
+            session_id=family,
             now=now.timestamp(),
         )
         return TokenPair(access_token=access, refresh_token=raw, expires_in=signer.ttl_s)
@@ -334,6 +388,7 @@ class AuthService:
                 # Someone holds a copy of a spent token: end every session descended from it.
                 await repo.revoke_family(token.family_id, now)
                 replayed = True
+
             elif token.expires_at <= now:
                 raise UnauthorizedError("The session has expired; sign in again.")
             else:
@@ -343,6 +398,8 @@ class AuthService:
                     disabled = True
                 else:
                     pair = await self._issue_in(repo, signer, user, family_id=token.family_id)
+        if replayed or disabled:
+            await self._announce(sessions=[token.family_id])
         if replayed:
             _log.warning("refresh_token_reuse", family_id=token.family_id, user_id=token.user_id)
             raise UnauthorizedError(
@@ -355,10 +412,14 @@ class AuthService:
 
     async def logout(self, identity: Identity, refresh_token: str) -> None:
         """Revoke the session (the whole refresh family) that ``refresh_token`` belongs to."""
+        family: str | None = None
         async with self._store.transaction() as repo:
             token = await repo.refresh_token_by_hash(token_digest(refresh_token))
             if token is not None and token.user_id == identity.user_id:
                 await repo.revoke_family(token.family_id, self._clock())
+                family = token.family_id
+        if family is not None:
+            await self._announce(sessions=[family])
 
     # ---- passwords --------------------------------------------------------------------------
 
@@ -370,17 +431,25 @@ class AuthService:
             raise ForbiddenError("The current password is wrong, so it was not changed.")
         await self._set_password(user, new_password)
 
-    async def _set_password(self, user: User, new_password: str) -> None:
+    async def _set_password(
+        self, user: User, new_password: str, *, revoke_api_keys: bool = False
+    ) -> None:
         check_password_policy(
             new_password, email=user.email, min_length=self._settings.password_min_length
         )
         user.password_hash = await self._hasher.hash(new_password)
         now = self._clock()
         user.updated_at = now
+        keys: list[str] = []
         async with self._store.transaction() as repo:
             await repo.save_user(user)
-            await repo.revoke_user_sessions(user.id, now)
+            sessions = await repo.revoke_user_sessions(
+                user.id, now, issued_since=self._live_since(now)
+            )
             await repo.spend_password_resets(user.id, now)
+            if revoke_api_keys:
+                keys = await repo.revoke_user_api_keys(user.id, now)
+        await self._announce(sessions=sessions, api_keys=keys)
         await self._throttle.clear(f"acct:{token_digest(user.email)}")
 
     async def request_password_reset(self, email: str) -> OutgoingMail | None:
@@ -428,7 +497,8 @@ class AuthService:
             raise DomainError(
                 "This reset link is invalid, already used or expired; ask for a new one."
             )
-        await self._set_password(user, new_password)
+        # A reset is how an account is taken back: keys minted by whoever had it go too.
+        await self._set_password(user, new_password, revoke_api_keys=True)
 
     # ---- API keys ---------------------------------------------------------------------------
 
@@ -436,13 +506,22 @@ class AuthService:
         self, identity: Identity, name: str, scopes: list[str]
     ) -> tuple[ApiKey, str]:
         user = await self.me(identity)
+        wanted = validate_scopes(scopes)
+        if FULL_SCOPE not in identity.scopes:
+            beyond = [scope for scope in wanted if scope not in identity.scopes]
+            if beyond:
+                raise ForbiddenError(
+                    "This key may not create a key with scopes it does not have itself: "
+                    + ", ".join(f"'{scope}'" for scope in beyond)
+                    + "."
+                )
         key_id = secrets.token_hex(8)
         secret = opaque_token()
         key = ApiKey(
             id=key_id,
             user_id=user.id,
             name=name.strip(),
-            scopes=validate_scopes(scopes),
+            scopes=wanted,
             secret_hash=token_digest(secret),
             created_at=self._clock(),
         )
@@ -458,6 +537,7 @@ class AuthService:
         async with self._store.transaction() as repo:
             if not await repo.revoke_api_key(key_id, identity.user_id, self._clock()):
                 raise NotFoundError(f"You have no live API key with id {key_id}.")
+        await self._announce(api_keys=[key_id])
 
     async def verify_api_key(self, presented: str) -> VerifiedApiKey:
         parsed = parse_api_key(presented.strip())

@@ -92,7 +92,14 @@ class AccessTokenSigner:
         return f"AccessTokenSigner(kid={self.kid!r})"
 
     def sign(
-        self, *, subject: str, role: str, scope: str, email: str | None, now: float | None = None
+        self,
+        *,
+        subject: str,
+        role: str,
+        scope: str,
+        email: str | None,
+        session_id: str | None = None,
+        now: float | None = None,
     ) -> str:
         issued = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
@@ -108,6 +115,9 @@ class AccessTokenSigner:
         }
         if email:
             claims["email"] = email
+        if session_id:
+            # The session (refresh family) it belongs to: a sign-out revokes its access tokens.
+            claims["sid"] = session_id
         header = {"alg": ALGORITHM, "kid": self.kid, "typ": "JWT"}
         with _eddsa_accepted():
             return jwt.encode(header, claims, self._key, algorithms=[ALGORITHM])

@@ -24,7 +24,7 @@ from kglab_document.domain import (
 )
 from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.store.port import DocumentStore
-from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved
+from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved, IngestionJobFailed
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -64,11 +64,18 @@ def document_from_event(event: DocumentExtracted) -> tuple[Document, list[Chunk]
 
 class DocumentService:
     def __init__(
-        self, store: DocumentStore, events: DocumentEventPublisher, clock: Clock = _now
+        self,
+        store: DocumentStore,
+        events: DocumentEventPublisher,
+        clock: Clock = _now,
+        *,
+        on_unannounced: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._events = events
         self._clock = clock
+        #: Wakes the deletion relay when a publish failed (``DeletionRelay.notify``).
+        self._on_unannounced = on_unannounced
 
     async def record_extracted(self, event: DocumentExtracted) -> SaveResult:
         """Store the document once, then announce it until the bus has confirmed it once."""
@@ -137,14 +144,50 @@ class DocumentService:
     async def delete(self, owner_id: str, document_id: str) -> Document:
         """Hide the document and drop its chunks, then ask the other services to follow.
 
-        Repeating the request republishes ``document.deleted``, so a publish that failed after
-        the write is recovered by the client retrying.
+        The store records the announcement as owed with the deletion (its outbox); a publish
+        that fails leaves it owed and the :class:`DeletionRelay` publishes it again until the
+        bus confirms it. Repeating the request announces it again too.
         """
         document = await self._store.delete(owner_id, document_id, at=self._clock())
         if document is None:
             raise DocumentNotFoundError(document_id)
-        await self._events.deleted(document)
+        await self._announce_deletion(document)
         return document
+
+    async def discard(self, event: IngestionJobFailed) -> None:
+        """A job failed after its document was announced: remove whatever of it exists (the
+        deletion cascades to the vector and graph services like a user's deletion)."""
+        document = await self._store.delete(event.owner_id, event.document_id, at=self._clock())
+        if document is None:
+            _log.info("failed_job_left_no_document", document_id=event.document_id)
+            return
+        _log.info("failed_job_document_discarded", document_id=event.document_id)
+        await self._announce_deletion(document)
+
+    async def _announce_deletion(self, document: Document) -> bool:
+        try:
+            await self._events.deleted(document)
+        except Exception as exc:
+            _log.warning(
+                "document_deleted_publish_failed",
+                document_id=document.id,
+                error=str(exc),
+                retried_by="deletion relay",
+            )
+            if self._on_unannounced is not None:
+                self._on_unannounced()
+            return False
+        await self._store.mark_deletion_announced(document.owner_id, document.id)
+        return True
+
+    async def announce_pending_deletions(self, limit: int = 100) -> int:
+        """Publish every owed ``document.deleted`` (oldest first); raise at the first the bus
+        refuses (the relay backs off). How many were announced."""
+        pending = await self._store.unannounced_deletions(limit)
+        for document in pending:
+            await self._events.deleted(document)
+            await self._store.mark_deletion_announced(document.owner_id, document.id)
+        return len(pending)
 
     async def deletion(self, owner_id: str, document_id: str) -> DeletionStatus:
         document = await self._store.get(owner_id, document_id)

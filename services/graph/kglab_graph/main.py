@@ -42,7 +42,9 @@ def create_app(settings: GraphSettings | None = None, *, bus: EventBus | None = 
                 )
                 app.state.graph_store = store
                 app.state.graph_service = service
-                await consume.subscribe(runtime.bus, service)
+                await consume.subscribe(
+                    runtime.bus, service, source=f"kglab/{settings.service_name}"
+                )
                 yield
             finally:
                 await store.close()

@@ -37,6 +37,79 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
+class JobStage(StrEnum):
+    """Where a job is. ``extracting`` is the worker's; the rest wait for the services that
+    store, embed and graph the document (``document.indexed``): the first part not yet done
+    names the stage, and the job completes when all three are done (adr/0010, 2026-12-06)."""
+
+    QUEUED = "queued"
+    EXTRACTING = "extracting"
+    STORING = "storing"
+    EMBEDDING = "embedding"
+    GRAPHING = "graphing"
+    DONE = "done"
+
+
+#: Each part of indexing, and the stage that waits for it, in the order they are named.
+PART_STAGES: tuple[tuple[str, JobStage], ...] = (
+    ("stored", JobStage.STORING),
+    ("embedded", JobStage.EMBEDDING),
+    ("graphed", JobStage.GRAPHING),
+)
+ALL_PARTS = frozenset(part for part, _ in PART_STAGES)
+#: Progress once the text is extracted, and what each acknowledged part adds up to 100.
+#: Extraction covers 5-65; the announcement 70; each part 10 more: every tenth is reported.
+EXTRACTED_PROGRESS = 70
+_PART_PROGRESS = {"stored": 10, "embedded": 10, "graphed": 10}
+
+_PART_FAILURES = {
+    "stored": "The document could not be stored",
+    "embedded": "The document could not be indexed for search",
+    "graphed": "The document's entities could not be added to the knowledge graph",
+}
+
+
+def stage_for(parts_done: frozenset[str]) -> JobStage:
+    """The stage of a job whose text is extracted and whose document has ``parts_done``."""
+    for part, stage in PART_STAGES:
+        if part not in parts_done:
+            return stage
+    return JobStage.DONE
+
+
+def progress_for(parts_done: frozenset[str]) -> int:
+    return EXTRACTED_PROGRESS + sum(_PART_PROGRESS.get(part, 0) for part in parts_done)
+
+
+def parts_awaited(parts_done: frozenset[str], parts_failed: frozenset[str]) -> frozenset[str]:
+    """Parts still to report. Nothing follows a document that could not be stored."""
+    if "stored" in parts_failed:
+        return frozenset()
+    return ALL_PARTS - parts_done - parts_failed
+
+
+def part_failure_message(part: str) -> str:
+    """The sentence a person reads when a part of their document failed for good."""
+    what = _PART_FAILURES.get(part, "The document could not be indexed")
+    return f"{what}; nothing of it was kept. Try the upload again later."
+
+
+def indexing_timeout_message(timeout_s: float) -> str:
+    minutes = max(1, round(timeout_s / 60))
+    return (
+        f"Indexing the document did not finish within {minutes} minute"
+        f"{'' if minutes == 1 else 's'}; nothing of it was kept. Try the upload again later."
+    )
+
+
+def encode_parts(parts: frozenset[str]) -> str | None:
+    return ",".join(sorted(parts)) or None
+
+
+def decode_parts(raw: str | None) -> frozenset[str]:
+    return frozenset(p for p in (raw or "").split(",") if p)
+
+
 class SourceKind(StrEnum):
     FILE = "file"
     URL = "url"
@@ -126,6 +199,20 @@ class IngestionJob:
     #: When the document this job produced was deleted (the job then no longer counts as a
     #: duplicate of a new upload, and its document id points at nothing).
     document_deleted_at: datetime | None = None
+    #: None on rows written before stages existed (read as ``queued``/``extracting``).
+    stage: JobStage | None = None
+    parts_done: frozenset[str] = frozenset()
+    parts_failed: frozenset[str] = frozenset()
+    #: When extraction ended and the document was announced (``document.extracted``).
+    extracted_at: datetime | None = None
+
+    @property
+    def current_stage(self) -> JobStage:
+        if self.stage is not None:
+            return self.stage
+        if self.status is JobStatus.COMPLETED:
+            return JobStage.DONE
+        return JobStage.QUEUED if self.status is JobStatus.PENDING else JobStage.EXTRACTING
 
     @property
     def live_document_id(self) -> str | None:
@@ -188,6 +275,7 @@ class ProgressUpdate:
     progress: int
     error: str | None = None
     document_id: str | None = None
+    stage: JobStage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -202,6 +290,7 @@ class ProgressUpdate:
                 "progress": self.progress,
                 "error": self.error,
                 "document_id": self.document_id,
+                "stage": None if self.stage is None else self.stage.value,
                 "final": self.is_final,
                 **self.extra,
             }
@@ -210,13 +299,15 @@ class ProgressUpdate:
     @classmethod
     def from_json(cls, raw: str | bytes) -> ProgressUpdate:
         data = json.loads(raw)
-        known = {"job_id", "status", "progress", "error", "document_id", "final"}
+        known = {"job_id", "status", "progress", "error", "document_id", "stage", "final"}
+        stage = data.get("stage")
         return cls(
             job_id=str(data["job_id"]),
             status=JobStatus(data["status"]),
             progress=int(data["progress"]),
             error=data.get("error"),
             document_id=data.get("document_id"),
+            stage=None if stage is None else JobStage(stage),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -228,6 +319,7 @@ class ProgressUpdate:
             progress=job.progress,
             error=job.error,
             document_id=job.live_document_id,
+            stage=job.current_stage,
         )
 
 

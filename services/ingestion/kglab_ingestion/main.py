@@ -21,7 +21,11 @@ from kglab_ingestion.api.routes import router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.fetching import PageFetcher
-from kglab_ingestion.messaging.consume import subscribe_deletions, subscribe_worker
+from kglab_ingestion.messaging.consume import (
+    subscribe_deletions,
+    subscribe_indexing,
+    subscribe_worker,
+)
 from kglab_ingestion.scanning.settings import create_scanner
 from kglab_ingestion.schemas import JobOut
 from kglab_ingestion.service import IngestionService
@@ -142,6 +146,7 @@ def create_app(
                 scanner=scanner,
                 source=source,
                 validate_url=fetcher.validate,
+                progress=progress,
             )
             app.state.ingestion_service = service
             app.state.job_store = jobs
@@ -162,7 +167,9 @@ def create_app(
                 )
                 stack.callback(worker.close)
                 app.state.worker = worker
-                sweeper = LeaseSweeper(settings=settings, jobs=jobs, source=source)
+                sweeper = LeaseSweeper(
+                    settings=settings, jobs=jobs, source=source, progress=progress
+                )
                 app.state.sweeper = sweeper
                 await subscribe_worker(
                     runtime.bus,
@@ -172,6 +179,7 @@ def create_app(
                 )
                 # Handled ids live beside the jobs (the migrations create the table).
                 await subscribe_deletions(runtime.bus, service, SqlProcessedEvents(engine))
+                await subscribe_indexing(runtime.bus, service)
                 # An in-process bus forgets its messages on restart: take up every pending job.
                 await sweeper.start(sweep_all_pending_now=settings.bus is BusKind.MEMORY)
                 stack.push_async_callback(sweeper.stop)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kglab_ingestion.domain import IngestionJob, JobStatus, Page, SourceKind
+from kglab_ingestion.domain import IngestionJob, JobStage, JobStatus, Page, SourceKind
 
 _JOB_ID = "5f0c6b8e9d4a4c1fb1d1c2a3b4c5d6e7"
 _UPLOADER = "3f9a2c71d4e84b0c9e5a7d12b6f08c43"
@@ -25,6 +25,7 @@ _PROVENANCE: dict[str, Any] = {
 JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
     "job_id": _JOB_ID,
     "status": "pending",
+    "stage": "queued",
     "progress": 0,
     "error": None,
     "document_id": None,
@@ -53,6 +54,7 @@ JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
 JOB_EXAMPLE: dict[str, Any] = {
     **JOB_ACCEPTED_EXAMPLE,
     "status": "completed",
+    "stage": "done",
     "progress": 100,
     "document_id": "dc15d76b0fd354c1821813cac3a7f2f6",
     "title": "Graph databases",
@@ -119,11 +121,23 @@ class JobOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     job_id: str
-    status: JobStatus
+    status: JobStatus = Field(
+        description="pending, processing, completed or failed. `completed` means the document "
+        "and its chunks are readable, search finds it and its entities are in the graph; a "
+        "job whose document could not be stored, embedded or graphed is `failed` with a "
+        "readable `error`, and nothing of its document is kept."
+    )
+    stage: JobStage = Field(
+        description="Where the job is: queued, extracting (its text), storing (the document "
+        "service), embedding (search), graphing (entities), done. While processing, the first "
+        "part of the document not yet done names the stage; a failed job keeps the stage it "
+        "failed in."
+    )
     progress: int = Field(ge=0, le=100)
     error: str | None = Field(description="Why the job failed (or why it is being retried).")
     document_id: str | None = Field(
-        description="The document, once the job completed; null again once it was deleted."
+        description="The document, once the job completed (readable, searchable, in the "
+        "graph); null before and again once it was deleted."
     )
     document_deleted_at: datetime | None = Field(
         default=None,
@@ -161,6 +175,7 @@ class JobOut(BaseModel):
         return cls(
             job_id=job.id,
             status=job.status,
+            stage=job.current_stage,
             progress=job.progress,
             error=job.error,
             document_id=job.live_document_id,

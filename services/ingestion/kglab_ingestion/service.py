@@ -29,6 +29,7 @@ from kglab_ingestion.domain import (
     JobStatus,
     NewFileJob,
     Page,
+    ProgressUpdate,
     SourceKind,
     UnsupportedFileTypeError,
     new_job_id,
@@ -38,8 +39,19 @@ from kglab_ingestion.domain import (
 from kglab_ingestion.extraction import PROCESSOR_VERSION, UnsupportedFileError, sniff_media_type
 from kglab_ingestion.fetching import UnsafeUrlError, validate_public_url
 from kglab_ingestion.scanning.port import ScanResult, VirusScanner
-from kglab_ingestion.store.port import BlobStore, DuplicateJobError, JobStore
-from kglab_shared.events import EventEnvelope, IngestionJobRequested
+from kglab_ingestion.store.port import (
+    BlobStore,
+    DuplicateJobError,
+    JobStore,
+    PartRecorded,
+    ProgressChannel,
+)
+from kglab_shared.events import (
+    DocumentIndexed,
+    EventEnvelope,
+    IngestionJobFailed,
+    IngestionJobRequested,
+)
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -68,6 +80,13 @@ def job_requested_event(job: IngestionJob, *, source: str, fresh: bool = False) 
     return data.envelope(source=source, subject=job.id, event_id=event_id)
 
 
+def job_failed_event(job: IngestionJob, *, source: str) -> EventEnvelope:
+    """Asks the document service to remove what exists of a failed job's document."""
+    assert job.document_id is not None
+    data = IngestionJobFailed(job_id=job.id, owner_id=job.owner_id, document_id=job.document_id)
+    return data.envelope(source=source, subject=job.id, event_id=f"{data.event_type}:{job.id}")
+
+
 class IngestionService:
     def __init__(
         self,
@@ -79,8 +98,10 @@ class IngestionService:
         source: str = "kglab/ingestion",
         clock: Clock = utc_now,
         validate_url: Callable[[str], str] = validate_public_url,
+        progress: ProgressChannel | None = None,
     ) -> None:
         self._settings = settings
+        self._progress = progress
         self._validate_url = validate_url
         self._jobs = jobs
         self._blobs = blobs
@@ -226,6 +247,40 @@ class IngestionService:
         created = await self._jobs.create(job, job_requested_event(job, source=self._source))
         _log.info("job_accepted", job_id=created.id, owner_id=owner_id, url=checked)
         return created
+
+    async def record_part(self, event: DocumentIndexed) -> PartRecorded | None:
+        """A service finished (or failed) its part of a job's document: move the job on
+        (adr/0010, 2026-12-06) and tell its followers. A repeat changes nothing."""
+        recorded = await self._jobs.record_part(
+            event.owner_id,
+            event.document_id,
+            event.part,
+            ok=event.ok,
+            now=self._clock(),
+            discard=lambda job: job_failed_event(job, source=self._source),
+        )
+        if recorded is None:
+            # A document no job of ours announced (or another owner's): nothing to move.
+            _log.warning("part_for_unknown_job", document_id=event.document_id, part=event.part)
+            return None
+        job = recorded.job
+        if not recorded.changed:
+            return recorded
+        _log.info(
+            "job_part_recorded",
+            job_id=job.id,
+            part=event.part,
+            ok=event.ok,
+            status=job.status.value,
+            stage=job.current_stage.value,
+            discarded=recorded.discarded,
+        )
+        if self._progress is not None:
+            try:
+                await self._progress.publish(ProgressUpdate.of(job))
+            except Exception as exc:  # progress is a courtesy; the job row is the truth
+                _log.warning("progress_publish_failed", job_id=job.id, error=str(exc))
+        return recorded
 
     async def document_deleted(self, owner_id: str, document_id: str) -> list[IngestionJob]:
         """Follow a deleted document: its job stops counting as a duplicate (the same file may

@@ -6,14 +6,18 @@ Reliability, in the order things can go wrong:
   run it twice at once; the lease is renewed while the worker works.
 * Every extracted unit (PDF page) is saved with the resume point, so a retry starts after the
   last saved unit instead of from the beginning.
-* Completion, its ``document.extracted`` event (document id derived from the job id) and the
-  removal of saved units commit in one transaction, only while the lease is held: a job
-  completes exactly once even if a presumed-dead worker wakes up.
+* The end of extraction, its ``document.extracted`` event (document id derived from the job
+  id) and the removal of saved units commit in one transaction, only while the lease is held:
+  a document is announced exactly once even if a presumed-dead worker wakes up. The job then
+  waits (stage ``storing``) for the document, vector and graph services to acknowledge their
+  parts (``document.indexed``, recorded by the service layer): only then is it completed.
 * A retryable failure puts the job back to pending and raises, so the bus redelivers with its
   backoff; the last attempt, or a failure retrying cannot fix, fails the job with a sentence a
   person understands.
 * The :class:`LeaseSweeper` re-publishes jobs whose worker vanished (lease expired) and pending
-  jobs whose message was lost (a broker or process restart), so no job is ever stuck.
+  jobs whose message was lost (a broker or process restart), and fails jobs whose document's
+  parts did not all report within ``indexing_timeout_s`` (removing the document), so no job is
+  ever stuck.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import hashlib
 import shutil
 import tempfile
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -37,11 +42,14 @@ import numpy.typing as npt
 
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
+    EXTRACTED_PROGRESS,
     IngestionJob,
+    JobStage,
     JobStatus,
     ProgressUpdate,
     SourceKind,
     document_id_for,
+    indexing_timeout_message,
     utc_now,
 )
 from kglab_ingestion.extraction import (
@@ -56,7 +64,7 @@ from kglab_ingestion.extraction import (
     sniff_media_type,
 )
 from kglab_ingestion.fetching import FetchError, PageFetcher, UnsafeUrlError
-from kglab_ingestion.service import job_requested_event
+from kglab_ingestion.service import job_failed_event, job_requested_event
 from kglab_ingestion.store.port import (
     BlobNotFoundError,
     BlobStore,
@@ -72,7 +80,8 @@ Clock = Callable[[], datetime]
 
 #: Progress after the source is in hand, and before chunking and the event.
 _STARTED_PROGRESS = 5
-_EXTRACTED_PROGRESS = 90
+#: Extraction ends below EXTRACTED_PROGRESS: the announcement and the document's parts follow.
+_EXTRACTED_PROGRESS = EXTRACTED_PROGRESS - 5
 _UNEXPECTED = "Processing failed unexpectedly on our side."
 
 
@@ -99,6 +108,14 @@ def sections_to_rows(sections: list[Section]) -> list[dict[str, Any]]:
 
 def sections_from_rows(rows: list[dict[str, Any]]) -> list[Section]:
     return [Section(**row) for row in rows]
+
+
+def extraction_seconds_left(elapsed_s: float, units_done: int, units_left: int) -> float | None:
+    """Time left to extract the rest at this attempt's pace so far (units per second); None
+    before a unit is done. Only extraction: storing, embedding and graphing are not estimated."""
+    if units_done <= 0:
+        return None
+    return round(elapsed_s / units_done * units_left, 1)
 
 
 def _percent(done: int, total: int) -> int:
@@ -197,7 +214,8 @@ class JobWorker:
         if self._stopping:
             # Left pending: the sweeper of the next worker to start takes it up.
             return
-        job = await self._jobs.claim(
+        # The message is a turn, fairly shared between owners: it may run another job.
+        job = await self._jobs.claim_fairly(
             job_id, self.worker_id, now=self._clock(), lease_until=self._lease_until()
         )
         if job is None:
@@ -370,6 +388,7 @@ class JobWorker:
 
         units_total = job.units_total
         saved_any = start > 0
+        began = time.monotonic()
         try:
             info, units = await loop.run_in_executor(self._executor, open_units)
             last_published = job.progress
@@ -404,7 +423,16 @@ class JobWorker:
                             job_id=job.id,
                             status=JobStatus.PROCESSING,
                             progress=progress,
-                            extra={"units_done": unit.index + 1, "units_total": unit.total},
+                            stage=JobStage.EXTRACTING,
+                            extra={
+                                "units_done": unit.index + 1,
+                                "units_total": unit.total,
+                                "extraction_seconds_left": extraction_seconds_left(
+                                    time.monotonic() - began,
+                                    unit.index + 1 - start,
+                                    unit.total - unit.index - 1,
+                                ),
+                            },
                         )
                     )
         except ExtractionError as exc:
@@ -495,7 +523,7 @@ class JobWorker:
         if done is None:
             raise LeaseLostError(job.id)
         _log.info(
-            "job_completed",
+            "job_extracted",
             job_id=job.id,
             document_id=document_id,
             chunks=len(chunks),
@@ -540,9 +568,11 @@ class LeaseSweeper:
         source: str = "kglab/ingestion",
         clock: Clock = utc_now,
         batch: int = 200,
+        progress: ProgressChannel | None = None,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
+        self._progress = progress
         self._source = source
         self._clock = clock
         self._batch = batch
@@ -559,6 +589,22 @@ class LeaseSweeper:
         )
         if requeued:
             _log.info("jobs_requeued", count=len(requeued), job_ids=requeued[:20])
+        timeout_s = self._settings.indexing_timeout_s
+        stalled = await self._jobs.fail_stalled(
+            now=now,
+            extracted_before=now - timedelta(seconds=timeout_s),
+            error=indexing_timeout_message(timeout_s),
+            limit=self._batch,
+            discard=lambda job: job_failed_event(job, source=self._source),
+        )
+        if stalled:
+            _log.warning(
+                "jobs_indexing_timed_out", count=len(stalled), job_ids=[j.id for j in stalled][:20]
+            )
+            if self._progress is not None:
+                for job in stalled:
+                    with contextlib.suppress(Exception):
+                        await self._progress.publish(ProgressUpdate.of(job))
         return requeued
 
     async def start(self, *, sweep_all_pending_now: bool = False) -> None:

@@ -180,7 +180,9 @@ def create_app(
             app.state.vector_service = service
             app.state.graph_client = graph
             app.state.vector_store = store
-            await consume.subscribe(runtime.bus, service, processed)
+            await consume.subscribe(
+                runtime.bus, service, processed, source=f"kglab/{settings.service_name}"
+            )
             yield
 
     return create_service_app(

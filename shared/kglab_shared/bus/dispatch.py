@@ -7,6 +7,9 @@ child of the publisher's span, so logs and traces of the consumer join those of 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 from opentelemetry import trace
 
 from kglab_shared.bus.port import EventHandler
@@ -18,6 +21,32 @@ from kglab_shared.tracing import context_from_headers, current_trace_headers, tr
 MAX_ERROR_CHARS = 2000
 
 _tracer = tracer("kglab_shared.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Which attempt at an event the running handler is (attempts count from 1)."""
+
+    attempt: int = 1
+    max_attempts: int = 1
+
+    @property
+    def is_last(self) -> bool:
+        """No retry follows if this attempt raises: the event is parked as a dead letter."""
+        return self.attempt >= self.max_attempts
+
+
+_OUTSIDE = Delivery()
+_delivery: ContextVar[Delivery | None] = ContextVar("kglab_delivery", default=None)
+
+
+def current_delivery() -> Delivery:
+    """The delivery the current handler runs for (outside a handler: a single last attempt).
+
+    A handler that must tell someone its work failed for good (a part of a document that
+    could not be indexed) does so on its last attempt, instead of leaving only a dead letter.
+    """
+    return _delivery.get() or _OUTSIDE
 
 
 def prepare_for_publish(event: EventEnvelope) -> EventEnvelope:
@@ -41,22 +70,34 @@ def _tracing_off() -> bool:
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-async def run_handler(handler: EventHandler, envelope: EventEnvelope, group: str) -> None:
-    """Run ``handler`` with the event's correlation id set and inside a consumer span.
+async def run_handler(
+    handler: EventHandler,
+    envelope: EventEnvelope,
+    group: str,
+    *,
+    attempt: int = 1,
+    max_attempts: int = 1,
+) -> None:
+    """Run ``handler`` with the event's correlation id and delivery attempt set and inside a
+    consumer span.
 
     With tracing off and no trace context on the event the span would record and carry
     nothing (the handler sees the same invalid current span either way), so it is skipped:
     ``bench/bench_bus.py`` measures what that saves per event.
     """
-    if envelope.trace or not _tracing_off():
-        await _run_in_span(handler, envelope, group)
-        return
-    previous = get_correlation_id()
-    set_correlation_id(envelope.correlation_id)
+    token = _delivery.set(Delivery(attempt, max_attempts))
     try:
-        await handler(envelope)
+        if envelope.trace or not _tracing_off():
+            await _run_in_span(handler, envelope, group)
+            return
+        previous = get_correlation_id()
+        set_correlation_id(envelope.correlation_id)
+        try:
+            await handler(envelope)
+        finally:
+            set_correlation_id(previous)
     finally:
-        set_correlation_id(previous)
+        _delivery.reset(token)
 
 
 async def _run_in_span(handler: EventHandler, envelope: EventEnvelope, group: str) -> None:

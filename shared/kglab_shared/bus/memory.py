@@ -328,7 +328,13 @@ class InProcessBus:
             self._park(queue, delivery, f"The event could not be decoded: {exc}")
             return
         try:
-            await run_handler(subscription.handler, envelope, queue.name)
+            await run_handler(
+                subscription.handler,
+                envelope,
+                queue.name,
+                attempt=delivery.attempt,
+                max_attempts=subscription.retry.max_attempts,
+            )
         except asyncio.CancelledError:
             # Not acknowledged: the event goes back to the queue for another consumer.
             queue.put(delivery, front=True)

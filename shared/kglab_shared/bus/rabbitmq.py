@@ -701,7 +701,13 @@ class RabbitMQBus:
             await self._park(subscription, message, headers, attempt, f"Undecodable: {exc}")
             return
         try:
-            await run_handler(subscription.handler, envelope, group)
+            await run_handler(
+                subscription.handler,
+                envelope,
+                group,
+                attempt=attempt,
+                max_attempts=subscription.retry.max_attempts,
+            )
         except Exception as exc:
             last = attempt >= subscription.retry.max_attempts
             _log.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kglab_shared.identity import Identity
 from tests.contract.auth.harness import AuthHarness, assert_problem
 
 
@@ -49,7 +50,9 @@ async def test_a_tampered_or_malformed_key_is_refused(auth: AuthHarness) -> None
     session = await auth.signed_up("tina@example.com")
     key = (
         await auth.client.post(
-            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["*"]}, headers=session.headers
+            "/api/v1/auth/api-keys",
+            json={"name": "k", "scopes": ["search"]},
+            headers=session.headers,
         )
     ).json()["key"]
     tampered = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
@@ -73,7 +76,7 @@ async def test_someone_elses_key_cannot_be_revoked(auth: AuthHarness) -> None:
     other = await auth.signed_up("wendy@example.com")
     key_id = (
         await auth.client.post(
-            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["a"]}, headers=owner.headers
+            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["search"]}, headers=owner.headers
         )
     ).json()["id"]
     response = await auth.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=other.headers)
@@ -82,7 +85,12 @@ async def test_someone_elses_key_cannot_be_revoked(auth: AuthHarness) -> None:
 
 async def test_bad_scopes_are_refused(auth: AuthHarness) -> None:
     session = await auth.signed_up("xena@example.com")
-    for scopes, fragment in [([], "at least one scope"), (["Bad Scope"], "not a valid scope")]:
+    for scopes, fragment in [
+        ([], "at least one scope"),
+        (["Bad Scope"], "'Bad Scope' is not a scope an API key can have"),
+        (["*"], "the valid scopes are documents:read, documents:write"),
+        (["search", "everything"], "'everything' is not a scope"),
+    ]:
         response = await auth.client.post(
             "/api/v1/auth/api-keys", json={"name": "k", "scopes": scopes}, headers=session.headers
         )
@@ -93,7 +101,9 @@ async def test_a_disabled_owner_makes_the_key_useless(auth: AuthHarness) -> None
     session = await auth.signed_up("yara@example.com")
     key = (
         await auth.client.post(
-            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["a"]}, headers=session.headers
+            "/api/v1/auth/api-keys",
+            json={"name": "k", "scopes": ["search"]},
+            headers=session.headers,
         )
     ).json()["key"]
     admin = await auth.admin()
@@ -104,3 +114,17 @@ async def test_a_disabled_owner_makes_the_key_useless(auth: AuthHarness) -> None
         "/internal/api-keys/verify", json={"key": key}, headers=auth.service_headers()
     )
     assert_problem(response, 401, "disabled")
+
+
+async def test_a_key_without_keys_manage_cannot_manage_keys(auth: AuthHarness) -> None:
+    """Auth's own check, behind the gateway's: a key's forwarded identity carries its scopes."""
+    session = await auth.signed_up("zoe@example.com")
+    as_key = auth.identity_headers(Identity(session.user_id, scopes=frozenset({"documents:read"})))
+    for method, path in [
+        ("GET", "/api/v1/auth/api-keys"),
+        ("POST", "/api/v1/auth/api-keys"),
+        ("DELETE", "/api/v1/auth/api-keys/abc"),
+    ]:
+        body = {"name": "k", "scopes": ["documents:read"]} if method == "POST" else None
+        response = await auth.client.request(method, path, json=body, headers=as_key)
+        assert_problem(response, 403, "'keys:manage' scope")

@@ -441,3 +441,33 @@ async def test_deleted_documents_leave_day_pages_full(document_store: DocumentSt
         )
         assert [d.id for d in page.items] == expected_order(kept, sort)[:10]
         assert await walk(document_store, sort, limit=4) == expected_order(kept, sort)
+
+
+async def test_a_deletion_is_owed_to_the_bus_until_marked_announced(
+    document_store: DocumentStore,
+) -> None:
+    # The outbox of document.deleted: written with the deletion, cleared once the bus
+    # confirmed the event, written again by a repeated request.
+    assert await document_store.unannounced_deletions(10) == []
+    for doc_id in ("doc-owed-1", "doc-owed-2"):
+        document, chunks = make_document(doc_id)
+        await save(document_store, document, chunks)
+    first = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    await document_store.delete(OWNER, "doc-owed-1", at=first)
+    await document_store.delete(OWNER, "doc-owed-2", at=first + timedelta(seconds=1))
+    assert await document_store.delete(OWNER, "never-stored", at=first) is None
+    owed = await document_store.unannounced_deletions(10)
+    assert [(d.id, d.status) for d in owed] == [
+        ("doc-owed-1", DocumentStatus.DELETING),
+        ("doc-owed-2", DocumentStatus.DELETING),
+    ]
+    assert [d.id for d in await document_store.unannounced_deletions(1)] == ["doc-owed-1"]
+    await document_store.mark_deletion_announced(OWNER, "doc-owed-1")
+    assert [d.id for d in await document_store.unannounced_deletions(10)] == ["doc-owed-2"]
+    await document_store.mark_deletion_announced(OWNER, "doc-owed-2")
+    assert await document_store.unannounced_deletions(10) == []
+    await document_store.delete(OWNER, "doc-owed-1", at=first + timedelta(hours=1))
+    assert [d.id for d in await document_store.unannounced_deletions(10)] == ["doc-owed-1"]
+    # Another owner cannot clear it.
+    await document_store.mark_deletion_announced("someone-else", "doc-owed-1")
+    assert [d.id for d in await document_store.unannounced_deletions(10)] == ["doc-owed-1"]

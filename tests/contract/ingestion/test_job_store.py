@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 from kglab_ingestion.domain import (
     IngestionJob,
     JobCursor,
+    JobStage,
     JobStatus,
     SourceKind,
     new_job_id,
     utc_now,
 )
-from kglab_ingestion.service import job_requested_event
-from kglab_ingestion.store.port import Completion, DuplicateJobError
+from kglab_ingestion.service import job_failed_event, job_requested_event
+from kglab_ingestion.store.port import Completion, DuplicateJobError, PartRecorded
 from kglab_ingestion.store.sql import SqlJobStore
 from kglab_shared.events import DocumentExtracted, Provenance
 from kglab_shared.outbox import outbox
@@ -79,6 +80,43 @@ def extracted_event(job: IngestionJob) -> object:
         chunks=[],
     )
     return event.envelope(source="test", event_id=f"document.extracted:{job.id}")
+
+
+async def record(
+    store: SqlJobStore, owner: str, document_id: str, part: str, *, ok: bool = True
+) -> PartRecorded | None:
+    return await store.record_part(
+        owner,
+        document_id,
+        part,
+        ok=ok,
+        now=utc_now(),
+        discard=lambda job: job_failed_event(job, source="test"),
+    )
+
+
+async def index_fully(store: SqlJobStore, owner: str, document_id: str) -> IngestionJob:
+    """The document, vector and graph services acknowledge their parts."""
+    recorded = None
+    for part in ("stored", "embedded", "graphed"):
+        recorded = await record(store, owner, document_id, part)
+    assert recorded is not None
+    return recorded.job
+
+
+async def extracted_job(store: SqlJobStore, document_id: str = "doc1") -> IngestionJob:
+    job = a_job()
+    await store.create(job, None)
+    now = utc_now()
+    await store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    done = await store.complete(
+        job.id,
+        "w1",
+        completion(document_id=document_id),
+        extracted_event(job),  # type: ignore[arg-type]
+    )
+    assert done is not None
+    return done
 
 
 async def test_a_job_and_its_event_commit_together(job_store: SqlJobStore) -> None:
@@ -211,18 +249,42 @@ async def test_completion_writes_the_result_and_the_event_once(job_store: SqlJob
         extracted_event(job),  # type: ignore[arg-type]
     )
     assert done is not None
-    assert (done.status, done.progress, done.document_id, done.chunk_count) == (
-        JobStatus.COMPLETED,
-        100,
+    # Extracted, not completed: the document's parts are still to be done.
+    assert (done.status, done.stage, done.progress, done.document_id, done.chunk_count) == (
+        JobStatus.PROCESSING,
+        JobStage.STORING,
+        70,
         "doc1",
         2,
     )
+    assert done.live_document_id is None
     assert done.lease_owner is None
     assert await job_store.saved_units(job.id) == []
     assert await outbox_types(job_store) == ["document.extracted"]
     # A second completion (a redelivery) changes nothing and publishes nothing.
     assert await job_store.complete(job.id, "w1", completion(), extracted_event(job)) is None  # type: ignore[arg-type]
     assert await outbox_types(job_store) == ["document.extracted"]
+    # Waiting for its parts, it is nobody's to claim or to requeue.
+    later = now + timedelta(minutes=10)
+    assert await job_store.claim(job.id, "w2", now=later, lease_until=later) is None
+    assert (
+        await job_store.requeue_abandoned(
+            now=later,
+            pending_before=later,
+            limit=10,
+            events=lambda j: job_requested_event(j, source="test", fresh=True),
+        )
+        == []
+    )
+    assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == []
+    completed = await index_fully(job_store, "alice", "doc1")
+    assert (completed.status, completed.stage, completed.progress) == (
+        JobStatus.COMPLETED,
+        JobStage.DONE,
+        100,
+    )
+    assert completed.live_document_id == "doc1"
+    assert completed.finished_at is not None
     # The near-duplicate window, as ids, and the signatures by id (what the worker caches).
     assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == [job.id]
     assert await job_store.recent_completed_ids("alice", exclude_job_id=job.id, limit=10) == []
@@ -249,7 +311,7 @@ async def test_completion_records_the_units_and_keeps_what_was_not_saved(
         extracted_event(job),  # type: ignore[arg-type]
     )
     assert done is not None
-    assert (done.units_done, done.units_total, done.progress) == (2, 2, 100)
+    assert (done.units_done, done.units_total, done.progress) == (2, 2, 70)
     assert await job_store.saved_units(job.id) == []
 
 
@@ -303,6 +365,7 @@ async def test_fail_without_a_worker_leaves_completed_jobs_alone(job_store: SqlJ
     now = utc_now()
     await job_store.claim(job.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
     await job_store.complete(job.id, "w1", completion(), extracted_event(job))  # type: ignore[arg-type]
+    await index_fully(job_store, "alice", "doc1")
     assert await job_store.fail(job.id, None, "late") is None
     current = await job_store.get_any(job.id)
     assert current is not None
@@ -384,6 +447,7 @@ async def test_a_deleted_document_is_no_near_duplicate_original(job_store: SqlJo
         completion(document_id="c" * 32, minhash=[4, 5, 6]),
         extracted_event(job),  # type: ignore[arg-type]
     )
+    await index_fully(job_store, "alice", "c" * 32)
     assert await job_store.recent_completed_ids("alice", exclude_job_id="x", limit=10) == [job.id]
     assert await job_store.signatures_of([job.id]) == {job.id: [4, 5, 6]}
     await job_store.mark_document_deleted("alice", "c" * 32, at=utc_now())
@@ -457,3 +521,198 @@ async def test_a_url_job_without_its_lease_records_nothing(job_store: SqlJobStor
     current = await job_store.get("carol", job.id)
     assert current is not None
     assert current.sha256 is None
+
+
+# The job state machine after extraction (adr/0010, 2026-12-06).
+
+
+async def test_each_part_moves_the_stage_and_a_repeat_changes_nothing(
+    job_store: SqlJobStore,
+) -> None:
+    job = await extracted_job(job_store)
+    stored = await record(job_store, "alice", "doc1", "stored")
+    assert stored is not None
+    assert stored.changed
+    assert (stored.job.status, stored.job.stage, stored.job.progress) == (
+        JobStatus.PROCESSING,
+        JobStage.EMBEDDING,
+        80,
+    )
+    # Graph first, then embedding: the stage names the part still missing.
+    graphed = await record(job_store, "alice", "doc1", "graphed")
+    assert graphed is not None
+    assert (graphed.job.stage, graphed.job.progress) == (JobStage.EMBEDDING, 90)
+    again = await record(job_store, "alice", "doc1", "graphed")
+    assert again is not None
+    assert not again.changed
+    assert again.job == graphed.job
+    done = await record(job_store, "alice", "doc1", "embedded")
+    assert done is not None
+    assert (done.job.status, done.job.stage, done.job.progress) == (
+        JobStatus.COMPLETED,
+        JobStage.DONE,
+        100,
+    )
+    assert not done.discarded
+    # Redelivered acknowledgements of a completed job change nothing.
+    late = await record(job_store, "alice", "doc1", "stored")
+    assert late is not None
+    assert not late.changed
+    assert late.job.status is JobStatus.COMPLETED
+    assert await outbox_types(job_store) == ["document.extracted"]
+    assert job.id == done.job.id
+
+
+async def test_a_failed_part_fails_the_job_and_discards_once_every_part_reported(
+    job_store: SqlJobStore,
+) -> None:
+    job = await extracted_job(job_store)
+    await record(job_store, "alice", "doc1", "stored")
+    failed = await record(job_store, "alice", "doc1", "embedded", ok=False)
+    assert failed is not None
+    assert failed.job.status is JobStatus.FAILED
+    assert failed.job.stage is JobStage.EMBEDDING
+    assert failed.job.error == (
+        "The document could not be indexed for search; nothing of it was kept. "
+        "Try the upload again later."
+    )
+    assert failed.job.live_document_id is None
+    # The graph service is still at work: removing the document now could race its write.
+    assert not failed.discarded
+    assert await outbox_types(job_store) == ["document.extracted"]
+    graphed = await record(job_store, "alice", "doc1", "graphed")
+    assert graphed is not None
+    assert graphed.discarded
+    assert graphed.job.status is JobStatus.FAILED
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+    # Repeats neither fail it again nor ask twice.
+    for part, ok in (("graphed", True), ("embedded", False), ("stored", True)):
+        repeat = await record(job_store, "alice", "doc1", part, ok=ok)
+        assert repeat is not None
+        assert not repeat.changed
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+    assert job.id == failed.job.id
+
+
+async def test_a_document_that_could_not_be_stored_is_discarded_at_once(
+    job_store: SqlJobStore,
+) -> None:
+    await extracted_job(job_store)
+    failed = await record(job_store, "alice", "doc1", "stored", ok=False)
+    assert failed is not None
+    assert failed.job.status is JobStatus.FAILED
+    assert failed.job.stage is JobStage.STORING
+    assert failed.discarded  # nothing else will report: nothing was announced to them
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+
+
+async def test_parts_of_an_unknown_or_foreign_document_move_nothing(
+    job_store: SqlJobStore,
+) -> None:
+    await extracted_job(job_store)
+    assert await record(job_store, "alice", "nope", "stored") is None
+    assert await record(job_store, "mallory", "doc1", "stored") is None
+
+
+async def test_parts_reported_at_once_are_all_kept(job_store: SqlJobStore) -> None:
+    await extracted_job(job_store)
+    await asyncio.gather(
+        *(record(job_store, "alice", "doc1", part) for part in ("stored", "embedded", "graphed"))
+    )
+    current = await job_store.get("alice", (await _only_job(job_store)).id)
+    assert current is not None
+    assert current.status is JobStatus.COMPLETED
+    assert current.parts_done == frozenset({"stored", "embedded", "graphed"})
+
+
+async def _only_job(store: SqlJobStore) -> IngestionJob:
+    page = await store.list_jobs("alice", status=None, limit=10, after=None)
+    assert len(page.items) == 1
+    return page.items[0]
+
+
+async def test_a_job_whose_parts_never_all_report_is_failed_and_discarded(
+    job_store: SqlJobStore,
+) -> None:
+    job = await extracted_job(job_store)
+    await record(job_store, "alice", "doc1", "stored")
+    assert job.extracted_at is not None
+
+    async def sweep(before: object) -> list[IngestionJob]:
+        return await job_store.fail_stalled(
+            now=utc_now(),
+            extracted_before=before,  # type: ignore[arg-type]
+            error="Indexing the document did not finish within 15 minutes.",
+            limit=10,
+            discard=lambda j: job_failed_event(j, source="test"),
+        )
+
+    assert await sweep(job.extracted_at - timedelta(seconds=1)) == []  # not yet due
+    [failed] = await sweep(utc_now() + timedelta(seconds=1))
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == "Indexing the document did not finish within 15 minutes."
+    assert failed.parts_failed == frozenset({"embedded", "graphed"})
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+    # A late report, good or bad, changes nothing and asks for no second removal.
+    for part, ok in (("embedded", True), ("graphed", False)):
+        late = await record(job_store, "alice", "doc1", part, ok=ok)
+        assert late is not None
+        assert not late.changed
+    assert await sweep(utc_now() + timedelta(seconds=1)) == []
+    assert await outbox_types(job_store) == ["document.extracted", "ingestion.job.failed"]
+
+
+# Fair turns between owners (issue 13).
+
+
+async def _queued(store: SqlJobStore, owner: str, count: int) -> list[IngestionJob]:
+    queued = []
+    for _ in range(count):
+        job = a_job(owner=owner)
+        await store.create(job, None)
+        queued.append(job)
+        await asyncio.sleep(0.002)  # distinct queueing times, in order
+    return queued
+
+
+async def test_a_lighter_owners_waiting_job_takes_the_turn(job_store: SqlJobStore) -> None:
+    now = utc_now()
+    lease = now + timedelta(seconds=30)
+    flood = await _queued(job_store, "alice", 6)
+    # Alice's first two are being extracted.
+    for job in flood[:2]:
+        assert await job_store.claim_fairly(job.id, "w1", now=now, lease_until=lease) == (
+            await job_store.get_any(job.id)
+        )
+    [single] = await _queued(job_store, "bob", 1)
+    # The next turn is alice's third message, but bob (nothing in flight) goes first.
+    taken = await job_store.claim_fairly(flood[2].id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert (taken.id, taken.owner_id, taken.status) == (single.id, "bob", JobStatus.PROCESSING)
+    # Bob's own message comes later: his job is taken, so the turn goes to alice's oldest.
+    after = await job_store.claim_fairly(single.id, "w1", now=now, lease_until=lease)
+    assert after is not None
+    assert after.id == flood[2].id
+    # Every alice job is still taken up, one turn each.
+    for job in flood[3:]:
+        turn = await job_store.claim_fairly(job.id, "w1", now=now, lease_until=lease)
+        assert turn is not None
+        assert turn.owner_id == "alice"
+    assert await job_store.claim_fairly(flood[0].id, "w1", now=now, lease_until=lease) is None
+    page = await job_store.list_jobs("alice", status=JobStatus.PENDING, limit=10, after=None)
+    assert page.items == []
+
+
+async def test_equal_owners_keep_their_own_messages(job_store: SqlJobStore) -> None:
+    now = utc_now()
+    lease = now + timedelta(seconds=30)
+    [alice] = await _queued(job_store, "alice", 1)
+    [bob] = await _queued(job_store, "bob", 1)
+    # Nobody is in flight: the message's own job is the turn.
+    taken = await job_store.claim_fairly(bob.id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert taken.id == bob.id
+    # Alice has none in flight, bob one: alice's message keeps hers.
+    taken = await job_store.claim_fairly(alice.id, "w1", now=now, lease_until=lease)
+    assert taken is not None
+    assert taken.id == alice.id

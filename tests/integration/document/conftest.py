@@ -157,7 +157,9 @@ async def run_document_app(settings: DocumentSettings, bus: EventBus) -> AsyncIt
                     harness.received.append(envelope)
 
                 await bus.subscribe(
-                    "test-observer", ["document.stored", "document.deleted"], record
+                    "test-observer",
+                    ["document.stored", "document.deleted", "document.indexed"],
+                    record,
                 )
                 yield harness
     finally:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from kglab_document.config import DocumentSettings
-from kglab_shared.bus.port import DeadLetter, EventBus, EventHandler, PublishError, RetryPolicy
-from kglab_shared.events import DocumentPartsRemoved, DocumentStored, EventEnvelope
+from kglab_shared.bus.port import EventBus
+from kglab_shared.events import (
+    DocumentPartsRemoved,
+    DocumentStored,
+    IngestionJobFailed,
+)
 from kglab_shared.metrics import REGISTRY
+from tests.bus_faults import PublishFailsOnce
 from tests.integration.document.conftest import (
     ALICE,
     DocumentApp,
@@ -75,54 +80,31 @@ async def test_delete_is_followed_until_every_part_is_gone(document_app: Documen
     assert status.json()["parts"] == {"document": True, "vector": True, "graph": True}
 
 
-class StoredPublishFailsOnce:
-    """A bus whose first ``document.stored`` publish is lost, as in a crash after the save."""
-
-    def __init__(self, inner: EventBus) -> None:
-        self.inner = inner
-        self.failed = False
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def publish(self, event: EventEnvelope) -> None:
-        if event.type == "document.stored" and not self.failed:
-            self.failed = True
-            raise PublishError("The broker did not confirm the event.")
-        await self.inner.publish(event)
-
-    async def subscribe(
-        self,
-        group: str,
-        patterns: Sequence[str],
-        handler: EventHandler,
-        *,
-        retry: RetryPolicy | None = None,
-        prefetch: int = 16,
-    ) -> None:
-        # Retry quickly so the test does not wait for the production backoff.
-        await self.inner.subscribe(
-            group, patterns, handler, retry=RetryPolicy(base_delay_s=0.05), prefetch=prefetch
-        )
-
-    async def dead_letters(self, group: str, limit: int = 100) -> list[DeadLetter]:
-        return await self.inner.dead_letters(group, limit)
-
-    async def replay_dead_letters(self, group: str) -> int:
-        return await self.inner.replay_dead_letters(group)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-
 @pytest.fixture
 async def flaky_app(
     settings: DocumentSettings, bus_factory: Callable[[], EventBus]
 ) -> AsyncIterator[DocumentApp]:
-    async for harness in run_document_app(settings, StoredPublishFailsOnce(bus_factory())):
+    async for harness in run_document_app(settings, PublishFailsOnce(bus_factory())):
+        yield harness
+
+
+@pytest.fixture
+async def flaky_deleted_app(
+    settings: DocumentSettings, bus_factory: Callable[[], EventBus]
+) -> AsyncIterator[DocumentApp]:
+    async for harness in run_document_app(
+        settings, PublishFailsOnce(bus_factory(), "document.deleted")
+    ):
+        yield harness
+
+
+@pytest.fixture
+async def flaky_indexed_app(
+    settings: DocumentSettings, bus_factory: Callable[[], EventBus]
+) -> AsyncIterator[DocumentApp]:
+    async for harness in run_document_app(
+        settings, PublishFailsOnce(bus_factory(), "document.indexed")
+    ):
         yield harness
 
 
@@ -136,6 +118,81 @@ async def test_lost_stored_event_is_published_on_redelivery(flaky_app: DocumentA
 
     assert len(flaky_app.events_of("document.stored")) == 1
     assert await flaky_app.bus.dead_letters("document") == []
+
+
+async def test_a_stored_document_is_acknowledged_after_it_is_announced(
+    document_app: DocumentApp,
+) -> None:
+    await _publish_extracted(document_app, "doc-ack")
+    await document_app.wait_for(lambda: _count(document_app, "document.indexed", 1))
+    types = [e.type for e in document_app.received if e.subject == "doc-ack"]
+    assert types.index("document.stored") < types.index("document.indexed")
+    indexed = document_app.events_of("document.indexed")[0]
+    assert indexed.data == {
+        "document_id": "doc-ack",
+        "owner_id": ALICE,
+        "part": "stored",
+        "ok": True,
+    }
+    assert indexed.id == "indexed:stored:done:doc-ack"
+
+
+async def test_a_lost_acknowledgement_is_published_on_redelivery(
+    flaky_indexed_app: DocumentApp,
+) -> None:
+    # Fault test of the document service's acknowledgement: the first publish of
+    # document.indexed is not confirmed; the handler raises, the bus redelivers
+    # document.extracted, and the acknowledgement goes out (once, under its stable id).
+    app = flaky_indexed_app
+    await _publish_extracted(app, "doc-ack-retry")
+    await app.wait_for(lambda: _count(app, "document.indexed", 1))
+    assert [e.id for e in app.events_of("document.indexed")] == [
+        "indexed:stored:done:doc-ack-retry"
+    ]
+    assert await app.bus.dead_letters("document") == []
+
+
+async def test_a_lost_deleted_event_is_published_by_the_relay(
+    flaky_deleted_app: DocumentApp,
+) -> None:
+    # Fault test of document.deleted: the bus does not confirm the first publish. The request
+    # still answers 202 (the deletion is written and the event owed), and the relay
+    # publishes it without the client asking again.
+    app = flaky_deleted_app
+    await _publish_extracted(app, "doc-owed")
+    await app.wait_for(lambda: _count(app, "document.stored", 1))
+    response = await app.client.delete("/api/v1/documents/doc-owed", headers=app.headers())
+    assert response.status_code == 202, response.text
+    assert app.bus.failed  # type: ignore[attr-defined]
+    await app.wait_for(lambda: _count(app, "document.deleted", 1))
+    assert app.events_of("document.deleted")[0].id == "document.deleted:doc-owed"
+
+    async def settled() -> bool:
+        return await app.store.unannounced_deletions(10) == []
+
+    await app.wait_for(settled)
+
+
+async def test_a_failed_job_discards_its_document(document_app: DocumentApp) -> None:
+    await _publish_extracted(document_app, "doc-failed-job")
+    await document_app.wait_for(lambda: _count(document_app, "document.stored", 1))
+    failed = IngestionJobFailed(job_id="job-1", owner_id=ALICE, document_id="doc-failed-job")
+    await document_app.bus.publish(failed.envelope(source="kglab/ingestion"))
+    await document_app.wait_for(lambda: _count(document_app, "document.deleted", 1))
+    response = await document_app.client.get(
+        "/api/v1/documents/doc-failed-job", headers=document_app.headers()
+    )
+    assert response.status_code == 404
+    # A job that failed before its document was stored leaves nothing to discard.
+    nothing = IngestionJobFailed(job_id="job-2", owner_id=ALICE, document_id="never-stored")
+    await document_app.bus.publish(nothing.envelope(source="kglab/ingestion"))
+    await document_app.bus.publish(failed.envelope(source="kglab/ingestion"))  # a repeat
+
+    async def repeat_announced() -> bool:
+        return len(document_app.events_of("document.deleted")) >= 2
+
+    await document_app.wait_for(repeat_announced)
+    assert {e.subject for e in document_app.events_of("document.deleted")} == {"doc-failed-job"}
 
 
 async def _count(document_app: DocumentApp, event_type: str, count: int) -> bool:

@@ -81,8 +81,16 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> GraphSetti
 
 
 @pytest.fixture
-async def graph_app(settings: GraphSettings) -> AsyncIterator[GraphApp]:
-    bus = create_bus("memory", None, source="kglab/test", broker=InProcessBroker())
+def wrap_bus() -> Callable[[EventBus], EventBus]:
+    """How the graph service's bus is wrapped (a module injecting faults overrides it)."""
+    return lambda bus: bus
+
+
+@pytest.fixture
+async def graph_app(
+    settings: GraphSettings, wrap_bus: Callable[[EventBus], EventBus]
+) -> AsyncIterator[GraphApp]:
+    bus = wrap_bus(create_bus("memory", None, source="kglab/test", broker=InProcessBroker()))
     alice, bob = unique_name("alice"), unique_name("bob")
     await bus.start()
     try:

@@ -4,7 +4,9 @@
 PostgreSQL database, GridFS in a Mongo database of its own, Redis pub/sub on a unique prefix,
 clamd when ``KGLAB_CLAMD_URL`` is set. Each test has its own
 in-process broker (RabbitMQ has its own tests), and a ``document`` consumer that records every
-``document.extracted`` the service publishes.
+``document.extracted`` the service publishes and, standing in for the document, vector and
+graph services, acknowledges each part of its document (``document.indexed``), so jobs
+complete; ``acknowledge_parts = False`` leaves them waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from kglab_ingestion.store.sql import SqlJobStore
 from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.memory import InProcessBroker
 from kglab_shared.bus.port import EventBus
-from kglab_shared.events import DOCUMENT_EXTRACTED, EventEnvelope
+from kglab_shared.events import (
+    DOCUMENT_EXTRACTED,
+    INDEXING_PARTS,
+    DocumentExtracted,
+    DocumentIndexed,
+    EventEnvelope,
+    parse_event_data,
+)
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from kglab_shared.settings import load_settings
 from tests.conftest import unique_name
@@ -52,6 +61,7 @@ class IngestionApp:
     codec: IdentityCodec
     settings: IngestionSettings
     extracted: list[EventEnvelope] = field(default_factory=list)
+    acknowledge_parts: bool = True
 
     def headers(self, user: str = ALICE) -> dict[str, str]:
         return {IDENTITY_HEADER: self.codec.mint(Identity(user_id=user))}
@@ -172,6 +182,15 @@ async def ingestion_factory(
 
             async def record(envelope: EventEnvelope) -> None:
                 harness.extracted.append(envelope)
+                data = parse_event_data(envelope)
+                assert isinstance(data, DocumentExtracted)
+                if harness.acknowledge_parts:
+                    for part in INDEXING_PARTS:
+                        await bus.publish(
+                            DocumentIndexed(
+                                document_id=data.document_id, owner_id=data.owner_id, part=part
+                            ).envelope(source="kglab/test")
+                        )
 
             await bus.subscribe(unique_name("document"), [DOCUMENT_EXTRACTED], record)
             return harness

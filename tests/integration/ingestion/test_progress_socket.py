@@ -20,9 +20,11 @@ import uvicorn
 import websockets
 from fastapi import FastAPI
 
+from kglab_shared.events import INDEXING_PARTS, DocumentExtracted, DocumentIndexed
 from kglab_shared.identity import IDENTITY_HEADER
 from tests.integration.ingestion.conftest import BOB, MARKDOWN, IngestionApp
 from tests.isolation import LOOPBACK, free_port
+from tests.waiting import wait_until
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -83,6 +85,58 @@ async def test_the_socket_sends_state_updates_and_a_final_message(
     # At least one message in every tenth of the way.
     buckets = {min(p // 10, 9) for p in progress}
     assert buckets >= set(range(1, 10)), progress
+    # Each message names its stage; only the last is final, once every part is done.
+    assert [m["final"] for m in messages] == [False] * (len(messages) - 1) + [True]
+    assert final["stage"] == "done"
+    stages = [m["stage"] for m in messages]
+    assert "extracting" in stages
+    assert {"storing", "embedding", "graphing"} & set(stages), stages
+    # While extracting, once a page is done, the time left to extract the rest.
+    estimates = [m["extraction_seconds_left"] for m in messages if "extraction_seconds_left" in m]
+    assert estimates
+    assert estimates[-1] == 0.0
+
+
+async def test_the_final_message_waits_for_every_part_of_the_document(
+    ingestion: IngestionApp,
+) -> None:
+    ingestion.acknowledge_parts = False  # the document, vector and graph services are slow
+    job_id = (await ingestion.upload(MARKDOWN, "graphs.md")).json()["job_id"]
+    waiting = await ingestion.wait_for_status(job_id, "processing")
+
+    async def extracted() -> bool:
+        # The row commits first; the outbox relay publishes document.extracted just after.
+        stage = (await ingestion.job(job_id))["stage"]
+        return stage == "storing" and len(ingestion.extracted) == 1
+
+    await wait_until(extracted, timeout_s=20)
+    assert waiting["document_id"] is None
+    [announced] = ingestion.extracted
+    document = DocumentExtracted.model_validate(announced.data)
+    async with serve(ingestion.app) as base:
+        url = f"{base}/ws/jobs/{job_id}"
+        async with websockets.connect(url, additional_headers=ingestion.headers()) as socket:
+            first = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert (first["status"], first["stage"], first["final"]) == (
+                "processing",
+                "storing",
+                False,
+            )
+            received = [first]
+            for part in INDEXING_PARTS:
+                await ingestion.bus.publish(
+                    DocumentIndexed(
+                        document_id=document.document_id, owner_id=document.owner_id, part=part
+                    ).envelope(source="kglab/test")
+                )
+                received.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while not received[-1]["final"]:
+                    received.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
+    assert [m["stage"] for m in received] == ["storing", "embedding", "graphing", "done"]
+    assert [m["final"] for m in received] == [False, False, False, True]
+    assert received[-1]["status"] == "completed"
+    assert received[-1]["document_id"] == document.document_id
 
 
 async def test_the_socket_of_a_finished_job_sends_its_state_and_closes(

@@ -20,7 +20,14 @@ from pymongo import AsyncMongoClient
 from kglab_ingestion.domain import JobStatus
 from kglab_ingestion.store.sql import SqlJobStore, create_engine
 from kglab_shared.bus.rabbitmq import RabbitMQBus
-from kglab_shared.events import DOCUMENT_EXTRACTED, EventEnvelope
+from kglab_shared.events import (
+    DOCUMENT_EXTRACTED,
+    INDEXING_PARTS,
+    DocumentExtracted,
+    DocumentIndexed,
+    EventEnvelope,
+    parse_event_data,
+)
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.conftest import unique_name
 from tests.contract.test_event_bus import (
@@ -147,6 +154,15 @@ async def test_a_killed_worker_process_loses_nothing_on_rabbitmq(cluster: dict[s
 
         async def record(envelope: EventEnvelope) -> None:
             extracted.append(envelope)
+            # Standing in for the document, vector and graph services: every part is done.
+            data = parse_event_data(envelope)
+            assert isinstance(data, DocumentExtracted)
+            for part in INDEXING_PARTS:
+                await observer.publish(
+                    DocumentIndexed(
+                        document_id=data.document_id, owner_id=data.owner_id, part=part
+                    ).envelope(source="kglab/test-observer")
+                )
 
         await observer.subscribe("observer", [DOCUMENT_EXTRACTED], record)
         jobs = SqlJobStore(create_engine(cluster["database"]))

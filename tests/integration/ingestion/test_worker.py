@@ -221,3 +221,35 @@ async def test_a_job_whose_file_is_gone_fails_readably(
     result = await worker.wait_for_status(job.id, "failed", timeout_s=20)
     assert result["error"] == "The uploaded file is no longer stored; upload it again."
     assert result["attempts"] == 1
+
+
+async def test_one_owners_flood_does_not_starve_another_owners_single_file(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    # One job at a time, each taking at least 0.5 s: alice's 16 uploads queue up in front of
+    # bob's single file, which still runs at one of the next turns instead of after all 16.
+    app: IngestionApp = await ingestion_factory(debug_unit_delay_s=0.5, worker_concurrency=1)
+    alice_jobs = []
+    for number in range(16):
+        response = await app.upload(f"# Alice {number}\n\nNote {number}.\n".encode(), "a.md")
+        assert response.status_code == 202, response.text
+        alice_jobs.append(response.json()["job_id"])
+
+    async def alice_completed() -> int:
+        return sum([(await app.job(job_id))["status"] == "completed" for job_id in alice_jobs])
+
+    bob = await app.upload(b"# Bob\n\nA single note.\n", "b.md", user="user-bob")
+    assert bob.status_code == 202, bob.text
+    before = await alice_completed()
+    bob_job = bob.json()["job_id"]
+
+    async def bob_done() -> bool:
+        response = await app.client.get(f"/api/v1/jobs/{bob_job}", headers=app.headers("user-bob"))
+        return bool(response.json()["status"] == "completed")
+
+    await wait_until(bob_done, timeout_s=30, step_s=0.05)
+    meanwhile = await alice_completed() - before
+    # First in, first out would have finished every one of alice's waiting jobs first (at
+    # least 16 - before); fair turns let at most the one in flight and the next finish.
+    assert meanwhile <= 2, (before, meanwhile)
+    assert 16 - before > 2, "the flood was not queued: the test proves nothing"

@@ -13,6 +13,7 @@ from kglab_auth.domain import (
     validate_scopes,
 )
 from kglab_shared.errors import UnprocessableError
+from kglab_shared.scopes import ApiScope
 
 
 @pytest.mark.parametrize(
@@ -56,12 +57,22 @@ def test_api_keys_round_trip_and_garbage_is_refused() -> None:
 
 
 def test_scopes_are_sorted_deduplicated_and_checked() -> None:
-    assert validate_scopes(["b:read", "a:write", "b:read"]) == ("a:write", "b:read")
-    assert validate_scopes(["*"]) == ("*",)
+    assert validate_scopes(["search", "documents:read", "search"]) == (
+        "documents:read",
+        "search",
+    )
     with pytest.raises(UnprocessableError, match="at least one scope"):
         validate_scopes([])
-    with pytest.raises(UnprocessableError, match="not a valid scope"):
-        validate_scopes(["Has Space"])
+
+
+@pytest.mark.parametrize("unknown", ["everything", "*", "Has Space", "documents:admin", "api-keys"])
+def test_an_unknown_scope_is_refused_by_name_with_the_valid_ones(unknown: str) -> None:
+    with pytest.raises(UnprocessableError) as refused:
+        validate_scopes(["documents:read", unknown])
+    detail = refused.value.detail
+    assert f"'{unknown}' is not a scope" in detail
+    for scope in ApiScope:
+        assert scope.value in detail
 
 
 def test_token_digest_is_sha256_hex() -> None:

@@ -8,19 +8,30 @@ from datetime import UTC, datetime
 import pytest
 
 from kglab_ingestion.domain import (
+    EXTRACTED_PROGRESS,
     FileTooLargeError,
     IngestionJob,
     InvalidQueryError,
     JobCursor,
+    JobStage,
     JobStatus,
     ProgressUpdate,
     SourceKind,
     document_id_for,
     megabytes,
+    part_failure_message,
+    parts_awaited,
+    progress_for,
     sanitise_file_name,
+    stage_for,
 )
 from kglab_ingestion.extraction import Section
-from kglab_ingestion.worker import _percent, sections_from_rows, sections_to_rows
+from kglab_ingestion.worker import (
+    _percent,
+    extraction_seconds_left,
+    sections_from_rows,
+    sections_to_rows,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,8 +105,58 @@ def test_progress_messages_round_trip_and_say_when_they_are_final() -> None:
 def test_progress_reaches_every_tenth_of_a_ten_page_pdf() -> None:
     values = [_percent(done, 10) for done in range(1, 11)]
     assert values == sorted(values)
-    assert values[-1] == 90
-    assert {min(v // 10, 9) for v in values} >= set(range(1, 10))
+    assert values[-1] == 65
+    # Extraction reports tenths 1-6; the announcement and the document's parts the rest.
+    after = [EXTRACTED_PROGRESS]
+    done: frozenset[str] = frozenset()
+    for part in ("stored", "graphed", "embedded"):
+        done |= {part}
+        after.append(progress_for(done))
+    assert after == [70, 80, 90, 100]
+    assert {min(v // 10, 9) for v in values + after} >= set(range(1, 10))
+
+
+def test_the_stage_names_the_first_part_not_yet_done() -> None:
+    assert stage_for(frozenset()) is JobStage.STORING
+    assert stage_for(frozenset({"stored"})) is JobStage.EMBEDDING
+    assert stage_for(frozenset({"stored", "embedded"})) is JobStage.GRAPHING
+    assert stage_for(frozenset({"stored", "graphed"})) is JobStage.EMBEDDING
+    assert stage_for(frozenset({"stored", "embedded", "graphed"})) is JobStage.DONE
+
+
+def test_parts_still_awaited_after_a_failure() -> None:
+    # Nothing follows a document that could not be stored; otherwise every part reports.
+    assert parts_awaited(frozenset(), frozenset({"stored"})) == frozenset()
+    assert parts_awaited(frozenset({"stored"}), frozenset({"embedded"})) == {"graphed"}
+    assert parts_awaited(frozenset({"stored", "graphed"}), frozenset({"embedded"})) == set()
+
+
+def test_a_failed_part_reads_as_a_sentence() -> None:
+    for part in ("stored", "embedded", "graphed"):
+        message = part_failure_message(part)
+        assert message.endswith("nothing of it was kept. Try the upload again later.")
+        assert "Error" not in message
+    assert "search" in part_failure_message("embedded")
+    assert "knowledge graph" in part_failure_message("graphed")
+
+
+def test_a_job_names_its_stage_before_stages_were_recorded() -> None:
+    now = datetime(2026, 3, 4, tzinfo=UTC)
+    job = IngestionJob(
+        id="j1",
+        owner_id="u1",
+        source_kind=SourceKind.FILE,
+        source_name="notes.md",
+        created_at=now,
+        updated_at=now,
+    )
+    assert job.current_stage is JobStage.QUEUED
+    assert replace(job, status=JobStatus.PROCESSING).current_stage is JobStage.EXTRACTING
+    assert replace(job, status=JobStatus.COMPLETED).current_stage is JobStage.DONE
+    waiting = replace(job, status=JobStatus.PROCESSING, stage=JobStage.GRAPHING)
+    update = ProgressUpdate.of(waiting)
+    assert (update.stage, update.is_final) == (JobStage.GRAPHING, False)
+    assert ProgressUpdate.from_json(update.to_json()) == update
 
 
 def test_saved_sections_round_trip() -> None:
@@ -123,3 +184,9 @@ def test_a_job_shows_its_document_only_while_it_exists() -> None:
     assert deleted.live_document_id is None
     assert ProgressUpdate.of(deleted).document_id is None
     assert ProgressUpdate.of(deleted).is_final
+
+
+def test_extraction_time_left_follows_the_pace_so_far() -> None:
+    assert extraction_seconds_left(2.0, 0, 10) is None
+    assert extraction_seconds_left(2.0, 4, 6) == 3.0
+    assert extraction_seconds_left(5.0, 10, 0) == 0.0

@@ -52,6 +52,7 @@ def test_production_refuses_default_secrets(monkeypatch: pytest.MonkeyPatch) -> 
 def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KGLAB_ENVIRONMENT", "production")
     monkeypatch.setenv("KGLAB_INTERNAL_TOKEN_SECRET", "a-real-secret-of-enough-length")
+    monkeypatch.setenv("KGLAB_IDENTITY_PUBLIC_KEYS", '{"keys": []}')
     monkeypatch.setenv("KGLAB_EXAMPLE_API_SECRET", "another-real-secret")
     monkeypatch.setenv("KGLAB_STORES", "real")
     monkeypatch.setenv("KGLAB_BUS", "rabbitmq")

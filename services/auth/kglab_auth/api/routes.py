@@ -46,6 +46,7 @@ from kglab_shared.errors import (
 )
 from kglab_shared.identity import AdminIdentity, CurrentIdentity, ServiceIdentity
 from kglab_shared.logging import get_logger
+from kglab_shared.scopes import ApiScope
 
 _log = get_logger(__name__)
 # The errors each route documents, with the details the service really answers.
@@ -63,8 +64,10 @@ _WEAK_PASSWORD = documented(
 )
 _NO_SCOPE = documented(
     ForbiddenError,
-    "This key may not do that: it lacks the 'api-keys' scope.",
-    description="An API key without the 'api-keys' scope may not manage keys.",
+    "This API key lacks the 'keys:manage' scope, which POST /api/v1/auth/api-keys needs.",
+    "This key may not create a key with scopes it does not have itself: 'documents:write'.",
+    description="An API key without the 'keys:manage' scope may not manage keys, and a key "
+    "may not create a key with more scopes than its own.",
 )
 _NO_PROVIDER = documented(
     NotFoundError, "There is no sign-in provider called 'gitlab' (known: github, oidc)."
@@ -289,7 +292,10 @@ async def rotate_signing_key(_: AdminIdentity, service: AuthServiceDep) -> Rotat
         (401, _SIGNED_OUT),
         (403, _NO_SCOPE),
         _problem(
-            UnprocessableError, "Give the key at least one scope, for example 'documents:read'."
+            UnprocessableError,
+            "'everything' is not a scope an API key can have; the valid scopes are "
+            "documents:read, documents:write, jobs:read, search, graph:read, keys:manage, "
+            "metrics:read.",
         ),
     ),
 )
@@ -297,14 +303,17 @@ async def create_api_key(
     body: ApiKeyCreate, identity: CurrentIdentity, service: AuthServiceDep
 ) -> ApiKeyCreated:
     """Create an API key (the key is shown once)."""
-    identity.require_scope("api-keys")
+    identity.require_scope(ApiScope.KEYS_MANAGE)
     key, plain = await service.create_api_key(identity, body.name, body.scopes)
     return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), key=plain)
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut], responses={401: _SIGNED_OUT})
+@router.get(
+    "/api-keys", response_model=list[ApiKeyOut], responses={401: _SIGNED_OUT, 403: _NO_SCOPE}
+)
 async def list_api_keys(identity: CurrentIdentity, service: AuthServiceDep) -> list[ApiKeyOut]:
     """List your live API keys."""
+    identity.require_scope(ApiScope.KEYS_MANAGE)
     return [ApiKeyOut.of(k) for k in await service.list_api_keys(identity)]
 
 
@@ -322,7 +331,7 @@ async def revoke_api_key(
     key_id: str, identity: CurrentIdentity, service: AuthServiceDep
 ) -> Response:
     """Revoke an API key."""
-    identity.require_scope("api-keys")
+    identity.require_scope(ApiScope.KEYS_MANAGE)
     await service.revoke_api_key(identity, key_id)
     return Response(status_code=204)
 

@@ -44,7 +44,11 @@ class AuthRepository(Protocol):
 
     async def revoke_family(self, family_id: str, at: datetime) -> None: ...
 
-    async def revoke_user_sessions(self, user_id: str, at: datetime) -> None: ...
+    async def revoke_user_sessions(
+        self, user_id: str, at: datetime, *, issued_since: datetime
+    ) -> list[str]:
+        """Revoke every session of the user; return the ids (families) of those that issued a
+        token since ``issued_since``: their access tokens may still be alive."""
 
     async def add_password_reset(self, reset: PasswordReset) -> None: ...
 
@@ -61,6 +65,9 @@ class AuthRepository(Protocol):
 
     async def revoke_api_key(self, key_id: str, user_id: str, at: datetime) -> bool:
         """False when the user has no such live key."""
+
+    async def revoke_user_api_keys(self, user_id: str, at: datetime) -> list[str]:
+        """Revoke every live key of the user; return their ids."""
 
     async def touch_api_key(self, key_id: str, at: datetime) -> None: ...
 

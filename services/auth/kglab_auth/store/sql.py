@@ -206,8 +206,10 @@ class SqlAuthRepository:
             .values(revoked_at=at)
         )
 
-    async def revoke_user_sessions(self, user_id: str, at: datetime) -> None:
-        await self._c.execute(
+    async def revoke_user_sessions(
+        self, user_id: str, at: datetime, *, issued_since: datetime
+    ) -> list[str]:
+        rows = await self._c.execute(
             update(t.refresh_tokens)
             .where(
                 and_(
@@ -216,7 +218,10 @@ class SqlAuthRepository:
                 )
             )
             .values(revoked_at=at)
+            .returning(t.refresh_tokens.c.family_id, t.refresh_tokens.c.created_at)
         )
+        since = _req(issued_since)
+        return sorted({family for family, created in rows if _req(created) >= since})
 
     async def add_password_reset(self, reset: PasswordReset) -> None:
         await self._c.execute(
@@ -295,6 +300,15 @@ class SqlAuthRepository:
             .values(revoked_at=at)
         )
         return result.rowcount == 1
+
+    async def revoke_user_api_keys(self, user_id: str, at: datetime) -> list[str]:
+        rows = await self._c.execute(
+            update(t.api_keys)
+            .where(and_(t.api_keys.c.user_id == user_id, t.api_keys.c.revoked_at.is_(None)))
+            .values(revoked_at=at)
+            .returning(t.api_keys.c.id)
+        )
+        return [key_id for (key_id,) in rows]
 
     async def touch_api_key(self, key_id: str, at: datetime) -> None:
         await self._c.execute(

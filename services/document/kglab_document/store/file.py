@@ -53,6 +53,11 @@ CREATE INDEX IF NOT EXISTS documents_owner_media_type
     ON documents (owner_id, status, media_type, created_at, id);
 CREATE INDEX IF NOT EXISTS documents_owner_title ON documents (owner_id, status, title, id);
 CREATE INDEX IF NOT EXISTS documents_owner_source ON documents (owner_id, source);
+CREATE TABLE IF NOT EXISTS deletions_to_announce (
+    document_id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chunks (
     owner_id TEXT NOT NULL,
     document_id TEXT NOT NULL,
@@ -234,11 +239,36 @@ class SqliteDocumentStore:
                     "DELETE FROM chunks WHERE owner_id = ? AND document_id = ?",
                     (owner_id, document_id),
                 )
+                # The outbox entry commits with the deletion (same transaction).
+                await self._db.execute(
+                    "INSERT OR IGNORE INTO deletions_to_announce (document_id, owner_id, "
+                    "requested_at) SELECT id, owner_id, ? FROM documents "
+                    "WHERE id = ? AND owner_id = ?",
+                    (_iso(at), document_id, owner_id),
+                )
                 await self._db.commit()
             except BaseException:
                 await self._db.rollback()
                 raise
         return await self.get(owner_id, document_id)
+
+    async def unannounced_deletions(self, limit: int) -> list[Document]:
+        async with self._db.execute(
+            "SELECT owner_id, document_id FROM deletions_to_announce "
+            "ORDER BY requested_at, document_id LIMIT ?",
+            (limit,),
+        ) as cursor:
+            keys = [(str(row[0]), str(row[1])) async for row in cursor]
+        found = [await self.get(owner_id, document_id) for owner_id, document_id in keys]
+        return [document for document in found if document is not None]
+
+    async def mark_deletion_announced(self, owner_id: str, document_id: str) -> None:
+        async with self._write_lock:
+            await self._db.execute(
+                "DELETE FROM deletions_to_announce WHERE document_id = ? AND owner_id = ?",
+                (document_id, owner_id),
+            )
+            await self._db.commit()
 
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime

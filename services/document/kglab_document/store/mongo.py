@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -79,6 +79,9 @@ _DOCUMENT_INDEXES = [
         name="owner_status_title",
     ),
 ]
+#: An outbox row whose document is still stored this long after its request: the request
+#: died before deleting (see ``delete``); the row is dropped.
+ABANDONED_DELETION = timedelta(minutes=1)
 _CHUNK_INDEXES = [
     IndexModel(
         [("owner_id", ASCENDING), ("document_id", ASCENDING), ("position", ASCENDING)],
@@ -112,6 +115,8 @@ class MongoDocumentStore:
         # each other, and the first report's time is kept by the duplicate key.
         self._removed_parts: AsyncCollection[MongoDoc] = database["removed_parts"]
         self._published: AsyncCollection[MongoDoc] = database["stored_events_published"]
+        #: Outbox of ``document.deleted``: one row per deletion the bus has not confirmed.
+        self._to_announce: AsyncCollection[MongoDoc] = database["deletions_to_announce"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries use (a no-op when they exist) and drop those of
@@ -220,6 +225,15 @@ class MongoDocumentStore:
 
     async def delete(self, owner_id: str, document_id: str, *, at: datetime) -> Document | None:
         owned = {"_id": document_id, "owner_id": owner_id}
+        # The outbox row first (this store uses no transactions, so the two cannot commit
+        # together): a crash between the two leaves a row whose document is still stored,
+        # which the relay drops after a while, never a deletion that nobody announces.
+        if await self._documents.find_one(owned, projection={"_id": 1}) is not None:
+            await self._to_announce.update_one(
+                {"_id": document_id},
+                {"$setOnInsert": {"owner_id": owner_id, "requested_at": utc_millis(at)}},
+                upsert=True,
+            )
         # Only the first request sets the time: the filter on status makes a repeat a no-op.
         await self._documents.update_one(
             {**owned, "status": DocumentStatus.STORED.value},
@@ -235,6 +249,23 @@ class MongoDocumentStore:
             return None
         await self._chunks.delete_many({"owner_id": owner_id, "document_id": document_id})
         return document
+
+    async def unannounced_deletions(self, limit: int) -> list[Document]:
+        cursor = self._to_announce.find({}).sort([("requested_at", ASCENDING)]).limit(limit)
+        rows = [row async for row in cursor]
+        owed: list[Document] = []
+        abandoned_before = utc_millis(datetime.now(UTC) - ABANDONED_DELETION)
+        for row in rows:
+            document = await self.get(str(row["owner_id"]), str(row["_id"]))
+            if document is not None and document.status is DocumentStatus.DELETING:
+                owed.append(document)
+            elif document is None or _aware(row["requested_at"]) < abandoned_before:
+                # Its request died between the row and the deletion: nothing was deleted.
+                await self._to_announce.delete_one({"_id": row["_id"]})
+        return owed
+
+    async def mark_deletion_announced(self, owner_id: str, document_id: str) -> None:
+        await self._to_announce.delete_one({"_id": document_id, "owner_id": owner_id})
 
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime
@@ -364,3 +395,7 @@ def _chunk_from_mongo(raw: Mapping[str, Any]) -> Chunk:
         text=raw["text"],
         heading=raw.get("heading"),
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -59,7 +59,16 @@ class DocumentStore(Protocol):
         """The document's chunks in position order."""
 
     async def delete(self, owner_id: str, document_id: str, *, at: datetime) -> Document | None:
-        """Mark the document deleting (first request's time kept) and remove its chunks."""
+        """Mark the document deleting (first request's time kept), remove its chunks and record
+        that ``document.deleted`` is still to be announced (an outbox entry: see
+        :meth:`unannounced_deletions`). A repeat records it again."""
+
+    async def unannounced_deletions(self, limit: int) -> list[Document]:
+        """Deleted documents whose ``document.deleted`` the bus has not confirmed yet, oldest
+        request first."""
+
+    async def mark_deletion_announced(self, owner_id: str, document_id: str) -> None:
+        """Record that the bus confirmed ``document.deleted`` for this document."""
 
     async def mark_part_removed(
         self, owner_id: str, document_id: str, part: str, *, at: datetime

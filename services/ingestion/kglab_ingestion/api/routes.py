@@ -198,7 +198,26 @@ async def submit_url(
     return JobOut.of(job)
 
 
-@router.get("/jobs", response_model=JobPageOut, responses=_LIST_ERRORS)
+_JOB_LIFECYCLE = (
+    "A job is `pending` until a worker takes it, then `processing` through its stages: "
+    "`extracting` (its text), `storing` (the document and its chunks), `embedding` (search) "
+    "and `graphing` (entities and relations). It is `completed` only when the document and "
+    "its chunks are readable, search finds it and its entities are in the graph; only then "
+    "is `document_id` set. If the document cannot be stored, embedded or graphed the job is "
+    "`failed` with a readable `error`, and nothing of the document is kept (what was written "
+    "is removed). The WebSocket `/ws/jobs/{job_id}` sends the same fields, `stage` included, "
+    "and its message with `final: true` comes only at `completed` or `failed`."
+)
+
+
+@router.get(
+    "/jobs",
+    response_model=JobPageOut,
+    responses=_LIST_ERRORS,
+    # Given with the description: the summary would otherwise become the description's line.
+    summary="List your ingestion jobs, newest first, one page at a time",
+    description=_JOB_LIFECYCLE,
+)
 async def list_jobs(
     identity: CurrentIdentity,
     service: IngestionServiceDep,
@@ -216,15 +235,25 @@ async def list_jobs(
     return JobPageOut.of(page)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=_ERRORS,
+    summary="Get one of your jobs: status, stage, progress, error and the document it produced",
+    description=_JOB_LIFECYCLE,
+)
 async def get_job(job_id: str, identity: CurrentIdentity, service: IngestionServiceDep) -> JobOut:
-    """Get one of your jobs: status, progress, error and the document it produced."""
+    """Get one of your jobs: status, stage, progress, error and the document it produced."""
     return JobOut.of(await service.get_job(identity.user_id, job_id))
 
 
 @ws_router.websocket("/ws/jobs/{job_id}")
 async def job_progress(websocket: WebSocket, job_id: str) -> None:
-    """Push a job's state now, then every update, then the final state; then close."""
+    """Push a job's state now, then every update, then the final state; then close.
+
+    Each message names the job's ``stage``; ``final: true`` comes only once the job is
+    completed (document readable, searchable, in the graph) or failed.
+    """
     codec: IdentityCodec = websocket.app.state.identity_codec
     service: IngestionService = websocket.app.state.ingestion_service
     jobs: JobStore = websocket.app.state.job_store

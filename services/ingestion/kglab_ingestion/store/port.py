@@ -46,6 +46,16 @@ class Completion:
     has_saved_units: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class PartRecorded:
+    """A part of a job's document reported: the job after it, whether it changed anything
+    (False for a repeat), and whether the job's partial document is now to be removed."""
+
+    job: IngestionJob
+    changed: bool
+    discarded: bool
+
+
 class JobStore(Protocol):
     async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
         """Insert ``job`` and stage ``event`` in the outbox in one transaction.
@@ -79,6 +89,19 @@ class JobStore(Protocol):
         """Take the job if it is pending or its lease has expired: it becomes ``processing``,
         leased to ``worker_id`` until ``lease_until``, with one more attempt counted.
         None when another worker holds it or it is finished."""
+
+    async def claim_fairly(
+        self, job_id: str, worker_id: str, *, now: datetime, lease_until: datetime
+    ) -> IngestionJob | None:
+        """Claim a job for the message of ``job_id``, fairly between owners: if an owner
+        served less lately (fewer jobs started in the last minute or still being extracted)
+        has one waiting, the oldest such job is claimed instead (one owner's 10,000 uploads
+        do not hold up another's one). Every job has a message,
+        so the message's own job is taken up by a later message. A message whose job is no
+        longer open claims the fairest waiting job, if any: the number of messages never
+        falls below the number of waiting jobs. A job put back for a retry waits behind the
+        jobs queued before its release (when nothing else waits, the retry's redelivered
+        message, after the bus's backoff, is the next turn)."""
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         """Extend the lease; False when the worker no longer holds it."""
@@ -116,8 +139,26 @@ class JobStore(Protocol):
     async def complete(
         self, job_id: str, worker_id: str, completion: Completion, event: EventEnvelope
     ) -> IngestionJob | None:
-        """Mark the job completed and stage ``event`` in one transaction; drop saved units.
-        None (and nothing written) when the worker no longer holds the lease."""
+        """Extraction is done: record the document, stage ``event`` (``document.extracted``)
+        in one transaction, drop saved units and give up the lease. The job stays
+        ``processing``, stage ``storing``, until :meth:`record_part` has every part. None (and
+        nothing written) when the worker no longer holds the lease."""
+
+    async def record_part(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | None:
+        """Record that ``part`` of the job's document is done (``ok``) or failed, in one
+        transaction: all parts done completes the job; a failure fails it with a sentence for
+        people; once a failed job's other parts have all reported, ``discard(job)`` is staged
+        in the outbox (once). A part reported again changes nothing. None when no job produced
+        ``document_id`` for ``owner_id``."""
 
     async def release_for_retry(
         self, job_id: str, worker_id: str, error: str | None
@@ -126,6 +167,19 @@ class JobStore(Protocol):
 
     async def fail(self, job_id: str, worker_id: str | None, error: str) -> IngestionJob | None:
         """Mark the job failed for good; ``worker_id`` None fails it regardless of any lease."""
+
+    async def fail_stalled(
+        self,
+        *,
+        now: datetime,
+        extracted_before: datetime,
+        error: str,
+        limit: int,
+        discard: EventFactory,
+    ) -> list[IngestionJob]:
+        """Fail jobs still waiting for their document's parts although extracted before
+        ``extracted_before``: every part not done counts as failed (a late report changes
+        nothing) and ``discard(job)`` is staged for each. Returns them."""
 
     async def recent_completed_ids(
         self, owner_id: str, *, exclude_job_id: str, limit: int

@@ -9,24 +9,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kglab_ingestion.domain import (
+    ALL_PARTS,
+    EXTRACTED_PROGRESS,
     IngestionJob,
     JobCursor,
+    JobStage,
     JobStatus,
     Page,
     SourceKind,
     as_utc,
+    decode_parts,
+    encode_parts,
+    part_failure_message,
+    parts_awaited,
+    progress_for,
+    stage_for,
     utc_now,
 )
-from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory
+from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory, PartRecorded
 from kglab_ingestion.store.tables import job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
@@ -45,11 +54,31 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: As configured in migrations/env.py: its own, so it can share a database with auth.
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x6B67696E67  # "kging"
+#: How far back the jobs an owner started count against their next turn (fair turns).
+FAIR_SHARE_WINDOW = timedelta(seconds=60)
+#: Owners with waiting jobs, found one index seek at a time (a loose index scan: neither
+#: PostgreSQL nor SQLite skips through an index for DISTINCT by itself).
+_WAITING_OWNERS = text(
+    """
+    WITH RECURSIVE waiting(owner_id, n) AS (
+        SELECT (SELECT min(owner_id) FROM ingestion_jobs WHERE status = 'pending'), 1
+        UNION ALL
+        SELECT (
+            SELECT min(owner_id) FROM ingestion_jobs
+            WHERE status = 'pending' AND owner_id > waiting.owner_id
+        ), n + 1
+        FROM waiting WHERE waiting.owner_id IS NOT NULL AND n < :limit
+    )
+    SELECT owner_id FROM waiting WHERE owner_id IS NOT NULL
+    """
+)
+_WAITING_OWNERS_LIMIT = 1000
+_TIE_OWNERS = 50
 _LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
 
 
@@ -116,6 +145,10 @@ def _job(row: Any) -> IngestionJob:
         started_at=_opt_utc(row.started_at),
         finished_at=_opt_utc(row.finished_at),
         document_deleted_at=_opt_utc(row.document_deleted_at),
+        stage=None if row.stage is None else JobStage(row.stage),
+        parts_done=decode_parts(row.parts_done),
+        parts_failed=decode_parts(row.parts_failed),
+        extracted_at=_opt_utc(row.extracted_at),
     )
 
 
@@ -150,6 +183,10 @@ def _job_values(job: IngestionJob) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "document_deleted_at": job.document_deleted_at,
+        "stage": None if job.stage is None else job.stage.value,
+        "parts_done": encode_parts(job.parts_done),
+        "parts_failed": encode_parts(job.parts_failed),
+        "extracted_at": job.extracted_at,
     }
 
 
@@ -165,6 +202,28 @@ def _live(*conditions: Any) -> Any:
 def _bytes_lock_key(sha256: str) -> int:
     """The advisory lock guarding the bytes under ``sha256``: its first 64 bits."""
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+
+
+def _extracting_abandoned(now: datetime) -> Any:
+    """Processing, still extracting (a job waiting for its document's parts holds no lease and
+    is nobody's to take up), and its lease gone."""
+    return and_(
+        jobs.c.status == JobStatus.PROCESSING.value,
+        or_(jobs.c.stage.is_(None), jobs.c.stage == JobStage.EXTRACTING.value),
+        or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+    )
+
+
+class _Raced:
+    """A compare-and-set that lost to a concurrent report."""
+
+
+_RACED = _Raced()
+
+
+def _settled_failure(done: frozenset[str], failed: frozenset[str]) -> bool:
+    """A part failed and every other part that will report has reported."""
+    return bool(failed) and not parts_awaited(done, failed)
 
 
 def _leased(job_id: str, worker_id: str) -> Any:
@@ -286,13 +345,7 @@ class SqlJobStore:
         # serialises writers, so two workers can never both win.
         claimable = and_(
             jobs.c.id == job_id,
-            or_(
-                jobs.c.status == JobStatus.PENDING.value,
-                and_(
-                    jobs.c.status == JobStatus.PROCESSING.value,
-                    or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-                ),
-            ),
+            or_(jobs.c.status == JobStatus.PENDING.value, _extracting_abandoned(now)),
         )
         # RETURNING (PostgreSQL, SQLite >= 3.35) answers with the claimed row in the same
         # round trip.
@@ -303,6 +356,7 @@ class SqlJobStore:
                     .where(claimable)
                     .values(
                         status=JobStatus.PROCESSING.value,
+                        stage=JobStage.EXTRACTING.value,
                         lease_owner=worker_id,
                         lease_expires_at=lease_until,
                         attempts=jobs.c.attempts + 1,
@@ -313,6 +367,102 @@ class SqlJobStore:
                 )
             ).first()
         return _job(row) if row else None
+
+    async def claim_fairly(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        window: timedelta = FAIR_SHARE_WINDOW,
+    ) -> IngestionJob | None:
+        load = await self._recent_load(now, now - window)
+        async with self._single.connect() as connection:
+            own = (
+                await connection.execute(
+                    select(jobs.c.owner_id, jobs.c.status, jobs.c.lease_expires_at).where(
+                        jobs.c.id == job_id
+                    )
+                )
+            ).first()
+        message_job_open = own is not None and (
+            own.status == JobStatus.PENDING.value
+            or (
+                own.status == JobStatus.PROCESSING.value
+                and (own.lease_expires_at is None or as_utc(own.lease_expires_at) < now)
+            )
+        )
+        if own is not None and message_job_open:
+            served = load.get(own.owner_id, 0)
+            if served > 0:
+                # An owner served less lately, waiting, takes this turn.
+                lighter = await self._lightest_waiting(load, below=served)
+                if lighter is not None:
+                    claimed = await self.claim(lighter, worker_id, now=now, lease_until=lease_until)
+                    if claimed is not None:
+                        return claimed
+            return await self.claim(job_id, worker_id, now=now, lease_until=lease_until)
+        # The message's job was taken up at another's turn: this turn serves the owner served
+        # least lately (every job has a message, so none is left without a turn).
+        waiting = await self._lightest_waiting(load, below=None)
+        if waiting is None:
+            return None
+        return await self.claim(waiting, worker_id, now=now, lease_until=lease_until)
+
+    async def _recent_load(self, now: datetime, since: datetime) -> dict[str, int]:
+        """Jobs per owner started since ``since`` or still being extracted: how much each
+        owner was served lately (few rows, however long the queue)."""
+        started = (
+            select(jobs.c.owner_id, func.count())
+            .where(jobs.c.started_at >= since)
+            .group_by(jobs.c.owner_id)
+        )
+        running = (
+            select(jobs.c.owner_id, func.count())
+            .where(
+                jobs.c.status == JobStatus.PROCESSING.value,
+                or_(jobs.c.stage.is_(None), jobs.c.stage == JobStage.EXTRACTING.value),
+                jobs.c.lease_expires_at >= now,
+                jobs.c.started_at < since,
+            )
+            .group_by(jobs.c.owner_id)
+        )
+        load: dict[str, int] = {}
+        async with self._single.connect() as connection:  # one round trip for both
+            for owner, count in (await connection.execute(union_all(started, running))).all():
+                load[str(owner)] = load.get(str(owner), 0) + int(count)
+        return load
+
+    async def _lightest_waiting(self, load: dict[str, int], *, below: int | None) -> str | None:
+        """The oldest waiting job of the owner served least lately (under ``below``, if
+        given); ties go to the owner whose job has waited longest. Owners with waiting jobs
+        are found by skipping through ``ix_ingestion_jobs_waiting`` (one seek per owner, not
+        one row per waiting job: a 10,000-file upload costs its owner one step)."""
+        async with self._single.connect() as connection:
+            owners = [
+                str(row[0])
+                for row in (
+                    await connection.execute(_WAITING_OWNERS, {"limit": _WAITING_OWNERS_LIMIT})
+                ).all()
+            ]
+            candidates = [o for o in owners if below is None or load.get(o, 0) < below]
+            if not candidates:
+                return None
+            least = min(load.get(o, 0) for o in candidates)
+            best: tuple[datetime, str] | None = None
+            for owner in [o for o in candidates if load.get(o, 0) == least][:_TIE_OWNERS]:
+                row = (
+                    await connection.execute(
+                        select(jobs.c.id, jobs.c.updated_at)
+                        .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.owner_id == owner)
+                        .order_by(jobs.c.updated_at, jobs.c.id)
+                        .limit(1)
+                    )
+                ).first()
+                if row is not None and (best is None or (as_utc(row.updated_at), row.id) < best):
+                    best = (as_utc(row.updated_at), str(row.id))
+        return None if best is None else best[1]
 
     async def renew_lease(self, job_id: str, worker_id: str, lease_until: datetime) -> bool:
         async with self._single.connect() as connection:
@@ -414,8 +564,13 @@ class SqlJobStore:
                     .where(_leased(job_id, worker_id))
                     .values(
                         **units,
-                        status=JobStatus.COMPLETED.value,
-                        progress=100,
+                        # Not completed yet: the document's parts are still to be done.
+                        status=JobStatus.PROCESSING.value,
+                        stage=JobStage.STORING.value,
+                        progress=EXTRACTED_PROGRESS,
+                        extracted_at=now,
+                        parts_done=None,
+                        parts_failed=None,
                         error=None,
                         error_retryable=False,
                         document_id=completion.document_id,
@@ -429,7 +584,6 @@ class SqlJobStore:
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,
-                        finished_at=now,
                     )
                     .returning(*jobs.c)
                 )
@@ -450,6 +604,7 @@ class SqlJobStore:
                 .where(_leased(job_id, worker_id))
                 .values(
                     status=JobStatus.PENDING.value,
+                    stage=JobStage.QUEUED.value,
                     error=error,
                     error_retryable=error is not None,
                     lease_owner=None,
@@ -531,6 +686,150 @@ class SqlJobStore:
             rows = (await connection.execute(select(jobs).where(condition))).all()
         return [_job(row) for row in rows]
 
+    async def record_part(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | None:
+        # Parts report concurrently. The update is conditional on the parts it read (compare
+        # and set): one that lost the race reads again. SQLite's driver reads outside the
+        # write transaction, so a lock taken by the read alone would not do.
+        for _ in range(20):
+            recorded = await self._record_part_once(
+                owner_id, document_id, part, ok=ok, now=now, discard=discard
+            )
+            if not isinstance(recorded, _Raced):
+                return recorded
+        raise RuntimeError(f"Part {part} of document {document_id} lost 20 races in a row.")
+
+    async def _record_part_once(
+        self,
+        owner_id: str,
+        document_id: str,
+        part: str,
+        *,
+        ok: bool,
+        now: datetime,
+        discard: EventFactory,
+    ) -> PartRecorded | _Raced | None:
+        query = (
+            select(jobs)
+            .where(
+                jobs.c.owner_id == owner_id,
+                jobs.c.document_id == document_id,
+                jobs.c.extracted_at.is_not(None),
+            )
+            .limit(1)
+        )
+        async with self._session() as session:
+            row = (await session.execute(query)).first()
+            if row is None:
+                return None
+            before = _job(row)
+            if part in before.parts_done or part in before.parts_failed:
+                return PartRecorded(job=before, changed=False, discarded=False)
+            done = before.parts_done | {part} if ok else before.parts_done
+            failed = before.parts_failed if ok else before.parts_failed | {part}
+            values: dict[str, Any] = {
+                "parts_done": encode_parts(done),
+                "parts_failed": encode_parts(failed),
+                "updated_at": now,
+            }
+            if before.status is JobStatus.PROCESSING:
+                if failed:
+                    values.update(
+                        status=JobStatus.FAILED.value,
+                        error=part_failure_message(part),
+                        error_retryable=False,
+                        finished_at=now,
+                    )
+                elif done >= ALL_PARTS:
+                    values.update(
+                        status=JobStatus.COMPLETED.value,
+                        stage=JobStage.DONE.value,
+                        progress=100,
+                        finished_at=now,
+                    )
+                else:
+                    values.update(stage=stage_for(done).value, progress=progress_for(done))
+            updated = (
+                await session.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.id == before.id,
+                        jobs.c.status == before.status.value,
+                        jobs.c.parts_done.is_not_distinct_from(encode_parts(before.parts_done)),
+                        jobs.c.parts_failed.is_not_distinct_from(encode_parts(before.parts_failed)),
+                    )
+                    .values(**values)
+                    .returning(*jobs.c)
+                )
+            ).first()
+            if updated is None:
+                return _RACED
+            job = _job(updated)
+            # Once a failed job's other parts have all reported (none is still writing), what
+            # exists of its document is removed, once: ingestion.job.failed to the document
+            # service, whose deletion cascades like a user's.
+            discarded = _settled_failure(done, failed) and not _settled_failure(
+                before.parts_done, before.parts_failed
+            )
+            if discarded:
+                await self._stage(session, discard(job))
+        return PartRecorded(job=job, changed=True, discarded=discarded)
+
+    async def fail_stalled(
+        self,
+        *,
+        now: datetime,
+        extracted_before: datetime,
+        error: str,
+        limit: int,
+        discard: EventFactory,
+    ) -> list[IngestionJob]:
+        waiting = and_(
+            jobs.c.status == JobStatus.PROCESSING.value,
+            jobs.c.extracted_at.is_not(None),
+            jobs.c.extracted_at < extracted_before,
+        )
+        query = select(jobs).where(waiting).order_by(jobs.c.extracted_at).limit(limit)
+        if self.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        failed: list[IngestionJob] = []
+        async with self._session() as session:
+            for row in (await session.execute(query)).all():
+                before = _job(row)
+                updated = (
+                    await session.execute(
+                        update(jobs)
+                        .where(
+                            jobs.c.id == before.id,
+                            waiting,
+                            jobs.c.parts_done.is_not_distinct_from(encode_parts(before.parts_done)),
+                        )
+                        .values(
+                            status=JobStatus.FAILED.value,
+                            error=error,
+                            error_retryable=False,
+                            parts_failed=encode_parts(ALL_PARTS - before.parts_done),
+                            updated_at=now,
+                            finished_at=now,
+                        )
+                        .returning(*jobs.c)
+                    )
+                ).first()
+                if updated is None:  # a part reported meanwhile: the next sweep looks again
+                    continue
+                job = _job(updated)
+                await self._stage(session, discard(job))
+                failed.append(job)
+        return failed
+
     async def sha256_in_use(self, sha256: str) -> bool:
         query = select(jobs.c.id).where(_live(jobs.c.sha256 == sha256)).limit(1)
         async with self._single.connect() as connection:
@@ -571,10 +870,7 @@ class SqlJobStore:
         events: EventFactory,
     ) -> list[str]:
         abandoned = or_(
-            and_(
-                jobs.c.status == JobStatus.PROCESSING.value,
-                or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-            ),
+            _extracting_abandoned(now),
             and_(jobs.c.status == JobStatus.PENDING.value, jobs.c.updated_at < pending_before),
         )
         query = select(jobs).where(abandoned).order_by(jobs.c.updated_at).limit(limit)
@@ -591,6 +887,7 @@ class SqlJobStore:
                     .where(jobs.c.id == job.id, abandoned)
                     .values(
                         status=JobStatus.PENDING.value,
+                        stage=JobStage.QUEUED.value,
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,

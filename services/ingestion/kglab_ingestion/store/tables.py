@@ -52,10 +52,18 @@ jobs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     #: When the document service deleted the document this job produced (document.deleted).
     Column("document_deleted_at", DateTime(timezone=True), nullable=True),
+    #: Where a processing job is (JobStage); parts of its document acknowledged (0005).
+    Column("stage", String(16), nullable=True),
+    Column("parts_done", String(64), nullable=True),
+    Column("parts_failed", String(64), nullable=True),
+    Column("extracted_at", DateTime(timezone=True), nullable=True),
 )
 
 Index("ix_ingestion_jobs_owner_created", jobs.c.owner_id, jobs.c.created_at, jobs.c.id)
 Index("ix_ingestion_jobs_status_updated", jobs.c.status, jobs.c.updated_at)
+Index("ix_ingestion_jobs_document", jobs.c.document_id)
+Index("ix_ingestion_jobs_started", jobs.c.started_at)
+Index("ix_ingestion_jobs_waiting", jobs.c.status, jobs.c.owner_id, jobs.c.updated_at)
 # One live job per file per owner: a concurrent second upload of the same bytes loses the race
 # at the database, not in application code. A failed job, or one whose document was deleted,
 # frees the slot.

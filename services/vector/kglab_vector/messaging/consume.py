@@ -1,7 +1,9 @@
 """Thin consumers: parse the event, call the service layer, let errors reach the bus (retry).
 
-Handled event ids are remembered (``kglab_shared.bus.idempotency``), so a redelivered
-``document.stored`` arriving after the document's deletion cannot bring its vectors back.
+Each indexed document is acknowledged with ``document.indexed`` (part ``embedded``; see
+``kglab_shared.indexing``), a failure on the last attempt too. Handled event ids are
+remembered (``kglab_shared.bus.idempotency``), so a redelivered ``document.stored`` arriving
+after the document's deletion cannot bring its vectors back.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from kglab_shared.bus.port import EventBus, EventHandler
 from kglab_shared.events import (
     DOCUMENT_DELETED,
     DOCUMENT_STORED,
+    PART_EMBEDDED,
     DocumentDeleted,
     DocumentStored,
     EventEnvelope,
     parse_event_data,
 )
+from kglab_shared.indexing import IndexedPartPublisher, report_part
 from kglab_shared.logging import get_logger
 from kglab_vector.service import VectorService
 
@@ -24,11 +28,18 @@ PATTERNS = (DOCUMENT_STORED, DOCUMENT_DELETED)
 _log = get_logger(__name__)
 
 
-def document_events_handler(service: VectorService) -> EventHandler:
+def document_events_handler(
+    service: VectorService, indexed: IndexedPartPublisher | None = None
+) -> EventHandler:
     async def handle(envelope: EventEnvelope) -> None:
         data = parse_event_data(envelope)
         if isinstance(data, DocumentStored):
-            await service.index_document(data)
+            if indexed is None:
+                await service.index_document(data)
+            else:
+                await report_part(
+                    indexed, data.owner_id, data.document_id, service.index_document(data)
+                )
         elif isinstance(data, DocumentDeleted):
             await service.remove_document(data)
         else:
@@ -37,6 +48,9 @@ def document_events_handler(service: VectorService) -> EventHandler:
     return handle
 
 
-async def subscribe(bus: EventBus, service: VectorService, processed: ProcessedEvents) -> None:
-    handler = idempotent(document_events_handler(service), processed, GROUP)
+async def subscribe(
+    bus: EventBus, service: VectorService, processed: ProcessedEvents, *, source: str
+) -> None:
+    indexed = IndexedPartPublisher(bus, part=PART_EMBEDDED, source=source)
+    handler = idempotent(document_events_handler(service, indexed), processed, GROUP)
     await bus.subscribe(GROUP, list(PATTERNS), handler)
