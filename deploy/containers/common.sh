@@ -17,7 +17,13 @@ as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 apt_install() {
     command -v apt-get >/dev/null 2>&1 || die "missing: $*; install it with your package manager"
     say "installing $* (apt)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null
+    local install=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install
+        -y -qq --no-install-recommends "$@")
+    # A machine whose package lists are missing or stale needs an update first.
+    if ! as_root "${install[@]}" >/dev/null; then
+        as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+        as_root "${install[@]}" >/dev/null || die "apt-get install $* failed"
+    fi
 }
 
 # docker when its engine answers (a docker CLI without an engine does not count), else podman
