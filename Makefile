@@ -13,7 +13,7 @@ PACKAGES := shared gateway services/auth services/ingestion services/graph servi
 
 # install is a real file target, below
 .PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
-        servers servers-down servers-status up down bench corpus validate-deploy clean
+        servers servers-down servers-status up down images containers-up containers-down bench corpus validate-deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -85,6 +85,16 @@ up: ## docker compose up: the full stack from official images (needs a Docker en
 
 down: ## docker compose down
 	docker compose down
+
+images: ## build the six service images with docker or podman, whichever is present (podman: on a Debian base made here)
+	@bash deploy/containers/images.sh
+
+# The containers stack: NAME and PORT as `make stack`'s (KGLAB_STACK_NAME, KGLAB_PORT).
+containers-up: install ## the images of `make images` as containers on `make servers` (host network, read-only, non-root)
+	@eval "$$(bash deploy/local/servers.sh env)" && bash deploy/containers/run.sh up $${KGLAB_STACK_NAME:-containers} $${KGLAB_PORT:-8000}
+
+containers-down: ## stop and remove the containers of `make containers-up` (their data stays)
+	@bash deploy/containers/run.sh down $${KGLAB_STACK_NAME:-containers}
 
 validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
 	@bash deploy/validate.sh

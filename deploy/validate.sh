@@ -13,8 +13,10 @@
 #                needs a network this machine does not have; an invalid manifest refused
 #   workflows    actionlint on .github/workflows/*.yml (syntax, expressions and the run scripts
 #                through shellcheck); broken copies of the CI workflow refused
+#   scripts      shellcheck on the container scripts (deploy/containers/*.sh) and .ci/run
 #
-# Not checked here: building the images and running the stack (both need a Docker engine),
+# Not checked here: running the compose stack (it needs a Docker engine; CI builds and runs the
+# project's images with podman instead, .ci/run),
 # running the GitHub Actions workflow (it needs GitHub's runners), and applying the chart to a
 # cluster (admission, RBAC, the external databases).
 #
@@ -331,12 +333,25 @@ check_workflows() {
         "${lint[@]}" "$TMP/ci-script.yml"
 }
 
+check_scripts() {
+    step "container and CI scripts"
+    if ! command -v shellcheck >/dev/null; then
+        fail "shellcheck is not installed"
+        return
+    fi
+    local script
+    for script in deploy/containers/*.sh .ci/run; do
+        check "shellcheck: $script" shellcheck -x "$script"
+    done
+}
+
 install_tools
 check_consistency
 check_dockerfile
 check_compose
 check_chart
 check_workflows
+check_scripts
 
 step "summary"
 printf '  %s\n' "${RESULTS[@]}"

@@ -2,6 +2,8 @@
 
     python deploy/stack/run.py [up] [--name stack] [--port 8000]   start, supervise, Ctrl-C stops
     python deploy/stack/run.py env SERVICE [--name ...] [--port ...] one service's variables
+    python deploy/stack/run.py env --env-dir DIR [--name ...]        each to DIR/SERVICE.env
+    python deploy/stack/run.py provision [--name stack]              its databases and vhost only
     python deploy/stack/run.py purge [--name stack]                  drop the stack's data
 
 Each service runs the command of its container image (the ``Dockerfile``'s ``CMD``) with the
@@ -281,19 +283,38 @@ async def up(stack: Stack, *, quiet: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", nargs="?", default="up", choices=("up", "env", "purge"))
+    parser.add_argument(
+        "action", nargs="?", default="up", choices=("up", "env", "provision", "purge")
+    )
     parser.add_argument("service", nargs="?", help="with env: the service")
     parser.add_argument("--name", default=os.environ.get("KGLAB_STACK_NAME", "stack"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KGLAB_PORT", "8000")))
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--env-dir",
+        type=Path,
+        help="with env and no service: write every service's variables to DIR/SERVICE.env (0600)",
+    )
     args = parser.parse_args(argv)
     try:
         stack = build_stack(args.name, args.port)
+        if args.action == "env" and args.env_dir and not args.service:
+            args.env_dir.mkdir(parents=True, exist_ok=True)
+            for service in SERVICES:  # one process for all six: each start costs a second
+                path = args.env_dir / f"{service}.env"
+                path.touch(mode=0o600)
+                path.chmod(0o600)
+                lines = (f"{key}={value}\n" for key, value in sorted(stack.env(service).items()))
+                path.write_text("".join(lines))
+            return 0
         if args.action == "env":
             if args.service not in SERVICES:
                 parser.error(f"env needs a service: one of {', '.join(SERVICES)}")
             for key, value in sorted(stack.env(args.service).items()):
                 print(f"{key}={value}")
+            return 0
+        if args.action == "provision":  # for launchers of their own (deploy/containers/run.sh)
+            asyncio.run(provision(stack))
             return 0
         if args.action == "purge":
             asyncio.run(purge(stack))

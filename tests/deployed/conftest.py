@@ -81,12 +81,21 @@ class Deployment:
         """``kill -9`` of one service; its supervisor (the launcher, or the container
         runtime's restart policy) starts it again."""
         if self.kind == "containers":
-            subprocess.run(
-                ["podman", "kill", "--signal", "KILL", f"kglab-{self.name}-{service}"],
+            # Not `podman kill`: podman records that as a stop by the user, and its restart
+            # policy then leaves the container stopped (podman 4.3, checked). A crash is a
+            # SIGKILL from outside, as the kernel's OOM killer sends: to the container's PID 1
+            # (its init), seen from the host; the restart policy starts the container again.
+            found = subprocess.run(
+                ["podman", "inspect", "--format", "{{.State.Pid}}", f"kglab-{self.name}-{service}"],
                 check=True,
                 capture_output=True,
+                text=True,
                 timeout=30,
             )
+            pid = int(found.stdout.strip())
+            if pid <= 0:  # not running: 0 would signal this test's own process group
+                raise RuntimeError(f"{service}'s container is not running (pid {pid})")
+            os.kill(pid, signal.SIGKILL)
             return
         os.kill(self.pid(service), signal.SIGKILL)
 
