@@ -32,7 +32,7 @@ class ModelNotLoaded(ServiceUnavailableError):
 
 
 class BackgroundLoad(Generic[T]):
-    """One slow resource (a model) loaded in a daemon thread after :meth:`start`.
+    """One slow resource (a model) loaded in a background thread after :meth:`start`.
 
     The service answers meanwhile: :meth:`check` is its readiness check (``loading`` while the
     thread runs, ``down`` with the loader's message if it failed), and callers that need the
@@ -56,7 +56,11 @@ class BackgroundLoad(Generic[T]):
             if self._started:
                 return self
             self._started = True
-        threading.Thread(target=self._run, name=f"load-{self.name}", daemon=True).start()
+        # Not a daemon: a process that exits while a model loads waits for the load to end.
+        # A daemon thread would be stopped inside the native runtime's initialisation, which
+        # aborts the whole process (SIGABRT: "terminate called without an active exception")
+        # and turns a clean stop during start-up into a crash.
+        threading.Thread(target=self._run, name=f"load-{self.name}", daemon=False).start()
         return self
 
     def _run(self) -> None:

@@ -180,6 +180,7 @@ class RedisRevocationFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _raise_if_cancelling(exc)
                 on_lost()
                 _log.warning("revocation_feed_lost", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff)
@@ -194,6 +195,7 @@ class RedisRevocationFeed:
         assert isinstance(pubsub, PubSub)
         heard = pinged = time.monotonic()
         while True:
+            _raise_if_cancelling(None)
             message = await pubsub.get_message(timeout=self._heartbeat_s / 2)
             now = time.monotonic()
             if message is None:
@@ -221,6 +223,15 @@ class RedisRevocationFeed:
     async def close(self) -> None:
         if self._owns_client:
             await self._redis.aclose()
+
+
+def _raise_if_cancelling(cause: BaseException | None) -> None:
+    """redis-py can turn a cancellation that lands inside a read into a timeout or a plain
+    "no message": the request to stop is then consumed and the follower would listen forever
+    (seen as a gateway that never finished shutting down). Honour it here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause
 
 
 def revocation_feed(redis_url: str | None, *, prefix: str) -> RevocationFeed:

@@ -141,3 +141,37 @@ async def test_an_unreachable_feed_is_a_503_after_the_grace_period(redis_url: st
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await dead.close()
+
+
+@pytest.mark.parametrize("swallowed_as", ["no message", "a timeout"])
+async def test_a_follower_stops_when_cancelled_even_if_the_client_swallows_it(
+    feeds: tuple[RedisRevocationFeed, RedisRevocationFeed],
+    monkeypatch: pytest.MonkeyPatch,
+    swallowed_as: str,
+) -> None:
+    """redis-py can turn a cancellation that lands inside a read into "no message" or a
+    timeout; the follower then listened on and the gateway never finished shutting down."""
+    from redis.asyncio.client import PubSub
+
+    read = PubSub.get_message
+
+    async def swallowing(self: PubSub, *args: object, **kwargs: object) -> object:
+        try:
+            return await read(self, *args, **kwargs)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if swallowed_as == "a timeout":
+                raise TimeoutError("read timed out") from None
+            return None
+
+    monkeypatch.setattr(PubSub, "get_message", swallowing)
+    _, follower = feeds
+    state = RevocationState()
+    task = asyncio.create_task(
+        follower.follow(state.apply, on_sync=state.synced, on_lost=state.lost)
+    )
+    await _until(state.ready, 2.0)
+    await asyncio.sleep(0.05)  # inside a read
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2.0)
+    assert task in done, "the follower went on listening after it was cancelled"
+    assert task.cancelled()

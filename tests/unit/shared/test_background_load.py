@@ -4,6 +4,8 @@ and whoever needs the model meanwhile waits for it, bounded, instead of failing.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -161,3 +163,22 @@ def test_start_is_idempotent(gate: threading.Event) -> None:
     assert model.get(5) == 7
     assert model.get(5) == 7
     assert calls == [1]
+
+
+def test_a_process_that_exits_while_loading_waits_for_the_load() -> None:
+    """The interpreter must not stop the loader mid-load: a native runtime stopped inside its
+    initialisation aborts the process (SIGABRT), so a clean stop during start-up crashed."""
+    script = (
+        "import time\n"
+        "from kglab_shared.health import BackgroundLoad\n"
+        "def load():\n"
+        "    time.sleep(0.5)\n"
+        "    print('loaded', flush=True)\n"
+        "    return 1\n"
+        "BackgroundLoad('slow', load).start()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "loaded"
