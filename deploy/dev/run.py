@@ -250,7 +250,14 @@ def main() -> None:
     port = int(os.environ.get("KGLAB_PORT", "8000"))
     app = build(start_at_once=False)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        # The gateway alone decides whose X-Forwarded-For to believe (trusted_proxies).
+        proxy_headers=False,
     )
     server = _Server(config, app.state.service_host)
     print(f"Knowledge Graph Lab on http://127.0.0.1:{port} (docs at /docs); Ctrl-C stops it.")
