@@ -72,6 +72,7 @@ from kglab_ingestion.store.port import (
     JobStore,
     ProgressChannel,
 )
+from kglab_shared.bus import RetryLater
 from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from kglab_shared.logging import get_logger
 
@@ -85,8 +86,8 @@ _EXTRACTED_PROGRESS = EXTRACTED_PROGRESS - 5
 _UNEXPECTED = "Processing failed unexpectedly on our side."
 
 
-class RetryLaterError(Exception):
-    """Raised to the bus so it redelivers the job after its backoff."""
+class RetryLaterError(RetryLater):
+    """Raised to the bus so it redelivers the job after its backoff, logged as one line."""
 
 
 class JobFailure(Exception):
@@ -291,8 +292,8 @@ class JobWorker:
             released = await self._jobs.release_for_retry(job.id, self.worker_id, failure.detail)
             if released is not None:
                 await self._publish(ProgressUpdate.of(released))
-                _log.info("job_retry", job_id=job.id, attempt=job.attempts, error=failure.detail)
-                raise RetryLaterError(failure.detail)
+                # The bus logs it, one line with this reason and the attempt (no traceback).
+                raise RetryLaterError(f"job {job.id} will be retried: {failure.detail}")
             return
         detail = failure.detail
         if failure.retryable:
