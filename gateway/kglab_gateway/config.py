@@ -99,6 +99,9 @@ class GatewaySettings(ServiceSettings):
     #: Largest request body accepted for an ordinary request; uploads have their own limit.
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_upload_bytes: int = Field(default=60 * 1024 * 1024, gt=0)
+    #: The longest wait for the next piece of a request body; a body that stalls longer is
+    #: answered 408 (a slow but moving upload is not cut off).
+    body_read_timeout_s: float = Field(default=15.0, gt=0, le=600)
 
     #: Addresses or networks (CIDR, comma-separated) of the reverse proxies in front of the
     #: gateway. Only a connection from one of them may name the client in X-Forwarded-For

@@ -25,6 +25,7 @@ from kglab_gateway.api.proxy_routes import ProxyFastPath
 from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
+from kglab_gateway.deadlines import BodyDeadlineMiddleware
 from kglab_gateway.openapi import OpenAPIAssembler
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
@@ -219,6 +220,7 @@ def create_app(
             ],
             max_age=600,
         )
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_read_timeout_s)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.trusted_proxies:
         # Outermost, so every layer sees the resolved client. The servers run with uvicorn's
