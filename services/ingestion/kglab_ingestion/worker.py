@@ -516,6 +516,7 @@ class JobWorker:
             near_duplicate_similarity=near_score,
             units_total=units_total,
             has_saved_units=has_saved_units,
+            notice=info.notice,
         )
         envelope = event.envelope(
             source=self._source, subject=document_id, event_id=f"{event.event_type}:{job.id}"

@@ -163,6 +163,20 @@ async def test_text_without_a_text_extension_is_ingested_as_text(
     assert job["status"] == "completed", job
 
 
+async def test_text_that_is_not_utf8_is_read_with_a_notice_on_the_job(
+    ingestion: IngestionApp,
+) -> None:
+    latin1 = await ingestion.upload(corpus_file("latin1.txt").read_bytes(), "latin1.txt")
+    utf8 = await ingestion.upload(corpus_file("utf8.txt").read_bytes(), "utf8.txt")
+    read = await ingestion.wait_for_status(latin1.json()["job_id"], "completed", "failed")
+    clean = await ingestion.wait_for_status(utf8.json()["job_id"], "completed", "failed")
+    assert read["status"] == "completed", read
+    assert read["notice"].startswith("The text is not valid UTF-8; it was read as cp1252")
+    assert "save the file as UTF-8" in read["notice"]
+    assert clean["status"] == "completed", clean
+    assert clean["notice"] is None
+
+
 async def test_binary_junk_under_an_unknown_name_is_still_refused(
     ingestion: IngestionApp,
 ) -> None:
