@@ -72,6 +72,12 @@ class IngestionSettings(ServiceSettings):
     #: A job whose document's parts have not all reported this long after extraction is
     #: failed and its document removed (a lost acknowledgement must not hold it forever).
     indexing_timeout_s: float = Field(default=900.0, gt=0)
+    #: Most pages a PDF may have: a longer one fails at once, before any page is read (a 1 MB
+    #: file of 10,000 empty pages held a worker for 110 s).
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    #: Longest time one attempt may spend reading a file's text; past it the job fails with
+    #: a sentence saying how far it got (checked between pages).
+    max_extraction_s: float = Field(default=300.0, gt=0)
     #: Attempts before a retryable failure fails the job for good (the bus retries too).
     max_attempts: int = Field(default=3, ge=1, le=10)
     #: Jobs one worker process runs at once (also the bus prefetch). A small job spends most

@@ -63,6 +63,7 @@ from kglab_ingestion.extraction import (
     open_document,
     sniff_media_type,
 )
+from kglab_ingestion.extraction.model import PDF
 from kglab_ingestion.fetching import FetchError, PageFetcher, UnsafeUrlError
 from kglab_ingestion.service import job_failed_event, job_requested_event
 from kglab_ingestion.store.port import (
@@ -392,11 +393,13 @@ class JobWorker:
         began = time.monotonic()
         try:
             info, units = await loop.run_in_executor(self._executor, open_units)
+            self._refuse_too_many_pages(info.media_type, info.metadata.get("pages"))
             last_published = job.progress
             while True:
                 unit = await loop.run_in_executor(self._executor, next, units, None)
                 if unit is None:
                     break
+                self._refuse_too_slow(time.monotonic() - began, unit.index + 1, unit.total)
                 if self._settings.debug_unit_delay_s:
                     await asyncio.sleep(self._settings.debug_unit_delay_s)
                 sections.extend(unit.sections)
@@ -451,6 +454,24 @@ class JobWorker:
                 retryable=True,
             )
         await self._finish(job, info, sections, units_total=units_total, has_saved_units=saved_any)
+
+    def _refuse_too_many_pages(self, media_type: str, pages: object) -> None:
+        limit = self._settings.max_pdf_pages
+        if media_type == PDF and isinstance(pages, int) and pages > limit:
+            raise JobFailure(
+                f"The PDF has {pages:,} pages; the limit is {limit:,}. Split it into smaller "
+                "files and upload those.",
+                retryable=False,
+            )
+
+    def _refuse_too_slow(self, elapsed_s: float, done: int, total: int) -> None:
+        limit = self._settings.max_extraction_s
+        if elapsed_s > limit and done < total:
+            raise JobFailure(
+                f"Reading the file took longer than {limit:g} s and was stopped after "
+                f"{done:,} of {total:,} pages. Split it into smaller files and upload those.",
+                retryable=False,
+            )
 
     async def _finish(
         self,
