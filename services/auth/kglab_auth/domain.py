@@ -138,7 +138,7 @@ def normalise_email(raw: str) -> str:
     and the local part lower-cased: fullwidth ``ALICE`` at ``Example.COM`` and ``alice@example.com``
     are one account. Lower-casing the local part is our rule, not the mail standard's (which
     lets a server tell ``Alice`` from ``alice``); no mainstream provider does, and two
-    accounts differing only in case are a phishing aid, not a feature (README, "Accounts").
+    accounts differing only in case are a phishing aid, not a feature (README, "Hardened edges").
     """
     candidate = unicodedata.normalize("NFKC", raw).strip()
     try:
