@@ -120,5 +120,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['KGLAB_PORT'], timeout=4)"]
 
 # A shell is needed to put SERVICE and PORT into the command; `exec` leaves uvicorn as PID 1 so
-# it receives SIGTERM directly and shuts down gracefully.
-CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host \"${KGLAB_HOST:-0.0.0.0}\" --port \"${KGLAB_PORT}\" --no-server-header"]
+# it receives SIGTERM directly and shuts down gracefully. --no-proxy-headers: uvicorn would
+# believe X-Forwarded-For from any loopback peer; the gateway alone decides which proxies to
+# trust (KGLAB_GATEWAY_TRUSTED_PROXIES). --http: uvicorn's protocol with a deadline for a
+# request's headers (KGLAB_HTTP_HEADER_TIMEOUT_S); --limit-concurrency bounds the connections
+# and requests in progress (KGLAB_HTTP_LIMIT_CONCURRENCY; beyond it uvicorn answers 503).
+CMD ["/bin/sh", "-c", "exec uvicorn --factory \"kglab_${KGLAB_SERVICE}.main:create_app\" --host \"${KGLAB_HOST:-0.0.0.0}\" --port \"${KGLAB_PORT}\" --no-server-header --no-proxy-headers --http kglab_shared.serving:GuardedHttpProtocol --limit-concurrency \"${KGLAB_HTTP_LIMIT_CONCURRENCY:-2048}\""]

@@ -247,10 +247,22 @@ class _Server(uvicorn.Server):
 
 
 def main() -> None:
+    from kglab_shared.serving import GuardedHttpProtocol
+
     port = int(os.environ.get("KGLAB_PORT", "8000"))
     app = build(start_at_once=False)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        # The gateway alone decides whose X-Forwarded-For to believe (trusted_proxies).
+        proxy_headers=False,
+        # As the image runs every service: a deadline for a request's headers.
+        http=GuardedHttpProtocol,
+        limit_concurrency=int(os.environ.get("KGLAB_HTTP_LIMIT_CONCURRENCY", "2048")),
     )
     server = _Server(config, app.state.service_host)
     print(f"Knowledge Graph Lab on http://127.0.0.1:{port} (docs at /docs); Ctrl-C stops it.")

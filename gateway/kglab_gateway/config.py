@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+import ipaddress
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
 
@@ -91,12 +99,38 @@ class GatewaySettings(ServiceSettings):
     #: Largest request body accepted for an ordinary request; uploads have their own limit.
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_upload_bytes: int = Field(default=60 * 1024 * 1024, gt=0)
+    #: The longest wait for the next piece of a request body; a body that stalls longer is
+    #: answered 408 (a slow but moving upload is not cut off).
+    body_read_timeout_s: float = Field(default=15.0, gt=0, le=600)
+
+    #: Addresses or networks (CIDR, comma-separated) of the reverse proxies in front of the
+    #: gateway. Only a connection from one of them may name the client in X-Forwarded-For
+    #: (and X-Forwarded-Proto); from anyone else the header is ignored and the socket's peer
+    #: is the client, for rate limits and for the login throttle. Empty (the default): no
+    #: proxy is trusted, not even loopback.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     cors_origins: list[str] = Field(default_factory=list)
     rate_limits: list[RateLimitRule] = Field(default_factory=_default_rate_limits)
     rate_limit_enabled: bool = True
     redis_key_prefix: str = "kglab:gateway:"
     version_notices: list[VersionNotice] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"KGLAB_GATEWAY_TRUSTED_PROXIES: {item!r} is not an address or a CIDR "
+                        "network (e.g. 10.0.0.0/8)."
+                    ) from exc
+        return value
 
     @model_validator(mode="after")
     def _signs_what_services_verify(self) -> Self:

@@ -19,11 +19,13 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kglab_gateway.api.proxy_routes import ProxyFastPath
 from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
+from kglab_gateway.deadlines import BodyDeadlineMiddleware
 from kglab_gateway.openapi import OpenAPIAssembler
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
@@ -218,7 +220,13 @@ def create_app(
             ],
             max_age=600,
         )
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_read_timeout_s)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.trusted_proxies:
+        # Outermost, so every layer sees the resolved client. The servers run with uvicorn's
+        # own proxy-header handling off (it trusts loopback by default): this is the only
+        # place a forwarded address is believed (README, "Client addresses").
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
     app.user_middleware.append(Middleware(ProxyFastPath))
     return app

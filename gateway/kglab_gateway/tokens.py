@@ -10,6 +10,7 @@ session is refused, and a revoked key's cached look-up forgotten, as soon as aut
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import warnings
 from collections import OrderedDict
@@ -28,6 +29,11 @@ from kglab_shared.scopes import KNOWN_SCOPES
 #: Only asymmetric algorithms: an HS256 token "signed" with the public key, or alg=none, fails.
 ALLOWED_ALGORITHMS = ["Ed25519", "EdDSA", "ES256"]
 API_KEY_PREFIX = "kglab_"
+# kglab_<id>_<secret> as auth mints them (about 80 characters); anything longer or of another
+# shape is refused here, as a wrong credential (401), without asking auth.
+_API_KEY_SHAPE = re.compile(r"kglab_[A-Za-z0-9]{1,64}_[A-Za-z0-9_-]{1,128}")
+# An access token is well under 2 KB; a far longer bearer value is not one.
+_MAX_TOKEN_CHARS = 8192
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 ApiKeyResolver = Callable[[str], Awaitable[Identity | None]]
@@ -136,7 +142,16 @@ class CredentialVerifier:
         """Return the caller behind a bearer credential or raise 401 with a readable reason."""
         self._revocations.ensure_current()
         if token.startswith(API_KEY_PREFIX):
+            if not _API_KEY_SHAPE.fullmatch(token):
+                raise UnauthorizedError(
+                    "The API key is malformed: a key is kglab_, an id, _ and a secret, "
+                    "about 80 characters in all."
+                )
             return await self._verify_api_key(token)
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise UnauthorizedError(
+                f"The bearer token is too long ({len(token)} characters) to be an access token."
+            )
         cached = self._verified.get(token)
         if cached is not None:
             identity: Identity

@@ -148,6 +148,9 @@ def create_service_app(
                 freeze_startup_heap()
                 yield
 
+    # A trailing-slash redirect would name the service's own address in Location (the gateway
+    # passes it on: "http://127.0.0.1:8004/..."); an unknown path is a 404 instead.
+    fastapi_kwargs.setdefault("redirect_slashes", False)
     app = FastAPI(
         title=title,
         description=description,

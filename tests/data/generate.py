@@ -330,6 +330,40 @@ TRAVERSAL_NAMES = [
 ]
 
 
+# --- text without a known extension ----------------------------------------------------------
+
+README_TEXT = """Knowledge Graph Lab notes
+=========================
+
+Start the system with make dev, then open http://127.0.0.1:8000/docs.
+Ada Lovelace wrote the first published algorithm for the Analytical Engine.
+"""
+LICENSE_TEXT = """MIT License
+
+Copyright (c) 2024 Knowledge Graph Lab contributors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software, to deal in the Software without restriction.
+"""
+RST_TEXT = """Graph search
+============
+
+.. note:: Entities are mined from every document.
+
+* Neo4j stores the graph.
+* Qdrant stores the vectors.
+"""
+CSV_TEXT = """city,country,population
+Zürich,Switzerland,421878
+Lyon,France,522250
+Kraków,Poland,804237
+"""
+CHANGES_TEXT = """Changes
+-------
+1.1: search answers name their document; café menus are indexed.
+"""
+
+
 # --- the corpus ----------------------------------------------------------------------------
 
 
@@ -351,6 +385,14 @@ def small_files() -> dict[str, Callable[[], bytes]]:
         "broken.json": lambda: BROKEN_JSON.encode(),
         "eicar.txt": eicar,
         "hostile-name.txt": lambda: b"An ordinary file uploaded under a hostile name.\n",
+        # Text known by its content, whatever its name (issue 13): accepted as plain text.
+        "README": lambda: README_TEXT.encode("utf-8"),
+        "LICENSE": lambda: LICENSE_TEXT.encode("utf-8"),
+        "notes.rst": lambda: RST_TEXT.encode("utf-8"),
+        "table.csv": lambda: CSV_TEXT.encode("utf-8"),
+        "CHANGES-utf16": lambda: codecs.BOM_UTF16_LE + CHANGES_TEXT.encode("utf-16-le"),
+        # ...and binary junk under a name that promises nothing: still refused.
+        "junk.bin": lambda: random.Random(11).randbytes(4096),
     }
     for name, (html, _, _) in LAYOUTS.items():
         files[name] = lambda html=html: html.encode("utf-8")  # type: ignore[misc]

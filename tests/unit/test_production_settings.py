@@ -268,8 +268,20 @@ def _chart_environments() -> dict[str, dict[str, str]]:
         env = {**values["env"], **(block.get("env") or {})}
         secrets = {**values["commonSecretEnv"], **(block.get("secretEnv") or {})}
         env.update({key: f"real-value-of-{secret}" for key, secret in secrets.items()})
-        found[name] = {key: str(value) for key, value in env.items()}
+        found[name] = {key: _plain_value(str(value), values) for key, value in env.items()}
     return found
+
+
+def _plain_value(value: str, values: dict[str, Any]) -> str:
+    """A value that only names another chart value (``{{ .Values.a.b }}``) rendered as Helm
+    would; anything else as written."""
+    match = re.fullmatch(r"\{\{\s*\.Values\.([\w.]+)\s*\}\}", value)
+    if match is None:
+        return value
+    found: Any = values
+    for part in match.group(1).split("."):
+        found = found[part]
+    return str(found)
 
 
 @pytest.mark.parametrize(

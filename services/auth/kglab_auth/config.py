@@ -46,10 +46,18 @@ class AuthSettings(ServiceSettings):
     argon2_memory_kib: int = Field(default=19456, ge=8192, le=1048576)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
 
-    # Brute-force protection: failures counted in a fixed window per account and per client IP.
+    # Brute-force protection, failures counted in a fixed window (adr/0005, 2026-12-06):
+    # - per account AND address: that pair is refused (429) after a few, so a stranger cannot
+    #   lock the owner out from elsewhere;
+    # - per address across accounts: that address is refused after many;
+    # - per account from every address: beyond a much higher count every attempt on the account
+    #   waits first (slowed, never locked), which paces a distributed guess without refusing
+    #   the owner.
     login_window_s: int = Field(default=15 * 60, ge=1)
-    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_account_and_ip: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
+    login_slow_after_failures_per_account: int = Field(default=50, ge=1)
+    login_slow_delay_s: float = Field(default=1.0, ge=0, le=10)
     redis_key_prefix: str = "kglab:auth:"
 
     # Mail: SMTP when ``KGLAB_SMTP_URL`` is set (smtp://user:pass@host:port, smtps:// for TLS),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,15 +131,24 @@ def token_digest(token: str) -> str:
 
 
 def normalise_email(raw: str) -> str:
-    """Lowercase, stripped, syntactically valid address, or a readable 422."""
-    candidate = raw.strip()
+    """The one form an address is stored and looked up in, or a readable 422.
+
+    NFKC first, so compatibility look-alikes (fullwidth letters, ligatures, superscripts)
+    become the letters they stand for; then the domain is IDNA-normalised and case-folded,
+    and the local part lower-cased: fullwidth ``ALICE`` at ``Example.COM`` and ``alice@example.com``
+    are one account. Lower-casing the local part is our rule, not the mail standard's (which
+    lets a server tell ``Alice`` from ``alice``); no mainstream provider does, and two
+    accounts differing only in case are a phishing aid, not a feature (README, "Hardened edges").
+    """
+    candidate = unicodedata.normalize("NFKC", raw).strip()
     try:
         valid = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise UnprocessableError(
             f"'{candidate[:80]}' is not a usable email address: {exc}"
         ) from None
-    return valid.normalized.lower()
+    local, _, domain = valid.normalized.rpartition("@")
+    return f"{unicodedata.normalize('NFKC', local).lower()}@{domain.casefold()}"
 
 
 def check_password_policy(password: str, *, email: str | None, min_length: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,6 +122,7 @@ class AuthService:
         # Without a feed nobody follows the revocations (a service built alone, in unit tests).
         self._revocations: RevocationFeed = revocations or MemoryRevocationFeed()
         self._clock = clock
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._signer: AccessTokenSigner | None = None
         self._signer_loaded_at = 0.0
 
@@ -292,11 +294,11 @@ class AuthService:
 
     # ---- sessions ---------------------------------------------------------------------------
 
-    async def _throttle_check(self, account_key: str, ip_key: str | None) -> None:
-        count, remaining = await self._throttle.failures(account_key)
-        if count >= self._settings.login_max_failures_per_account:
+    async def _throttle_check(self, pair_key: str, ip_key: str | None) -> None:
+        count, remaining = await self._throttle.failures(pair_key)
+        if count >= self._settings.login_max_failures_per_account_and_ip:
             raise RateLimitedError(
-                "Too many failed sign-ins for this account. "
+                "Too many failed sign-ins for this account from your network address. "
                 f"Try again in {_minutes(remaining)}, or reset the password.",
                 retry_after_s=int(remaining) + 1,
             )
@@ -309,25 +311,40 @@ class AuthService:
                     retry_after_s=int(remaining) + 1,
                 )
 
+    async def _pace_account(self, account_key: str) -> None:
+        """An account under a distributed guess is slowed, not locked: its owner still gets in."""
+        count, _ = await self._throttle.failures(account_key)
+        if count >= self._settings.login_slow_after_failures_per_account:
+            await self._sleep(self._settings.login_slow_delay_s)
+
     async def login(self, email: str, password: str, *, client_ip: str | None) -> TokenPair:
-        normalised = email.strip().lower()
+        try:
+            normalised = normalise_email(email)
+        except UnprocessableError:
+            # Not an address anyone registered with: a wrong sign-in like any other (401).
+            normalised = email.strip().casefold()
         # Keys hold a digest, so the throttle store never holds addresses.
-        account_key = f"acct:{token_digest(normalised)}"
+        digest = token_digest(normalised)
+        account_key = f"acct:{digest}"
+        pair_key = f"pair:{digest}:{token_digest(client_ip or 'unknown')}"
         ip_key = f"ip:{client_ip}" if client_ip else None
-        await self._throttle_check(account_key, ip_key)
+        await self._throttle_check(pair_key, ip_key)
+        await self._pace_account(account_key)
         async with self._store.reader() as repo:
             user = await repo.user_by_email(normalised)
         # Unknown users are verified against a dummy hash: same work, same time.
         ok = await self._hasher.verify(user.password_hash if user else None, password)
         if not ok or user is None:
             window = self._settings.login_window_s
+            await self._throttle.record_failure(pair_key, window)
             await self._throttle.record_failure(account_key, window)
             if ip_key is not None:
                 await self._throttle.record_failure(ip_key, window)
             raise UnauthorizedError("The email address or the password is wrong.")
         if user.disabled:
             raise ForbiddenError("This account is disabled; ask an administrator to enable it.")
-        await self._throttle.clear(account_key)
+        # The pair only: the account's count keeps pacing a guess that goes on elsewhere.
+        await self._throttle.clear(pair_key)
         if user.password_hash and self._hasher.needs_rehash(user.password_hash):
             user.password_hash = await self._hasher.hash(password)
             user.updated_at = self._clock()

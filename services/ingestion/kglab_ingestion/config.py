@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import ipaddress
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kglab_ingestion.fetching.settings import FetcherSettings
 from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
@@ -56,6 +57,12 @@ class IngestionSettings(ServiceSettings):
         )
     )
 
+    #: Internal networks URL jobs may reach although they are refused by default (loopback,
+    #: private, link-local...): comma-separated addresses or CIDR networks, e.g.
+    #: ``127.0.0.1/32,192.168.1.0/24`` to ingest pages served on this machine or a home
+    #: network. Added to the fetcher's allow-list; nothing else of the fetcher changes.
+    allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     #: How long a worker owns a job it claimed; it renews the lease while it works.
     lease_s: float = Field(default=60.0, gt=0)
     #: A pending job untouched this long is published again by the sweeper.
@@ -65,6 +72,12 @@ class IngestionSettings(ServiceSettings):
     #: A job whose document's parts have not all reported this long after extraction is
     #: failed and its document removed (a lost acknowledgement must not hold it forever).
     indexing_timeout_s: float = Field(default=900.0, gt=0)
+    #: Most pages a PDF may have: a longer one fails at once, before any page is read (a 1 MB
+    #: file of 10,000 empty pages held a worker for 110 s).
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    #: Longest time one attempt may spend reading a file's text; past it the job fails with
+    #: a sentence saying how far it got (checked between pages).
+    max_extraction_s: float = Field(default=300.0, gt=0)
     #: Attempts before a retryable failure fails the job for good (the bus retries too).
     max_attempts: int = Field(default=3, ge=1, le=10)
     #: Jobs one worker process runs at once (also the bus prefetch). A small job spends most
@@ -91,6 +104,32 @@ class IngestionSettings(ServiceSettings):
     debug_fail_marker: str | None = None
     #: ... on this many attempts (1: the first attempt fails, the retry succeeds).
     debug_fail_attempts: int = Field(default=1, ge=0, le=10)
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"KGLAB_INGESTION_ALLOWED_NETWORKS: {item!r} is not an address or a "
+                        "CIDR network (e.g. 192.168.1.0/24)."
+                    ) from exc
+        return value
+
+    def fetcher_settings(self) -> FetcherSettings:
+        """The fetcher's settings with ``allowed_networks`` added to its allow-list."""
+        if not self.allowed_networks:
+            return self.fetcher
+        extra = tuple(ipaddress.ip_network(n, strict=False) for n in self.allowed_networks)
+        listed = self.fetcher.allowed_private_networks
+        return self.fetcher.model_copy(
+            update={"allowed_private_networks": listed + tuple(n for n in extra if n not in listed)}
+        )
 
     def stand_ins(self) -> list[StandIn]:
         found = super().stand_ins()

@@ -205,6 +205,8 @@ class IngestionJob:
     parts_failed: frozenset[str] = frozenset()
     #: When extraction ended and the document was announced (``document.extracted``).
     extracted_at: datetime | None = None
+    #: A sentence for people about a job that did not fail (e.g. how its text was decoded).
+    notice: str | None = None
 
     @property
     def current_stage(self) -> JobStage:

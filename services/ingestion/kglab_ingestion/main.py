@@ -105,7 +105,7 @@ def build_progress_channel(settings: IngestionSettings) -> ProgressChannel:
 
 def build_fetcher(settings: IngestionSettings) -> PageFetcher:
     """The polite web page fetcher (robots.txt, per-host rate limit, SSRF guard)."""
-    fetcher_settings = settings.fetcher
+    fetcher_settings = settings.fetcher_settings()
     if fetcher_settings.tmp_dir is None:
         spool = settings.data_dir / "ingestion" / "fetched"
         spool.mkdir(parents=True, exist_ok=True)

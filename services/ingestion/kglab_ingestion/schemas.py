@@ -28,6 +28,7 @@ JOB_ACCEPTED_EXAMPLE: dict[str, Any] = {
     "stage": "queued",
     "progress": 0,
     "error": None,
+    "notice": None,
     "document_id": None,
     "document_deleted_at": None,
     "kind": "file",
@@ -135,6 +136,11 @@ class JobOut(BaseModel):
     )
     progress: int = Field(ge=0, le=100)
     error: str | None = Field(description="Why the job failed (or why it is being retried).")
+    notice: str | None = Field(
+        default=None,
+        description="Something to know about a job that did not fail, e.g. that its text was "
+        "not valid UTF-8 and was read in a guessed encoding.",
+    )
     document_id: str | None = Field(
         description="The document, once the job completed (readable, searchable, in the "
         "graph); null before and again once it was deleted."
@@ -178,6 +184,7 @@ class JobOut(BaseModel):
             stage=job.current_stage,
             progress=job.progress,
             error=job.error,
+            notice=job.notice,
             document_id=job.live_document_id,
             document_deleted_at=job.document_deleted_at,
             kind=job.source_kind,

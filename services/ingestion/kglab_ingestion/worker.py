@@ -63,6 +63,7 @@ from kglab_ingestion.extraction import (
     open_document,
     sniff_media_type,
 )
+from kglab_ingestion.extraction.model import PDF
 from kglab_ingestion.fetching import FetchError, PageFetcher, UnsafeUrlError
 from kglab_ingestion.service import job_failed_event, job_requested_event
 from kglab_ingestion.store.port import (
@@ -72,6 +73,7 @@ from kglab_ingestion.store.port import (
     JobStore,
     ProgressChannel,
 )
+from kglab_shared.bus import RetryLater
 from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from kglab_shared.logging import get_logger
 
@@ -85,8 +87,8 @@ _EXTRACTED_PROGRESS = EXTRACTED_PROGRESS - 5
 _UNEXPECTED = "Processing failed unexpectedly on our side."
 
 
-class RetryLaterError(Exception):
-    """Raised to the bus so it redelivers the job after its backoff."""
+class RetryLaterError(RetryLater):
+    """Raised to the bus so it redelivers the job after its backoff, logged as one line."""
 
 
 class JobFailure(Exception):
@@ -291,8 +293,8 @@ class JobWorker:
             released = await self._jobs.release_for_retry(job.id, self.worker_id, failure.detail)
             if released is not None:
                 await self._publish(ProgressUpdate.of(released))
-                _log.info("job_retry", job_id=job.id, attempt=job.attempts, error=failure.detail)
-                raise RetryLaterError(failure.detail)
+                # The bus logs it, one line with this reason and the attempt (no traceback).
+                raise RetryLaterError(f"job {job.id} will be retried: {failure.detail}")
             return
         detail = failure.detail
         if failure.retryable:
@@ -391,11 +393,13 @@ class JobWorker:
         began = time.monotonic()
         try:
             info, units = await loop.run_in_executor(self._executor, open_units)
+            self._refuse_too_many_pages(info.media_type, info.metadata.get("pages"))
             last_published = job.progress
             while True:
                 unit = await loop.run_in_executor(self._executor, next, units, None)
                 if unit is None:
                     break
+                self._refuse_too_slow(time.monotonic() - began, unit.index + 1, unit.total)
                 if self._settings.debug_unit_delay_s:
                     await asyncio.sleep(self._settings.debug_unit_delay_s)
                 sections.extend(unit.sections)
@@ -450,6 +454,24 @@ class JobWorker:
                 retryable=True,
             )
         await self._finish(job, info, sections, units_total=units_total, has_saved_units=saved_any)
+
+    def _refuse_too_many_pages(self, media_type: str, pages: object) -> None:
+        limit = self._settings.max_pdf_pages
+        if media_type == PDF and isinstance(pages, int) and pages > limit:
+            raise JobFailure(
+                f"The PDF has {pages:,} pages; the limit is {limit:,}. Split it into smaller "
+                "files and upload those.",
+                retryable=False,
+            )
+
+    def _refuse_too_slow(self, elapsed_s: float, done: int, total: int) -> None:
+        limit = self._settings.max_extraction_s
+        if elapsed_s > limit and done < total:
+            raise JobFailure(
+                f"Reading the file took longer than {limit:g} s and was stopped after "
+                f"{done:,} of {total:,} pages. Split it into smaller files and upload those.",
+                retryable=False,
+            )
 
     async def _finish(
         self,
@@ -515,6 +537,7 @@ class JobWorker:
             near_duplicate_similarity=near_score,
             units_total=units_total,
             has_saved_units=has_saved_units,
+            notice=info.notice,
         )
         envelope = event.envelope(
             source=self._source, subject=document_id, event_id=f"{event.event_type}:{job.id}"

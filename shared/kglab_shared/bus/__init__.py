@@ -5,7 +5,17 @@ from kglab_shared.bus.port import (
     EventBus,
     EventHandler,
     PublishError,
+    RetryLater,
     RetryPolicy,
+    failure_log_fields,
 )
 
-__all__ = ["DeadLetter", "EventBus", "EventHandler", "PublishError", "RetryPolicy"]
+__all__ = [
+    "DeadLetter",
+    "EventBus",
+    "EventHandler",
+    "PublishError",
+    "RetryLater",
+    "RetryPolicy",
+    "failure_log_fields",
+]

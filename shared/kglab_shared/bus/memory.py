@@ -34,7 +34,13 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from kglab_shared.bus.dispatch import describe_error, prepare_for_publish, run_handler
-from kglab_shared.bus.port import DeadLetter, EventHandler, PublishError, RetryPolicy
+from kglab_shared.bus.port import (
+    DeadLetter,
+    EventHandler,
+    PublishError,
+    RetryPolicy,
+    failure_log_fields,
+)
 from kglab_shared.events import EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.metrics import (
@@ -362,7 +368,7 @@ class InProcessBus:
             max_attempts=retry.max_attempts,
             will_retry=not last,
             correlation_id=envelope.correlation_id,
-            exc_info=exc,
+            **failure_log_fields(exc),
         )
         if last:
             self._park(queue, delivery, describe_error(exc))

@@ -31,6 +31,19 @@ class PublishError(RuntimeError):
         self.confirmed = confirmed
 
 
+class RetryLater(Exception):
+    """A handler's expected "not now": redelivered like any failure, but logged as one line
+    with the reason, not a traceback (the handler has said what happened)."""
+
+
+def failure_log_fields(exc: BaseException) -> dict[str, object]:
+    """What the adapters log about a handler's failure: the reason alone for an expected
+    retry, the traceback for anything else."""
+    if isinstance(exc, RetryLater):
+        return {"error": str(exc)}
+    return {"exc_info": exc}
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     max_attempts: int = 3

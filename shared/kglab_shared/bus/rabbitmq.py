@@ -56,7 +56,13 @@ from pamqp.header import ContentHeader
 from pydantic import ValidationError
 
 from kglab_shared.bus.dispatch import describe_error, prepare_for_publish, run_handler
-from kglab_shared.bus.port import DeadLetter, EventHandler, PublishError, RetryPolicy
+from kglab_shared.bus.port import (
+    DeadLetter,
+    EventHandler,
+    PublishError,
+    RetryPolicy,
+    failure_log_fields,
+)
 from kglab_shared.events import EXCHANGE, EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.metrics import (
@@ -719,7 +725,7 @@ class RabbitMQBus:
                 max_attempts=subscription.retry.max_attempts,
                 will_retry=not last,
                 correlation_id=envelope.correlation_id,
-                exc_info=exc,
+                **failure_log_fields(exc),
             )
             if last:
                 await self._park(subscription, message, headers, attempt, describe_error(exc))

@@ -16,6 +16,15 @@ async def test_register_normalises_the_email_and_hides_the_hash(auth: AuthHarnes
     assert "hash" not in str(body)
 
 
+async def test_a_look_alike_address_cannot_register_twice(auth: AuthHarness) -> None:
+    assert (await auth.register("ada.byron@example.com")).status_code == 201
+    # Fullwidth letters and a fullwidth domain: the same address to a reader, and now to us.
+    look_alike = "\uff41\uff44\uff41.byron@\uff25XAMPLE.com"
+    again = await auth.register(look_alike)
+    assert again.status_code == 409, again.text
+    assert (await auth.login(look_alike)).status_code == 200
+
+
 async def test_login_returns_a_bearer_pair_whose_access_token_verifies(auth: AuthHarness) -> None:
     await auth.register("bob@example.com")
     response = await auth.login("BOB@example.com ")

@@ -1,24 +1,50 @@
-"""Brute-force protection: per-account and per-IP throttling answer 429 with Retry-After."""
+"""Brute-force protection: per account and address, and per address, 429 with Retry-After;
+per account from everywhere, slowed but never locked."""
 
 from __future__ import annotations
+
+import time
 
 from tests.contract.auth.harness import PASSWORD, AuthHarness, assert_problem
 
 
-async def test_an_account_is_throttled_after_repeated_failures(auth: AuthHarness) -> None:
+async def test_failures_lock_the_account_from_that_address_only(auth: AuthHarness) -> None:
+    """Lockout abuse (issue 13): a stranger's wrong passwords do not lock the owner out."""
     await auth.register("quinn@example.com")
-    limit = auth.settings.login_max_failures_per_account
-    for attempt in range(limit):
-        response = await auth.login(
-            "quinn@example.com", "wrong password 1", ip=f"198.51.100.{attempt}"
-        )
+    limit = auth.settings.login_max_failures_per_account_and_ip
+    for _ in range(limit):
+        response = await auth.login("quinn@example.com", "wrong password 1", ip="198.51.100.1")
         assert response.status_code == 401
-    # Even the right password waits now, from any address.
-    throttled = await auth.login("quinn@example.com", PASSWORD, ip="198.51.100.99")
-    body = assert_problem(throttled, 429, "Too many failed sign-ins for this account", "minutes")
+    # From the guessing address even the right password waits now...
+    throttled = await auth.login("quinn@example.com", PASSWORD, ip="198.51.100.1")
+    body = assert_problem(throttled, 429, "for this account from your network address", "minutes")
     retry_after = int(throttled.headers["Retry-After"])
     assert 1 <= retry_after <= auth.settings.login_window_s + 1
     assert body["title"] == "Too many requests"
+    # ...while the owner, elsewhere, signs in at once.
+    assert (await auth.login("quinn@example.com", PASSWORD, ip="192.0.2.77")).status_code == 200
+
+
+async def test_a_distributed_guess_slows_the_account_but_never_locks_it(
+    auth: AuthHarness,
+) -> None:
+    await auth.register("sven@example.com")
+    slow_after = auth.settings.login_slow_after_failures_per_account
+    pair_limit = auth.settings.login_max_failures_per_account_and_ip
+    # Many addresses, each below its own pair limit, together past the account's ceiling.
+    for n in range(slow_after):
+        ip = f"198.51.100.{10 + n // (pair_limit - 1)}"
+        response = await auth.login("sven@example.com", "wrong password 1", ip=ip)
+        assert response.status_code == 401
+    started = time.monotonic()
+    owner = await auth.login("sven@example.com", PASSWORD, ip="192.0.2.78")
+    assert owner.status_code == 200
+    assert time.monotonic() - started >= auth.settings.login_slow_delay_s
+    # A guess is slowed just the same.
+    started = time.monotonic()
+    guess = await auth.login("sven@example.com", "wrong password 1", ip="198.51.100.200")
+    assert guess.status_code == 401
+    assert time.monotonic() - started >= auth.settings.login_slow_delay_s
 
 
 async def test_an_address_is_throttled_across_accounts(auth: AuthHarness) -> None:
@@ -33,12 +59,12 @@ async def test_an_address_is_throttled_across_accounts(auth: AuthHarness) -> Non
     assert elsewhere.status_code == 401
 
 
-async def test_a_successful_login_clears_the_account_counter(auth: AuthHarness) -> None:
+async def test_a_successful_login_clears_that_address_counter(auth: AuthHarness) -> None:
     await auth.register("rita@example.com")
-    limit = auth.settings.login_max_failures_per_account
+    limit = auth.settings.login_max_failures_per_account_and_ip
     for _ in range(limit - 1):
         await auth.login("rita@example.com", "wrong password 1", ip="192.0.2.20")
-    assert (await auth.login("rita@example.com", ip="192.0.2.21")).status_code == 200
+    assert (await auth.login("rita@example.com", ip="192.0.2.20")).status_code == 200
     for _ in range(limit - 1):
-        await auth.login("rita@example.com", "wrong password 1", ip="192.0.2.22")
-    assert (await auth.login("rita@example.com", ip="192.0.2.23")).status_code == 200
+        await auth.login("rita@example.com", "wrong password 1", ip="192.0.2.20")
+    assert (await auth.login("rita@example.com", ip="192.0.2.20")).status_code == 200

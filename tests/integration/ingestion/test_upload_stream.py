@@ -95,3 +95,17 @@ async def test_reading_stops_at_the_limit_and_leaves_nothing(tmp_path: Path) -> 
         )
     assert consumed < 400_000
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_8000_character_file_name_is_refused_for_its_name(tmp_path: Path) -> None:
+    body = multipart(b"# notes\n", name="n" * 8000 + ".md")
+    with pytest.raises(UnprocessableError, match="file name is too long") as refused:
+        await receive_upload(
+            pieces(body, 4096),
+            content_type=CONTENT_TYPE,
+            content_length=len(body),
+            limit=1 << 20,
+            spool_dir=tmp_path,
+        )
+    assert "malformed" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []

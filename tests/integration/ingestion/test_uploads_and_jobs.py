@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from kglab_ingestion.store.tables import jobs as jobs_table
 from kglab_shared.events import DocumentExtracted
+from tests.data.corpus import corpus_file
 from tests.integration.ingestion.conftest import ALICE, BOB, EICAR, MARKDOWN, IngestionApp
 from tests.waiting import wait_until
 
@@ -148,6 +149,39 @@ async def test_a_file_of_the_wrong_type_is_refused(
 ) -> None:
     body = problem(await ingestion.upload(content, name), 415)
     assert fragment in body["detail"]
+    assert await job_count(ingestion) == 0
+
+
+@pytest.mark.parametrize("name", ["README", "LICENSE", "notes.rst", "table.csv"])
+async def test_text_without_a_text_extension_is_ingested_as_text(
+    ingestion: IngestionApp, name: str
+) -> None:
+    response = await ingestion.upload(corpus_file(name).read_bytes(), name)
+    assert response.status_code == 202, response.text
+    assert response.json()["provenance"]["content_type"] == "text/plain"
+    job = await ingestion.wait_for_status(response.json()["job_id"], "completed", "failed")
+    assert job["status"] == "completed", job
+
+
+async def test_text_that_is_not_utf8_is_read_with_a_notice_on_the_job(
+    ingestion: IngestionApp,
+) -> None:
+    latin1 = await ingestion.upload(corpus_file("latin1.txt").read_bytes(), "latin1.txt")
+    utf8 = await ingestion.upload(corpus_file("utf8.txt").read_bytes(), "utf8.txt")
+    read = await ingestion.wait_for_status(latin1.json()["job_id"], "completed", "failed")
+    clean = await ingestion.wait_for_status(utf8.json()["job_id"], "completed", "failed")
+    assert read["status"] == "completed", read
+    assert read["notice"].startswith("The text is not valid UTF-8; it was read as cp1252")
+    assert "save the file as UTF-8" in read["notice"]
+    assert clean["status"] == "completed", clean
+    assert clean["notice"] is None
+
+
+async def test_binary_junk_under_an_unknown_name_is_still_refused(
+    ingestion: IngestionApp,
+) -> None:
+    body = problem(await ingestion.upload(corpus_file("junk.bin").read_bytes(), "junk.bin"), 415)
+    assert "binary data, not text" in body["detail"]
     assert await job_count(ingestion) == 0
 
 

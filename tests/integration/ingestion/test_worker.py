@@ -253,3 +253,26 @@ async def test_one_owners_flood_does_not_starve_another_owners_single_file(
     # least 16 - before); fair turns let at most the one in flight and the next finish.
     assert meanwhile <= 2, (before, meanwhile)
     assert 16 - before > 2, "the flood was not queued: the test proves nothing"
+
+
+async def test_a_pdf_over_the_page_limit_fails_at_once_and_says_so(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(max_pdf_pages=5)
+    job_id = (await app.upload((DATA / "ten-pages.pdf").read_bytes(), "ten.pdf")).json()["job_id"]
+    job = await app.wait_for_status(job_id, "completed", "failed")
+    assert job["status"] == "failed"
+    assert job["error"].startswith("The PDF has 10 pages; the limit is 5.")
+    assert job["attempts"] == 1  # retrying cannot help
+    assert job["units_done"] == 0  # refused before any page was read
+
+
+async def test_a_file_that_takes_too_long_to_read_is_stopped_readably(
+    ingestion_factory: Callable[..., Any],
+) -> None:
+    app: IngestionApp = await ingestion_factory(max_extraction_s=0.05, debug_unit_delay_s=0.1)
+    job_id = (await app.upload((DATA / "ten-pages.pdf").read_bytes(), "ten.pdf")).json()["job_id"]
+    job = await app.wait_for_status(job_id, "completed", "failed", timeout_s=20)
+    assert job["status"] == "failed"
+    assert "took longer than 0.05 s and was stopped after" in job["error"]
+    assert job["attempts"] == 1

@@ -18,7 +18,14 @@ from kglab_shared.scopes import ApiScope
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(" Ada@Example.COM ", "ada@example.com"), ("bob@EXAMPLE.org", "bob@example.org")],
+    [
+        (" Ada@Example.COM ", "ada@example.com"),
+        ("bob@EXAMPLE.org", "bob@example.org"),
+        # Look-alikes (issue 13): fullwidth letters, a ligature, a fullwidth domain.
+        ("\uff21\uff44\uff41@example.com", "ada@example.com"),
+        ("\ufb01nn@example.com", "finn@example.com"),
+        ("ada@\uff25\uff58\uff41\uff4d\uff50\uff4c\uff45.com", "ada@example.com"),
+    ],
 )
 def test_emails_are_normalised(raw: str, expected: str) -> None:
     assert normalise_email(raw) == expected

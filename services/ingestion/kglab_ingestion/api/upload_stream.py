@@ -149,7 +149,7 @@ async def receive_upload(
         "on_part_data": on_part_data,
         "on_part_end": on_part_end,
     }
-    parser = MultipartParser(boundary, cast(Any, callbacks))
+    parser = MultipartParser(boundary, cast(Any, callbacks), max_header_size=_MAX_PART_HEADER_BYTES)
     try:
         try:
             async for chunk in stream:
@@ -165,6 +165,14 @@ async def receive_upload(
                 at_least=content_length is None,
             ) from None
         except MultipartParseError as exc:
+            if "header size" in str(exc).lower():
+                # The only long header a client sends in a part is Content-Disposition, and
+                # what makes it long is the file name.
+                raise UnprocessableError(
+                    "The file name is too long: a part's headers may hold at most "
+                    f"{_MAX_PART_HEADER_BYTES:,} bytes. Rename the file to a shorter name "
+                    "(under 255 characters) and send it again."
+                ) from exc
             raise UnprocessableError(
                 "The multipart body is malformed; send the file in a field named 'file'."
             ) from exc
@@ -185,6 +193,10 @@ async def receive_upload(
         sha256=digest.hexdigest(),
         head=bytes(head),
     )
+
+
+#: python-multipart's own bound on one header line of a part, named so the message can say it.
+_MAX_PART_HEADER_BYTES = 4096 + 128
 
 
 class _TooLarge(Exception):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kglab_ingestion.extraction.encoding import decode_text
+from kglab_ingestion.extraction.encoding import decode_text, decoding_notice
 from kglab_ingestion.extraction.errors import ExtractionError
 from kglab_ingestion.extraction.model import (
     DOCX,
@@ -29,7 +29,7 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
-def _read_text(path: Path, label: str) -> tuple[str, str]:
+def _read_text(path: Path, label: str) -> tuple[str, str, str | None]:
     try:
         if path.stat().st_size > MAX_TEXT_BYTES:
             raise ExtractionError(
@@ -42,7 +42,8 @@ def _read_text(path: Path, label: str) -> tuple[str, str]:
         text, encoding = decode_text(data)
     except ValueError:
         raise ExtractionError(f"This {label} file is not text in any encoding we know.") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
+    notice = decoding_notice(data, encoding)
+    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding, notice
 
 
 def _plain_sections(text: str) -> list[Section]:
@@ -95,13 +96,14 @@ def open_document(
 
     metadata: dict[str, Any]
     sections: list[Section]
+    notice: str | None = None
     if media_type == DOCX:
         from kglab_ingestion.extraction.docx import extract_docx
 
         metadata, sections = extract_docx(path)
     else:
         label = MEDIA_TYPES[media_type]
-        text, encoding = _read_text(path, label)
+        text, encoding, notice = _read_text(path, label)
         extract: Callable[[str], tuple[dict[str, Any], list[Section]]]
         if media_type == MARKDOWN:
             from kglab_ingestion.extraction.markdown import extract_markdown as extract
@@ -114,5 +116,7 @@ def open_document(
             extract = lambda body: ({}, _plain_sections(body))  # noqa: E731
         metadata, sections = extract(text)
         metadata = {"encoding": encoding, **metadata}
-    info = DocumentInfo(_title(metadata, source_name), media_type, metadata)
+        if media_type == HTML:
+            notice = None  # a page names its own encoding; guessing is not news there
+    info = DocumentInfo(_title(metadata, source_name), media_type, metadata, notice)
     return info, _single(sections, start)

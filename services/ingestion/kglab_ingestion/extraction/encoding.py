@@ -94,3 +94,39 @@ def decode_text(data: bytes) -> tuple[str, str]:
     if looks_binary(text):
         raise ValueError("not text")
     return text, encoding
+
+
+_UNICODE = ("utf-8", "utf-16", "utf-32")
+
+
+def decoding_notice(data: bytes, encoding: str) -> str | None:
+    """A sentence for the owner when ``data`` was not read exactly as Unicode text: read in a
+    guessed encoding, or with bytes that had to be replaced. None when it was."""
+    marked = bom_encoding(data)
+    body = data[marked[1] :] if marked else data
+    try:
+        body.decode(encoding)
+        lossy = 0
+    except UnicodeDecodeError:
+        lossy = body.decode(encoding, errors="replace").count("\ufffd") - body.decode(
+            encoding, errors="ignore"
+        ).count("\ufffd")
+    guessed = not encoding.lower().replace("_", "-").startswith(_UNICODE)
+    if not guessed and not lossy:
+        return None
+    parts = []
+    if guessed:
+        parts.append(
+            f"The text is not valid UTF-8; it was read as {encoding}, the likeliest encoding"
+        )
+    else:
+        parts.append(f"The text was read as {encoding}")
+    if lossy:
+        parts.append(
+            f"{lossy} byte sequence{'s' if lossy != 1 else ''} could not be read and "
+            f"{'were' if lossy != 1 else 'was'} replaced with \ufffd"
+        )
+    return (
+        "; ".join(parts)
+        + ". If some characters look wrong, save the file as UTF-8 and upload it again."
+    )

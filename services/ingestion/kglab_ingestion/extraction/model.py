@@ -70,6 +70,8 @@ class DocumentInfo:
     title: str
     media_type: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Something the owner should know about how the file was read (shown on the job).
+    notice: str | None = None
 
 
 @dataclass(frozen=True)

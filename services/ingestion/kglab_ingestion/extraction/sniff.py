@@ -107,6 +107,26 @@ def _content_kind(head: bytes) -> str:
     return TEXT
 
 
+def _named(kind: str) -> str:
+    if kind == "empty":
+        return "nothing (the file is empty)"
+    return f"a {MEDIA_TYPES[kind]} document" if kind in MEDIA_TYPES else kind
+
+
+def _unicode_text(head: bytes) -> bool:
+    """UTF-8, UTF-16 or UTF-32 text with few control characters: other encodings guessed by
+    a detector are not trusted without a text extension to back them."""
+    if not head:
+        return False
+    encoding = detect_encoding(head, truncated=True)
+    if encoding is None or not encoding.startswith(("utf-8", "utf-16", "utf-32")):
+        return False
+    try:
+        return _content_kind(head) == TEXT
+    except UnsupportedFileError:
+        return False
+
+
 def sniff_media_type(head: bytes, filename: str) -> str:
     """The media type of a file from its first bytes (at least 8 KiB) and its name.
 
@@ -118,9 +138,18 @@ def sniff_media_type(head: bytes, filename: str) -> str:
     extension = _extension(filename)
     claimed = EXTENSIONS.get(extension)
     if claimed is None:
+        # A name that promises nothing we read (README, LICENSE, notes.rst, data.csv): plain
+        # text when the bytes are Unicode text, refused otherwise.
+        if _unicode_text(head):
+            return TEXT
         what = f"the extension {extension}" if extension else "no extension"
+        try:
+            content = _content_kind(head)
+        except UnsupportedFileError:
+            content = "empty"
+        found = "" if content == TEXT else f" and its content is {_named(content)}"
         raise UnsupportedFileError(
-            f"The file {name} has {what}, which is not a format we read; {_ALLOWED}."
+            f"The file {name} has {what}{found}, which is not a format we read; {_ALLOWED}."
         )
     try:
         kind = _content_kind(head)
@@ -146,7 +175,6 @@ def sniff_media_type(head: bytes, filename: str) -> str:
             return claimed
     if kind == claimed:
         return kind
-    content = f"a {MEDIA_TYPES[kind]} document" if kind in MEDIA_TYPES else kind
     raise UnsupportedFileError(
-        f"The file is named {name} but its content is {content}; {_ALLOWED}."
+        f"The file is named {name} but its content is {_named(kind)}; {_ALLOWED}."
     )

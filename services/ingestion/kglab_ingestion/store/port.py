@@ -44,6 +44,8 @@ class Completion:
     #: Whether earlier units were saved (a multi-unit document): only then is there
     #: anything to drop.
     has_saved_units: bool = True
+    #: Something the owner should know although nothing failed (e.g. the text's encoding).
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 #: As configured in migrations/env.py: its own, so it can share a database with auth.
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
@@ -156,6 +156,7 @@ def _job(row: Any) -> IngestionJob:
         parts_done=decode_parts(row.parts_done),
         parts_failed=decode_parts(row.parts_failed),
         extracted_at=_opt_utc(row.extracted_at),
+        notice=row.notice,
     )
 
 
@@ -185,6 +186,7 @@ def _job_values(job: IngestionJob) -> dict[str, Any]:
         "duplicate_of": job.duplicate_of,
         "near_duplicate_of": job.near_duplicate_of,
         "near_duplicate_similarity": job.near_duplicate_similarity,
+        "notice": job.notice,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "started_at": job.started_at,
@@ -603,6 +605,7 @@ class SqlJobStore:
                         minhash=completion.minhash,
                         near_duplicate_of=completion.near_duplicate_of,
                         near_duplicate_similarity=completion.near_duplicate_similarity,
+                        notice=completion.notice,
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,

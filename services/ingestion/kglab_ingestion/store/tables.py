@@ -57,6 +57,8 @@ jobs = Table(
     Column("parts_done", String(64), nullable=True),
     Column("parts_failed", String(64), nullable=True),
     Column("extracted_at", DateTime(timezone=True), nullable=True),
+    #: Something a person should know about a job that did not fail (0006).
+    Column("notice", Text, nullable=True),
 )
 
 Index("ix_ingestion_jobs_owner_created", jobs.c.owner_id, jobs.c.created_at, jobs.c.id)

@@ -322,3 +322,16 @@ def test_media_type_outside_the_allowed_set_is_refused() -> None:
     with pytest.raises(ExtractionError) as failed:
         open_document(corpus_file("utf8.txt"), "image/png", source_name="x.png")
     assert failed.value.detail == "Files of type image/png cannot be read."
+
+
+def test_decoding_notices_say_what_was_guessed_or_replaced() -> None:
+    from kglab_ingestion.extraction.encoding import decoding_notice
+
+    assert decoding_notice("café".encode(), "utf-8") is None
+    assert decoding_notice(b"\xff\xfec\x00a\x00", "utf-16-le") is None
+    guessed = decoding_notice("café".encode("cp1252"), "cp1252")
+    assert guessed is not None
+    assert guessed.startswith("The text is not valid UTF-8; it was read as cp1252")
+    lossy = decoding_notice(b"caf\xe9 \x81\x81", "cp1252")
+    assert lossy is not None
+    assert "2 byte sequences could not be read" in lossy

@@ -120,17 +120,46 @@ def test_known_binary_formats_are_named(data: bytes, phrase: str) -> None:
     assert f"its content is {phrase}" in refused.value.detail
 
 
+@pytest.mark.parametrize("name", ["README", "LICENSE", "notes.rst", "table.csv", "CHANGES-utf16"])
+def test_text_is_known_by_its_content_whatever_its_name(name: str) -> None:
+    assert sniff_media_type(head(name), name) == TEXT
+
+
 @pytest.mark.parametrize(
-    ("name", "detail"),
+    ("name", "content", "detail"),
     [
-        ("setup.exe", "The file setup.exe has the extension .exe, which is not a format we read"),
-        ("README", "The file README has no extension, which is not a format we read"),
+        (
+            "junk.bin",
+            "junk.bin",
+            "The file junk.bin has the extension .bin and its content is binary data, not text",
+        ),
+        (
+            "README",
+            "binary-garbage.txt",
+            "The file README has no extension and its content is binary data, not text",
+        ),
+        (
+            "setup.exe",
+            "one-page.pdf",
+            "The file setup.exe has the extension .exe and its content is a PDF document",
+        ),
+        # Not Unicode: a detector's guess is not trusted without a text extension.
+        ("names.lst", "latin1.txt", "The file names.lst has the extension .lst"),
     ],
 )
-def test_names_without_an_allowed_extension_are_refused(name: str, detail: str) -> None:
+def test_what_is_not_unicode_text_under_an_unknown_name_is_refused(
+    name: str, content: str, detail: str
+) -> None:
     with pytest.raises(UnsupportedFileError) as refused:
-        sniff_media_type(b"hello", name)
-    assert refused.value.detail == f"{detail}; {ALLOWED}"
+        sniff_media_type(head(content), name)
+    assert refused.value.detail.startswith(detail)
+    assert refused.value.detail.endswith(f"which is not a format we read; {ALLOWED}")
+
+
+def test_a_windows_program_under_an_unknown_name_is_named() -> None:
+    with pytest.raises(UnsupportedFileError) as refused:
+        sniff_media_type(b"MZ\x90\x00" + bytes(100), "setup.exe")
+    assert "its content is a Windows program" in refused.value.detail
 
 
 def test_an_empty_file_is_refused() -> None:
