@@ -16,7 +16,7 @@ PACKAGES := shared gateway services/auth services/ingestion services/graph servi
         servers servers-down servers-status up down images containers-up containers-down bench corpus validate-deploy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(BIN)/.installed ## install uv (if missing) and every Python dependency from the lock file
 
