@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -15,7 +14,7 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
+from kglab_shared.settings import ServiceSettings, StandIn, StoreKind, cidr_list
 
 
 class RateLimitRule(BaseModel):
@@ -119,18 +118,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _cidr_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, list):
-            for item in value:
-                try:
-                    ipaddress.ip_network(str(item), strict=False)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"KGLAB_GATEWAY_TRUSTED_PROXIES: {item!r} is not an address or a CIDR "
-                        "network (e.g. 10.0.0.0/8)."
-                    ) from exc
-        return value
+        return cidr_list(value, "KGLAB_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8")
 
     @model_validator(mode="after")
     def _signs_what_services_verify(self) -> Self:

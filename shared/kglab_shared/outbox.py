@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,7 +131,86 @@ async def _publish_in_order(bus: EventBus, envelopes: list[EventEnvelope]) -> in
     return len(envelopes)
 
 
-class OutboxRelay:
+class RelayLoop:
+    """The one way a service sends what it owes after a write: a background task that calls
+    ``run_once`` at start, when told to (:meth:`notify`), and every ``poll_interval_s``; backs
+    off exponentially while it fails (only :meth:`stop` cuts a backoff short: a notify must not
+    hammer a broker that is down); goes again at once after a full batch."""
+
+    def __init__(
+        self,
+        run_once: Callable[[], Awaitable[int]],
+        *,
+        name: str,
+        batch_size: int | None = None,
+        poll_interval_s: float = 1.0,
+        backoff_base_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self._run_once = run_once
+        self._name = name
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.consecutive_failures = 0
+
+    def notify(self) -> None:
+        """Run now rather than at the next poll (call after a commit that owes something)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stopped.clear()
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Finish the round in progress (up to ``timeout``), then stop; idempotent."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopped.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            # A transaction in progress rolls back; what it owed stays owed for the next run.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.clear()
+            try:
+                done = await self._run_once()
+            except Exception as exc:
+                self.consecutive_failures += 1
+                delay = min(
+                    self._backoff_max_s,
+                    self._backoff_base_s * 2 ** (self.consecutive_failures - 1),
+                )
+                _log.warning(
+                    "relay_failed",
+                    relay=self._name,
+                    failures=self.consecutive_failures,
+                    retry_in_s=round(delay, 3),
+                    error=describe_error(exc),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                continue
+            self.consecutive_failures = 0
+            if self._batch_size is not None and done >= self._batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+
+class OutboxRelay(RelayLoop):
     """Publishes committed outbox rows in order; a background task with :meth:`start`."""
 
     def __init__(
@@ -146,20 +225,17 @@ class OutboxRelay:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
+        super().__init__(
+            self.run_once,
+            name="kglab-outbox-relay",
+            batch_size=batch_size,
+            poll_interval_s=poll_interval_s,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+        )
         self._engine = engine
         self._bus = bus
-        self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
-        self._backoff_base_s = backoff_base_s
-        self._backoff_max_s = backoff_max_s
-        self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.consecutive_failures = 0
-
-    def notify(self) -> None:
-        """Publish now rather than at the next poll (call after a commit that added events)."""
-        self._wake.set()
+        self._rows = batch_size
 
     async def run_once(self) -> int:
         """Publish one batch of unsent rows, oldest first; return how many were published.
@@ -177,7 +253,7 @@ class OutboxRelay:
                 select(outbox.c.id, outbox.c.event, outbox.c.attempts)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
-                .limit(self._batch_size)
+                .limit(self._rows)
             )
             if connection.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -227,50 +303,3 @@ class OutboxRelay:
                 )
             )
         return int(getattr(result, "rowcount", 0) or 0)
-
-    async def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._stopped.clear()
-            self._task = asyncio.create_task(self._run(), name="kglab-outbox-relay")
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in progress (up to ``timeout``), then stop; idempotent."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopped.set()
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            # Its transaction rolls back; the rows stay unsent and the next relay sends them.
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.clear()
-            try:
-                published = await self.run_once()
-            except Exception as exc:
-                self.consecutive_failures += 1
-                delay = min(
-                    self._backoff_max_s,
-                    self._backoff_base_s * 2 ** (self.consecutive_failures - 1),
-                )
-                _log.warning(
-                    "outbox_relay_failed",
-                    failures=self.consecutive_failures,
-                    retry_in_s=round(delay, 3),
-                    error=describe_error(exc),
-                )
-                # Only stop() cuts a backoff short: notify() must not hammer a broker that is down.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                continue
-            self.consecutive_failures = 0
-            if published >= self._batch_size:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)

@@ -13,6 +13,7 @@ the tests set their environment explicitly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from enum import StrEnum
@@ -254,3 +255,19 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
                 continue
             problems.append(f"{name}: {message}")
         raise ConfigurationError("Invalid configuration. " + "; ".join(problems)) from None
+
+
+def cidr_list(value: Any, variable: str, example: str) -> Any:
+    """A list of networks from a comma-separated variable (or a list), each an address or a
+    CIDR network; a readable error naming ``variable`` for the first that is neither."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        for item in value:
+            try:
+                ipaddress.ip_network(str(item), strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{variable}: {item!r} is not an address or a CIDR network (e.g. {example})."
+                ) from exc
+    return value

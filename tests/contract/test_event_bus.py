@@ -1176,7 +1176,7 @@ async def test_relay_backs_off_while_the_bus_is_down_then_catches_up(
     event = make_event("widget.created")
     async with sessions() as session, session.begin():
         await add_to_outbox(session, event)
-    await relay.start()
+    relay.start()
     try:
         await eventually(lambda: relay.consecutive_failures >= 3, what="failed attempts")
         async with engine.connect() as connection:
@@ -1196,7 +1196,7 @@ async def test_notified_relay_publishes_right_after_commit_and_stops_cleanly(
 ) -> None:
     sessions, bus, inbox = outbox_setup
     relay = OutboxRelay(engine, bus, poll_interval_s=60.0)
-    await relay.start()
+    relay.start()
     try:
         await asyncio.sleep(0.2)  # the relay has polled once and now sleeps for a minute
         event = make_event("widget.created")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from kglab_document.api.routes import router
 from kglab_document.config import DocumentSettings
 from kglab_document.messaging.consume import subscribe_consumers
-from kglab_document.messaging.publish import DeletionRelay, DocumentEventPublisher
+from kglab_document.messaging.publish import DocumentEventPublisher, deletion_relay
 from kglab_document.service import DocumentService
 from kglab_document.store.port import DocumentStore
 from kglab_shared.app import create_service_app
@@ -69,7 +69,7 @@ def create_app(settings: DocumentSettings | None = None, *, bus: EventBus | None
             source = f"kglab/{settings.service_name}"
             events = DocumentEventPublisher(runtime.bus, source=source)
             # The relay and the service know each other: it calls the service, which wakes it.
-            relay = DeletionRelay(lambda: service.announce_pending_deletions())
+            relay = deletion_relay(lambda: service.announce_pending_deletions())
             service = DocumentService(store, events, on_unannounced=relay.notify)
             app.state.document_service = service
             app.state.document_store = store

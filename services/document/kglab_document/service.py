@@ -74,7 +74,7 @@ class DocumentService:
         self._store = store
         self._events = events
         self._clock = clock
-        #: Wakes the deletion relay when a publish failed (``DeletionRelay.notify``).
+        #: Wakes the deletion relay when a publish failed (the deletion relay's ``notify``).
         self._on_unannounced = on_unannounced
 
     async def record_extracted(self, event: DocumentExtracted) -> SaveResult:
@@ -145,7 +145,7 @@ class DocumentService:
         """Hide the document and drop its chunks, then ask the other services to follow.
 
         The store records the announcement as owed with the deletion (its outbox); a publish
-        that fails leaves it owed and the :class:`DeletionRelay` publishes it again until the
+        that fails leaves it owed and the deletion relay publishes it again until the
         bus confirms it. Repeating the request announces it again too.
         """
         document = await self._store.delete(owner_id, document_id, at=self._clock())

@@ -10,7 +10,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kglab_ingestion.fetching.settings import FetcherSettings
 from kglab_ingestion.scanning.settings import ScannerKind, ScannerSettings
-from kglab_shared.settings import ServiceSettings, StandIn
+from kglab_shared.settings import ServiceSettings, StandIn, cidr_list
 
 MEGABYTE = 1024 * 1024
 
@@ -108,18 +108,7 @@ class IngestionSettings(ServiceSettings):
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _cidr_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, list):
-            for item in value:
-                try:
-                    ipaddress.ip_network(str(item), strict=False)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"KGLAB_INGESTION_ALLOWED_NETWORKS: {item!r} is not an address or a "
-                        "CIDR network (e.g. 192.168.1.0/24)."
-                    ) from exc
-        return value
+        return cidr_list(value, "KGLAB_INGESTION_ALLOWED_NETWORKS", "192.168.1.0/24")
 
     def fetcher_settings(self) -> FetcherSettings:
         """The fetcher's settings with ``allowed_networks`` added to its allow-list."""

@@ -152,7 +152,7 @@ def create_app(
             app.state.job_store = jobs
             app.state.blob_store = blobs
             app.state.progress_channel = progress
-            await relay.start()
+            relay.start()
             stack.push_async_callback(relay.stop)
             purge = asyncio.create_task(_purge_outbox(relay), name="kglab-outbox-purge")
             stack.push_async_callback(_cancel, purge)
