@@ -125,11 +125,7 @@ class MongoDocumentStore:
             (self._documents, _DOCUMENT_INDEXES),
             (self._chunks, _CHUNK_INDEXES),
         ):
-            # One at a time: FerretDB 1.24 (still the Mongo server of machines whose
-            # `make servers` predates adr/0015) drops the connection when one createIndexes
-            # names two or more indexes that already exist, i.e. on every restart.
-            for index in indexes:
-                await collection.create_indexes([index])
+            await collection.create_indexes(list(indexes))
         for name in _RETIRED_INDEXES:
             try:
                 await self._documents.drop_index(name)
