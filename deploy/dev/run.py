@@ -266,7 +266,12 @@ def main() -> None:
     )
     server = _Server(config, app.state.service_host)
     print(f"Knowledge Graph Lab on http://127.0.0.1:{port} (docs at /docs); Ctrl-C stops it.")
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again; the stop was
+        # asked for, so it is no error and needs no traceback.
+        print("stopped.")
     sys.exit(0)
 
 
