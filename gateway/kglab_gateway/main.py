@@ -7,13 +7,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
@@ -177,6 +178,7 @@ def create_app(
         telemetry=_NO_FASTAPI_TELEMETRY,
     )
     _add_documentation_routes(app)
+    _add_brief_routes(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -303,6 +305,32 @@ def _base_document(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=[{"name": "operations", "description": "Liveness and readiness."}],
     )
+
+
+_BRIEF = Path(__file__).resolve().parent / "brief"
+# The calculator is a static page: its own script and style only, its model from this origin.
+_BRIEF_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _add_brief_routes(app: FastAPI) -> None:
+    """The research brief's cost calculator (``make brief`` writes its model): public, static,
+    no user data."""
+    app.mount("/brief/static", StaticFiles(directory=_BRIEF), name="brief-static")
+
+    @app.get("/brief/cost", include_in_schema=False)
+    async def cost_calculator() -> FileResponse:
+        """Serve the hosting cost calculator."""
+        return FileResponse(
+            _BRIEF / "cost.html", headers={"content-security-policy": _BRIEF_CSP}
+        )
+
+    @app.get("/brief/cost-model.json", include_in_schema=False)
+    async def cost_model() -> FileResponse:
+        """Serve the calculator's coefficients and prices."""
+        return FileResponse(_BRIEF / "cost-model.json", media_type="application/json")
 
 
 def _add_documentation_routes(app: FastAPI) -> None:
