@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 # Workspace packages, installed editable on top of the locked third-party set.
-PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector
+PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector cli
 
 # install is a real file target, below
 .PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
