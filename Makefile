@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 # Workspace packages, installed editable on top of the locked third-party set.
-PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector
+PACKAGES := shared gateway services/auth services/ingestion services/graph services/document services/vector cli
 
 # install is a real file target, below
 .PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
@@ -44,8 +44,9 @@ stack: install ## the whole system as separate processes on `make servers` (Rabb
 stack-purge: install ## drop the data `make stack` keeps (its databases, virtual host and files)
 	@eval "$$(bash deploy/local/servers.sh env)" && $(BIN)/python deploy/stack/run.py purge
 
+# loadgroup: the browser tests share one worker, one live system and one Chromium.
 test: install ## the whole test suite (real-server tests need `make servers` or Docker)
-	@$(BIN)/pytest -n $(PYTEST_WORKERS)
+	@$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-unit: install ## unit tests only (no I/O)
 	@$(BIN)/pytest tests/unit

@@ -1,0 +1,1 @@
+"""kglab: the Knowledge Graph Lab command line."""

@@ -1,0 +1,13 @@
+"""The browser fixtures themselves: a real Chromium reaches the live system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import LiveSystem
+
+
+def test_chromium_reaches_the_live_system(browser: Any, live_system: LiveSystem) -> None:
+    browser.get(f"{live_system.url}/health")
+    assert '"status"' in browser.find_element("tag name", "body").text
+    assert browser.execute_script("return navigator.webdriver") is True
