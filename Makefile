@@ -106,5 +106,8 @@ corpus: install ## regenerate the test corpus in tests/data/ (add CHECK=1 to ver
 bench: install ## the benchmark suite; prints tables and writes bench/results/
 	@BENCH=$(BENCH) $(BIN)/python bench/run.py
 
+brief: install ## regenerate docs/research-brief.md and its pictures from bench/results/ (CHECK=1: fail if stale; pictures need Graphviz)
+	@$(BIN)/python -m research.brief $(if $(CHECK),--check,)
+
 clean: ## remove local data and caches (not the servers' data: see servers-down)
 	rm -rf .kglab/dev .pytest_cache .ruff_cache .mypy_cache

@@ -323,9 +323,7 @@ def _add_brief_routes(app: FastAPI) -> None:
     @app.get("/brief/cost", include_in_schema=False)
     async def cost_calculator() -> FileResponse:
         """Serve the hosting cost calculator."""
-        return FileResponse(
-            _BRIEF / "cost.html", headers={"content-security-policy": _BRIEF_CSP}
-        )
+        return FileResponse(_BRIEF / "cost.html", headers={"content-security-policy": _BRIEF_CSP})
 
     @app.get("/brief/cost-model.json", include_in_schema=False)
     async def cost_model() -> FileResponse:

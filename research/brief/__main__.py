@@ -1,4 +1,5 @@
-"""``python -m research.brief [--check]``: write the brief, or fail if the committed one is stale."""
+"""``python -m research.brief [--check]``: write the brief, or fail if the committed one is
+stale."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check:
         stale = [
-            path for path, text in files.items()
-            if not path.exists() or path.read_text() != text
+            path for path, text in files.items() if not path.exists() or path.read_text() != text
         ]
         for path in stale:
             print(f"stale: {path.relative_to(REPO)} (run `make brief` and commit)", file=sys.stderr)

@@ -5,9 +5,8 @@ changes the picture the next time ``make brief`` runs."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from kglab_shared import events
 from research.brief.sources import REPO
@@ -67,7 +66,9 @@ def event_flow() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     keys = routing_keys()
     shared_builds: dict[str, set[str]] = {}
     for path in (REPO / "shared" / "kglab_shared").rglob("*.py"):
-        module = "kglab_shared." + ".".join(path.relative_to(REPO / "shared" / "kglab_shared").with_suffix("").parts)
+        module = "kglab_shared." + ".".join(
+            path.relative_to(REPO / "shared" / "kglab_shared").with_suffix("").parts
+        )
         shared_builds[module] = {keys[n] for n in _constructed(ast.parse(path.read_text()), keys)}
     published: dict[str, set[str]] = {}
     consumed: dict[str, set[str]] = {}
@@ -92,7 +93,9 @@ def _quote(text: str) -> str:
 def dot() -> str:
     """The diagram as Graphviz DOT: containers (compose), data stores, HTTP and event flow."""
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
-    ours = sorted(name for name, svc in compose.items() if str(svc.get("image", "")).startswith("kglab/"))
+    ours = sorted(
+        name for name, svc in compose.items() if str(svc.get("image", "")).startswith("kglab/")
+    )
     stores = sorted(name for name in compose if name not in ours and name != "rabbitmq")
     chart = sorted(path.stem for path in (REPO / "k8s" / "kglab" / "templates").glob("*.yaml"))
     published, consumed = event_flow()
@@ -101,7 +104,8 @@ def dot() -> str:
         "// event subscriptions. Do not edit: edit those and regenerate.",
         "digraph kglab {",
         '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.35, ranksep=0.9];',
-        '  node [fontname="Helvetica", fontsize=10, shape=box, style="rounded,filled", fillcolor="#eef3fb"];',
+        '  node [fontname="Helvetica", fontsize=10, shape=box, style="rounded,filled",'
+        ' fillcolor="#eef3fb"];',
         '  edge [fontname="Helvetica", fontsize=8, color="#555555"];',
         '  client [label="web app, kglab CLI, API clients", shape=oval, fillcolor="#ffffff"];',
         "  subgraph cluster_services {",
@@ -112,17 +116,23 @@ def dot() -> str:
     for name in ours:
         image = compose[name]["image"].split(":")[0]
         lines.append(f"    {_quote(name)} [label={_quote(name + chr(10) + image)}];")
-    lines += ["  }", "  subgraph cluster_stores {", '    label="servers (official images)"; style=dashed;']
+    lines += [
+        "  }",
+        "  subgraph cluster_stores {",
+        '    label="servers (official images)"; style=dashed;',
+    ]
     for name in stores:
         image = str(compose[name].get("image", ""))
         shape = "cylinder" if name not in ("rabbitmq", "mailpit", "clamav") else "box"
         lines.append(
-            f"    {_quote(name)} [label={_quote(name + chr(10) + image)}, shape={shape}, fillcolor=\"#f6f1e7\"];"
+            f"    {_quote(name)} [label={_quote(name + chr(10) + image)}, shape={shape},"
+            ' fillcolor="#f6f1e7"];'
         )
     bus_image = str(compose.get("rabbitmq", {}).get("image", "rabbitmq"))
     lines += [
         "  }",
-        f'  bus [label={_quote("RabbitMQ events" + chr(10) + bus_image)}, shape=hexagon, fillcolor="#e6f4ea"];',
+        f"  bus [label={_quote('RabbitMQ events' + chr(10) + bus_image)}, shape=hexagon,"
+        ' fillcolor="#e6f4ea"];',
         '  client -> gateway [label="HTTPS, WebSocket"];',
     ]
     for name in ours:
@@ -134,13 +144,14 @@ def dot() -> str:
     for service, keys in sorted(published.items()):
         label = "\\n".join(sorted(keys))
         lines.append(
-            f"  {_quote(service)} -> bus [label={_quote(label)}, color=\"#2b6cb0\", fontcolor=\"#2b6cb0\"];"
+            f'  {_quote(service)} -> bus [label={_quote(label)}, color="#2b6cb0",'
+            ' fontcolor="#2b6cb0"];'
         )
     for service, keys in sorted(consumed.items()):
         label = "\\n".join(sorted(keys))
         lines.append(
-            f"  bus -> {_quote(service)} [label={_quote(label)}, color=\"#2f855a\","
-            " fontcolor=\"#2f855a\", style=dashed];"
+            f'  bus -> {_quote(service)} [label={_quote(label)}, color="#2f855a",'
+            ' fontcolor="#2f855a", style=dashed];'
         )
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -67,23 +67,28 @@ def _fmt_usd(value: float) -> str:
 def executive_summary() -> list[str]:
     stack = citation({"file": "stack.json", "path": "small_files.jobs_per_min", "label": "x"})
     pdf = citation({"file": "stack.json", "path": "pdf_10_pages_to_searchable.p50_s", "label": "x"})
-    neo = citation({"file": "graph.json", "path": "stores.neo4j.insert_1000_1000.median_ms", "label": "x"})
+    neo = citation(
+        {"file": "graph.json", "path": "stores.neo4j.insert_1000_1000.median_ms", "label": "x"}
+    )
     return [
         "## 1. Executive summary",
         "",
         "**Recommendation.** Six small Python services (FastAPI) behind one gateway, each owning",
         "its store: PostgreSQL for relational state and the job queue, MongoDB for documents and",
-        "files, Neo4j for the graph, Qdrant for vectors, Redis for cache, limits and live progress;",
+        "files, Neo4j for the graph, Qdrant for vectors, Redis for cache, limits and live",
+        "progress;",
         "RabbitMQ carries the pipeline's events. It runs in one process on embedded stores",
         "(`make dev`), as separate processes on real servers (`make stack`), in Docker Compose and",
         "on Kubernetes (Helm), from the same code.",
         "",
         "**Three key decisions.**",
-        "1. **Ports with two adapters each, one contract suite per port.** Every store sits behind a",
+        "1. **Ports with two adapters each, one contract suite per port.** Every store sits",
+        "   behind a",
         "   domain interface with a production adapter and an embedded one; the same tests run",
         "   against both. This is what makes the system local-first without a second code path:",
         "   a laptop runs it with no servers, production runs it on the real ones",
-        "   ([0001](../adr/0001-service-boundaries.md), [0003](../adr/0003-real-servers-in-tests.md)).",
+        "   ([0001](../adr/0001-service-boundaries.md),",
+        "   [0003](../adr/0003-real-servers-in-tests.md)).",
         "2. **An event-driven pipeline with a transactional outbox.** Ingestion commits a job and",
         "   its event together; RabbitMQ fans the document out to storage, embedding and graph",
         "   extraction, each acknowledging its part, so `completed` means readable, searchable and",
@@ -133,8 +138,11 @@ def decision_matrix() -> list[str]:
                     for users in resolved["scenarios"]
                 ]
                 evidence.append(
-                    "monthly cost for " + "/".join(map(str, resolved["scenarios"]))
-                    + " users: " + " / ".join(totals) + " (section 7)"
+                    "monthly cost for "
+                    + "/".join(map(str, resolved["scenarios"]))
+                    + " users: "
+                    + " / ".join(totals)
+                    + " (section 7)"
                 )
             if "source" in option:
                 evidence.append(option["source"])
@@ -155,7 +163,7 @@ def decision_matrix() -> list[str]:
     return lines
 
 
-def _usage(resolved: dict[str, Any]) -> dict[str, float]:
+def _usage(resolved: dict[str, Any]) -> dict[str, Any]:
     defaults = resolved["defaults"]
     return {
         "storage_gb_per_user": defaults["storage_gb_per_user"],
@@ -198,7 +206,8 @@ def stack_section() -> list[str]:
     lines += [f"| {role} | {pkg} | {locked(pkg)} |" for role, pkg in STACK_PACKAGES]
     lines += [
         "",
-        "Servers: the images `docker compose up` and the chart run, and the versions `make servers`",
+        "Servers: the images `docker compose up` and the chart run, and the versions",
+        "`make servers`",
         "builds for tests where no Docker engine exists:",
         "",
         "| server | compose image | local (`make servers`) |",
@@ -248,7 +257,13 @@ def prototype_section() -> list[str]:
     fresh = REPO / "bench" / "results" / "fresh_machine.json"
     if fresh.exists():
         steps = json.loads(fresh.read_text())["steps"]
-        lines += ["", "Timed from a clean clone (`fresh_machine.json`):", "", "| step | seconds |", "| --- | --- |"]
+        lines += [
+            "",
+            "Timed from a clean clone (`fresh_machine.json`):",
+            "",
+            "| step | seconds |",
+            "| --- | --- |",
+        ]
         lines += [f"| {step['name']} | {step['seconds']:.0f} |" for step in steps]
         total = sum(step["seconds"] for step in steps)
         lines += ["", f"Total {total / 60:.1f} minutes against the brief's 10."]
@@ -263,38 +278,86 @@ def prototype_section() -> list[str]:
 
 def performance_section() -> list[str]:
     cites = [
-        ("100 concurrent users, 1,000 requests/s (GET /me through the gateway)", [
-            Citation("gateway_load.json", "load_me_at_fixed_rate.users", "users", ""),
-            Citation("gateway_load.json", "load_me_at_fixed_rate.achieved_ok_rps", "achieved", "requests/s"),
-            Citation("gateway_load.json", "load_me_at_fixed_rate.p95_ms", "p95", "ms"),
-            Citation("gateway_load.json", "load_me_at_fixed_rate.errors", "errors", ""),
-        ]),
-        ("1,000 file uploads through the public API (make stack)", [
-            Citation("stack.json", "small_files.completed", "completed", ""),
-            Citation("stack.json", "small_files.failed", "failed", ""),
-            Citation("stack.json", "small_files.seconds_until_all_completed", "all completed after", "s"),
-            Citation("stack.json", "small_files.jobs_per_min", "throughput", "jobs/min"),
-        ]),
-        ("10,000 records: document list and get", [
-            Citation("documents.json", "results[0].list_first_page.p95_ms", "list p95, SQLite adapter", "ms"),
-            Citation("documents.json", "results[0].get.p95_ms", "get p95, SQLite adapter", "ms"),
-            Citation("documents.json", 'per_adapter_worst_p95_ms["mongo (SecantusDB 0.5.3-beta.196, wire version 8.2.11)"]', "worst list p95, MongoDB wire (SecantusDB)", "ms"),
-        ]),
-        ("Graph writes: 1,000 entities with relations (brief: under 100 ms)", [
-            Citation("graph.json", "stores.neo4j.insert_1000_1000.median_ms", "Neo4j median", "ms"),
-            Citation("graph.json", "stores.postgres.insert_1000_1000.median_ms", "PostgreSQL median", "ms"),
-            Citation("graph.json", "stores.sqlite.insert_1000_1000.median_ms", "SQLite median", "ms"),
-        ]),
-        ("A 10-page PDF from upload to searchable", [
-            Citation("stack.json", "pdf_10_pages_to_searchable.p50_s", "p50", "s"),
-            Citation("stack.json", "pdf_10_pages_to_searchable.p95_s", "p95", "s"),
-        ]),
+        (
+            "100 concurrent users, 1,000 requests/s (GET /me through the gateway)",
+            [
+                Citation("gateway_load.json", "load_me_at_fixed_rate.users", "users", ""),
+                Citation(
+                    "gateway_load.json",
+                    "load_me_at_fixed_rate.achieved_ok_rps",
+                    "achieved",
+                    "requests/s",
+                ),
+                Citation("gateway_load.json", "load_me_at_fixed_rate.p95_ms", "p95", "ms"),
+                Citation("gateway_load.json", "load_me_at_fixed_rate.errors", "errors", ""),
+            ],
+        ),
+        (
+            "1,000 file uploads through the public API (make stack)",
+            [
+                Citation("stack.json", "small_files.completed", "completed", ""),
+                Citation("stack.json", "small_files.failed", "failed", ""),
+                Citation(
+                    "stack.json",
+                    "small_files.seconds_until_all_completed",
+                    "all completed after",
+                    "s",
+                ),
+                Citation("stack.json", "small_files.jobs_per_min", "throughput", "jobs/min"),
+            ],
+        ),
+        (
+            "10,000 records: document list and get",
+            [
+                Citation(
+                    "documents.json",
+                    "results[0].list_first_page.p95_ms",
+                    "list p95, SQLite adapter",
+                    "ms",
+                ),
+                Citation(
+                    "documents.json", "results[0].get.p95_ms", "get p95, SQLite adapter", "ms"
+                ),
+                Citation(
+                    "documents.json",
+                    'per_adapter_worst_p95_ms["mongo (SecantusDB 0.5.3-beta.196, '
+                    'wire version 8.2.11)"]',
+                    "worst list p95, MongoDB wire (SecantusDB)",
+                    "ms",
+                ),
+            ],
+        ),
+        (
+            "Graph writes: 1,000 entities with relations (brief: under 100 ms)",
+            [
+                Citation(
+                    "graph.json", "stores.neo4j.insert_1000_1000.median_ms", "Neo4j median", "ms"
+                ),
+                Citation(
+                    "graph.json",
+                    "stores.postgres.insert_1000_1000.median_ms",
+                    "PostgreSQL median",
+                    "ms",
+                ),
+                Citation(
+                    "graph.json", "stores.sqlite.insert_1000_1000.median_ms", "SQLite median", "ms"
+                ),
+            ],
+        ),
+        (
+            "A 10-page PDF from upload to searchable",
+            [
+                Citation("stack.json", "pdf_10_pages_to_searchable.p50_s", "p50", "s"),
+                Citation("stack.json", "pdf_10_pages_to_searchable.p95_s", "p95", "s"),
+            ],
+        ),
     ]
     lines = ["## 6. Performance benchmarks", "", "From `make bench` (`bench/results/`).", ""]
     for title, items in cites:
         machine = {**{"cpus": "?", "cpu_model": "?"}, **_machine(items[0].file)}
         lines += [
-            f"**{title}** — {machine['cpus']} cores, {machine['cpu_model']}, run {items[0].when()}:",
+            f"**{title}** — {machine['cpus']} cores, {machine['cpu_model']},"
+            f" run {items[0].when()}:",
             "",
             *[f"- {item.render()}" for item in items],
             "",
@@ -305,7 +368,8 @@ def performance_section() -> list[str]:
     lines += [
         "On this 2-core machine the brief's 100 ms graph insert is met by "
         + (" and ".join(verdict) if verdict else "neither store")
-        + f" (Neo4j {neo:.0f} ms, PostgreSQL {pg:.0f} ms, medians with the server on the same cores).",
+        + f" (Neo4j {neo:.0f} ms, PostgreSQL {pg:.0f} ms, medians with the server on the same"
+        " cores).",
         "",
     ]
     return lines
@@ -331,8 +395,11 @@ def cost_section() -> list[str]:
         "requests a day. Try other figures in the calculator the gateway serves at "
         "[`/brief/cost`](http://127.0.0.1:8000/brief/cost) (`make dev`).",
         "",
-        "| provider | " + " | ".join(f"{u:,} users" for u in resolved["scenarios"]) + " | per user at "
-        + f"{resolved['scenarios'][-1]:,} | break-even users at ${resolved['defaults']['price_per_user_month']:.0f}/user/month |",
+        "| provider | "
+        + " | ".join(f"{u:,} users" for u in resolved["scenarios"])
+        + " | per user at "
+        + f"{resolved['scenarios'][-1]:,} | break-even users at "
+        + f"${resolved['defaults']['price_per_user_month']:.0f}/user/month |",
         "| --- | " + " | ".join("---" for _ in resolved["scenarios"]) + " | --- | --- |",
     ]
     for key, provider in resolved["providers"].items():
@@ -347,7 +414,8 @@ def cost_section() -> list[str]:
         lines.append(
             f"| {provider['name']} ({provider['region']}, {provider['node_type']}) | "
             + " | ".join(cells)
-            + f" | ${largest['per_user']:.2f} | {even if even is not None else 'none below 100,000'} |"
+            + f" | ${largest['per_user']:.2f} | "
+            + f"{even if even is not None else 'none below 100,000'} |"
         )
     example = estimate(resolved, "gcp", 100, **usage)
     lines += [
@@ -360,7 +428,7 @@ def cost_section() -> list[str]:
         + ". Break-even is the fewest users whose subscriptions pay the hosting bill.",
         "",
         "**The model** (`research/brief/cost.py`, the same arithmetic as the page):",
-        "CPU = stores' idle cores + peak-to-average × (requests × CPU per request + indexing",
+        "CPU = stores' idle cores + peak-to-average * (requests * CPU per request + indexing",
         "chunks ÷ embedding throughput per core) per second; memory = stores + services + vectors;",
         "nodes = the larger of the two divided by a node's size (3 at least from",
         f"{spec['assumed']['ha_from_users']['value']} users, so that one can be drained); storage,",
@@ -376,25 +444,34 @@ def cost_section() -> list[str]:
         "",
         "Prices and their sources:",
         "",
-        "| provider | node (4 vCPU, 16 GiB) $/h | block $/GB-month | object $/GB-month | egress $/GB | Kubernetes $/h | sources |",
+        "| provider | node (4 vCPU, 16 GiB) $/h | block $/GB-month | object $/GB-month "
+        "| egress $/GB | Kubernetes $/h | sources |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for provider in prices["providers"].values():
         sources = "; ".join(
             f"{provider[k]['source']} ({provider[k]['as_of']})"
-            for k in ("block_usd_per_gb_month", "object_usd_per_gb_month", "egress_usd_per_gb", "kubernetes_usd_per_hour")
+            for k in (
+                "block_usd_per_gb_month",
+                "object_usd_per_gb_month",
+                "egress_usd_per_gb",
+                "kubernetes_usd_per_hour",
+            )
         )
         lines.append(
-            f"| {provider['name']} | {provider['node']['usd_per_hour']} ({provider['node']['type']}) "
-            f"| {provider['block_usd_per_gb_month']['value']} | {provider['object_usd_per_gb_month']['value']} "
-            f"| {provider['egress_usd_per_gb']['value']} | {provider['kubernetes_usd_per_hour']['value']} "
+            f"| {provider['name']} | {provider['node']['usd_per_hour']}"
+            f" ({provider['node']['type']}) "
+            f"| {provider['block_usd_per_gb_month']['value']}"
+            f" | {provider['object_usd_per_gb_month']['value']} "
+            f"| {provider['egress_usd_per_gb']['value']}"
+            f" | {provider['kubernetes_usd_per_hour']['value']} "
             f"| {provider['node']['source']}; {sources} |"
         )
     lines += [
         "",
         "**Accuracy.** The prices are list prices as published for the date shown; this machine",
         "has no internet, so they were not re-read on the day this brief was generated and the",
-        "brief's \"within 20%\" check against live pricing has not been done. Re-check",
+        'brief\'s "within 20%" check against live pricing has not been done. Re-check',
         "`research/data/prices.toml` against the pages named before quoting a figure; commitments",
         "(1-year savings plans) lower compute by roughly a third.",
         "",
@@ -416,7 +493,9 @@ def risk_section() -> list[str]:
         watched = []
         for path in risk["watch"]:
             if not (REPO / path).exists():
-                raise SourceError(f"risk {risk['title']!r} is watched by {path}, which does not exist")
+                raise SourceError(
+                    f"risk {risk['title']!r} is watched by {path}, which does not exist"
+                )
             watched.append(f"[`{path}`](../{path})")
         lines.append(
             f"| {number} | **{risk['title']}**. {risk['detail']} | {risk['probability']:.0%} "
@@ -434,7 +513,7 @@ def roadmap_tasks() -> list[dict[str, Any]]:
         for need in task["needs"]:
             if need not in ids:
                 raise SourceError(f"roadmap task {task['id']} needs unknown task {need}")
-    return tasks
+    return list(tasks)
 
 
 def roadmap_dot() -> str:
@@ -442,7 +521,8 @@ def roadmap_dot() -> str:
         "// Generated by `make brief` from research/data/roadmap.toml.",
         "digraph roadmap {",
         '  graph [rankdir=LR, fontname="Helvetica", fontsize=11];',
-        '  node [fontname="Helvetica", fontsize=9, shape=box, style="rounded,filled", fillcolor="#eef3fb"];',
+        '  node [fontname="Helvetica", fontsize=9, shape=box, style="rounded,filled",'
+        ' fillcolor="#eef3fb"];',
     ]
     for task in roadmap_tasks():
         label = f"{task['title']}\\n{task['hours']} h · issue {task['issue']}"
@@ -465,7 +545,8 @@ def roadmap_section() -> list[str]:
         "| --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {t['title']} | {t['hours']} | {t['issue']} | {', '.join(t['needs']) or '-'} |" for t in tasks
+        f"| {t['title']} | {t['hours']} | {t['issue']} | {', '.join(t['needs']) or '-'} |"
+        for t in tasks
     ]
     return [*lines, ""]
 
@@ -519,6 +600,8 @@ def render_pictures() -> list[Path]:
     for source in sorted(PICTURES.glob("*.dot")):
         for fmt in ("svg", "png"):
             target = source.with_suffix(f".{fmt}")
-            subprocess.run([dot, f"-T{fmt}", "-Gdpi=110", str(source), "-o", str(target)], check=True)
+            subprocess.run(
+                [dot, f"-T{fmt}", "-Gdpi=110", str(source), "-o", str(target)], check=True
+            )
             written.append(target)
     return written

@@ -68,20 +68,25 @@ def estimate(
     hours = c["hours_per_month"]
     seconds = hours * 3600
     requests = users * requests_per_user_per_day * 30
-    request_core_s = requests * (
-        c["request_cpu_ms"] + c["search_share"] * c["search_cpu_ms"]
-    ) / 1000
+    request_core_s = (
+        requests * (c["request_cpu_ms"] + c["search_share"] * c["search_cpu_ms"]) / 1000
+    )
     stored_gb = users * storage_gb_per_user
     text_bytes_month = stored_gb * 1e9 * c["text_share_of_stored_bytes"] / c["months_to_fill"]
     chunks_month = text_bytes_month / (c["words_per_chunk"] * c["bytes_per_word"])
     ingest_core_s = chunks_month / c["core_chunks_per_s"]
     vcpu = c["stores_base_vcpu"] + c["peak_to_average"] * (request_core_s + ingest_core_s) / seconds
-    chunks_total = stored_gb * 1e9 * c["text_share_of_stored_bytes"] / (
-        c["words_per_chunk"] * c["bytes_per_word"]
+    chunks_total = (
+        stored_gb
+        * 1e9
+        * c["text_share_of_stored_bytes"]
+        / (c["words_per_chunk"] * c["bytes_per_word"])
     )
-    memory_gib = c["stores_base_gib"] + c["services_gib"] + chunks_total * c[
-        "vector_bytes_per_chunk"
-    ] / 2**30
+    memory_gib = (
+        c["stores_base_gib"]
+        + c["services_gib"]
+        + chunks_total * c["vector_bytes_per_chunk"] / 2**30
+    )
     minimum = 3 if users >= c["ha_from_users"] else 1
     nodes = max(minimum, math.ceil(vcpu / p["node_vcpu"]), math.ceil(memory_gib / p["node_gib"]))
     derived_gb = stored_gb * c["derived_storage_factor"]

@@ -120,7 +120,7 @@ def locked(package: str) -> str:
 
 def compose_images() -> dict[str, str]:
     """The third-party server images ``docker-compose.yml`` runs, by service."""
-    import yaml  # a dev dependency; the brief is a development-time tool
+    import yaml  # type: ignore[import-untyped]  # a dev dependency: the brief is a dev tool
 
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     images: dict[str, str] = {}

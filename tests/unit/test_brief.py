@@ -1,0 +1,149 @@
+"""``make brief``: the committed research brief is exactly what the committed inputs produce,
+and every input it cannot honour (a missing measurement, an unwatched risk, a task of the wrong
+size, a score off the scale) stops it instead of leaving a gap in the brief."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from research.brief import architecture, build
+from research.brief.cost import break_even_users, estimate, model
+from research.brief.sources import REPO, SourceError, citation, data, measured
+
+
+def test_the_committed_brief_and_its_sources_are_what_make_brief_writes() -> None:
+    stale = [
+        str(path.relative_to(REPO))
+        for path, text in build.outputs().items()
+        if not path.exists() or path.read_text() != text
+    ]
+    assert stale == [], f"run `make brief` and commit: {stale}"
+
+
+def test_each_picture_was_rendered_from_its_current_source() -> None:
+    for source in sorted(build.PICTURES.glob("*.dot")):
+        nodes = set(re.findall(r'^\s+"?([\w-]+)"? \[label=', source.read_text(), re.MULTILINE))
+        assert nodes, source
+        for picture in (source.with_suffix(".svg"), source.with_suffix(".png")):
+            assert picture.exists(), f"{picture.name} is missing: run `make brief`"
+        svg = source.with_suffix(".svg").read_text()
+        svg_titles = {html.unescape(t) for t in re.findall(r"<title>([^<]+)</title>", svg)}
+        assert nodes <= svg_titles, f"{source.name} changed since its SVG: run `make brief`"
+
+
+def test_a_citation_of_a_missing_measurement_fails() -> None:
+    with pytest.raises(SourceError, match=r"no 'stores\.neo4j\.nope'"):
+        measured("graph.json", "stores.neo4j.nope")
+    with pytest.raises(SourceError, match=r"nothing\.json"):
+        citation({"file": "nothing.json", "path": "a", "label": "x"}).render()
+
+
+def test_keys_holding_dots_are_quoted_in_paths() -> None:
+    adapters = measured("documents.json", "per_adapter_worst_p95_ms")
+    key = next(iter(adapters))
+    assert measured("documents.json", f'per_adapter_worst_p95_ms["{key}"]') == adapters[key]
+
+
+def _with_data(monkeypatch: pytest.MonkeyPatch, name: str, change: Any) -> None:
+    changed = copy.deepcopy(data(name))
+    change(changed)
+
+    def patched(asked: str) -> dict[str, Any]:
+        return changed if asked == name else data(asked)
+
+    monkeypatch.setattr(build, "data", patched)
+
+
+def test_a_risk_watched_by_a_path_that_does_not_exist_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with_data(monkeypatch, "risks", lambda d: d["risk"][0].update(watch=["tests/nowhere.py"]))
+    with pytest.raises(SourceError, match=r"tests/nowhere\.py"):
+        build.risk_section()
+
+
+def test_fewer_than_five_risks_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_data(monkeypatch, "risks", lambda d: d["risk"].pop())
+    with pytest.raises(SourceError, match="at least 5"):
+        build.risk_section()
+
+
+def test_a_roadmap_task_outside_two_to_four_hours_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_data(monkeypatch, "roadmap", lambda d: d["task"][0].update(hours=6))
+    with pytest.raises(SourceError, match="not 2-4"):
+        build.roadmap_tasks()
+
+
+def test_a_roadmap_task_after_an_unknown_task_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_data(monkeypatch, "roadmap", lambda d: d["task"][0].update(needs=["ghost"]))
+    with pytest.raises(SourceError, match="ghost"):
+        build.roadmap_tasks()
+
+
+def test_a_score_off_the_scale_or_an_option_without_evidence_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with_data(
+        monkeypatch,
+        "decisions",
+        lambda d: d["component"][0]["option"][0]["scores"].update(performance=6),
+    )
+    with pytest.raises(SourceError, match="out of 1-5"):
+        build.decision_matrix()
+
+    def strip(d: dict[str, Any]) -> None:
+        option = d["component"][0]["option"][1]
+        for key in ("measure", "source", "note"):
+            option.pop(key, None)
+
+    _with_data(monkeypatch, "decisions", strip)
+    with pytest.raises(SourceError, match="no measurement and no source"):
+        build.decision_matrix()
+
+
+def test_every_component_has_three_options_and_every_adr_exists() -> None:
+    components = data("decisions")["component"]
+    names = {c["name"] for c in components}
+    assert len(components) >= 9, names
+    for component in components:
+        assert len(component["option"]) >= 3, component["name"]
+    build.decision_matrix()  # raises on an ADR that does not exist
+
+
+def test_more_users_cost_more_in_total_and_less_each() -> None:
+    resolved = model()
+    for provider in resolved["providers"]:
+        small, medium, large = (estimate(resolved, provider, u, 0.5, 500) for u in (10, 100, 1000))
+        assert small["total"] < medium["total"] < large["total"]
+        assert small["per_user"] > medium["per_user"] > large["per_user"]
+        assert medium["nodes"] >= 3  # drainable from the HA threshold on
+
+
+def test_break_even_is_the_first_user_count_that_pays() -> None:
+    resolved = model()
+    for provider in resolved["providers"]:
+        users = break_even_users(resolved, provider, 10.0, 0.5, 500)
+        assert users is not None
+        assert users * 10.0 >= estimate(resolved, provider, users, 0.5, 500)["total"]
+        assert (users - 1) * 10.0 < estimate(resolved, provider, users - 1, 0.5, 500)["total"]
+    assert break_even_users(resolved, "aws", 0.01, 0.5, 500, most=5_000) is None
+
+
+def test_the_diagram_draws_every_container_and_every_event_has_both_ends() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    dot = architecture.dot()
+    for name in compose:
+        if name != "rabbitmq":
+            assert f'"{name}" [label=' in dot, name
+    published, consumed = architecture.event_flow()
+    assert "document.extracted" in published["ingestion"]
+    assert "document.extracted" in consumed["document"]
+    sent = set().union(*published.values())
+    for service, keys in consumed.items():
+        assert keys <= sent, f"{service} consumes events nobody publishes: {keys - sent}"
