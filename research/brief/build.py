@@ -76,17 +76,16 @@ def executive_summary() -> list[str]:
         "**Recommendation.** Six small Python services (FastAPI) behind one gateway, each owning",
         "its store: PostgreSQL for relational state and the job queue, MongoDB for documents and",
         "files, Neo4j for the graph, Qdrant for vectors, Redis for cache, limits and live",
-        "progress;",
-        "RabbitMQ carries the pipeline's events. It runs in one process on embedded stores",
+        "progress; RabbitMQ carries the pipeline's events. It runs in one process on embedded",
+        "stores",
         "(`make dev`), as separate processes on real servers (`make stack`), in Docker Compose and",
         "on Kubernetes (Helm), from the same code.",
         "",
         "**Three key decisions.**",
         "1. **Ports with two adapters each, one contract suite per port.** Every store sits",
-        "   behind a",
-        "   domain interface with a production adapter and an embedded one; the same tests run",
-        "   against both. This is what makes the system local-first without a second code path:",
-        "   a laptop runs it with no servers, production runs it on the real ones",
+        "   behind a domain interface with a production adapter and an embedded one; the same",
+        "   tests run against both. This is what makes the system local-first without a second",
+        "   code path: a laptop runs it with no servers, production runs it on the real ones",
         "   ([0001](../adr/0001-service-boundaries.md),",
         "   [0003](../adr/0003-real-servers-in-tests.md)).",
         "2. **An event-driven pipeline with a transactional outbox.** Ingestion commits a job and",
@@ -207,8 +206,7 @@ def stack_section() -> list[str]:
     lines += [
         "",
         "Servers: the images `docker compose up` and the chart run, and the versions",
-        "`make servers`",
-        "builds for tests where no Docker engine exists:",
+        "`make servers` builds for tests where no Docker engine exists:",
         "",
         "| server | compose image | local (`make servers`) |",
         "| --- | --- | --- |",
@@ -406,7 +404,8 @@ def cost_section() -> list[str]:
         cells = []
         for users in resolved["scenarios"]:
             result = estimate(resolved, key, users, **usage)
-            cells.append(f"{_fmt_usd(result['total'])} ({result['nodes']} nodes)")
+            nodes = f"{result['nodes']} node" + ("s" if result["nodes"] != 1 else "")
+            cells.append(f"{_fmt_usd(result['total'])} ({nodes})")
         largest = estimate(resolved, key, resolved["scenarios"][-1], **usage)
         even = break_even_users(
             resolved, key, resolved["defaults"]["price_per_user_month"], **usage
