@@ -410,8 +410,45 @@ def studies_section() -> list[str]:
         "consumer's job at once; Redis and PostgreSQL only after an idle or lease time, which",
         "must exceed the longest job.",
         "",
+        *frameworks_study(),
     ]
     return lines
+
+
+def frameworks_study() -> list[str]:
+    study = result_file("frameworks.json")
+    machine = study["machine"]
+    lines = [
+        f"**API frameworks** (`research/api/`, {machine['cpus']} cores, load average "
+        f"{study['load_1m_at_start']} at the start, run {machine['when']}): health, sign-in,",
+        "upload, list and search on the same in-memory data (`research/api/common.py`), each",
+        f"framework in one server process, {study['users']} users at {study['rate_per_s']}",
+        f"requests/s for {study['seconds']} s per endpoint ({study['loadgen']}).",
+        "",
+        "| framework | server | lines | OpenAPI: manual steps | typed answers / inputs "
+        "| list p50 / p95 ms | search p50 / p95 ms | server CPU ms per request | async |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in study["results"]:
+        api = row["openapi"]
+        loads = [row.get("load_list"), row.get("load_search")]
+        cells = [
+            f"{load['p50_ms']:.1f} / {load['p95_ms']:.1f}" if load else "not run" for load in loads
+        ]
+        cpu = loads[0]["server_cpu_ms_per_request"] if loads[0] else "-"
+        lines.append(
+            f"| {row['framework']} | {row['server']} | {row['lines_of_code']} "
+            f"| {row['openapi_manual_steps']} | {api['typed_answers']}/{api['operations']} and "
+            f"{api['typed_inputs']}/{api['operations']} | {cells[0]} | {cells[1]} | {cpu} "
+            f"| {row['async_support']} |"
+        )
+    steps = {
+        row["framework"]: "; ".join(row["openapi_steps"]) or "none: served at /openapi.json"
+        for row in study["results"]
+    }
+    lines += ["", "Steps to an OpenAPI document:", ""]
+    lines += [f"- {name}: {text}." for name, text in steps.items()]
+    return [*lines, ""]
 
 
 def _machine(file: str) -> dict[str, Any]:
