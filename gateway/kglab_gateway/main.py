@@ -16,12 +16,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
-from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from kglab_gateway.api.proxy_routes import ProxyFastPath
 from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
@@ -91,7 +89,6 @@ def create_app(
                 timeout_s=settings.upstream_timeout_s,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 max_connections=settings.upstream_max_connections,
-                builtin_client=settings.upstream_client == "builtin",
                 retries=settings.idempotent_retries,
                 breaker_threshold=settings.breaker_failure_threshold,
                 breaker_reset_s=settings.breaker_reset_s,
@@ -227,8 +224,6 @@ def create_app(
         # own proxy-header handling off (it trusts loopback by default): this is the only
         # place a forwarded address is believed (README, "Client addresses").
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
-    # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
-    app.user_middleware.append(Middleware(ProxyFastPath))
     return app
 
 
