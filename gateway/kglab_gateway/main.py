@@ -24,6 +24,11 @@ from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.deadlines import BodyDeadlineMiddleware
+from kglab_gateway.idempotency import (
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+    RedisIdempotencyStore,
+)
 from kglab_gateway.openapi import OpenAPIAssembler
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
@@ -151,6 +156,7 @@ def create_app(
                 revocations=revocations,
             )
             app.state.upstreams = pool
+            app.state.idempotency = await _idempotency_store(stack, settings)
             app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
             app.state.ws_apps = ws_apps or {}
             app.state.openapi = OpenAPIAssembler(pool, _base_document(app))
@@ -298,6 +304,18 @@ def _base_document(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=[{"name": "operations", "description": "Liveness and readiness."}],
     )
+
+
+async def _idempotency_store(stack: AsyncExitStack, settings: GatewaySettings) -> IdempotencyStore:
+    """Redis in production (every replica, and a restarted gateway, sees a key); memory in
+    ``make dev``."""
+    if settings.stores is StoreKind.REAL and settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.secret("redis_url"))
+        stack.push_async_callback(redis.aclose)
+        return RedisIdempotencyStore(redis, prefix=f"{settings.redis_key_prefix}idem:")
+    return MemoryIdempotencyStore()
 
 
 def _add_documentation_routes(app: FastAPI) -> None:

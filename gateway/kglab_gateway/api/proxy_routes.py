@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
+from kglab_gateway import idempotency
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
 from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, relayed_headers, stream_body
@@ -73,6 +74,9 @@ async def forward(request: Request) -> Response:
     identity = await policy.authenticate(request)
     policy.authorize(request, identity)
     await policy.enforce_rate_limits(request, identity)
+    key = None
+    if request.method == "POST" and idempotency.ROUTES.match(path) and not identity.is_anonymous:
+        key = idempotency.client_key(request.headers.get(idempotency.HEADER))
 
     limit = settings.max_upload_bytes if UPLOAD_PATHS.match(path) else settings.max_body_bytes
     declared = request.headers.get("content-length")
@@ -96,11 +100,25 @@ async def forward(request: Request) -> Response:
         # Otherwise no trace context is current (see incoming_request_context): none to send.
         added.update(current_trace_headers())
 
+    fingerprint: idempotency.Fingerprint | None = None
+    if key is not None:
+        store: idempotency.IdempotencyStore = request.app.state.idempotency
+        client_key = idempotency.scoped(identity.user_id, key)
+        fingerprint = idempotency.Fingerprint(
+            "POST", _target(request.scope).decode("latin-1"), request.headers.get("content-type")
+        )
+        kept = await _claim_or_kept(store, client_key, settings.upstream_timeout_s * 3)
+        if kept is not None:
+            digest = await fingerprint.consume(_limited_body(request, limit))
+            return _replay(idempotency.check_replay(kept, digest))
+
     body: bytes | AsyncIterator[bytes] | None
     if request.method in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:
         body = None
     elif UPLOAD_PATHS.match(path):
         body = _limited_body(request, limit)
+        if fingerprint is not None:
+            body = fingerprint.through(body)
         if declared is not None and declared.isdigit():
             # Streamed on, but with its length: the service can name the size in a 413, and
             # the upstream request is not chunked.
@@ -110,8 +128,66 @@ async def forward(request: Request) -> Response:
         async for chunk in _limited_body(request, limit):
             raw.extend(chunk)
         body = bytes(raw)
+        if fingerprint is not None:
+            fingerprint.update(body)
     headers.extend((name.encode(), value.encode("latin-1")) for name, value in added.items())
 
+    if key is None:
+        return await _relay(request, service, path, headers, body)
+    # The key is claimed: keep the answer for retries, or free the key if there is none to keep.
+    try:
+        response = await _relay(request, service, path, headers, body)
+    except BaseException:
+        await store.release(client_key.name)
+        raise
+    assert fingerprint is not None
+    if response.status_code >= 500 or isinstance(response, StreamingResponse):
+        await store.release(client_key.name)
+    else:
+        kept_answer = idempotency.Kept(
+            fingerprint=fingerprint.hexdigest(),
+            status=response.status_code,
+            headers=idempotency.replayable_headers(response.raw_headers),
+            body=bytes(response.body),
+        )
+        await store.keep(client_key.name, kept_answer.seal(client_key.secret), idempotency.KEPT_S)
+    return response
+
+
+async def _claim_or_kept(
+    store: idempotency.IdempotencyStore, key: idempotency.ClientKey, lease_s: float
+) -> idempotency.Kept | None:
+    """Claim ``key`` for this request (None), or the answer of the request that has it, once
+    that one finishes."""
+    while True:
+        if await store.read(key.name) is None:
+            if await store.claim(key.name, lease_s):
+                return None
+            continue
+        kept = await idempotency.wait_for_answer(store, key, timeout_s=lease_s)
+        if kept is not None:
+            return kept
+
+
+def _replay(kept: idempotency.Kept) -> Response:
+    response = Response(kept.body, kept.status)
+    response.raw_headers = [
+        *((n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in kept.headers),
+        (idempotency.REPLAYED_HEADER.lower().encode(), b"true"),
+        (b"content-length", str(len(kept.body)).encode()),
+    ]
+    return response
+
+
+async def _relay(
+    request: Request,
+    service: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | AsyncIterator[bytes] | None,
+) -> Response:
+    """Send the call to ``service`` and relay its answer."""
+    policy: GatewayPolicy = request.app.state.policy
     pool: UpstreamPool = request.app.state.upstreams
     upstream = await pool.send(
         service, request.method, _target(request.scope), headers=headers, body=body
