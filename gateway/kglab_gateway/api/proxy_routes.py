@@ -16,14 +16,14 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
-from kglab_gateway import idempotency
+from kglab_gateway import idempotency, prefer
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
 from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, relayed_headers, stream_body
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
-from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.identity import IDENTITY_HEADER, Identity
 from kglab_shared.tracing import current_trace_headers, tracing_configured
 
 router = APIRouter()
@@ -132,11 +132,12 @@ async def forward(request: Request) -> Response:
             fingerprint.update(body)
     headers.extend((name.encode(), value.encode("latin-1")) for name, value in added.items())
 
+    wait_s = prefer.requested_wait(request.headers) if path == prefer.PATH else None
     if key is None:
-        return await _relay(request, service, path, headers, body)
+        return await _answer(request, service, path, headers, body, identity, wait_s)
     # The key is claimed: keep the answer for retries, or free the key if there is none to keep.
     try:
-        response = await _relay(request, service, path, headers, body)
+        response = await _answer(request, service, path, headers, body, identity, wait_s)
     except BaseException:
         await store.release(client_key.name)
         raise
@@ -177,6 +178,26 @@ def _replay(kept: idempotency.Kept) -> Response:
         (b"content-length", str(len(kept.body)).encode()),
     ]
     return response
+
+
+async def _answer(
+    request: Request,
+    service: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | AsyncIterator[bytes] | None,
+    identity: Identity,
+    wait_s: int | None,
+) -> Response:
+    """The service's answer, or, for a small upload whose client prefers to wait, the document
+    once it is searchable (``kglab_gateway.prefer``)."""
+    response = await _relay(request, service, path, headers, body)
+    if wait_s is None or response.status_code != 202 or isinstance(response, StreamingResponse):
+        return response
+    policy: GatewayPolicy = request.app.state.policy
+    return await prefer.answer_when_ready(
+        response, wait_s, identity, policy.forwarded_identity(identity), request.app.state.upstreams
+    )
 
 
 async def _relay(
