@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AliasChoices,
@@ -65,10 +65,6 @@ class GatewaySettings(ServiceSettings):
     # Per upstream. httpcore checks every pooled connection on each request, so a large pool
     # costs CPU per request; 32 keeps a service at 1-5 ms per request busy with room to spare.
     upstream_max_connections: int = Field(default=32, gt=0)
-    # "builtin": the gateway's own HTTP/1.1 client for calls to services on plain http (HEAD
-    # and streamed uploads still use aiohttp); "aiohttp": aiohttp for every call, kept as a
-    # fallback and as the baseline bench/bench_gateway.py compares against.
-    upstream_client: Literal["builtin", "aiohttp"] = "builtin"
     idempotent_retries: int = Field(default=2, ge=0, le=5)
     breaker_failure_threshold: int = Field(default=5, gt=0)
     breaker_reset_s: float = Field(default=10.0, gt=0)

@@ -17,16 +17,19 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
-from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from kglab_gateway.api.proxy_routes import ProxyFastPath
 from kglab_gateway.api.proxy_routes import router as proxy_router
 from kglab_gateway.api.ws_routes import router as ws_router
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.deadlines import BodyDeadlineMiddleware
+from kglab_gateway.idempotency import (
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+    RedisIdempotencyStore,
+)
 from kglab_gateway.openapi import OpenAPIAssembler
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
@@ -92,7 +95,6 @@ def create_app(
                 timeout_s=settings.upstream_timeout_s,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 max_connections=settings.upstream_max_connections,
-                builtin_client=settings.upstream_client == "builtin",
                 retries=settings.idempotent_retries,
                 breaker_threshold=settings.breaker_failure_threshold,
                 breaker_reset_s=settings.breaker_reset_s,
@@ -155,6 +157,7 @@ def create_app(
                 revocations=revocations,
             )
             app.state.upstreams = pool
+            app.state.idempotency = await _idempotency_store(stack, settings)
             app.state.policy = GatewayPolicy(settings, verifier, limiter, codec)
             app.state.ws_apps = ws_apps or {}
             app.state.openapi = OpenAPIAssembler(pool, _base_document(app))
@@ -229,8 +232,6 @@ def create_app(
         # own proxy-header handling off (it trusts loopback by default): this is the only
         # place a forwarded address is believed (README, "Client addresses").
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
-    # Innermost (after the shared request context): proxied calls skip FastAPI's routing.
-    app.user_middleware.append(Middleware(ProxyFastPath))
     return app
 
 
@@ -329,6 +330,18 @@ def _add_brief_routes(app: FastAPI) -> None:
     async def cost_model() -> FileResponse:
         """Serve the calculator's coefficients and prices."""
         return FileResponse(_BRIEF / "cost-model.json", media_type="application/json")
+
+
+async def _idempotency_store(stack: AsyncExitStack, settings: GatewaySettings) -> IdempotencyStore:
+    """Redis in production (every replica, and a restarted gateway, sees a key); memory in
+    ``make dev``."""
+    if settings.stores is StoreKind.REAL and settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.secret("redis_url"))
+        stack.push_async_callback(redis.aclose)
+        return RedisIdempotencyStore(redis, prefix=f"{settings.redis_key_prefix}idem:")
+    return MemoryIdempotencyStore()
 
 
 def _add_documentation_routes(app: FastAPI) -> None:

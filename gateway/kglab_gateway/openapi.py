@@ -15,6 +15,7 @@ import re
 import time
 from typing import Any
 
+from kglab_gateway import idempotency, prefer
 from kglab_gateway.proxy import UpstreamPool
 from kglab_gateway.routing import api_key_rule, is_public, upstream_for
 from kglab_shared.logging import get_logger
@@ -386,6 +387,10 @@ class OpenAPIAssembler:
                     operation["security"] = [{"OAuth2Password": []}, {"ApiKey": []}]
                     responses.setdefault("401", _problem_response(_GATEWAY_ERRORS["401"]))
                     _describe_key_scope(operation, method.upper(), concrete)
+                if method == "post" and idempotency.ROUTES.match(concrete):
+                    idempotency.document(operation, _problem_response)
+                if method == "post" and path == prefer.PATH:
+                    prefer.document(operation)
                 for code in ("429", "503"):
                     responses.setdefault(code, _problem_response(_GATEWAY_ERRORS[code]))
                 for code, response in responses.items():

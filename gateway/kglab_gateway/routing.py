@@ -23,7 +23,7 @@ UPSTREAMS: tuple[Upstream, ...] = (
     Upstream("graph", re.compile(r"^/api/v1/documents/[^/]+/graph$")),
     Upstream("graph", re.compile(r"^/api/v1/graph(/.*)?$")),
     Upstream("document", re.compile(r"^/api/v1/documents(/.*)?$")),
-    Upstream("ingestion", re.compile(r"^/api/v1/(files|urls|uploads|jobs)(/.*)?$")),
+    Upstream("ingestion", re.compile(r"^/api/v1/(files|urls|uploads|jobs|events)(/.*)?$")),
     Upstream("vector", re.compile(r"^/api/v1/search$")),
 )
 
@@ -82,12 +82,14 @@ API_KEY_ROUTES: tuple[ApiKeyRule, ...] = (
     _rule("POST OPTIONS", r"^/api/v1/uploads$", ApiScope.DOCUMENTS_WRITE),
     _rule("HEAD PATCH DELETE", rf"^/api/v1/uploads/{_ID}$", ApiScope.DOCUMENTS_WRITE),
     _rule("GET", rf"^/api/v1/jobs(/{_ID})?$", ApiScope.JOBS_READ),
+    _rule("GET", r"^/api/v1/events$", ApiScope.JOBS_READ),
     _rule("GET", r"^/api/v1/search$", ApiScope.SEARCH),
     _rule("GET", r"^/api/v1/graph/(entities|paths|related-documents)$", ApiScope.GRAPH_READ),
     _rule("GET", rf"^/api/v1/graph/entities/{_ID}(/neighbors)?$", ApiScope.GRAPH_READ),
     _rule("GET", r"^/metrics$", ApiScope.METRICS_READ),
     # WebSocket upgrades, named by the pseudo-method WS.
     _rule("WS", rf"^/ws/jobs/{_ID}$", ApiScope.JOBS_READ),
+    _rule("WS", r"^/ws/events$", ApiScope.JOBS_READ),
 )
 
 

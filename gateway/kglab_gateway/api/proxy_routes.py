@@ -1,35 +1,44 @@
-"""The catch-all route that authenticates, limits and forwards every public API call."""
+"""The catch-all route that authenticates, limits and forwards every public API call.
+
+One proxied request, top to bottom: :func:`forward` checks the caller (policy), builds the
+headers and body to send, ``UpstreamPool.send`` sends them over the service's httpx transport
+(retries, breaker, timeouts; ``kglab_gateway.proxy``), and the answer is relayed: a small one
+read whole here, a large or unsized one streamed as it arrives.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
+from kglab_gateway import idempotency, prefer
 from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy
-from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool
+from kglab_gateway.proxy import HOP_BY_HOP, UpstreamPool, relayed_headers, stream_body
 from kglab_gateway.routing import UPLOAD_PATHS, upstream_for
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import NotFoundError, PayloadTooLargeError
-from kglab_shared.fastpath import exception_handler_for, find_routes
-from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.identity import IDENTITY_HEADER, Identity
 from kglab_shared.tracing import current_trace_headers, tracing_configured
 
 router = APIRouter()
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-_STRIPPED_REQUEST_HEADERS = HOP_BY_HOP | {
-    IDENTITY_HEADER.lower(),
-    "authorization",
-    "cookie",
-    REQUEST_ID_HEADER.lower(),
-    "x-forwarded-for",
-}
+_STRIPPED_REQUEST_HEADERS = frozenset(
+    name.encode()
+    for name in HOP_BY_HOP
+    | {
+        IDENTITY_HEADER.lower(),
+        "authorization",
+        "cookie",
+        REQUEST_ID_HEADER.lower(),
+        "x-forwarded-for",
+    }
+)
 
 
 #: Answers up to this size (declared by the service) are read whole and sent in one message;
@@ -65,6 +74,9 @@ async def forward(request: Request) -> Response:
     identity = await policy.authenticate(request)
     policy.authorize(request, identity)
     await policy.enforce_rate_limits(request, identity)
+    key = None
+    if request.method == "POST" and idempotency.ROUTES.match(path) and not identity.is_anonymous:
+        key = idempotency.client_key(request.headers.get(idempotency.HEADER))
 
     limit = settings.max_upload_bytes if UPLOAD_PATHS.match(path) else settings.max_body_bytes
     declared = request.headers.get("content-length")
@@ -76,122 +88,154 @@ async def forward(request: Request) -> Response:
 
     headers = [
         (name, value)
-        for name, value in request.headers.items()
+        for name, value in request.headers.raw
         if name not in _STRIPPED_REQUEST_HEADERS
     ]
-    headers.append((IDENTITY_HEADER, policy.forwarded_identity(identity)))
-    headers.append((REQUEST_ID_HEADER, get_correlation_id() or ""))
-    client_ip = policy.client_ip(request)
-    headers.append(("X-Forwarded-For", client_ip))
+    added = {
+        IDENTITY_HEADER: policy.forwarded_identity(identity),
+        REQUEST_ID_HEADER: get_correlation_id() or "",
+        "X-Forwarded-For": policy.client_ip(request),
+    }
     if tracing_configured() or "traceparent" in request.headers:
         # Otherwise no trace context is current (see incoming_request_context): none to send.
-        headers.extend(current_trace_headers().items())
+        added.update(current_trace_headers())
+
+    fingerprint: idempotency.Fingerprint | None = None
+    if key is not None:
+        store: idempotency.IdempotencyStore = request.app.state.idempotency
+        client_key = idempotency.scoped(identity.user_id, key)
+        fingerprint = idempotency.Fingerprint(
+            "POST", _target(request.scope).decode("latin-1"), request.headers.get("content-type")
+        )
+        kept = await _claim_or_kept(store, client_key, settings.upstream_timeout_s * 3)
+        if kept is not None:
+            digest = await fingerprint.consume(_limited_body(request, limit))
+            return _replay(idempotency.check_replay(kept, digest))
 
     body: bytes | AsyncIterator[bytes] | None
     if request.method in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:
         body = None
     elif UPLOAD_PATHS.match(path):
         body = _limited_body(request, limit)
+        if fingerprint is not None:
+            body = fingerprint.through(body)
         if declared is not None and declared.isdigit():
             # Streamed on, but with its length: the service can name the size in a 413, and
             # the upstream request is not chunked.
-            headers.append(("content-length", declared))
+            added["content-length"] = declared
     else:
         raw = bytearray()
         async for chunk in _limited_body(request, limit):
             raw.extend(chunk)
         body = bytes(raw)
+        if fingerprint is not None:
+            fingerprint.update(body)
+    headers.extend((name.encode(), value.encode("latin-1")) for name, value in added.items())
 
+    wait_s = prefer.requested_wait(request.headers) if path == prefer.PATH else None
+    if key is None:
+        return await _answer(request, service, path, headers, body, identity, wait_s)
+    # The key is claimed: keep the answer for retries, or free the key if there is none to keep.
+    try:
+        response = await _answer(request, service, path, headers, body, identity, wait_s)
+    except BaseException:
+        await store.release(client_key.name)
+        raise
+    assert fingerprint is not None
+    if response.status_code >= 500 or isinstance(response, StreamingResponse):
+        await store.release(client_key.name)
+    else:
+        kept_answer = idempotency.Kept(
+            fingerprint=fingerprint.hexdigest(),
+            status=response.status_code,
+            headers=idempotency.replayable_headers(response.raw_headers),
+            body=bytes(response.body),
+        )
+        await store.keep(client_key.name, kept_answer.seal(client_key.secret), idempotency.KEPT_S)
+    return response
+
+
+async def _claim_or_kept(
+    store: idempotency.IdempotencyStore, key: idempotency.ClientKey, lease_s: float
+) -> idempotency.Kept | None:
+    """Claim ``key`` for this request (None), or the answer of the request that has it, once
+    that one finishes."""
+    while True:
+        if await store.read(key.name) is None:
+            if await store.claim(key.name, lease_s):
+                return None
+            continue
+        kept = await idempotency.wait_for_answer(store, key, timeout_s=lease_s)
+        if kept is not None:
+            return kept
+
+
+def _replay(kept: idempotency.Kept) -> Response:
+    response = Response(kept.body, kept.status)
+    response.raw_headers = [
+        *((n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in kept.headers),
+        (idempotency.REPLAYED_HEADER.lower().encode(), b"true"),
+        (b"content-length", str(len(kept.body)).encode()),
+    ]
+    return response
+
+
+async def _answer(
+    request: Request,
+    service: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | AsyncIterator[bytes] | None,
+    identity: Identity,
+    wait_s: int | None,
+) -> Response:
+    """The service's answer, or, for a small upload whose client prefers to wait, the document
+    once it is searchable (``kglab_gateway.prefer``)."""
+    response = await _relay(request, service, path, headers, body)
+    if wait_s is None or response.status_code != 202 or isinstance(response, StreamingResponse):
+        return response
+    policy: GatewayPolicy = request.app.state.policy
+    return await prefer.answer_when_ready(
+        response, wait_s, identity, policy.forwarded_identity(identity), request.app.state.upstreams
+    )
+
+
+async def _relay(
+    request: Request,
+    service: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | AsyncIterator[bytes] | None,
+) -> Response:
+    """Send the call to ``service`` and relay its answer."""
+    policy: GatewayPolicy = request.app.state.policy
     pool: UpstreamPool = request.app.state.upstreams
     upstream = await pool.send(
         service, request.method, _target(request.scope), headers=headers, body=body
     )
-    version_headers = policy.version_headers(path)
-    if version_headers:
-        upstream.headers.extend(
-            (name.lower().encode(), value.encode("latin-1"))
-            for name, value in version_headers.items()
-        )
-    if upstream.content_length is not None and upstream.content_length <= _WHOLE_BODY_BYTES:
-        body = await pool.read_whole(service, upstream)
-        return _RelayedResponse(upstream.status_code, upstream.headers, body)
-    response = StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        background=BackgroundTask(upstream.aclose),
+    answer_headers = relayed_headers(upstream)
+    answer_headers.extend(
+        (name.lower().encode(), value.encode("latin-1"))
+        for name, value in policy.version_headers(path).items()
     )
-    response.raw_headers = upstream.headers
+    size = upstream.headers.get("content-length", "")
+    if size.isdigit() and int(size) <= _WHOLE_BODY_BYTES:
+        # Read here, so a connection breaking mid-answer is a problem+json from the error
+        # handlers; sent in one message.
+        response = Response(await pool.read_whole(service, upstream), upstream.status_code)
+    else:
+        response = StreamingResponse(
+            stream_body(upstream),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+    response.raw_headers = answer_headers
     return response
 
 
-def _target(scope: Scope) -> str:
+def _target(scope: Scope) -> bytes:
     """The request's path and query as the client encoded them."""
     raw_path: bytes | None = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    path = raw_path or quote(scope["path"]).encode()
     query: bytes = scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
-
-class _RelayedResponse(Response):
-    """A small answer, read whole in :func:`forward` (so a connection breaking mid-answer is
-    answered by the error handlers), relayed in one message."""
-
-    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status_code = status_code
-        self.raw_headers = headers
-        self.background = None
-        self.body = body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        await send({"type": "http.response.body", "body": self.body, "more_body": False})
-
-
-class ProxyFastPath:
-    """Pure ASGI: a proxied call goes straight to :func:`forward`.
-
-    Installed innermost, inside the shared RequestContextMiddleware (correlation id, metrics,
-    trace context), CORS and the security headers, it skips only FastAPI's router, exception
-    middleware, exit stack and dependency solving, which forward() needs none of (together
-    about a fifth of the gateway's CPU per request). The route is still named in the scope,
-    so metrics keep their route label, and errors are answered by the app's own exception
-    handlers, so a problem+json reads exactly as before. Anything else goes on to FastAPI.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._routes: dict[str, Any] | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if path.startswith("/api/") and method in _METHODS:
-            key = "/api/{rest:path}"
-        elif path == "/.well-known/jwks.json" and method in ("GET", "HEAD"):
-            key = path
-        else:
-            await self.app(scope, receive, send)
-            return
-        app = scope["app"]
-        if self._routes is None:
-            self._routes = {
-                route.path: route
-                for route in find_routes(
-                    app.router.routes, lambda r: getattr(r, "endpoint", None) is forward
-                )
-            }
-        scope["route"] = self._routes.get(key)
-        request = Request(scope, receive)
-        try:
-            response = await forward(request)
-        except Exception as exc:
-            handler = exception_handler_for(app.exception_handlers, exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+    return path + b"?" + query if query else path

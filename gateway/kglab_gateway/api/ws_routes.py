@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import httpx
 import websockets
 from fastapi import APIRouter, WebSocket
 from starlette.types import ASGIApp, Message
@@ -48,6 +49,69 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
         settings: GatewaySettings = websocket.app.state.settings
         url = settings.ingestion_url.replace("http://", "ws://").replace("https://", "wss://")
         await _bridge_network(websocket, url + path, headers)
+
+
+#: How often the live feed asks for news when there was none.
+EVENTS_POLL_S = 1.0
+
+
+@router.websocket("/ws/events")
+async def events(websocket: WebSocket) -> None:
+    """Every change to the caller's jobs and documents, live: the feed of
+    ``GET /api/v1/events`` pushed as it grows. ``?after=`` resumes from an event's id, so a
+    client that reconnects misses nothing."""
+    policy: GatewayPolicy = websocket.app.state.policy
+    token = websocket.query_params.get("token", "")
+    if not token:
+        await _refuse(websocket, _POLICY_VIOLATION, "Pass your access token as ?token=.")
+        return
+    try:
+        identity = await policy.verify_token(token)
+        authorize("WS", websocket.scope["path"], identity)
+    except DomainError as exc:
+        await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
+        return
+    await websocket.accept()
+    ingestion: httpx.AsyncClient = websocket.app.state.upstreams.clients["ingestion"]
+    cursor = websocket.query_params.get("after") or None
+    gone = asyncio.create_task(_until_disconnected(websocket))
+    try:
+        while not gone.done():
+            params = {"limit": "100", **({"after": cursor} if cursor else {})}
+            answer = await ingestion.get(
+                "/api/v1/events",
+                params=params,
+                headers={
+                    IDENTITY_HEADER: policy.forwarded_identity(identity),
+                    REQUEST_ID_HEADER: get_correlation_id() or "",
+                },
+            )
+            if answer.status_code != 200:
+                detail = answer.json().get("detail", "The event feed is unavailable.")
+                await websocket.close(
+                    code=_POLICY_VIOLATION if answer.status_code < 500 else _TRY_AGAIN_LATER,
+                    reason=str(detail)[:120],
+                )
+                return
+            page = answer.json()
+            for event in page["events"]:
+                await websocket.send_json(event)
+            cursor = page["next_cursor"]
+            if not page["events"]:
+                await asyncio.wait({gone}, timeout=EVENTS_POLL_S)
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    except httpx.TransportError:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=_TRY_AGAIN_LATER, reason="The event feed is unavailable.")
+    finally:
+        gone.cancel()
+
+
+async def _until_disconnected(websocket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
 
 
 async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:

@@ -9,9 +9,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
-from starlette.middleware import Middleware
 
-from kglab_auth.api.fast import MeFastPath
 from kglab_auth.api.routes import internal_router, router, wellknown_router
 from kglab_auth.config import AuthSettings
 from kglab_auth.messaging.file_outbox import FileOutboxMailer
@@ -127,6 +125,4 @@ def create_app(
         # do it twice when a provider is installed, and checks for one on every request.
         telemetry=_NO_FASTAPI_TELEMETRY,
     )
-    # Innermost (inside the shared request context): GET /me skips FastAPI's routing layer.
-    app.user_middleware.append(Middleware(MeFastPath))
     return app

@@ -240,6 +240,38 @@ class NewFileJob:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeCursor:
+    """Where a reader of the event feed stopped: the change time and id of the last job seen."""
+
+    changed_at: datetime
+    job_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"c": self.changed_at.isoformat(), "id": self.job_id}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> ChangeCursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            return cls(changed_at=as_utc(datetime.fromisoformat(data["c"])), job_id=str(data["id"]))
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise InvalidQueryError(
+                "The cursor is not one this feed issued; start again without it (or with the "
+                "last event's id)."
+            ) from exc
+
+
+def event_type(job: IngestionJob) -> str:
+    """What a job's latest change means to its owner: ``document.deleted`` once its document
+    is gone, else ``job.<status>``."""
+    if job.document_deleted_at is not None:
+        return "document.deleted"
+    return f"job.{job.status.value}"
+
+
+@dataclass(frozen=True, slots=True)
 class JobCursor:
     """Where the previous page ended: the creation time and id of its last job."""
 

@@ -245,3 +245,27 @@ class UrlIn(BaseModel):
     )
 
     url: str = Field(min_length=1, max_length=2048, description="An http or https URL.")
+
+
+class EventOut(BaseModel):
+    """One change in the event feed: the job (and its document) in its latest state."""
+
+    id: str = Field(description="This event's cursor: pass it as `after` to read on from here.")
+    type: str = Field(
+        description="`job.pending`, `job.processing`, `job.completed`, `job.failed`, or "
+        "`document.deleted` once the job's document is gone.",
+        examples=["job.completed"],
+    )
+    at: datetime = Field(description="When the change happened.")
+    job: JobOut
+
+
+class EventPageOut(BaseModel):
+    """Changes in the order they happened. Read on with `after` = the last event's `id`, or
+    `next_cursor` (the same); an empty page means nothing new yet."""
+
+    events: list[EventOut]
+    next_cursor: str | None = Field(
+        description="The cursor to pass next (the last event's id; the one you passed when "
+        "nothing changed)."
+    )

@@ -11,13 +11,14 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from kglab_ingestion.api.upload_stream import ReceivedFile, hash_file
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
     MAX_PAGE_SIZE,
+    ChangeCursor,
     EmptyFileError,
     FileTooLargeError,
     InfectedFileError,
@@ -55,6 +56,8 @@ from kglab_shared.events import (
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
+#: How old a change must be before the event feed serves it (see ``changes``).
+FEED_SETTLE_S = 1.0
 Clock = Callable[[], datetime]
 MAX_URL_CHARS = 2048
 
@@ -309,6 +312,16 @@ class IngestionService:
         if job is None:
             raise JobNotFoundError(job_id)
         return job
+
+    async def changes(self, owner_id: str, *, after: str | None, limit: int) -> list[IngestionJob]:
+        """The owner's job changes after the cursor ``after`` (the event feed). Changes younger
+        than ``FEED_SETTLE_S`` wait for the next read: a transaction that started earlier but
+        commits later must not slip in behind a cursor already handed out."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
+        cursor = ChangeCursor.decode(after) if after else None
+        settled = utc_now() - timedelta(seconds=FEED_SETTLE_S)
+        return await self._jobs.changes(owner_id, after=cursor, settled_before=settled, limit=limit)
 
     async def list_jobs(
         self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None

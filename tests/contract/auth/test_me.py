@@ -1,5 +1,5 @@
-"""GET /me, answered by the lean path (MeFastPath + the store's fresh user read), on both
-wirings: the caller's own row, read fresh on every call, and the same errors as the route."""
+"""GET /me on both wirings: the caller's own row, read fresh on every call, and the same
+errors as every other route."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ async def test_me_errors_carry_the_request_id_and_security_of_the_route(
     assert absent.headers["x-request-id"] == "req-me-1"
 
 
-async def test_other_methods_on_me_still_reach_the_router(auth: AuthHarness) -> None:
+async def test_other_methods_on_me_are_not_allowed(auth: AuthHarness) -> None:
     session = await auth.signed_up("wendy@example.com")
     for method in ("POST", "DELETE", "PUT"):
         response = await auth.client.request(method, "/api/v1/auth/me", headers=session.headers)

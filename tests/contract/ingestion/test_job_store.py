@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kglab_ingestion.domain import (
+    ChangeCursor,
     IngestionJob,
     JobCursor,
     JobStage,
@@ -742,3 +743,27 @@ async def test_concurrent_turns_leave_no_job_without_one(job_store: SqlJobStore)
         page = await job_store.list_jobs(owner, status=JobStatus.PENDING, limit=20, after=None)
         left += [job.id for job in page.items]
     assert left == [], f"{len(left)} of {len(waiting)} jobs were left without a turn"
+
+
+async def test_the_change_feed_lists_each_job_once_in_its_latest_state_in_change_order(
+    job_store: SqlJobStore,
+) -> None:
+    base = utc_now() - timedelta(minutes=1)
+    jobs = [a_job(created_at=base, updated_at=base + timedelta(seconds=n)) for n in range(3)]
+    for job in jobs:
+        await job_store.create(job, None)
+    await job_store.create(a_job(owner="bob", updated_at=base), None)
+    later = utc_now() + timedelta(seconds=5)
+    changed = await job_store.changes("alice", after=None, settled_before=later, limit=10)
+    assert [j.id for j in changed] == [j.id for j in jobs]
+
+    # The first job fails now: it moves to the end, and a reader past the others sees it.
+    await job_store.fail(jobs[0].id, None, "Broken.")
+    cursor = ChangeCursor(changed_at=changed[-1].updated_at, job_id=changed[-1].id)
+    after = await job_store.changes("alice", after=cursor, settled_before=later, limit=10)
+    assert [(j.id, j.status) for j in after] == [(jobs[0].id, JobStatus.FAILED)]
+
+    # Not yet settled: a change younger than the bound waits for the next read.
+    assert await job_store.changes("alice", after=cursor, settled_before=base, limit=10) == []
+    # A page is a page; ties on the change time are ordered by id.
+    assert len(await job_store.changes("alice", after=None, settled_before=later, limit=2)) == 2

@@ -15,6 +15,7 @@ from kglab_ingestion.api.docs import InvalidRequest, problem_cases
 from kglab_ingestion.api.upload_stream import receive_upload
 from kglab_ingestion.domain import (
     MAX_PAGE_SIZE,
+    ChangeCursor,
     EmptyFileError,
     InfectedFileError,
     InvalidQueryError,
@@ -22,12 +23,15 @@ from kglab_ingestion.domain import (
     JobStatus,
     MissingFileError,
     ProgressUpdate,
+    event_type,
 )
 from kglab_ingestion.scanning.port import ScannerUnavailableError
 from kglab_ingestion.schemas import (
     JOB_ACCEPTED_EXAMPLE,
     JOB_DUPLICATE_EXAMPLE,
     URL_JOB_ACCEPTED_EXAMPLE,
+    EventOut,
+    EventPageOut,
     JobOut,
     JobPageOut,
     UrlIn,
@@ -233,6 +237,37 @@ async def list_jobs(
     """List your ingestion jobs, newest first, one page at a time."""
     page = await service.list_jobs(identity.user_id, status=job_status, limit=limit, cursor=cursor)
     return JobPageOut.of(page)
+
+
+@router.get(
+    "/events",
+    response_model=EventPageOut,
+    responses=_LIST_ERRORS,
+    summary="Read what happened to your jobs and documents since a cursor (the event feed)",
+)
+async def list_events(
+    identity: CurrentIdentity,
+    service: IngestionServiceDep,
+    after: Annotated[
+        str | None,
+        Query(description="The `id` of the last event you read; omit to read from the start."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Events per page.")] = 50,
+) -> EventPageOut:
+    """Every change to your jobs, oldest first: a job's latest state appears once, after
+    anything older. A client that was offline passes the last `id` it read and misses nothing;
+    the live version of this feed is the WebSocket `/ws/events`."""
+    jobs = await service.changes(identity.user_id, after=after, limit=limit)
+    events = [
+        EventOut(
+            id=ChangeCursor(changed_at=job.updated_at, job_id=job.id).encode(),
+            type=event_type(job),
+            at=job.updated_at,
+            job=JobOut.of(job),
+        )
+        for job in jobs
+    ]
+    return EventPageOut(events=events, next_cursor=events[-1].id if events else after)
 
 
 @router.get(

@@ -15,7 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from kglab_ingestion.domain import IngestionJob, JobCursor, JobStatus, Page, ProgressUpdate
+from kglab_ingestion.domain import (
+    ChangeCursor,
+    IngestionJob,
+    JobCursor,
+    JobStatus,
+    Page,
+    ProgressUpdate,
+)
 from kglab_shared.events import EventEnvelope
 
 
@@ -59,6 +66,17 @@ class PartRecorded:
 
 
 class JobStore(Protocol):
+    async def changes(
+        self,
+        owner_id: str,
+        *,
+        after: ChangeCursor | None,
+        settled_before: datetime,
+        limit: int,
+    ) -> list[IngestionJob]:
+        """The owner's jobs changed after ``after`` and before ``settled_before``, in the order
+        they changed (oldest first): the event feed. A job appears once, in its latest state."""
+
     async def create(self, job: IngestionJob, event: EventEnvelope | None) -> IngestionJob:
         """Insert ``job`` and stage ``event`` in the outbox in one transaction.
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from kglab_ingestion.domain import (
     ALL_PARTS,
     EXTRACTED_PROGRESS,
+    ChangeCursor,
     IngestionJob,
     JobCursor,
     JobStage,
@@ -346,6 +347,27 @@ class SqlJobStore:
             last = items[-1]
             next_cursor = JobCursor(created_at=last.created_at, job_id=last.id).encode()
         return Page(items=items, next_cursor=next_cursor)
+
+    async def changes(
+        self,
+        owner_id: str,
+        *,
+        after: ChangeCursor | None,
+        settled_before: datetime,
+        limit: int,
+    ) -> list[IngestionJob]:
+        query = select(jobs).where(jobs.c.owner_id == owner_id, jobs.c.updated_at < settled_before)
+        if after is not None:
+            query = query.where(
+                or_(
+                    jobs.c.updated_at > after.changed_at,
+                    and_(jobs.c.updated_at == after.changed_at, jobs.c.id > after.job_id),
+                )
+            )
+        query = query.order_by(jobs.c.updated_at, jobs.c.id).limit(limit)
+        async with self._single.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_job(row) for row in rows]
 
     async def claim(
         self, job_id: str, worker_id: str, *, now: datetime, lease_until: datetime
