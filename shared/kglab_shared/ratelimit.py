@@ -89,7 +89,12 @@ class RateLimiter:
         await self._windows.clear(quota.item(), key)
 
     async def pace(
-        self, key: str, interval_s: float, *, hold_key: str | None = None, sleep: Sleep = asyncio.sleep
+        self,
+        key: str,
+        interval_s: float,
+        *,
+        hold_key: str | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> float:
         """Wait until ``key`` may start again (at most one start per ``interval_s``) and take the
         slot; return the seconds waited. A hold placed by :meth:`hold` is waited out first."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -97,7 +98,7 @@ async def test_pacing_spaces_starts_and_a_hold_pushes_them_back(limiter: RateLim
 
     await asyncio.gather(start(), start(), start())
     starts.sort()
-    assert all(b - a >= interval * 0.95 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= interval * 0.95 for a, b in itertools.pairwise(starts))
     assert await limiter.pace("host-b", interval) == 0  # another key does not wait
     await limiter.hold("held", 1.0)
     await limiter.hold("held", 0.1)  # a shorter hold does not shorten the first

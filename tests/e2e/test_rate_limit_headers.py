@@ -83,5 +83,7 @@ async def test_a_browser_may_read_the_fields(gateway: httpx.AsyncClient) -> None
         headers={**bearer(user["access_token"]), "Origin": "https://app.example"},
     )
     assert answer.status_code == 200
-    exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+    exposed = {
+        h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")
+    }
     assert {"ratelimit", "ratelimit-policy", "retry-after"} <= exposed
