@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from cachetools import TTLCache
 from fastapi import Request
 
 from kglab_gateway.config import GatewaySettings
@@ -66,7 +65,8 @@ class GatewayPolicy:
         self._verifier = verifier
         self._limiter = limiter
         self._codec = codec
-        self._assertions: dict[Identity, tuple[float, str]] = {}
+        # A signed assertion lives 60 s; one is reused for 30 s to spare the signing.
+        self._assertions: TTLCache[Identity, str] = TTLCache(50_000, ttl=_ASSERTION_REUSE_S)
 
     @staticmethod
     def client_ip(request: Request) -> str:
@@ -149,14 +149,10 @@ class GatewayPolicy:
 
     def forwarded_identity(self, identity: Identity) -> str:
         """A signed assertion for the services, reused for a while to spare the signing."""
-        now = time.time()
-        cached = self._assertions.get(identity)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        token = self._codec.mint(identity, lifetime_s=_ASSERTION_LIFETIME_S)
-        if len(self._assertions) > 50_000:
-            self._assertions.clear()
-        self._assertions[identity] = (now + _ASSERTION_REUSE_S, token)
+        token = self._assertions.get(identity)
+        if token is None:
+            token = self._codec.mint(identity, lifetime_s=_ASSERTION_LIFETIME_S)
+            self._assertions[identity] = token
         return token
 
     def version_headers(self, path: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ answer, whichever layer produced it (the proxied service, an error handler, a 42
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +32,7 @@ def rate_limit_fields(named: Sequence[tuple[str, Usage]]) -> list[tuple[bytes, b
     ]
 
 
-def remember(scope: dict[str, Any], fields: list[tuple[bytes, bytes]]) -> None:
+def remember(scope: MutableMapping[str, Any], fields: list[tuple[bytes, bytes]]) -> None:
     scope[SCOPE_KEY] = fields
 
 

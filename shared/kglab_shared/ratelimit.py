@@ -110,7 +110,7 @@ class RateLimiter:
             if interval_s <= 0:
                 return waited
             name = f"pace/{key}"
-            if await self._storage.incr(name, self._expiry(interval_s)) == 1:
+            if await self._incr_for(name, interval_s) == 1:
                 return waited
             # Another caller has this slot: wait for its end, then race for the next one.
             delay = max(0.001, await self._reset_after(name, 1))
@@ -124,7 +124,7 @@ class RateLimiter:
         if await self._storage.get(name) and await self._reset_after(name, 1) >= seconds:
             return
         await self._storage.clear(name)
-        await self._storage.incr(name, self._expiry(seconds))
+        await self._incr_for(name, seconds)
 
     async def ping(self) -> None:
         if not await self._storage.check():
@@ -138,9 +138,12 @@ class RateLimiter:
     def _hold_name(key: str) -> str:
         return f"hold/{key}"
 
-    def _expiry(self, seconds: float) -> float:
-        # Redis expires whole seconds; process memory keeps the fraction (a 0.3 s pace).
-        return seconds if isinstance(self._storage, MemoryStorage) else max(1, math.ceil(seconds))
+    async def _incr_for(self, name: str, seconds: float) -> int:
+        """Count one on ``name``, whose window (when this opens it) lasts ``seconds``."""
+        if isinstance(self._storage, MemoryStorage):
+            # Process memory keeps the fraction (a 0.3 s pace); Redis expires whole seconds.
+            return await self._storage.incr(name, seconds)
+        return await self._storage.incr(name, max(1, math.ceil(seconds)))
 
     async def _reset_after(self, name: str, used: int) -> float:
         if not used:
