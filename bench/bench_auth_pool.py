@@ -62,7 +62,8 @@ def _handmade_module() -> ModuleType | None:
     path = Path(tempfile.mkdtemp()) / "handmade_lean_pg.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("handmade_lean_pg", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -138,7 +139,7 @@ async def main(args: argparse.Namespace) -> int:
     base_wall = statistics.median(walls["asyncpg_pool"])
     base_cpu = statistics.median(cpus["asyncpg_pool"])
     table: dict[str, Any] = {}
-    print(f"{'variant':<15} {'wall µs/read':>13} {'cpu µs/read':>12} {'wall ×':>7} {'cpu ×':>6}")
+    print(f"{'variant':<15} {'wall µs/read':>13} {'cpu µs/read':>12} {'wall x':>7} {'cpu x':>6}")
     for name in variants:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         table[name] = {
