@@ -227,9 +227,10 @@ def build_tus_router(
 ) -> tuple[APIRouter, tuple[FileUploadStore, TusSettings]]:
     """The tus 1.0 router; a finished upload becomes a job exactly as POST /files makes one.
 
-    The upload store is a directory under the data directory (the service's own volume).
+    The upload store is a directory every replica must see (``KGLAB_INGESTION_UPLOADS_DIR``,
+    a shared volume; adr/0019), by default under the data directory.
     """
-    store = FileUploadStore(settings.data_dir / "ingestion" / "uploads")
+    store = FileUploadStore(settings.uploads_dir or settings.data_dir / "ingestion" / "uploads")
     tus_settings = TusSettings(max_size_bytes=settings.max_resumable_bytes)
 
     async def on_upload_complete(
