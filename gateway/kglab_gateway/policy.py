@@ -124,7 +124,9 @@ class GatewayPolicy:
                 subject = f"ip:{identity.client_ip}"
             names.append(rule.policy_name)
             pers.append(rule.per)
-            hits.append((Quota(rule.limit, rule.window_s), f"{rule.prefix}:{subject}"))
+            # Clock-aligned windows: one round trip per limit, the reset known locally.
+            quota = Quota(rule.limit, rule.window_s, aligned=True)
+            hits.append((quota, f"{rule.prefix}:{subject}"))
         if not hits:
             return
         try:

@@ -136,3 +136,23 @@ async def test_an_unreachable_redis_fails_the_hit_and_the_ping() -> None:
             await limiter.ping()
     finally:
         await limiter.close()
+
+
+async def test_aligned_windows_reset_on_the_clock(limiter: RateLimiter) -> None:
+    quota = Quota(2, 1, aligned=True)
+    first = await limiter.hit(quota, "aligned")
+    assert first.allowed
+    assert 0 < first.reset_after_s <= 1
+    # The window ends on a whole multiple of its length on the clock, not a second after the
+    # first hit.
+    end = time.time() + first.reset_after_s
+    assert abs(end - round(end)) < 0.05
+
+    async def spent_then_reset() -> bool:
+        usage = await limiter.hit(quota, "aligned")
+        return usage.used == 1
+
+    await wait_until(spent_then_reset, timeout_s=3)
+    assert (await limiter.usage(quota, "aligned")).used == 1
+    await limiter.clear(quota, "aligned")
+    assert (await limiter.usage(quota, "aligned")).used == 0
