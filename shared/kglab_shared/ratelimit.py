@@ -103,7 +103,7 @@ class RateLimiter:
 
     async def clear(self, quota: Quota, key: str) -> None:
         if quota.aligned:
-            await self._windows.clear(quota.item(), key, int(time.time() // quota.window_s))
+            await self._windows.clear(quota.item(), key, str(int(time.time() // quota.window_s)))
             return
         await self._windows.clear(quota.item(), key)
 
