@@ -81,10 +81,13 @@ RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required (gateway, auth
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
-# Before SERVICE and PORT are declared, so the six images share this layer.
+# Before SERVICE and PORT are declared, so the six images share this layer. /var/lib/kglab/uploads
+# is where a shared volume for resumable uploads is mounted (ingestion; adr/0019): owned by the
+# service user, so an empty volume mounted there starts with that owner.
 RUN groupadd --system --gid 10001 kglab \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin kglab
+       --shell /usr/sbin/nologin kglab \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/kglab/uploads
 
 ARG SERVICE
 ARG PORT

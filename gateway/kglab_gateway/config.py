@@ -25,6 +25,13 @@ class RateLimitRule(BaseModel):
     window_s: int = Field(default=60, gt=0)
     per: str = Field(default="user", pattern="^(user|ip)$")
 
+    @property
+    def policy_name(self) -> str:
+        """The rule's name in the RateLimit fields: ``user`` or ``ip``, then the path it
+        covers beyond ``/api/`` (``ip-v1-auth-login``)."""
+        path = self.prefix.removeprefix("/api/").strip("/").replace("/", "-")
+        return f"{self.per}-{path}" if path else self.per
+
 
 class VersionNotice(BaseModel):
     """Announce that an API version is deprecated (RFC 9745) and when it ends (RFC 8594)."""

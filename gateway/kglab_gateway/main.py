@@ -33,7 +33,7 @@ from kglab_gateway.idempotency import (
 from kglab_gateway.openapi import OpenAPIAssembler
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_gateway.proxy import UpstreamPool
-from kglab_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kglab_gateway.ratelimit import RateLimitHeadersMiddleware
 from kglab_gateway.revocation import RevocationState
 from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
@@ -41,6 +41,7 @@ from kglab_shared.app import create_service_app
 from kglab_shared.errors import ForbiddenError
 from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec, codec_from_settings
 from kglab_shared.metrics import metrics_response
+from kglab_shared.ratelimit import rate_limiter
 from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.settings import StoreKind, load_settings
 
@@ -58,6 +59,11 @@ exchanges the `refresh_token` for a new pair. Machine clients use an API key (`k
 as the bearer token.
 
 **Errors** are RFC 9457 `application/problem+json` with a readable `detail`.
+
+**Rate limits.** Every answer under `/api/` carries the IETF fields `RateLimit-Policy`
+(`"user";q=6000;w=60`: the quota per window of each limit the call counted against) and
+`RateLimit` (`"user";r=5987;t=42`: requests left, seconds until the window starts afresh).
+A spent limit answers 429 with `Retry-After`.
 
 **Jobs.** An upload's job is `pending`, then `processing` through the stages `extracting`,
 `storing`, `embedding` and `graphing`, then `completed` or `failed`. `completed` means the
@@ -109,17 +115,13 @@ def create_app(
             )
             revocations = RevocationState(grace_s=settings.revocation_grace_s)
             await _follow_revocations(stack, app, settings, revocations)
-            limiter: RateLimiter
-            if settings.stores is StoreKind.REAL and settings.redis_url is not None:
-                from redis.asyncio import Redis
-
-                limiter = RedisRateLimiter(
-                    Redis.from_url(settings.secret("redis_url")),
-                    prefix=f"{settings.redis_key_prefix}rl:",
-                )
+            shared_counters = settings.stores is StoreKind.REAL and settings.redis_url is not None
+            limiter = rate_limiter(
+                settings.secret("redis_url") if shared_counters else None,
+                prefix=f"{settings.redis_key_prefix}rl:",
+            )
+            if shared_counters:
                 app.state.readiness.add("redis", limiter.ping)
-            else:
-                limiter = MemoryRateLimiter()
             stack.push_async_callback(limiter.close)
             service_assertion = ServiceAssertion(codec)
 
@@ -213,6 +215,8 @@ def create_app(
                 "X-Request-ID",
                 "Location",
                 "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
                 "Upload-Offset",
                 "Upload-Length",
                 "Upload-Expires",
@@ -226,6 +230,7 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_read_timeout_s)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.trusted_proxies:
         # Outermost, so every layer sees the resolved client. The servers run with uvicorn's

@@ -63,9 +63,37 @@ _PROBLEM = {
         "detail": "Sign in first: this route needs a bearer token in the Authorization header.",
     },
 }
+#: The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers) on every rate-limited answer.
+_RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Policy": {
+        "description": (
+            "The limits this request counted against (a Structured Field list): each policy's "
+            "name, `q` requests per `w` seconds. `user...` policies count per user, `ip...` "
+            "ones per client address."
+        ),
+        "schema": {"type": "string"},
+        "example": '"user";q=6000;w=60, "ip";q=12000;w=60',
+    },
+    "RateLimit": {
+        "description": (
+            "Per policy, `r` requests left in its window and `t` seconds until the window "
+            "starts afresh. Pace yourself on it before you meet a 429."
+        ),
+        "schema": {"type": "string"},
+        "example": '"user";r=5987;t=42, "ip";r=11987;t=42',
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+        "example": 42,
+    },
+}
 _GATEWAY_ERRORS = {
     "401": "Missing, invalid or expired credentials.",
-    "429": "Too many requests; see the Retry-After header.",
+    "429": (
+        "Too many requests: a rate limit is spent. `Retry-After` says when to try again, and "
+        "`RateLimit` shows `r=0` for the spent policy."
+    ),
     "503": "The service behind this route is unavailable; try again shortly.",
 }
 # What each status looks like when a service does not show its own example.
@@ -322,6 +350,17 @@ def _describe_key_scope(operation: dict[str, Any], method: str, path: str) -> No
         )
 
 
+def _add_rate_limit_headers(responses: dict[str, Any]) -> None:
+    """Every answer of a rate-limited route carries the RateLimit fields; a 429 Retry-After."""
+    for code, response in responses.items():
+        headers = response.setdefault("headers", {})
+        names = ["RateLimit-Policy", "RateLimit"]
+        if code == "429":
+            names.append("Retry-After")
+        for name in names:
+            headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
+
+
 class OpenAPIAssembler:
     def __init__(self, pool: UpstreamPool, base: dict[str, Any], ttl_s: float = 60.0) -> None:
         self._pool = pool
@@ -372,6 +411,7 @@ class OpenAPIAssembler:
                 if upstream_for(path) == service:
                     paths[path] = item
         schemas["Problem"] = copy.deepcopy(_PROBLEM)
+        document["components"]["headers"] = copy.deepcopy(_RATE_LIMIT_HEADERS)
         document["components"]["securitySchemes"] = _SCHEMES
         for path, item in paths.items():
             for method in _METHODS:
@@ -393,6 +433,8 @@ class OpenAPIAssembler:
                     prefer.document(operation)
                 for code in ("429", "503"):
                     responses.setdefault(code, _problem_response(_GATEWAY_ERRORS[code]))
+                if path.startswith("/api/"):
+                    _add_rate_limit_headers(responses)
                 for code, response in responses.items():
                     if code.startswith(("4", "5")):
                         _as_problem(code, response, _invalid_input(operation, schemas))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
+from cachetools import TTLCache
 from fastapi import Request
 
-from kglab_gateway.config import GatewaySettings, RateLimitRule
-from kglab_gateway.ratelimit import RateLimiter, Window
+from kglab_gateway.config import GatewaySettings
+from kglab_gateway.ratelimit import rate_limit_fields, remember
 from kglab_gateway.routing import api_key_rule, is_public
 from kglab_gateway.tokens import CredentialVerifier
 from kglab_shared.errors import (
@@ -17,6 +16,7 @@ from kglab_shared.errors import (
     UnauthorizedError,
 )
 from kglab_shared.identity import ANONYMOUS_ROLE, Identity, IdentityCodec
+from kglab_shared.ratelimit import Quota, RateLimiter
 from kglab_shared.scopes import SESSION_SCOPE
 
 _ASSERTION_LIFETIME_S = 60
@@ -65,7 +65,8 @@ class GatewayPolicy:
         self._verifier = verifier
         self._limiter = limiter
         self._codec = codec
-        self._assertions: dict[Identity, tuple[float, str]] = {}
+        # A signed assertion lives 60 s; one is reused for 30 s to spare the signing.
+        self._assertions: TTLCache[Identity, str] = TTLCache(50_000, ttl=_ASSERTION_REUSE_S)
 
     @staticmethod
     def client_ip(request: Request) -> str:
@@ -102,12 +103,15 @@ class GatewayPolicy:
         )
 
     async def enforce_rate_limits(self, request: Request, identity: Identity) -> None:
+        """Count the request against the first rule per user and per address its path falls
+        under; leave the RateLimit fields for the answer; 429 when a limit is spent."""
         if not self._settings.rate_limit_enabled:
             return
         path: str = request.scope["path"]
         seen: set[str] = set()
-        rules: list[RateLimitRule] = []
-        windows: list[Window] = []
+        names: list[str] = []
+        pers: list[str] = []
+        hits: list[tuple[Quota, str]] = []
         for rule in self._settings.rate_limits:
             if not path.startswith(rule.prefix) or rule.per in seen:
                 continue
@@ -118,38 +122,39 @@ class GatewayPolicy:
                 subject = f"user:{identity.user_id}"
             else:
                 subject = f"ip:{identity.client_ip}"
-            rules.append(rule)
-            windows.append((f"{rule.prefix}:{subject}", rule.limit, rule.window_s))
-        if not windows:
+            names.append(rule.policy_name)
+            pers.append(rule.per)
+            # Clock-aligned windows: one round trip per limit, the reset known locally.
+            quota = Quota(rule.limit, rule.window_s, aligned=True)
+            hits.append((quota, f"{rule.prefix}:{subject}"))
+        if not hits:
             return
         try:
-            # Every limit of the request in one round trip to the store.
-            waits = await self._limiter.hit_many(windows)
+            usages = await self._limiter.hit_many(hits)
         except Exception as exc:
             # Fail closed: an unlimited gateway is what a flood would want.
             raise ServiceUnavailableError(
                 "Request limits cannot be checked right now; try again shortly.",
                 headers={"Retry-After": "5"},
             ) from exc
-        for rule, retry_after in zip(rules, waits, strict=True):
-            if retry_after:
-                who = "you" if rule.per == "user" else "your address"
-                raise RateLimitedError(
-                    f"Too many requests from {who}: the limit is {rule.limit} per "
-                    f"{rule.window_s} s. Try again in {retry_after} s.",
-                    retry_after_s=retry_after,
-                )
+        remember(request.scope, rate_limit_fields(list(zip(names, usages, strict=True))))
+        spent = [(usage, per) for usage, per in zip(usages, pers, strict=True) if not usage.allowed]
+        if spent:
+            # The longest wait: retrying before it would meet another spent limit.
+            usage, per = max(spent, key=lambda found: found[0].reset_s)
+            who = "you" if per == "user" else "your address"
+            raise RateLimitedError(
+                f"Too many requests from {who}: the limit is {usage.quota.amount} per "
+                f"{usage.quota.window_s} s. Try again in {usage.reset_s} s.",
+                retry_after_s=usage.reset_s,
+            )
 
     def forwarded_identity(self, identity: Identity) -> str:
         """A signed assertion for the services, reused for a while to spare the signing."""
-        now = time.time()
-        cached = self._assertions.get(identity)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        token = self._codec.mint(identity, lifetime_s=_ASSERTION_LIFETIME_S)
-        if len(self._assertions) > 50_000:
-            self._assertions.clear()
-        self._assertions[identity] = (now + _ASSERTION_REUSE_S, token)
+        token = self._assertions.get(identity)
+        if token is None:
+            token = self._codec.mint(identity, lifetime_s=_ASSERTION_LIFETIME_S)
+            self._assertions[identity] = token
         return token
 
     def version_headers(self, path: str) -> dict[str, str]:

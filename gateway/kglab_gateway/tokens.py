@@ -13,15 +13,16 @@ import asyncio
 import re
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cachetools import TLRUCache, TTLCache
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
 from kglab_gateway.revocation import RevocationState
+from kglab_shared.caching import until_expiry_cache
 from kglab_shared.errors import ServiceUnavailableError, UnauthorizedError
 from kglab_shared.identity import Identity
 from kglab_shared.scopes import KNOWN_SCOPES
@@ -37,36 +38,6 @@ _MAX_TOKEN_CHARS = 8192
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 ApiKeyResolver = Callable[[str], Awaitable[Identity | None]]
-
-
-class _TTLCache:
-    def __init__(self, max_items: int) -> None:
-        self._items: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._max = max_items
-
-    def get(self, key: str) -> Any | None:
-        entry = self._items.get(key)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= time.time():
-            self._items.pop(key, None)
-            return None
-        self._items.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any, expires_at: float) -> None:
-        self._items[key] = (expires_at, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def discard_where(self, doomed: Callable[[str], bool]) -> None:
-        for key in [key for key in self._items if doomed(key)]:
-            del self._items[key]
 
 
 class CredentialVerifier:
@@ -91,8 +62,12 @@ class CredentialVerifier:
         self._kids: set[str] = set()
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
-        self._verified = _TTLCache(50_000)
-        self._api_keys = _TTLCache(10_000)
+        # Verified tokens until their own expiry; key look-ups for ``api_key_ttl_s``.
+        self._verified: TLRUCache[str, tuple[float, tuple[Identity, str | None]]] = (
+            until_expiry_cache(50_000)
+        )
+        # Nothing is stored when the lifetime is 0 (look-ups are not cached at all).
+        self._api_keys: TTLCache[str, Identity] = TTLCache(10_000, ttl=api_key_ttl_s or 1.0)
         if revocations is None:
             # Nothing announces revocations to a verifier built alone: nothing to wait for.
             revocations = RevocationState()
@@ -107,7 +82,8 @@ class CredentialVerifier:
     def _forget_api_key(self, key_id: str) -> None:
         prefix = f"{API_KEY_PREFIX}{key_id}_"
         self._key_epoch += 1
-        self._api_keys.discard_where(lambda key: key.startswith(prefix))
+        for key in [key for key in self._api_keys if key.startswith(prefix)]:
+            self._api_keys.pop(key, None)
 
     def _forget_api_keys(self) -> None:
         self._key_epoch += 1
@@ -154,9 +130,7 @@ class CredentialVerifier:
             )
         cached = self._verified.get(token)
         if cached is not None:
-            identity: Identity
-            session_id: str | None
-            identity, session_id = cached
+            identity, session_id = cached[1]
             self._refuse_revoked(session_id)
             return identity
         header = _unverified_header(token)
@@ -196,7 +170,7 @@ class CredentialVerifier:
         )
         session_id = str(claims["sid"]) if claims.get("sid") else None
         self._refuse_revoked(session_id)
-        self._verified.put(token, (identity, session_id), float(claims["exp"]))
+        self._verified[token] = (float(claims["exp"]), (identity, session_id))
         return identity
 
     def _refuse_revoked(self, session_id: str | None) -> None:
@@ -207,8 +181,7 @@ class CredentialVerifier:
     async def _verify_api_key(self, key: str) -> Identity:
         cached = self._api_keys.get(key)
         if cached is not None:
-            identity: Identity = cached
-            return identity
+            return cached
         epoch = self._key_epoch
         try:
             resolved = await self._resolve_api_key(key)
@@ -227,7 +200,7 @@ class CredentialVerifier:
             email=resolved.email,
         )
         if self._api_key_ttl_s > 0 and epoch == self._key_epoch:
-            self._api_keys.put(key, resolved, time.time() + self._api_key_ttl_s)
+            self._api_keys[key] = resolved
         return resolved
 
 

@@ -20,11 +20,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from cachetools import TLRUCache
 from fastapi import Depends, Request
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OKPKey
 
+from kglab_shared.caching import until_expiry_cache
 from kglab_shared.errors import ForbiddenError, UnauthorizedError
 
 IDENTITY_HEADER = "X-KGLab-Identity"
@@ -155,7 +157,9 @@ class IdentityCodec:
         self._signer = signer
         # The gateway reuses an assertion for a while, so a service sees the same one many
         # times: remember what verified, until it expires (an Ed25519 check is ~100 us).
-        self._verified: dict[str, tuple[float, Identity]] = {}
+        self._verified: TLRUCache[str, tuple[float, Identity]] = until_expiry_cache(
+            _VERIFIED_CACHE_SIZE
+        )
 
     @property
     def can_mint(self) -> bool:
@@ -189,7 +193,7 @@ class IdentityCodec:
 
     def verify(self, token: str) -> Identity:
         cached = self._verified.get(token)
-        if cached is not None and cached[0] > time.time():
+        if cached is not None:
             return cached[1]
         try:
             # Before any cryptography: only Ed25519, only a key the gateway published (an HS256
@@ -217,8 +221,6 @@ class IdentityCodec:
             email=claims.get("email"),
             client_ip=claims.get("ip"),
         )
-        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
-            self._verified.clear()  # bounded; a miss only costs a signature check
         self._verified[token] = (float(claims["exp"]), identity)
         return identity
 

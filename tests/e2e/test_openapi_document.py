@@ -356,3 +356,21 @@ async def test_the_job_routes_say_what_completed_means(gateway: httpx.AsyncClien
     assert {"stage", "status"} <= set(job)
     assert "storing" in job["stage"]["description"]
     assert "`completed` means" in job["status"]["description"]
+
+
+async def test_every_rate_limited_answer_documents_the_ratelimit_fields(
+    gateway: httpx.AsyncClient,
+) -> None:
+    document = (await gateway.get("/openapi.json")).json()
+    headers = document["components"]["headers"]
+    assert re.fullmatch(r'("[\w-]+";q=\d+;w=\d+(, )?)+', headers["RateLimit-Policy"]["example"])
+    assert re.fullmatch(r'("[\w-]+";r=\d+;t=\d+(, )?)+', headers["RateLimit"]["example"])
+    limited = [(m, p, op) for m, p, op in _operations(document) if p.startswith("/api/")]
+    assert len(limited) >= 30
+    for method, path, operation in limited:
+        for code, response in operation["responses"].items():
+            documented = set(response.get("headers", {}))
+            assert {"RateLimit", "RateLimit-Policy"} <= documented, (method, path, code)
+            if code == "429":
+                assert "Retry-After" in documented, (method, path)
+    assert "headers" not in document["paths"]["/health"]["get"]["responses"]["200"]

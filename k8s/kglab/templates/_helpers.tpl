@@ -150,6 +150,11 @@ metadata:
   labels:
     {{- include "kglab.labels" . | nindent 4 }}
 spec:
+  {{- $uploadsClaim := "" }}
+  {{- with $svc.uploads }}{{ $uploadsClaim = .existingClaim }}{{ end }}
+  {{- if and $svc.uploads (not $uploadsClaim) (gt (int $svc.replicas) 1) }}
+  {{- fail (printf "%s.replicas is %d but %s.uploads.existingClaim is empty: every replica must mount the uploads volume (a ReadWriteMany claim), since a PATCH may reach any replica (adr/0019)" .name (int $svc.replicas) .name) }}
+  {{- end }}
   replicas: {{ $svc.replicas }}
   revisionHistoryLimit: 5
   selector:
@@ -188,6 +193,10 @@ spec:
               protocol: TCP
           env:
             {{- include "kglab.env" . | nindent 12 }}
+            {{- if $uploadsClaim }}
+            - name: KGLAB_INGESTION_UPLOADS_DIR
+              value: /var/lib/kglab/uploads
+            {{- end }}
           {{- include "kglab.probes" . | nindent 10 }}
           resources:
             {{- toYaml $svc.resources | nindent 12 }}
@@ -196,10 +205,19 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $uploadsClaim }}
+            - name: uploads
+              mountPath: /var/lib/kglab/uploads
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $root.Values.tmpSizeLimit }}
+        {{- if $uploadsClaim }}
+        - name: uploads
+          persistentVolumeClaim:
+            claimName: {{ $uploadsClaim | quote }}
+        {{- end }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -8,7 +8,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
-from redis.asyncio import Redis
 
 from kglab_auth.api.routes import internal_router, router, wellknown_router
 from kglab_auth.config import AuthSettings
@@ -18,13 +17,11 @@ from kglab_auth.messaging.smtp import SmtpMailer
 from kglab_auth.oauth import build_providers
 from kglab_auth.passwords import PasswordHasher
 from kglab_auth.service import AuthService
-from kglab_auth.store.port import LoginThrottle
 from kglab_auth.store.sql import SqlAuthStore, create_engine, sqlite_url
-from kglab_auth.store.throttle_memory import MemoryLoginThrottle
-from kglab_auth.store.throttle_redis import RedisLoginThrottle
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus
 from kglab_shared.logging import get_logger
+from kglab_shared.ratelimit import RateLimiter, rate_limiter
 from kglab_shared.revocation import RevocationFeed, revocation_feed
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import StoreKind, load_settings
@@ -41,11 +38,10 @@ def database_url(settings: AuthSettings) -> str:
     return sqlite_url(settings.data_dir / "auth.sqlite3")
 
 
-def build_throttle(settings: AuthSettings) -> LoginThrottle:
-    if settings.stores is StoreKind.REAL:
-        client = Redis.from_url(settings.secret("redis_url"), socket_timeout=5)
-        return RedisLoginThrottle(client, prefix=settings.redis_key_prefix)
-    return MemoryLoginThrottle()
+def build_throttle(settings: AuthSettings) -> RateLimiter:
+    """Failed sign-ins counted in Redis (every replica), or in this process when embedded."""
+    redis_url = settings.secret("redis_url") if settings.stores is StoreKind.REAL else None
+    return rate_limiter(redis_url, prefix=f"{settings.redis_key_prefix}throttle")
 
 
 def build_mailer(settings: AuthSettings) -> Mailer:

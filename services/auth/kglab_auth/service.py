@@ -34,7 +34,7 @@ from kglab_auth.domain import (
 )
 from kglab_auth.oauth import ExternalIdentity, OAuthProvider
 from kglab_auth.passwords import PasswordHasher
-from kglab_auth.store.port import AuthRepository, AuthStore, DuplicateEmailError, LoginThrottle
+from kglab_auth.store.port import AuthRepository, AuthStore, DuplicateEmailError
 from kglab_auth.tokens import (
     AccessTokenSigner,
     generate_signing_key,
@@ -53,6 +53,7 @@ from kglab_shared.errors import (
 )
 from kglab_shared.identity import Identity
 from kglab_shared.logging import get_logger
+from kglab_shared.ratelimit import Quota, RateLimiter
 from kglab_shared.revocation import (
     MemoryRevocationFeed,
     Revocation,
@@ -109,7 +110,7 @@ class AuthService:
         settings: AuthSettings,
         store: AuthStore,
         hasher: PasswordHasher,
-        throttle: LoginThrottle,
+        throttle: RateLimiter,
         oauth_providers: dict[str, OAuthProvider] | None = None,
         revocations: RevocationFeed | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -117,7 +118,13 @@ class AuthService:
         self._settings = settings
         self._store = store
         self._hasher = hasher
+        # Failed sign-ins in one window: per account and address (locks that pair), per
+        # address (locks it), per account from anywhere (slows it, never locks it).
         self._throttle = throttle
+        window = settings.login_window_s
+        self._pair_quota = Quota(settings.login_max_failures_per_account_and_ip, window)
+        self._ip_quota = Quota(settings.login_max_failures_per_ip, window)
+        self._account_quota = Quota(settings.login_slow_after_failures_per_account, window)
         self._providers = oauth_providers or {}
         # Without a feed nobody follows the revocations (a service built alone, in unit tests).
         self._revocations: RevocationFeed = revocations or MemoryRevocationFeed()
@@ -295,26 +302,25 @@ class AuthService:
     # ---- sessions ---------------------------------------------------------------------------
 
     async def _throttle_check(self, pair_key: str, ip_key: str | None) -> None:
-        count, remaining = await self._throttle.failures(pair_key)
-        if count >= self._settings.login_max_failures_per_account_and_ip:
+        pair = await self._throttle.usage(self._pair_quota, pair_key)
+        if pair.exhausted:
             raise RateLimitedError(
                 "Too many failed sign-ins for this account from your network address. "
-                f"Try again in {_minutes(remaining)}, or reset the password.",
-                retry_after_s=int(remaining) + 1,
+                f"Try again in {_minutes(pair.reset_after_s)}, or reset the password.",
+                retry_after_s=int(pair.reset_after_s) + 1,
             )
         if ip_key is not None:
-            count, remaining = await self._throttle.failures(ip_key)
-            if count >= self._settings.login_max_failures_per_ip:
+            address = await self._throttle.usage(self._ip_quota, ip_key)
+            if address.exhausted:
                 raise RateLimitedError(
                     "Too many failed sign-ins from your network address. "
-                    f"Try again in {_minutes(remaining)}.",
-                    retry_after_s=int(remaining) + 1,
+                    f"Try again in {_minutes(address.reset_after_s)}.",
+                    retry_after_s=int(address.reset_after_s) + 1,
                 )
 
     async def _pace_account(self, account_key: str) -> None:
         """An account under a distributed guess is slowed, not locked: its owner still gets in."""
-        count, _ = await self._throttle.failures(account_key)
-        if count >= self._settings.login_slow_after_failures_per_account:
+        if (await self._throttle.usage(self._account_quota, account_key)).exhausted:
             await self._sleep(self._settings.login_slow_delay_s)
 
     async def login(self, email: str, password: str, *, client_ip: str | None) -> TokenPair:
@@ -335,16 +341,15 @@ class AuthService:
         # Unknown users are verified against a dummy hash: same work, same time.
         ok = await self._hasher.verify(user.password_hash if user else None, password)
         if not ok or user is None:
-            window = self._settings.login_window_s
-            await self._throttle.record_failure(pair_key, window)
-            await self._throttle.record_failure(account_key, window)
+            await self._throttle.hit(self._pair_quota, pair_key)
+            await self._throttle.hit(self._account_quota, account_key)
             if ip_key is not None:
-                await self._throttle.record_failure(ip_key, window)
+                await self._throttle.hit(self._ip_quota, ip_key)
             raise UnauthorizedError("The email address or the password is wrong.")
         if user.disabled:
             raise ForbiddenError("This account is disabled; ask an administrator to enable it.")
         # The pair only: the account's count keeps pacing a guess that goes on elsewhere.
-        await self._throttle.clear(pair_key)
+        await self._throttle.clear(self._pair_quota, pair_key)
         if user.password_hash and self._hasher.needs_rehash(user.password_hash):
             user.password_hash = await self._hasher.hash(password)
             user.updated_at = self._clock()
@@ -467,7 +472,7 @@ class AuthService:
             if revoke_api_keys:
                 keys = await repo.revoke_user_api_keys(user.id, now)
         await self._announce(sessions=sessions, api_keys=keys)
-        await self._throttle.clear(f"acct:{token_digest(user.email)}")
+        await self._throttle.clear(self._account_quota, f"acct:{token_digest(user.email)}")
 
     async def request_password_reset(self, email: str) -> OutgoingMail | None:
         """The mail to send, or None when there is nobody to send it to (the caller can't tell)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -31,6 +32,11 @@ class IngestionSettings(ServiceSettings):
     max_upload_bytes: int = Field(default=10 * MEGABYTE, gt=0)
     #: Largest file a resumable (tus) upload may announce.
     max_resumable_bytes: int = Field(default=50 * MEGABYTE, gt=0)
+    #: Where resumable (tus) uploads keep their state and bytes until they become a job. With
+    #: more than one replica this must be a directory every replica mounts (a shared volume:
+    #: compose's ``ingestion-uploads``, the chart's ``ingestion.uploads``), since a PATCH may
+    #: reach any replica (adr/0019). Unset: ``KGLAB_DATA_DIR/ingestion/uploads``.
+    uploads_dir: Path | None = None
     #: Bytes read from the request at a time while streaming an upload to disk.
     upload_chunk_bytes: int = Field(default=64 * 1024, ge=1024)
 

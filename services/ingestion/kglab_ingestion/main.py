@@ -40,6 +40,7 @@ from kglab_shared.health import Readiness
 from kglab_shared.identity import Identity
 from kglab_shared.logging import get_logger
 from kglab_shared.outbox import OutboxRelay
+from kglab_shared.ratelimit import rate_limiter
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import BusKind, StoreKind, load_settings
 
@@ -110,7 +111,11 @@ def build_fetcher(settings: IngestionSettings) -> PageFetcher:
         spool = settings.data_dir / "ingestion" / "fetched"
         spool.mkdir(parents=True, exist_ok=True)
         fetcher_settings = fetcher_settings.model_copy(update={"tmp_dir": spool})
-    return PageFetcher(fetcher_settings)
+    # Real stores: every replica paces a host together, in Redis (under the prefix the
+    # service's Redis keys already have, which each stack sets apart).
+    redis_url = settings.secret("redis_url") if settings.stores is StoreKind.REAL else None
+    pacing = rate_limiter(redis_url, prefix=f"{settings.progress_channel_prefix}pace")
+    return PageFetcher(fetcher_settings, limiter=pacing)
 
 
 def create_app(
@@ -222,9 +227,10 @@ def build_tus_router(
 ) -> tuple[APIRouter, tuple[FileUploadStore, TusSettings]]:
     """The tus 1.0 router; a finished upload becomes a job exactly as POST /files makes one.
 
-    The upload store is a directory under the data directory (the service's own volume).
+    The upload store is a directory every replica must see (``KGLAB_INGESTION_UPLOADS_DIR``,
+    a shared volume; adr/0019), by default under the data directory.
     """
-    store = FileUploadStore(settings.data_dir / "ingestion" / "uploads")
+    store = FileUploadStore(settings.uploads_dir or settings.data_dir / "ingestion" / "uploads")
     tus_settings = TusSettings(max_size_bytes=settings.max_resumable_bytes)
 
     async def on_upload_complete(

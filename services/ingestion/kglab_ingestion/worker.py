@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
@@ -125,28 +125,12 @@ def _percent(done: int, total: int) -> int:
     return _STARTED_PROGRESS + (span * done) // max(total, 1)
 
 
-class SignatureCache:
+class SignatureCache(LRUCache[str, "npt.NDArray[np.uint64]"]):
     """Completed jobs' MinHash signatures by job id (immutable once written), least recently
     used dropped first."""
 
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[str, npt.NDArray[np.uint64]] = OrderedDict()
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._items
-
-    def get(self, job_id: str) -> npt.NDArray[np.uint64] | None:
-        found = self._items.get(job_id)
-        if found is not None:
-            self._items.move_to_end(job_id)
-        return found
-
     def put(self, job_id: str, signature: Sequence[int]) -> None:
-        self._items[job_id] = np.asarray(signature, dtype=np.uint64)
-        self._items.move_to_end(job_id)
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
+        self[job_id] = np.asarray(signature, dtype=np.uint64)
 
 
 def best_match(

@@ -447,4 +447,4 @@ async def test_requests_to_one_host_are_spaced(site: Site, tmp_path: Path) -> No
     times = sorted(t for t, _, _ in site.seen)
     assert len(times) == 3  # robots.txt once, two pages
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.28
+    assert min(gaps) >= 0.28, gaps

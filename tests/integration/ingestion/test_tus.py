@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,11 +69,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    directory = tmp_path / "uploads"
-    store = FileUploadStore(directory)
-    state = Harness(base="", store=store, directory=directory, now=datetime.now(UTC))
+@asynccontextmanager
+async def tus_instance(state: Harness, store: FileUploadStore) -> AsyncIterator[str]:
+    """One ingestion instance's tus router, served by uvicorn; yields its base URL."""
 
     async def on_complete(
         identity: Identity, path: Path, filename: str, size: int
@@ -100,12 +99,21 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             break
         await asyncio.sleep(0.01)
     assert server.started, "the tus test server did not start"
-    state.base = f"http://{LOOPBACK}:{port}"
     try:
-        yield state
+        yield f"http://{LOOPBACK}:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    directory = tmp_path / "uploads"
+    store = FileUploadStore(directory)
+    state = Harness(base="", store=store, directory=directory, now=datetime.now(UTC))
+    async with tus_instance(state, store) as base:
+        state.base = base
+        yield state
 
 
 def upload(client: TusClient, path: Path, **kwargs: Any) -> Any:
@@ -428,3 +436,62 @@ async def test_patch_needs_the_offset_content_type(harness: Harness, tmp_path: P
         answer.json()["detail"]
         == "Send the bytes with Content-Type: application/offset+octet-stream."
     )
+
+
+async def test_two_instances_on_one_shared_directory_each_take_half_the_patches(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A PATCH may reach any replica (adr/0019): two instances, each with its own store object
+    on the one shared uploads directory, take turns with the PATCHes of one upload; offsets,
+    metadata and bytes are all read from the directory, so each sees the other's work."""
+    path = make_file(tmp_path, 8 * CHUNK + 123)
+    data = path.read_bytes()
+    second_store = FileUploadStore(harness.directory)
+    async with tus_instance(harness, second_store) as second_base, harness.raw() as http:
+        bases = [harness.base, second_base]
+        created = await http.post(
+            harness.collection,
+            headers={
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": "filename " + base64.b64encode(b"shared.pdf").decode(),
+            },
+        )
+        assert created.status_code == 201, created.text
+        upload_path = httpx.URL(created.headers["Location"]).path
+        offset, turn, served = 0, 0, {harness.base: 0, second_base: 0}
+        while offset < len(data):
+            base = bases[turn % 2]
+            # Each instance first learns the offset the other left (HEAD), then continues.
+            head = await http.head(f"{base}{upload_path}")
+            assert head.status_code == 200
+            assert int(head.headers["Upload-Offset"]) == offset
+            piece = data[offset : offset + CHUNK]
+            answer = await http.patch(
+                f"{base}{upload_path}",
+                content=piece,
+                headers={
+                    "Upload-Offset": str(offset),
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
+            assert answer.status_code == 204, answer.text
+            offset += len(piece)
+            assert int(answer.headers["Upload-Offset"]) == offset
+            served[base] += 1
+            turn += 1
+        # A stale PATCH to either instance is refused (409), the upload being whole.
+        stale = await http.patch(
+            f"{bases[turn % 2]}{upload_path}",
+            content=b"x",
+            headers={"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        )
+        assert stale.status_code == 409
+    assert sorted(served.values()) == [4, 5]  # nine PATCHes, alternating
+    assert harness.completed == [
+        {
+            "user": "alice",
+            "filename": "shared.pdf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    ]

@@ -23,8 +23,8 @@ from kglab_auth.domain import (
     User,
 )
 from kglab_auth.store import tables as t
-from kglab_auth.store.lean_pg import LeanUserReader
 from kglab_auth.store.port import DuplicateEmailError
+from kglab_auth.store.user_reads import PgUserReader
 from kglab_shared import sql as shared_sql
 from kglab_shared.errors import ServiceUnavailableError
 from kglab_shared.sql import async_database_url, current_revision, sqlite_url
@@ -422,15 +422,15 @@ class SqlAuthStore:
         self.engine = engine
         # Shares the engine's pool; the driver sends no BEGIN/COMMIT in autocommit mode.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        # PostgreSQL: the per-request read of /me goes straight to asyncpg (see lean_pg).
-        self._lean: LeanUserReader | None = None
+        # PostgreSQL: the per-request read of /me goes straight to an asyncpg pool (user_reads).
+        self._hot: PgUserReader | None = None
         if engine.dialect.driver == "asyncpg":
-            self._lean = LeanUserReader.for_engine(engine, size=hot_read_connections)
+            self._hot = PgUserReader.for_engine(engine, size=hot_read_connections)
 
     async def user_by_id(self, user_id: str) -> User | None:
         """One user, read fresh (no transaction, no cache): the hot read of every /me."""
-        if self._lean is not None:
-            return await self._lean.user_by_id(user_id)
+        if self._hot is not None:
+            return await self._hot.user_by_id(user_id)
         async with self.reader() as repo:
             return await repo.user_by_id(user_id)
 
@@ -454,6 +454,6 @@ class SqlAuthStore:
             await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        if self._lean is not None:
-            await self._lean.close()
+        if self._hot is not None:
+            await self._hot.close()
         await self.engine.dispose()

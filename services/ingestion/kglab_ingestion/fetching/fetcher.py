@@ -26,7 +26,7 @@ import httpx
 from kglab_ingestion.fetching.addresses import UnsafeUrlError, validate_public_url
 from kglab_ingestion.fetching.errors import FetchError
 from kglab_ingestion.fetching.politeness import (
-    HostRateLimiter,
+    HostPacing,
     RobotsCache,
     allow_all_robots,
     parse_retry_after,
@@ -40,6 +40,7 @@ from kglab_ingestion.fetching.transport import (
     system_resolver,
 )
 from kglab_shared.logging import get_logger
+from kglab_shared.ratelimit import RateLimiter, memory_rate_limiter
 
 _log = get_logger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -67,7 +68,9 @@ class PageFetcher:
         *,
         resolver: Resolver | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """``limiter`` paces hosts (the fetcher closes it); without one, in this process."""
         self._settings = settings
         self._resolver = resolver or system_resolver
         # A transport given here (tests) does not pin connections: addresses are then checked
@@ -91,7 +94,8 @@ class PageFetcher:
             trust_env=False,
             headers={"User-Agent": settings.user_agent},
         )
-        self._limiter = HostRateLimiter(settings.per_host_interval_s)
+        self._pacing_store = limiter or memory_rate_limiter()
+        self._limiter = HostPacing(self._pacing_store, settings.per_host_interval_s)
         self._robots = RobotsCache(settings.robots_ttl_s, settings.robots_cache_size)
         self._robots_agent = settings.user_agent.split("/", 1)[0]
 
@@ -108,6 +112,7 @@ class PageFetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._pacing_store.close()
 
     def validate(self, url: str) -> str:
         """The normalised URL, or :class:`UnsafeUrlError` (before any job is created)."""
@@ -192,7 +197,7 @@ class PageFetcher:
             if requested is None:
                 requested = settings.backoff_base_s * 2**attempt * random.uniform(1.0, 1.25)
             _log.info("fetch_backoff", host=url.host, status=response.status_code, wait=requested)
-            self._limiter.defer(url.host, requested)
+            await self._limiter.defer(url.host, requested)
         raise FetchError(
             f"The site kept answering HTTP {response.status_code} ({reason}); try again later.",
             retryable=True,

@@ -1,60 +1,39 @@
 """Being a polite client: one request per host per interval, server-requested waits honoured,
-and robots.txt rules cached per site."""
+and robots.txt rules cached per site (the shared rate limiter and cachetools; adr/0018)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.robotparser import RobotFileParser
 
+from cachetools import LRUCache, TTLCache
+
+from kglab_shared.ratelimit import RateLimiter
+
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
-class HostRateLimiter:
-    """At most one request start per host per ``interval_s``; a host can push its slot back.
+class HostPacing:
+    """At most one request start per host per interval, and a host can push its next start
+    back (429/503 with Retry-After, or our backoff). Counted by the shared rate limiter: in
+    this process, or in Redis so that every replica paces a host together (adr/0018)."""
 
-    Each caller reserves the next free slot before it sleeps, so concurrent fetches to one host
-    queue up instead of all waking at once.
-    """
-
-    def __init__(
-        self,
-        interval_s: float,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-        max_hosts: int = 10_000,
-    ) -> None:
+    def __init__(self, limiter: RateLimiter, interval_s: float) -> None:
+        self._limiter = limiter
         self._interval = interval_s
-        self._clock = clock
-        self._sleep = sleep
-        self._max_hosts = max_hosts
-        self._next: dict[str, float] = {}
 
     async def wait(self, host: str, *, interval_s: float | None = None) -> float:
         """Sleep until ``host`` may be asked again; return the seconds waited."""
-        now = self._clock()
-        start = max(now, self._next.get(host, now))
-        self._next[host] = start + max(self._interval, interval_s or 0.0)
-        self._prune(now)
-        delay = start - now
-        if delay > 0:
-            await self._sleep(delay)
-        return delay
+        interval = max(self._interval, interval_s or 0.0)
+        return await self._limiter.pace(f"host:{host}", interval, hold_key=f"host:{host}")
 
-    def defer(self, host: str, delay_s: float) -> None:
-        """The host asked us to wait (429/503 + Retry-After, or our backoff): no request before."""
-        self._next[host] = max(self._next.get(host, 0.0), self._clock() + delay_s)
-
-    def _prune(self, now: float) -> None:
-        if len(self._next) > self._max_hosts:
-            for host in [h for h, t in self._next.items() if t <= now]:
-                del self._next[host]
+    async def defer(self, host: str, delay_s: float) -> None:
+        """The host asked us to wait: no request to it before ``delay_s`` seconds from now."""
+        await self._limiter.hold(f"host:{host}", delay_s)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -75,36 +54,28 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 class RobotsCache:
-    """Parsed robots.txt per site origin, kept ``ttl_s`` seconds, at most ``max_entries``."""
+    """Parsed robots.txt per site origin, kept ``ttl_s`` seconds, at most ``max_entries``
+    (least recently used dropped first)."""
 
     def __init__(self, ttl_s: float, max_entries: int, *, clock: Clock = time.monotonic) -> None:
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, RobotFileParser]] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._entries: TTLCache[str, RobotFileParser] = TTLCache(
+            max_entries, ttl=ttl_s, timer=clock
+        )
+        # Evicting a lock in use costs at most one extra download of that robots.txt.
+        self._locks: LRUCache[str, asyncio.Lock] = LRUCache(max_entries)
 
     def get(self, origin: str) -> RobotFileParser | None:
-        entry = self._entries.get(origin)
-        if entry is None:
-            return None
-        if self._clock() >= entry[0]:
-            del self._entries[origin]
-            return None
-        self._entries.move_to_end(origin)
-        return entry[1]
+        return self._entries.get(origin)
 
     def put(self, origin: str, rules: RobotFileParser) -> None:
-        self._entries[origin] = (self._clock() + self._ttl, rules)
-        self._entries.move_to_end(origin)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._entries[origin] = rules
 
     def lock(self, origin: str) -> asyncio.Lock:
         """One robots.txt download per site at a time (the others wait and read the cache)."""
-        if len(self._locks) > self._max:
-            self._locks = {o: lk for o, lk in self._locks.items() if lk.locked()}
-        return self._locks.setdefault(origin, asyncio.Lock())
+        found = self._locks.get(origin)
+        if found is None:
+            found = self._locks[origin] = asyncio.Lock()
+        return found
 
 
 def parse_robots(text: str) -> RobotFileParser:

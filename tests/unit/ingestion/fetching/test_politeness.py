@@ -1,20 +1,24 @@
-"""Per-host pacing, Retry-After parsing and the robots.txt cache, on a virtual clock."""
+"""Per-host pacing (in real, short time), Retry-After parsing and the robots.txt cache (on a
+virtual clock)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from kglab_ingestion.fetching.politeness import (
-    HostRateLimiter,
+    HostPacing,
     RobotsCache,
     allow_all_robots,
     parse_retry_after,
     parse_robots,
 )
+from kglab_shared.ratelimit import memory_rate_limiter
 
 
 class VirtualClock:
@@ -31,36 +35,39 @@ class VirtualClock:
 
 
 async def test_requests_to_one_host_wait_their_turn_others_do_not() -> None:
-    clock = VirtualClock()
-    limiter = HostRateLimiter(1.0, clock=clock, sleep=clock.sleep)
-    assert await limiter.wait("a.example") == 0
-    assert await limiter.wait("b.example") == 0
-    assert await limiter.wait("a.example") == pytest.approx(1.0)
-    clock.now += 5
-    assert await limiter.wait("a.example") == 0
+    pacing = HostPacing(memory_rate_limiter(), 0.3)
+    assert await pacing.wait("a.example") == 0
+    assert await pacing.wait("b.example") == 0
+    began = time.monotonic()
+    assert await pacing.wait("a.example") == pytest.approx(0.3, abs=0.05)
+    assert time.monotonic() - began >= 0.25
 
 
-async def test_reservations_queue_concurrent_callers() -> None:
-    clock = VirtualClock()
-    slept: list[float] = []
+async def test_concurrent_callers_take_turns() -> None:
+    pacing = HostPacing(memory_rate_limiter(), 0.2)
+    starts: list[float] = []
 
-    async def record(seconds: float) -> None:  # callers arriving together: time stands still
-        slept.append(seconds)
+    async def fetch() -> None:
+        await pacing.wait("a.example")
+        starts.append(time.monotonic())
 
-    limiter = HostRateLimiter(0.5, clock=clock, sleep=record)
-    delays = await asyncio.gather(*(limiter.wait("a.example") for _ in range(3)))
-    # Slots 0, 0.5 and 1.0 s out: they queue instead of all waking at once.
-    assert sorted(delays) == pytest.approx([0.0, 0.5, 1.0])
-    assert sorted(slept) == pytest.approx([0.5, 1.0])
+    await asyncio.gather(fetch(), fetch(), fetch())
+    starts.sort()
+    # One start per 0.2 s: they queue instead of all going at once.
+    assert all(later - earlier >= 0.18 for earlier, later in itertools.pairwise(starts))
 
 
 async def test_a_deferred_host_and_a_crawl_delay_push_the_next_slot_back() -> None:
-    clock = VirtualClock()
-    limiter = HostRateLimiter(0.1, clock=clock, sleep=clock.sleep)
-    await limiter.wait("a.example")
-    limiter.defer("a.example", 7.0)
-    assert await limiter.wait("a.example", interval_s=3.0) == pytest.approx(7.0)
-    assert await limiter.wait("a.example") == pytest.approx(3.0)
+    pacing = HostPacing(memory_rate_limiter(), 0.05)
+    await pacing.wait("a.example")
+    await pacing.defer("a.example", 0.5)
+    began = time.monotonic()
+    await pacing.wait("a.example", interval_s=0.3)
+    assert time.monotonic() - began >= 0.45  # the host's wait first
+    began = time.monotonic()
+    await pacing.wait("a.example")
+    assert time.monotonic() - began >= 0.25  # then the crawl delay of the request before
+    assert await pacing.wait("b.example") == 0
 
 
 def test_retry_after_seconds_and_http_dates() -> None:

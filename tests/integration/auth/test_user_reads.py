@@ -1,18 +1,23 @@
-"""The lean PostgreSQL read behind /me: the right row, bounded connections, readable 503s when
-the server drops its connections or every connection is busy, and recovery afterwards."""
+"""The hot PostgreSQL read behind /me (asyncpg's pool): the right row, bounded connections,
+readable 503s when the server drops its connections or every connection is busy, nothing
+leaked by a cancelled caller, and recovery afterwards. Asserted on what PostgreSQL sees
+(pg_stat_activity) and on what callers get, not on the pool's insides."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from kglab_auth.domain import Role, User
-from kglab_auth.store.lean_pg import LeanUserReader
 from kglab_auth.store.sql import SqlAuthStore, create_engine
+from kglab_auth.store.user_reads import PgUserReader, engine_connect_kwargs
 from kglab_shared.errors import ServiceUnavailableError
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.backend("postgres")
 
@@ -31,28 +36,54 @@ async def _store_with_users(url: str, *users: User) -> SqlAuthStore:
     return store
 
 
-async def _count_other_backends(url: str, counted: str) -> int:
+async def _count_other_backends(url: str, counted: str, *, where: str = "true") -> int:
     """``count(<counted>)`` over the database's other connections, from an admin connection."""
     admin = await asyncpg.connect(url)
     try:
         count: int = await admin.fetchval(
             f"SELECT count({counted}) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
         )
         return count
     finally:
         await admin.close()
 
 
-async def _connections_named_by(url: str) -> int:
+async def _connections(url: str) -> int:
     return await _count_other_backends(url, "*")
+
+
+async def _terminate_other_backends(url: str) -> int:
+    return await _count_other_backends(url, "pg_terminate_backend(pid)")
+
+
+@asynccontextmanager
+async def _users_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Hold the users table so that every read of it waits (a statement in flight)."""
+    admin = await asyncpg.connect(url)
+    try:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            yield admin
+    finally:
+        await admin.close()
+
+
+async def _waiting_on_lock(url: str, count: int) -> None:
+    """Until ``count`` statements wait for the lock (asked on a connection of its own: within
+    the locking transaction pg_stat_activity would read the same snapshot every time)."""
+
+    async def waiting() -> bool:
+        found = await _count_other_backends(url, "*", where="wait_event_type = 'Lock'")
+        return found >= count
+
+    await wait_until(waiting, timeout_s=10)
 
 
 async def test_reads_the_row_as_the_repository_does(auth_database: str) -> None:
     alice, bob = _user("alice"), _user("bob", disabled=True)
     store = await _store_with_users(auth_database, alice, bob)
     try:
-        assert store._lean is not None, "PostgreSQL reads /me on the lean path"
         async with store.reader() as repo:
             assert await store.user_by_id("alice") == await repo.user_by_id("alice") == alice
             assert await store.user_by_id("bob") == await repo.user_by_id("bob") == bob
@@ -76,31 +107,30 @@ async def test_many_concurrent_reads_share_a_bounded_set_of_connections(
     users = [_user(f"user{i}") for i in range(10)]
     store = await _store_with_users(auth_database, *users)
     try:
-        await store.engine.dispose()  # only the lean reader's connections remain
+        await store.engine.dispose()  # only the hot reader's connections remain
         ids = [users[i % len(users)].id for i in range(200)]
         read = await asyncio.gather(*(store.user_by_id(i) for i in ids))
         assert [u.id if u else None for u in read] == ids
-        assert store._lean is not None
-        assert store._lean._opened <= 2
-        assert await _connections_named_by(auth_database) <= 2
+        assert 1 <= await _connections(auth_database) <= 2
     finally:
         await store.close()
-
-
-async def _terminate_other_backends(url: str) -> int:
-    return await _count_other_backends(url, "pg_terminate_backend(pid)")
+    assert await _connections(auth_database) == 0
 
 
 async def test_idle_connections_the_server_dropped_are_replaced(auth_database: str) -> None:
     store = await _store_with_users(auth_database, _user("carol"))
     try:
         assert await store.user_by_id("carol") is not None
+        await store.engine.dispose()
         assert await _terminate_other_backends(auth_database) >= 1
-        await asyncio.sleep(0.2)  # the termination notice reaches the idle connection
+
+        async def gone() -> bool:
+            return await _connections(auth_database) == 0
+
+        await wait_until(gone)
         # The dead idle connection is noticed and replaced: the read still succeeds.
         assert await store.user_by_id("carol") is not None
-        assert store._lean is not None
-        assert store._lean._opened == 1
+        assert await _connections(auth_database) == 1
     finally:
         await store.close()
 
@@ -109,67 +139,76 @@ async def test_a_connection_lost_mid_statement_is_a_readable_503_then_recovers(
     auth_database: str,
 ) -> None:
     store = await _store_with_users(auth_database, _user("carol"))
-    reader = LeanUserReader.for_engine(store.engine, size=1)
+    await store.engine.dispose()
+    reader = PgUserReader.for_engine(store.engine, size=1)
     try:
-
-        async def statement_killed_midway() -> None:
-            async with reader._connection() as connection:
-                slow = asyncio.create_task(connection.execute("SELECT pg_sleep(10)"))
-                await asyncio.sleep(0.3)
-                await store.engine.dispose()
-                assert await _terminate_other_backends(auth_database) >= 1
-                await slow
-
-        with pytest.raises(ServiceUnavailableError, match="retry the request") as caught:
-            await statement_killed_midway()
+        async with _users_locked(auth_database):
+            read = asyncio.create_task(reader.user_by_id("carol"))
+            await _waiting_on_lock(auth_database, 1)
+            killed = await _count_other_backends(
+                auth_database, "pg_terminate_backend(pid)", where="wait_event_type = 'Lock'"
+            )
+            assert killed == 1
+            with pytest.raises(ServiceUnavailableError, match="retry the request") as caught:
+                await read
         assert caught.value.headers["Retry-After"] == "1"
-        assert reader._opened == 0
         found = await reader.user_by_id("carol")
         assert found is not None
         assert found.id == "carol"
+        assert await _connections(auth_database) == 1
     finally:
         await reader.close()
         await store.close()
 
 
-async def test_a_busy_reader_answers_503_and_a_cancelled_waiter_leaks_nothing(
+async def test_a_busy_reader_answers_503_and_a_cancelled_caller_leaks_nothing(
     auth_database: str,
 ) -> None:
     store = await _store_with_users(auth_database, _user("dave"))
     assert store.engine.dialect.driver == "asyncpg"
-    reader = LeanUserReader.for_engine(store.engine, size=1)
-    reader._acquire_timeout_s = 0.2
+    await store.engine.dispose()
+    reader = PgUserReader.for_engine(store.engine, size=1, acquire_timeout_s=0.2)
     try:
-        async with reader._connection():
-            # The only connection is taken: a read waits, then gives up readably.
+        async with _users_locked(auth_database):
+            # The only connection is taken by a read the lock holds mid-statement...
+            holding = asyncio.create_task(reader.user_by_id("dave"))
+            await _waiting_on_lock(auth_database, 1)
+            # ...so the next read waits, then gives up readably.
             with pytest.raises(ServiceUnavailableError, match="busy"):
                 await reader.user_by_id("dave")
-            # A waiter whose request goes away leaves the queue.
+            # A waiting caller whose request goes away leaves nothing behind.
             waiting = asyncio.create_task(reader.user_by_id("dave"))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting
-            assert not reader._waiters
-        found = await reader.user_by_id("dave")
-        assert found is not None
-        assert found.id == "dave"
-        assert reader._opened == 1
+            # And so does one cancelled mid-statement: its connection is not reused half-read.
+            holding.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await holding
+        for _ in range(3):
+            found = await reader.user_by_id("dave")
+            assert found is not None
+            assert found.id == "dave"
+        assert await _connections(auth_database) == 1
     finally:
         await reader.close()
         await store.close()
     with pytest.raises(ServiceUnavailableError):
         await reader.user_by_id("dave")
+    assert await _connections(auth_database) == 0
 
 
 async def test_an_unreachable_server_is_a_readable_503(auth_database: str) -> None:
     store = await _store_with_users(auth_database)
-    reader = LeanUserReader.for_engine(store.engine)
-    reader._connect_kwargs = {**reader._connect_kwargs, "port": 1, "timeout": 2}
+    connect = {**engine_connect_kwargs(store.engine), "port": 1, "timeout": 2}
+    reader = PgUserReader(connect)
     try:
         with pytest.raises(ServiceUnavailableError, match="retry the request"):
             await reader.user_by_id("anyone")
-        assert reader._opened == 0
+        # Nothing half-opened is kept: the next read tries afresh, and fails the same way.
+        with pytest.raises(ServiceUnavailableError, match="retry the request"):
+            await reader.user_by_id("anyone")
     finally:
         await reader.close()
         await store.close()

@@ -1,9 +1,9 @@
-"""Argon2id hashing and the in-memory login throttle."""
+"""Argon2id hashing (the login throttle is the shared limiter: tests/contract/test_rate_limiter.py,
+and its lockouts tests/contract/auth/test_throttle.py)."""
 
 from __future__ import annotations
 
 from kglab_auth.passwords import PasswordHasher
-from kglab_auth.store.throttle_memory import MemoryLoginThrottle
 
 FAST = {"time_cost": 1, "memory_cost_kib": 8192, "parallelism": 1}
 
@@ -25,24 +25,6 @@ async def test_an_unknown_user_never_verifies() -> None:
 async def test_weaker_parameters_ask_for_a_rehash() -> None:
     weak = await PasswordHasher(**FAST).hash("correct horse 42")
     assert PasswordHasher(time_cost=2, memory_cost_kib=8192, parallelism=1).needs_rehash(weak)
-
-
-async def test_memory_throttle_counts_within_a_window_and_clears() -> None:
-    throttle = MemoryLoginThrottle()
-    assert await throttle.failures("k") == (0, 0.0)
-    assert (await throttle.record_failure("k", 60))[0] == 1
-    count, remaining = await throttle.record_failure("k", 60)
-    assert count == 2
-    assert 0 < remaining <= 60
-    assert (await throttle.failures("other"))[0] == 0
-    await throttle.clear("k")
-    assert (await throttle.failures("k"))[0] == 0
-
-
-async def test_memory_throttle_forgets_after_the_window() -> None:
-    throttle = MemoryLoginThrottle()
-    await throttle.record_failure("k", 0)  # a zero-length window has already ended
-    assert (await throttle.failures("k"))[0] == 0
 
 
 async def test_an_unknown_user_costs_the_same_argon2_work_as_a_wrong_password() -> None:
