@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kglab_ingestion.api.upload_stream import ReceivedFile, hash_file
 from kglab_ingestion.config import IngestionSettings
@@ -309,6 +310,13 @@ class IngestionService:
         if job is None:
             raise JobNotFoundError(job_id)
         return job
+
+    async def extraction(self, job_id: str, claim: str | None) -> list[dict[str, Any]]:
+        """A completed job's chunks, for the document service holding its claim (adr/0020)."""
+        chunks = await self._jobs.extraction(job_id, claim)
+        if chunks is None:
+            raise JobNotFoundError(job_id)
+        return chunks
 
     async def list_jobs(
         self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None
