@@ -69,6 +69,18 @@ async def test_extracted_is_stored_and_announced_once(document_app: DocumentApp)
         await reader.close()
 
 
+async def test_a_big_documents_stored_event_carries_a_claim_not_its_text(
+    document_app: DocumentApp,
+) -> None:
+    event = extracted_event("doc-big", chunks=3000)
+    await document_app.bus.publish(event.envelope(source="kglab/ingestion", subject="doc-big"))
+    await document_app.wait_for(lambda: _count(document_app, "document.stored", 1), timeout_s=30)
+
+    stored = document_app.events_of("document.stored")[0]
+    assert DocumentStored.model_validate(stored.data).chunk_count == 3000
+    assert len(stored.to_bytes()) <= 1024  # adr/0020: about 430 bytes, at any size
+
+
 async def test_claimed_chunks_are_read_page_by_page(document_app: DocumentApp) -> None:
     event = extracted_event("doc-long", chunks=230)
     await document_app.seed(event)
