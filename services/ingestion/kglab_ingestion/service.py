@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kglab_ingestion.api.upload_stream import ReceivedFile, hash_file
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
     MAX_PAGE_SIZE,
@@ -31,8 +30,10 @@ from kglab_ingestion.domain import (
     NewFileJob,
     Page,
     ProgressUpdate,
+    ReceivedFile,
     SourceKind,
     UnsupportedFileTypeError,
+    hash_file,
     new_job_id,
     sanitise_file_name,
     utc_now,
