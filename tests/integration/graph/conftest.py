@@ -30,6 +30,7 @@ from kglab_shared.events import (
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.claims import claimed, holder
 from tests.conftest import unique_name
+from tests.graph_owners import delete_owner
 from tests.waiting import wait_until
 
 
@@ -121,6 +122,11 @@ async def graph_app(
                     store = app.state.graph_store
                     if isinstance(store, Neo4jGraphStore):
                         for owner in (alice, bob):
-                            await store.delete_owner(owner, timeout_s=30)
+                            await delete_owner(
+                                store.driver,
+                                owner,
+                                database=settings.neo4j_database,
+                                timeout_s=30,
+                            )
     finally:
         await bus.close()
