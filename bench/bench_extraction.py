@@ -32,12 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from machine import save  # noqa: E402
 
+from bench.pdf_extractors import PDF_EXTRACTORS, pdf_sections  # noqa: E402
 from kglab_ingestion.extraction import (  # noqa: E402
-    PDF_EXTRACTORS,
     Section,
     chunk_sections,
     minhash_signature,
-    open_document,
 )
 from tests.data.corpus import corpus_file, large_file  # noqa: E402
 from tests.data.generate import CACHE, heavy_pdf, paged_pdf, prose, write_atomically  # noqa: E402
@@ -62,15 +61,14 @@ def high_water_kib():
 
 
 baseline = high_water_kib()
-from kglab_ingestion.extraction import open_document, chunk_sections
+from bench.pdf_extractors import pdf_sections
+from kglab_ingestion.extraction import chunk_sections
 imported = high_water_kib()
-info, units = open_document(Path(sys.argv[1]), "application/pdf", source_name="heavy.pdf",
-                            pdf_extractor=sys.argv[2])
 pages = chars = chunks = 0
-for unit in units:
+for sections in pdf_sections(Path(sys.argv[1]), sys.argv[2]):
     pages += 1
-    chars += sum(len(s.text) for s in unit.sections)
-    chunks += len(chunk_sections(unit.sections))
+    chars += sum(len(s.text) for s in sections)
+    chunks += len(chunk_sections(sections))
 peak = high_water_kib()
 print(json.dumps({"baseline_kib": baseline, "imported_kib": imported, "peak_kib": peak,
                   "pages": pages, "chars": chars, "chunks": chunks}))
@@ -78,8 +76,7 @@ print(json.dumps({"baseline_kib": baseline, "imported_kib": imported, "peak_kib"
 
 
 def extract_all(path: Path, extractor: str) -> int:
-    _, units = open_document(path, PDF, source_name=path.name, pdf_extractor=extractor)
-    return sum(len(s.text) for unit in units for s in unit.sections)
+    return sum(len(s.text) for sections in pdf_sections(path, extractor) for s in sections)
 
 
 def timed_runs(path: Path, extractor: str, runs: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import os
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -45,6 +46,9 @@ from kglab_graph.domain import (
 )
 from kglab_graph.store.neo4j import Neo4jGraphStore, document_params
 from kglab_graph.store.sqlite import SqliteGraphStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.graph_owners import delete_owner
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
 BATCH = 10_000
@@ -235,7 +239,7 @@ async def adapter_batch_insert(
     finally:
         if cleanup and isinstance(store, Neo4jGraphStore):
             for owner in owners:
-                await store.delete_owner(owner, timeout_s=60)
+                await delete_owner(store.driver, owner, timeout_s=60)
     return result
 
 
@@ -347,7 +351,7 @@ async def insert_breakdown(store: Neo4jGraphStore, runs: int, size: int) -> dict
                     samples["total"].append((time.perf_counter() - started) * 1000)
     finally:
         for owner in owners:
-            await store.delete_owner(owner, timeout_s=60)
+            await delete_owner(store.driver, owner, timeout_s=60)
     return {
         "median_ms": {k: round(statistics.median(v), 2) for k, v in samples.items() if v},
         "db_hits": db_hits,
@@ -647,7 +651,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             record.update(await measure_adapter(store, owner, starts, pairs))
         finally:
             if not args.keep:
-                await store.delete_owner(owner, timeout_s=600)
+                await delete_owner(store.driver, owner, timeout_s=600)
             await store.close()
         results["stores"]["neo4j"] = record
     elif "neo4j" in args.stores:

@@ -213,7 +213,7 @@ async def bench_cache(
     owners = [f"owner-{i}" for i in range(OWNERS)]
     for owner in owners:
         for d in range(5):
-            await service.index_document(_stored(owner, f"{owner}-doc-{d}", rng))
+            await service.index_document(*_stored(owner, f"{owner}-doc-{d}", rng))
     phrases = [" ".join(rng.sample(WORDS, 3)) for _ in range(distinct)]
     # Cumulative weights once: the same draws as weights=, without summing them per query.
     cumulative = list(itertools.accumulate(1 / (rank**1.1) for rank in range(1, distinct + 1)))
@@ -242,7 +242,7 @@ async def bench_cache(
             marker = f"zqmarker{changes}"
             document = _stored(owner, f"{owner}-new-{changes}", rng, marker)
             seconds_before = stats.seconds
-            await service.index_document(document)
+            await service.index_document(*document)
             if refresh.top > 0:
                 refresh_ms.append((stats.seconds - seconds_before) * 1000)
                 refreshed[owner] = set(stats.last_keys)
@@ -339,18 +339,22 @@ def _spread(values: list[float]) -> dict[str, float] | None:
     }
 
 
-def _stored(owner: str, document_id: str, rng: random.Random, extra: str = "") -> DocumentStored:
-    return DocumentStored(
+def _stored(
+    owner: str, document_id: str, rng: random.Random, extra: str = ""
+) -> tuple[DocumentStored, list[ExtractedChunk]]:
+    chunks = [
+        ExtractedChunk(chunk_id=f"{document_id}-{p}", position=p, text=f"{text_of(rng)} {extra}")
+        for p in range(4)
+    ]
+    event = DocumentStored(
         document_id=document_id,
         owner_id=owner,
         title=document_id,
-        chunks=[
-            ExtractedChunk(
-                chunk_id=f"{document_id}-{p}", position=p, text=f"{text_of(rng)} {extra}"
-            )
-            for p in range(4)
-        ],
+        media_type="text/plain",
+        chunk_count=len(chunks),
+        claim="unused: the chunks are given",
     )
+    return event, chunks
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -48,9 +48,13 @@ SERVICES = ("auth", "ingestion", "graph", "document", "vector")
 PROBES = frozenset({"/health", "/ready"})
 
 
-def service_factories(graph: ASGIApp) -> dict[str, Callable[[], FastAPI]]:
+def service_factories(peer: Callable[[str], ASGIApp]) -> dict[str, Callable[[], FastAPI]]:
     """How to build each service's app (not started); each imports its service, which is most
-    of the start-up time. ``graph`` is how the vector service reaches the graph service."""
+    of the start-up time. ``peer(name)`` is how one service reaches another in this process
+    (search?expand=graph; the chunks an event's claim opens, adr/0020)."""
+
+    def to(name: str) -> httpx.ASGITransport:
+        return httpx.ASGITransport(app=peer(name))
 
     def auth() -> FastAPI:
         from kglab_auth.main import create_app
@@ -65,18 +69,17 @@ def service_factories(graph: ASGIApp) -> dict[str, Callable[[], FastAPI]]:
     def graph_service() -> FastAPI:
         from kglab_graph.main import create_app
 
-        return create_app()
+        return create_app(document_transport=to("document"))
 
     def document() -> FastAPI:
         from kglab_document.main import create_app
 
-        return create_app()
+        return create_app(ingestion_transport=to("ingestion"))
 
     def vector() -> FastAPI:
         from kglab_vector.main import create_app
 
-        # search?expand=graph asks the graph service, here in the same process.
-        return create_app(graph_transport=httpx.ASGITransport(app=graph))
+        return create_app(graph_transport=to("graph"), document_transport=to("document"))
 
     # Each service gets its own in-process bus; they share this process's broker, as separate
     # processes share one RabbitMQ.
@@ -173,7 +176,7 @@ class ServiceHost:
         if stop.is_set():
             return
         started = time.perf_counter()
-        factories = service_factories(self.app("graph"))
+        factories = service_factories(self.app)
         async with AsyncExitStack() as stack:
             for name in SERVICES:
                 if stop.is_set():

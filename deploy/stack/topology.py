@@ -170,11 +170,14 @@ class Stack:
                 env["KGLAB_CLAMD_URL"] = clamd
         if service == "graph":
             env["KGLAB_NEO4J_URL"] = self.servers["KGLAB_NEO4J_URL"]
+            env["KGLAB_GRAPH_DOCUMENT_URL"] = self.url("document")
         if service == "document":
             env["KGLAB_MONGO_URL"] = self.servers["KGLAB_MONGO_URL"]
+            env["KGLAB_DOCUMENT_INGESTION_URL"] = self.url("ingestion")
             env["KGLAB_DOCUMENT_MONGO_DATABASE"] = self.mongo_databases["document"]
         if service == "vector":
             env["KGLAB_VECTOR_GRAPH_URL"] = self.url("graph")
+            env["KGLAB_VECTOR_DOCUMENT_URL"] = self.url("document")
             env["KGLAB_VECTOR_EMBED_THREADS"] = "2"
             env["KGLAB_VECTOR_REDIS_PREFIX"] = f"{prefix}vector:"
             if qdrant := self.servers.get("KGLAB_QDRANT_URL"):

@@ -114,7 +114,11 @@ class ExtractedChunk(BaseModel):
 
 
 class DocumentExtracted(EventData):
+    """Ids only: the chunks stay with ingestion until the document service reads them with
+    ``claim`` (``kglab_shared.claims``, adr/0020)."""
+
     event_type: ClassVar[str] = DOCUMENT_EXTRACTED
+    schema_version: ClassVar[int] = 2
     document_id: str
     job_id: str
     owner_id: str
@@ -122,17 +126,21 @@ class DocumentExtracted(EventData):
     media_type: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     provenance: Provenance
-    chunks: list[ExtractedChunk]
+    chunk_count: int
+    claim: str = Field(description="Opens the extracted chunks at ingestion (adr/0020).")
 
 
 class DocumentStored(EventData):
+    """Ids only: consumers read the chunks from the document service with ``claim``."""
+
     event_type: ClassVar[str] = DOCUMENT_STORED
+    schema_version: ClassVar[int] = 2
     document_id: str
     owner_id: str
     title: str
-    #: Optional, so events published before it existed still validate (schema version 1).
-    media_type: str | None = None
-    chunks: list[ExtractedChunk]
+    media_type: str
+    chunk_count: int
+    claim: str = Field(description="Opens the stored chunks at the document service.")
 
 
 class DocumentDeleted(EventData):

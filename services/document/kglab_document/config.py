@@ -21,3 +21,5 @@ class DocumentSettings(ServiceSettings):
     mongo_database: str = Field(default="kglab_documents", min_length=1, max_length=63)
     #: How long to look for a Mongo server before an operation fails.
     mongo_timeout_ms: int = Field(default=5000, ge=100, le=60000)
+    #: Where the extracted chunks are read from (ingestion's internal route, adr/0020).
+    ingestion_url: str = "http://127.0.0.1:8002"

@@ -75,6 +75,8 @@ class Document:
     deletion_requested_at: datetime | None = None
     #: Part name -> when its service reported it removed.
     removed_parts: dict[str, datetime] = field(default_factory=dict)
+    #: SHA-256 of the claim that opens the chunks to the other services (adr/0020).
+    claim_digest: str | None = None
 
     @property
     def is_visible(self) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
-from kglab_document.api.routes import router
+from kglab_document.api.routes import internal_router, router
 from kglab_document.config import DocumentSettings
 from kglab_document.messaging.consume import subscribe_consumers
 from kglab_document.messaging.publish import DocumentEventPublisher, deletion_relay
@@ -15,6 +16,8 @@ from kglab_document.service import DocumentService
 from kglab_document.store.port import DocumentStore
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.port import EventBus
+from kglab_shared.claims import ClaimedChunkReader
+from kglab_shared.events import DocumentExtracted, ExtractedChunk
 from kglab_shared.health import Readiness
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import StoreKind, load_settings
@@ -56,8 +59,14 @@ async def open_document_store(
             await file_store.close()
 
 
-def create_app(settings: DocumentSettings | None = None, *, bus: EventBus | None = None) -> FastAPI:
-    """Build the document service; ``bus`` is injected when several services share one process."""
+def create_app(
+    settings: DocumentSettings | None = None,
+    *,
+    bus: EventBus | None = None,
+    ingestion_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the document service; ``bus`` is injected when several services share one process,
+    ``ingestion_transport`` when ingestion runs in this process too."""
     settings = settings or load_settings(DocumentSettings)
 
     @asynccontextmanager
@@ -68,9 +77,14 @@ def create_app(settings: DocumentSettings | None = None, *, bus: EventBus | None
         ):
             source = f"kglab/{settings.service_name}"
             events = DocumentEventPublisher(runtime.bus, source=source)
+            ingestion = ClaimedChunkReader(settings.ingestion_url, transport=ingestion_transport)
+
+            async def extracted_chunks(event: DocumentExtracted) -> list[ExtractedChunk] | None:
+                return await ingestion.read(f"/internal/extractions/{event.job_id}", event.claim)
+
             # The relay and the service know each other: it calls the service, which wakes it.
             relay = deletion_relay(lambda: service.announce_pending_deletions())
-            service = DocumentService(store, events, on_unannounced=relay.notify)
+            service = DocumentService(store, events, extracted_chunks, on_unannounced=relay.notify)
             app.state.document_service = service
             app.state.document_store = store
             app.state.deletion_relay = relay
@@ -80,11 +94,12 @@ def create_app(settings: DocumentSettings | None = None, *, bus: EventBus | None
                 yield
             finally:
                 await relay.stop()
+                await ingestion.close()
 
     return create_service_app(
         settings,
         title="Knowledge Graph Lab: document service",
         description="Documents and their chunks.",
-        routers=[router],
+        routers=[router, internal_router],
         lifespan=lifespan,
     )

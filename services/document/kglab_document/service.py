@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from kglab_document.domain import (
@@ -24,18 +24,29 @@ from kglab_document.domain import (
 )
 from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.store.port import DocumentStore
-from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved, IngestionJobFailed
+from kglab_shared.claims import claim_digest, claim_matches
+from kglab_shared.events import (
+    DocumentExtracted,
+    DocumentPartsRemoved,
+    ExtractedChunk,
+    IngestionJobFailed,
+)
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
+#: Reads an extracted document's chunks from ingestion with the event's claim; None when
+#: ingestion no longer holds them (its job failed, or they were stored and dropped).
+ExtractedChunks = Callable[[DocumentExtracted], Awaitable[list[ExtractedChunk] | None]]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def document_from_event(event: DocumentExtracted) -> tuple[Document, list[Chunk]]:
+def document_from_event(
+    event: DocumentExtracted, extracted: Sequence[ExtractedChunk]
+) -> tuple[Document, list[Chunk]]:
     document = Document(
         id=event.document_id,
         owner_id=event.owner_id,
@@ -44,9 +55,10 @@ def document_from_event(event: DocumentExtracted) -> tuple[Document, list[Chunk]
         media_type=event.media_type,
         source=event.provenance.source_name,
         created_at=utc_millis(event.provenance.uploaded_at),
-        chunk_count=len(event.chunks),
+        chunk_count=len(extracted),
         metadata=dict(event.metadata),
         provenance=event.provenance.model_dump(mode="json"),
+        claim_digest=claim_digest(event.claim),
     )
     chunks = [
         Chunk(
@@ -57,7 +69,7 @@ def document_from_event(event: DocumentExtracted) -> tuple[Document, list[Chunk]
             text=chunk.text,
             heading=chunk.heading,
         )
-        for chunk in event.chunks
+        for chunk in extracted
     ]
     return document, chunks
 
@@ -67,19 +79,34 @@ class DocumentService:
         self,
         store: DocumentStore,
         events: DocumentEventPublisher,
+        extracted_chunks: ExtractedChunks,
         clock: Clock = _now,
         *,
         on_unannounced: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._events = events
+        self._extracted_chunks = extracted_chunks
         self._clock = clock
         #: Wakes the deletion relay when a publish failed (the deletion relay's ``notify``).
         self._on_unannounced = on_unannounced
 
-    async def record_extracted(self, event: DocumentExtracted) -> SaveResult:
-        """Store the document once, then announce it until the bus has confirmed it once."""
-        document, chunks = document_from_event(event)
+    async def record_extracted(self, event: DocumentExtracted) -> SaveResult | None:
+        """Read the chunks from ingestion (once: a redelivery finds the document stored), store
+        the document, then announce it until the bus has confirmed it once."""
+        if await self._store.get(event.owner_id, event.document_id) is None:
+            chunks = await self._extracted_chunks(event)
+            if chunks is None:
+                _log.info("extraction_gone", document_id=event.document_id, job_id=event.job_id)
+                return None
+        else:
+            chunks = []  # stored already (or deleted): save_extracted keeps what exists
+        return await self.store_extracted(event, chunks)
+
+    async def store_extracted(
+        self, event: DocumentExtracted, extracted: Sequence[ExtractedChunk]
+    ) -> SaveResult:
+        document, chunks = document_from_event(event, extracted)
         result = await self._store.save_extracted(document, chunks)
         stored = result.document
         # Outbox on the document itself: a crash between save and publish leaves the flag
@@ -87,7 +114,7 @@ class DocumentService:
         if stored.status is DocumentStatus.STORED and not (
             await self._store.is_stored_event_published(stored.owner_id, stored.id)
         ):
-            await self._events.stored(stored, chunks)
+            await self._events.stored(stored, event.claim)
             await self._store.mark_stored_event_published(stored.owner_id, stored.id)
         _log.info(
             "document_extracted_recorded",
@@ -136,6 +163,27 @@ class DocumentService:
         self, owner_id: str, document_id: str, *, limit: int, cursor: str | None = None
     ) -> Page[Chunk]:
         await self.get(owner_id, document_id)  # another owner's document: 404 before 422
+        after = ChunkCursor.decode(cursor) if cursor else None
+        return await self._store.chunks(
+            owner_id, document_id, limit=check_limit(limit), after=after
+        )
+
+    async def claimed_chunks(
+        self,
+        owner_id: str,
+        document_id: str,
+        claim: str | None,
+        *,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[Chunk]:
+        """The chunks for another service holding the document's claim (adr/0020); a wrong
+        claim reads as no such document."""
+        document = await self._store.get(owner_id, document_id)
+        if document is None or not document.is_visible:
+            raise DocumentNotFoundError(document_id)
+        if not claim_matches(document.claim_digest, claim):
+            raise DocumentNotFoundError(document_id)
         after = ChunkCursor.decode(cursor) if cursor else None
         return await self._store.chunks(
             owner_id, document_id, limit=check_limit(limit), after=after

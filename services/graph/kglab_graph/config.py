@@ -22,6 +22,8 @@ class GraphSettings(ServiceSettings):
     neo4j_database: str = "neo4j"
     neo4j_pool_size: int = Field(default=20, ge=1, le=200)
     sqlite_file: str = "graph.sqlite3"
+    #: Where a stored document's chunks are read from (adr/0020).
+    document_url: str = "http://127.0.0.1:8004"
 
     def stand_ins(self) -> list[StandIn]:
         found = super().stand_ins()

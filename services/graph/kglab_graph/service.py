@@ -18,7 +18,7 @@ from kglab_graph.extraction import ChunkText, EntityRecogniser, chunk_refs, extr
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.store.port import GraphStore
 from kglab_shared.errors import NotFoundError
-from kglab_shared.events import DocumentDeleted, DocumentStored
+from kglab_shared.events import DocumentDeleted, DocumentStored, ExtractedChunk
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -46,9 +46,11 @@ class GraphService:
                 extract_graph, owner, document_id, chunks, self.recogniser
             )
 
-    async def ingest_document(self, event: DocumentStored) -> ExtractedGraph:
+    async def ingest_document(
+        self, event: DocumentStored, stored: Sequence[ExtractedChunk]
+    ) -> ExtractedGraph:
         """Extract the document's entities and relations and make the store hold exactly them."""
-        chunks = [ChunkText(c.chunk_id, c.position, c.text, c.heading) for c in event.chunks]
+        chunks = [ChunkText(c.chunk_id, c.position, c.text, c.heading) for c in stored]
         graph = await self.extract(event.owner_id, event.document_id, chunks)
         await self.store.apply_document(
             event.owner_id,

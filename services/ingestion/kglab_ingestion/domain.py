@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
 import json
 import re
 import unicodedata
@@ -11,8 +13,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+from kglab_ingestion.extraction.sniff import SNIFF_BYTES
 from kglab_shared.errors import (
     NotFoundError,
     PayloadTooLargeError,
@@ -404,3 +408,36 @@ class InfectedFileError(UnprocessableError):
 
 class InvalidUrlError(UnprocessableError):
     pass
+
+
+#: Bytes of an upload kept in memory for type sniffing.
+HEAD_BYTES = max(SNIFF_BYTES, 64 * 1024)
+
+
+@dataclass(slots=True)
+class ReceivedFile:
+    """An upload on local disk; the caller deletes ``path`` (see :meth:`discard`)."""
+
+    path: Path
+    file_name: str | None
+    size: int
+    sha256: str
+    head: bytes
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+async def hash_file(path: Path, *, chunk_bytes: int = 1024 * 1024) -> tuple[str, int, bytes]:
+    """SHA-256, size and head of a file already on disk (resumable uploads)."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as source:
+        while block := source.read(chunk_bytes):
+            if len(head) < HEAD_BYTES:
+                head += block[: HEAD_BYTES - len(head)]
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size, head

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from kglab_ingestion.api.routes import router, ws_router
+from kglab_ingestion.api.routes import internal_router, router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.fetching import PageFetcher
@@ -199,7 +199,7 @@ def create_app(
         settings,
         title="Knowledge Graph Lab: ingestion service",
         description="File and URL ingestion jobs with live progress.",
-        routers=[router, tus_router, ws_router],
+        routers=[router, internal_router, tus_router, ws_router],
         lifespan=lifespan,
     )
     app.state.upload_store = upload_store

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from kglab_ingestion.api.upload_stream import ReceivedFile, hash_file
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
     MAX_PAGE_SIZE,
@@ -31,8 +31,10 @@ from kglab_ingestion.domain import (
     NewFileJob,
     Page,
     ProgressUpdate,
+    ReceivedFile,
     SourceKind,
     UnsupportedFileTypeError,
+    hash_file,
     new_job_id,
     sanitise_file_name,
     utc_now,
@@ -322,6 +324,13 @@ class IngestionService:
         cursor = ChangeCursor.decode(after) if after else None
         settled = utc_now() - timedelta(seconds=FEED_SETTLE_S)
         return await self._jobs.changes(owner_id, after=cursor, settled_before=settled, limit=limit)
+
+    async def extraction(self, job_id: str, claim: str | None) -> list[dict[str, Any]]:
+        """A completed job's chunks, for the document service holding its claim (adr/0020)."""
+        chunks = await self._jobs.extraction(job_id, claim)
+        if chunks is None:
+            raise JobNotFoundError(job_id)
+        return chunks
 
     async def list_jobs(
         self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None

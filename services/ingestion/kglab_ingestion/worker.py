@@ -74,6 +74,7 @@ from kglab_ingestion.store.port import (
     ProgressChannel,
 )
 from kglab_shared.bus import RetryLater
+from kglab_shared.claims import claim_digest, new_claim
 from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from kglab_shared.logging import get_logger
 
@@ -484,6 +485,16 @@ class JobWorker:
         near_of, near_score = await self._nearest(job, signature)
         document_id = document_id_for(job.id)
         assert job.sha256 is not None
+        claim = new_claim()
+        extracted = [
+            ExtractedChunk(
+                chunk_id=f"{document_id}-{chunk.position:05d}",
+                position=chunk.position,
+                text=chunk.text,
+                heading=chunk.heading,
+            ).model_dump()
+            for chunk in chunks
+        ]
         event = DocumentExtracted(
             document_id=document_id,
             job_id=job.id,
@@ -500,15 +511,8 @@ class JobWorker:
                 sha256=job.sha256,
                 processor_version=PROCESSOR_VERSION,
             ),
-            chunks=[
-                ExtractedChunk(
-                    chunk_id=f"{document_id}-{chunk.position:05d}",
-                    position=chunk.position,
-                    text=chunk.text,
-                    heading=chunk.heading,
-                )
-                for chunk in chunks
-            ],
+            chunk_count=len(extracted),
+            claim=claim,
         )
         completion = Completion(
             document_id=document_id,
@@ -522,6 +526,8 @@ class JobWorker:
             units_total=units_total,
             has_saved_units=has_saved_units,
             notice=info.notice,
+            chunks=extracted,
+            claim_digest=claim_digest(claim),
         )
         envelope = event.envelope(
             source=self._source, subject=document_id, event_id=f"{event.event_type}:{job.id}"

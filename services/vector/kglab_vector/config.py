@@ -61,6 +61,8 @@ class VectorSettings(ServiceSettings):
     snippet_chars: int = Field(default=300, ge=50, le=4000)
     #: The graph service, asked for related documents by ``search?expand=graph``.
     graph_url: str = "http://127.0.0.1:8003"
+    #: Where a stored document's chunks are read from (adr/0020).
+    document_url: str = "http://127.0.0.1:8004"
     graph_timeout_s: float = Field(default=2.0, gt=0, le=30)
 
     def stand_ins(self) -> list[StandIn]:

@@ -15,6 +15,7 @@ from kglab_shared.bus.idempotency import (
     RedisProcessedEvents,
 )
 from kglab_shared.bus.port import EventBus
+from kglab_shared.claims import ClaimedChunkReader
 from kglab_shared.health import Readiness
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import StoreKind, load_settings
@@ -139,9 +140,10 @@ def create_app(
     *,
     bus: EventBus | None = None,
     graph_transport: httpx.AsyncBaseTransport | None = None,
+    document_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the vector service; ``bus`` is injected when several services share one process,
-    ``graph_transport`` when the graph service runs in this process too."""
+    ``graph_transport`` and ``document_transport`` when those services run in it too."""
     settings = settings or load_settings(VectorSettings)
 
     @asynccontextmanager
@@ -177,11 +179,13 @@ def create_app(
                 settings.graph_url, timeout_s=settings.graph_timeout_s, transport=graph_transport
             )
             stack.push_async_callback(graph.close)
+            documents = ClaimedChunkReader(settings.document_url, transport=document_transport)
+            stack.push_async_callback(documents.close)
             app.state.vector_service = service
             app.state.graph_client = graph
             app.state.vector_store = store
             await consume.subscribe(
-                runtime.bus, service, processed, source=f"kglab/{settings.service_name}"
+                runtime.bus, service, processed, documents, source=f"kglab/{settings.service_name}"
             )
             yield
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kglab_shared.bus.idempotency import InMemoryProcessedEvents, ProcessedEvents
-from kglab_shared.events import DocumentDeleted, DocumentStored
+from kglab_shared.events import DocumentDeleted, DocumentStored, ExtractedChunk
 from kglab_shared.logging import get_logger
 from kglab_vector.cache.port import SearchCache, query_description, query_key
 from kglab_vector.domain import (
@@ -64,7 +64,7 @@ class Indexer:
             return await asyncio.to_thread(self.embedder.embed_query, text)
 
 
-def records_of(event: DocumentStored, media_type: str | None = None) -> list[ChunkRecord]:
+def records_of(event: DocumentStored, chunks: Sequence[ExtractedChunk]) -> list[ChunkRecord]:
     return [
         ChunkRecord(
             owner_id=event.owner_id,
@@ -74,9 +74,9 @@ def records_of(event: DocumentStored, media_type: str | None = None) -> list[Chu
             text=chunk.text,
             title=event.title,
             heading=chunk.heading,
-            media_type=media_type,
+            media_type=event.media_type,
         )
-        for chunk in event.chunks
+        for chunk in chunks
     ]
 
 
@@ -155,7 +155,7 @@ class VectorService:
     async def _is_deleted(self, owner_id: str, document_id: str) -> bool:
         return await self._tombstones.has(DELETED_GROUP, f"{owner_id}:{document_id}")
 
-    async def index_document(self, event: DocumentStored) -> int:
+    async def index_document(self, event: DocumentStored, chunks: Sequence[ExtractedChunk]) -> int:
         """Make the index hold exactly the document's chunks; a repeat writes the same points.
 
         A deleted document is never brought back: not by a late ``document.stored`` (any event
@@ -167,7 +167,7 @@ class VectorService:
             if await self._is_deleted(owner_id, document_id):
                 _log.info("vector_document_already_deleted", document_id=document_id)
                 return 0
-            records = records_of(event, event.media_type)
+            records = records_of(event, chunks)
             indexed = await self.indexer.index(records)
             await self.store.upsert(indexed)
             await self.store.remove_other_chunks(

@@ -11,6 +11,7 @@ from kglab_graph.store.neo4j import Neo4jGraphStore
 from kglab_graph.store.port import GraphStore
 from kglab_graph.store.sqlite import SqliteGraphStore
 from tests.conftest import unique_name
+from tests.graph_owners import delete_owner
 
 
 @pytest.fixture
@@ -37,5 +38,5 @@ async def graph_store(
         yield neo4j
     finally:
         for owner in owners:
-            await neo4j.delete_owner(owner, timeout_s=30)
+            await delete_owner(neo4j.driver, owner, timeout_s=30)
         await neo4j.close()

@@ -78,7 +78,8 @@ def extracted_event(job: IngestionJob) -> object:
             sha256=job.sha256 or "",
             processor_version="test/1",
         ),
-        chunks=[],
+        chunk_count=0,
+        claim="claim",
     )
     return event.envelope(source="test", event_id=f"document.extracted:{job.id}")
 

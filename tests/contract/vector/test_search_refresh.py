@@ -70,16 +70,20 @@ def indexer() -> Indexer:
     return Indexer(HashingEmbedder(64), Bm25SparseEncoder())
 
 
-def stored(document_id: str, *texts: str) -> DocumentStored:
-    return DocumentStored(
+def stored(document_id: str, *texts: str) -> tuple[DocumentStored, list[ExtractedChunk]]:
+    chunks = [
+        ExtractedChunk(chunk_id=f"{document_id}-{n}", position=n, text=text)
+        for n, text in enumerate(texts)
+    ]
+    event = DocumentStored(
         document_id=document_id,
         owner_id=ALICE,
         title=document_id,
-        chunks=[
-            ExtractedChunk(chunk_id=f"{document_id}-{n}", position=n, text=text)
-            for n, text in enumerate(texts)
-        ],
+        media_type="text/plain",
+        chunk_count=len(chunks),
+        claim="unused: the chunks are given",
     )
+    return event, chunks
 
 
 WORDS = ("salt", "wool", "glass", "timber", "copper", "honey")
@@ -89,7 +93,7 @@ async def seeded(
     store: FaultyStore, cache: SearchCache, refresh: CacheRefresh | None = None
 ) -> VectorService:
     service = VectorService(store, indexer(), cache, refresh=refresh)
-    await service.index_document(stored("doc-old", *(f"old {w} trade" for w in WORDS)))
+    await service.index_document(*stored("doc-old", *(f"old {w} trade" for w in WORDS)))
     return service
 
 
@@ -119,7 +123,7 @@ async def test_hot_answers_are_refreshed_after_a_change_and_cold_ones_are_not(
     await ask(service, "wool", 2)
     await ask(service, "glass", 1)  # used once: below min_uses, not worth a search
 
-    await service.index_document(stored("doc-new", "new salt wool glass trade"))
+    await service.index_document(*stored("doc-new", "new salt wool glass trade"))
 
     assert service.refresh_stats.searches == 2
     assert await cached_now(service, "salt") == ["doc-new", "doc-old"]
@@ -145,7 +149,7 @@ async def test_refreshed_answers_equal_answers_computed_on_demand(
 ) -> None:
     service = await seeded(store, cache)
     await ask(service, "copper", 3)
-    await service.index_document(stored("doc-new", "new copper trade"))
+    await service.index_document(*stored("doc-new", "new copper trade"))
     refreshed, cached = await ask(service, "copper")
     assert cached
     on_demand = await VectorService(store, indexer(), cache, refresh=CacheRefresh(top=0))._search(
@@ -161,7 +165,7 @@ async def test_refresh_is_bounded_in_count(store: FaultyStore, cache: SearchCach
     service = await seeded(store, cache, CacheRefresh(top=2, min_uses=1))
     for uses, word in enumerate(WORDS, start=2):
         await ask(service, word, uses)  # honey most used, salt least
-    await service.index_document(stored("doc-new", "new trade"))
+    await service.index_document(*stored("doc-new", "new trade"))
     assert service.refresh_stats.searches == 2
     assert await cached_now(service, "honey") == ["doc-new", "doc-old"]
     assert await cached_now(service, "copper") == ["doc-new", "doc-old"]
@@ -175,7 +179,7 @@ async def test_refresh_is_bounded_in_time(store: FaultyStore, cache: SearchCache
         await ask(service, word, 2)
     store.delay_s = 0.1
     before = service.refresh_stats.seconds
-    assert await service.index_document(stored("doc-new", "new trade")) == 1
+    assert await service.index_document(*stored("doc-new", "new trade")) == 1
     stats = service.refresh_stats
     assert stats.timed_out == 1
     assert stats.seconds - before < 1.0  # stopped at its budget, not after all six
@@ -194,7 +198,7 @@ async def test_a_failing_refresh_leaves_the_answers_invalidated(
     await ask(service, "salt", 3)
     store.fail = True
     # The change itself succeeds: the refresh is a bonus, its failure is only logged.
-    assert await service.index_document(stored("doc-new", "new salt trade")) == 1
+    assert await service.index_document(*stored("doc-new", "new salt trade")) == 1
     assert service.refresh_stats.failed == 1
     assert await cached_now(service, "salt") is None
     store.fail = False
@@ -211,7 +215,7 @@ async def test_a_search_racing_a_change_leaves_no_stale_answer(
     store.hold_next = True
     racing = asyncio.create_task(ask(service, "salt"))
     await asyncio.wait_for(store.held.wait(), 5)
-    await service.index_document(stored("doc-new", "new salt trade"))
+    await service.index_document(*stored("doc-new", "new salt trade"))
     store.release.set()
     hits, _ = await racing
     assert {h.document_id for h in hits} == {"doc-old"}  # that request began before the change
@@ -229,9 +233,9 @@ async def test_a_refresh_racing_a_newer_change_leaves_no_stale_answer(
     # The first change's refresh computes 'salt' before the second change lands; it must not
     # store that answer, which lacks the second document.
     store.hold_next = True
-    first = asyncio.create_task(service.index_document(stored("doc-one", "one salt trade")))
+    first = asyncio.create_task(service.index_document(*stored("doc-one", "one salt trade")))
     await asyncio.wait_for(store.held.wait(), 5)
-    await service.index_document(stored("doc-two", "two salt trade"))
+    await service.index_document(*stored("doc-two", "two salt trade"))
     store.release.set()
     assert await first == 1
     assert service.refresh_stats.superseded == 1
@@ -245,7 +249,7 @@ async def test_refresh_off_counts_nothing(store: FaultyStore, cache_factory: Cac
     service = await seeded(store, cache, CacheRefresh(top=0))
     await ask(service, "salt", 3)
     before = store.searches
-    await service.index_document(stored("doc-new", "new salt trade"))
+    await service.index_document(*stored("doc-new", "new salt trade"))
     assert store.searches == before
     assert await cache.hot_queries(ALICE, 10, 0) == []
 
@@ -261,6 +265,6 @@ async def test_a_burst_of_changes_without_searches_refreshes_less_each_time(
     searched = []
     for n in range(5):
         before = service.refresh_stats.searches
-        await service.index_document(stored(f"doc-{n}", f"batch {n} salt trade"))
+        await service.index_document(*stored(f"doc-{n}", f"batch {n} salt trade"))
         searched.append(service.refresh_stats.searches - before)
     assert searched == [2, 1, 1, 0, 0]  # salt 8, 4, 2, 1; wool 3, 1.5

@@ -31,6 +31,7 @@ from kglab_shared.events import (
     Provenance,
 )
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from tests.claims import claimed, holder
 from tests.conftest import unique_name
 from tests.waiting import wait_until
 
@@ -64,11 +65,16 @@ def extracted_event(
             sha256="cd" * 32,
             processor_version="test-1",
         ),
-        chunks=[
-            ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=f"Part {i}.")
-            for i in range(chunks)
-        ],
+        chunk_count=chunks,
+        claim=claimed(owner, f"job-{document_id}", chunks_of(document_id, chunks)),
     )
+
+
+def chunks_of(document_id: str, count: int) -> list[ExtractedChunk]:
+    return [
+        ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=f"Part {i}.")
+        for i in range(count)
+    ]
 
 
 @dataclass
@@ -93,7 +99,7 @@ class DocumentApp:
         return {IDENTITY_HEADER: self.codec.mint(Identity(user_id=user_id))}
 
     async def seed(self, event: DocumentExtracted) -> None:
-        await self.service.record_extracted(event)
+        await self.service.store_extracted(event, chunks_of(event.document_id, event.chunk_count))
 
     def events_of(self, event_type: str) -> list[EventEnvelope]:
         return [e for e in self.received if e.type == event_type]
@@ -141,7 +147,7 @@ async def document_app(
 async def run_document_app(settings: DocumentSettings, bus: EventBus) -> AsyncIterator[DocumentApp]:
     await bus.start()
     try:
-        app = create_app(settings, bus=bus)
+        app = create_app(settings, bus=bus, ingestion_transport=holder())
         # The app's own lifespan, as a server would run it (httpx's transport does not).
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 
 from kglab_document.config import DocumentSettings
 from kglab_shared.bus.port import EventBus
+from kglab_shared.claims import ClaimedChunkReader
 from kglab_shared.events import (
     DocumentPartsRemoved,
     DocumentStored,
@@ -50,11 +52,58 @@ async def test_extracted_is_stored_and_announced_once(document_app: DocumentApp)
     assert stored[0].id == "document.stored:doc-flow"
     data = DocumentStored.model_validate(stored[0].data)
     assert data.owner_id == ALICE
-    assert [c.position for c in data.chunks] == [0, 1, 2, 3]
+    assert data.chunk_count == 4
     response = await document_app.client.get(
         "/api/v1/documents/doc-flow/chunks", headers=document_app.headers()
     )
     assert len(response.json()["items"]) == 4
+    # What the vector and graph services read: the claim the event carries opens the chunks.
+    reader = ClaimedChunkReader("http://document", transport=httpx.ASGITransport(document_app.app))
+    try:
+        chunks = await reader.read_stored(data)
+        assert chunks is not None
+        assert [c.position for c in chunks] == [0, 1, 2, 3]
+        assert await reader.read_stored(data.model_copy(update={"claim": "guessed"})) is None
+        assert await reader.read_stored(data.model_copy(update={"owner_id": "other"})) is None
+    finally:
+        await reader.close()
+
+
+async def test_a_big_documents_stored_event_carries_a_claim_not_its_text(
+    document_app: DocumentApp,
+) -> None:
+    event = extracted_event("doc-big", chunks=3000)
+    await document_app.bus.publish(event.envelope(source="kglab/ingestion", subject="doc-big"))
+    await document_app.wait_for(lambda: _count(document_app, "document.stored", 1), timeout_s=30)
+
+    stored = document_app.events_of("document.stored")[0]
+    assert DocumentStored.model_validate(stored.data).chunk_count == 3000
+    assert len(stored.to_bytes()) <= 1024  # adr/0020: about 430 bytes, at any size
+
+
+async def test_claimed_chunks_are_read_page_by_page(document_app: DocumentApp) -> None:
+    event = extracted_event("doc-long", chunks=230)
+    await document_app.seed(event)
+    reader = ClaimedChunkReader("http://document", transport=httpx.ASGITransport(document_app.app))
+    try:
+        stored = DocumentStored(
+            document_id="doc-long",
+            owner_id=ALICE,
+            title="A report",
+            media_type="text/plain",
+            chunk_count=230,
+            claim=event.claim,
+        )
+        chunks = await reader.read_stored(stored)
+    finally:
+        await reader.close()
+    assert chunks is not None
+    assert [c.position for c in chunks] == list(range(230))
+    # Without the claim the internal route answers as if there were no such document.
+    response = await document_app.client.get(
+        "/internal/documents/doc-long/chunks", params={"owner_id": ALICE}
+    )
+    assert response.status_code == 404
 
 
 async def test_delete_is_followed_until_every_part_is_gone(document_app: DocumentApp) -> None:

@@ -28,7 +28,9 @@ from kglab_shared.events import (
     ExtractedChunk,
 )
 from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from tests.claims import claimed, holder
 from tests.conftest import unique_name
+from tests.graph_owners import delete_owner
 from tests.waiting import wait_until
 
 
@@ -46,14 +48,17 @@ class GraphApp:
         return {IDENTITY_HEADER: self.codec.mint(Identity(user_id=user_id))}
 
     async def store_document(self, owner: str, document_id: str, *texts: str) -> None:
+        chunks = [
+            ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=text)
+            for i, text in enumerate(texts)
+        ]
         event = DocumentStored(
             document_id=document_id,
             owner_id=owner,
             title=f"Title of {document_id}",
-            chunks=[
-                ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=text)
-                for i, text in enumerate(texts)
-            ],
+            media_type="text/plain",
+            chunk_count=len(chunks),
+            claim=claimed(owner, document_id, chunks),
         )
         await self.bus.publish(event.envelope(source="kglab/test"))
 
@@ -94,7 +99,7 @@ async def graph_app(
     alice, bob = unique_name("alice"), unique_name("bob")
     await bus.start()
     try:
-        app = create_app(settings, bus=bus)
+        app = create_app(settings, bus=bus, document_transport=holder())
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://graph") as client:
@@ -117,6 +122,11 @@ async def graph_app(
                     store = app.state.graph_store
                     if isinstance(store, Neo4jGraphStore):
                         for owner in (alice, bob):
-                            await store.delete_owner(owner, timeout_s=30)
+                            await delete_owner(
+                                store.driver,
+                                owner,
+                                database=settings.neo4j_database,
+                                timeout_s=30,
+                            )
     finally:
         await bus.close()

@@ -28,6 +28,7 @@ from kglab_ingestion.store.sql import SqlJobStore
 from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.memory import InProcessBroker
 from kglab_shared.bus.port import EventBus
+from kglab_shared.claims import CLAIM_HEADER
 from kglab_shared.events import (
     DOCUMENT_EXTRACTED,
     INDEXING_PARTS,
@@ -61,6 +62,8 @@ class IngestionApp:
     codec: IdentityCodec
     settings: IngestionSettings
     extracted: list[EventEnvelope] = field(default_factory=list)
+    #: Document id -> its chunks' text, read as the document service reads it (the claim).
+    texts: dict[str, str] = field(default_factory=dict)
     acknowledge_parts: bool = True
 
     def headers(self, user: str = ALICE) -> dict[str, str]:
@@ -181,9 +184,20 @@ async def ingestion_factory(
             )
 
             async def record(envelope: EventEnvelope) -> None:
-                harness.extracted.append(envelope)
                 data = parse_event_data(envelope)
                 assert isinstance(data, DocumentExtracted)
+                if data.document_id not in harness.texts:
+                    # Read as the document service does, before its part is acknowledged
+                    # (which drops the chunks at ingestion).
+                    response = await client.get(
+                        f"/internal/extractions/{data.job_id}",
+                        headers={CLAIM_HEADER: data.claim},
+                    )
+                    assert response.status_code == 200, response.text
+                    items = response.json()["items"]
+                    assert len(items) == data.chunk_count
+                    harness.texts[data.document_id] = " ".join(i["text"] for i in items)
+                harness.extracted.append(envelope)
                 if harness.acknowledge_parts:
                     for part in INDEXING_PARTS:
                         await bus.publish(

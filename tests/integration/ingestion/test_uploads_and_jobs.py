@@ -61,8 +61,34 @@ async def test_a_markdown_upload_becomes_a_completed_job_and_a_document(
     assert event.document_id == job["document_id"]
     assert event.owner_id == ALICE
     assert event.provenance.source_name == "graphs.md"
-    assert event.chunks
-    assert "Cypher" in " ".join(chunk.text for chunk in event.chunks)
+    assert event.chunk_count > 0
+    assert "Cypher" in ingestion.texts[event.document_id]
+
+
+#: The largest event a document's indexing puts on the bus, whatever the document's size
+#: (adr/0020: about 800 bytes measured; the rest is headroom for a long title or metadata).
+MAX_EVENT_BYTES = 4096
+
+
+async def test_a_big_documents_event_carries_a_claim_not_its_text(
+    ingestion: IngestionApp,
+) -> None:
+    paragraph = "The salt town's ledger records copper, wool and timber from the harbour. " * 10
+    text = "\n\n".join(f"## Part {i}\n\n{paragraph}" for i in range(1500))  # about 1.1 MB
+    accepted = (await ingestion.upload(text.encode(), "ledger.md")).json()
+    await ingestion.wait_for_status(accepted["job_id"], "completed", timeout_s=60)
+
+    event = ingestion.extracted[0]
+    data = DocumentExtracted.model_validate(event.data)
+    assert data.chunk_count >= 1500
+    assert len(event.to_bytes()) <= MAX_EVENT_BYTES
+    # Everything is there all the same, read with the claim as the document service reads it.
+    assert ingestion.texts[data.document_id].count("salt town's ledger") == 15000
+    # Once the document service acknowledged its part, the chunks are dropped at ingestion.
+    gone = await ingestion.client.get(
+        f"/internal/extractions/{data.job_id}", headers={"X-KGLab-Claim": data.claim}
+    )
+    assert gone.status_code == 404
 
 
 async def test_an_identical_file_points_at_the_existing_job(ingestion: IngestionApp) -> None:

@@ -104,7 +104,7 @@ async def test_a_web_page_becomes_a_document_with_its_article(
 
     await wait_until(announced)
     event = DocumentExtracted.model_validate(fetching_app.extracted[0].data)
-    text = " ".join(chunk.text for chunk in event.chunks)
+    text = fetching_app.texts[event.document_id]
     assert "polysilicon" in text
     assert "Subscribe to our newsletter" not in text  # boilerplate left behind
     assert "cookies" not in text

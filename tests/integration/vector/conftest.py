@@ -24,6 +24,7 @@ from kglab_shared.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from kglab_vector.config import VectorSettings
 from kglab_vector.main import create_app
 from kglab_vector.service import VectorService
+from tests.claims import claimed, holder
 from tests.conftest import unique_name
 from tests.waiting import wait_until
 
@@ -34,14 +35,17 @@ BOB = "user-bob"
 def stored_event(
     document_id: str, texts: list[str], *, owner: str = ALICE, title: str = "A report"
 ) -> DocumentStored:
+    chunks = [
+        ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=t, heading="Part")
+        for i, t in enumerate(texts)
+    ]
     return DocumentStored(
         document_id=document_id,
         owner_id=owner,
         title=title,
-        chunks=[
-            ExtractedChunk(chunk_id=f"{document_id}-{i}", position=i, text=t, heading="Part")
-            for i, t in enumerate(texts)
-        ],
+        media_type="text/plain",
+        chunk_count=len(chunks),
+        claim=claimed(owner, document_id, chunks),
     )
 
 
@@ -138,7 +142,7 @@ async def run_vector_app(
     """Run ``app`` (by default the vector service built from ``settings`` on ``bus``)."""
     await bus.start()
     try:
-        app = app or create_app(settings, bus=bus)
+        app = app or create_app(settings, bus=bus, document_transport=holder())
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://vector") as client:

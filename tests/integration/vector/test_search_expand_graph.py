@@ -16,6 +16,7 @@ from kglab_shared.bus.factory import create_bus
 from kglab_shared.bus.memory import InProcessBroker
 from kglab_vector.config import VectorSettings
 from kglab_vector.main import create_app as create_vector
+from tests.claims import holder
 from tests.integration.vector.conftest import (
     ALICE,
     BOB,
@@ -82,13 +83,16 @@ async def with_graph(tmp_path: Path) -> AsyncIterator[VectorApp]:
         recogniser="rules",
     )
     (tmp_path / "graph").mkdir()
-    graph = create_graph(graph_settings, bus=graph_bus)
+    graph = create_graph(graph_settings, bus=graph_bus, document_transport=holder())
     try:
         async with graph.router.lifespan_context(graph):
             vector_bus = create_bus("memory", None, source="kglab/vector", broker=broker)
             settings = _vector_settings(tmp_path)
             app = create_vector(
-                settings, bus=vector_bus, graph_transport=httpx.ASGITransport(app=graph)
+                settings,
+                bus=vector_bus,
+                graph_transport=httpx.ASGITransport(app=graph),
+                document_transport=holder(),
             )
             async for harness in run_vector_app(settings, vector_bus, app=app):
                 await _seed(harness, graph)

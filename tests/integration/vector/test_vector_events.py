@@ -19,6 +19,7 @@ from kglab_vector.domain import point_id
 from kglab_vector.embedding.hashing import HashingEmbedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer, VectorService
+from tests.claims import held
 from tests.conftest import unique_name
 from tests.integration.vector.conftest import (
     ALICE,
@@ -150,7 +151,7 @@ async def test_a_deletion_during_indexing_elsewhere_leaves_no_vectors(
     )
     event = stored_event("doc-race", TEXTS)
 
-    indexing = asyncio.create_task(replica_a.index_document(event))
+    indexing = asyncio.create_task(replica_a.index_document(event, held(event.claim)))
     await asyncio.to_thread(gated.started.wait, 10)
     await replica_b.remove_document(DocumentDeleted(document_id="doc-race", owner_id=ALICE))
     gated.gate.set()
@@ -158,7 +159,7 @@ async def test_a_deletion_during_indexing_elsewhere_leaves_no_vectors(
     assert await indexing == 0
     assert await store.count(ALICE, "doc-race") == 0
     # A later redelivery, under any event id, on either replica, changes nothing.
-    assert await replica_b.index_document(event) == 0
+    assert await replica_b.index_document(event, held(event.claim)) == 0
     assert await store.count(ALICE, "doc-race") == 0
 
 
@@ -167,5 +168,7 @@ async def test_index_and_delete_of_one_document_take_turns(vector_app: VectorApp
     event = stored_event("doc-turns", TEXTS)
     deleted = DocumentDeleted(document_id="doc-turns", owner_id=ALICE)
     # Both at once in one process: whichever order they run in, nothing is left behind.
-    await asyncio.gather(service.index_document(event), service.remove_document(deleted))
+    await asyncio.gather(
+        service.index_document(event, held(event.claim)), service.remove_document(deleted)
+    )
     assert await service.store.count(ALICE, "doc-turns") == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from kglab_document.api.deps import DocumentServiceDep
 from kglab_document.domain import MAX_PAGE_SIZE, DocumentFilters, SortOrder
@@ -16,10 +16,14 @@ from kglab_document.schemas import (
     DocumentOut,
     DocumentPageOut,
 )
+from kglab_shared.claims import CLAIM_HEADER
 from kglab_shared.errors import NotFoundError, UnauthorizedError, UnprocessableError, documented
 from kglab_shared.identity import CurrentIdentity
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+#: For the vector and graph services, which hold a document's claim (adr/0020); the gateway
+#: routes nothing here.
+internal_router = APIRouter(prefix="/internal/documents", tags=["internal"])
 
 _SIGNED_OUT = documented(UnauthorizedError, "Sign in first: this route needs a bearer token.")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -121,3 +125,17 @@ async def get_deletion_status(
 ) -> DeletionStatusOut:
     """Report which parts of a deleted document are gone."""
     return DeletionStatusOut.of(await service.deletion(identity.user_id, document_id))
+
+
+@internal_router.get("/{document_id}/chunks", response_model=ChunkPageOut, responses=_ERRORS)
+async def list_claimed_chunks(
+    document_id: str,
+    owner_id: str,
+    service: DocumentServiceDep,
+    claim: Annotated[str | None, Header(alias=CLAIM_HEADER)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> ChunkPageOut:
+    """List a document's chunks for a service that holds its claim."""
+    page = await service.claimed_chunks(owner_id, document_id, claim, limit=limit, cursor=cursor)
+    return ChunkPageOut.of(page)

@@ -12,11 +12,11 @@ owed until the bus confirms it (adr/0002, 2026-12-06).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
-from kglab_document.domain import Chunk, Document
+from kglab_document.domain import Document
 from kglab_shared.bus.port import EventBus
-from kglab_shared.events import DocumentDeleted, DocumentStored, ExtractedChunk
+from kglab_shared.events import DocumentDeleted, DocumentStored
 from kglab_shared.outbox import RelayLoop
 
 
@@ -25,18 +25,15 @@ class DocumentEventPublisher:
         self._bus = bus
         self._source = source
 
-    async def stored(self, document: Document, chunks: Sequence[Chunk]) -> None:
+    async def stored(self, document: Document, claim: str) -> None:
+        """Ids and the claim: the vector and graph services read the chunks from here."""
         event = DocumentStored(
             document_id=document.id,
             owner_id=document.owner_id,
             title=document.title,
             media_type=document.media_type,
-            chunks=[
-                ExtractedChunk(
-                    chunk_id=c.chunk_id, position=c.position, text=c.text, heading=c.heading
-                )
-                for c in sorted(chunks, key=lambda c: c.position)
-            ],
+            chunk_count=document.chunk_count,
+            claim=claim,
         )
         await self._bus.publish(
             event.envelope(

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS documents (
     status TEXT NOT NULL,
     stored_event_published INTEGER NOT NULL DEFAULT 0,
     deletion_requested_at TEXT,
-    removed_parts TEXT NOT NULL DEFAULT '{}'
+    removed_parts TEXT NOT NULL DEFAULT '{}',
+    claim_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS documents_owner_created
     ON documents (owner_id, status, created_at, id);
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 
 _COLUMNS = (
     "id, owner_id, job_id, title, media_type, source, created_at, chunk_count, metadata, "
-    "provenance, status, stored_event_published, deletion_requested_at, removed_parts"
+    "provenance, status, stored_event_published, deletion_requested_at, removed_parts, "
+    "claim_digest"
 )
 _SORTS: dict[SortOrder, tuple[str, str]] = {
     SortOrder.NEWEST: ("created_at", "DESC"),
@@ -94,6 +96,10 @@ class SqliteDocumentStore:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
             await connection.executescript(_SCHEMA)
+            async with connection.execute("PRAGMA table_info(documents)") as cursor:
+                columns = {row[1] async for row in cursor}
+            if "claim_digest" not in columns:  # a data directory from before adr/0020
+                await connection.execute("ALTER TABLE documents ADD COLUMN claim_digest TEXT")
             await connection.commit()
         except BaseException:
             await connection.close()
@@ -108,7 +114,7 @@ class SqliteDocumentStore:
             try:
                 cursor = await self._db.execute(
                     f"INSERT INTO documents ({_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO NOTHING",
                     _document_row(document),
                 )
@@ -324,6 +330,7 @@ def _document_row(document: Document) -> tuple[Any, ...]:
         0,  # stored_event_published: set only by mark_stored_event_published
         _iso(document.deletion_requested_at) if document.deletion_requested_at else None,
         json.dumps({p: _iso(t) for p, t in document.removed_parts.items()}),
+        document.claim_digest,
     )
 
 
@@ -342,4 +349,5 @@ def _document_from_row(row: Sequence[Any]) -> Document:
         status=DocumentStatus(row[10]),
         deletion_requested_at=_parse(row[12]) if row[12] else None,
         removed_parts={p: _parse(t) for p, t in json.loads(row[13]).items()},
+        claim_digest=row[14],
     )

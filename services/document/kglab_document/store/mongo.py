@@ -349,6 +349,7 @@ def _document_to_mongo(document: Document) -> MongoDoc:
         "provenance": document.provenance,
         "status": document.status.value,
         "deletion_requested_at": document.deletion_requested_at,
+        "claim_digest": document.claim_digest,
     }
 
 
@@ -368,6 +369,7 @@ def _document_from_mongo(raw: Mapping[str, Any]) -> Document:
         deletion_requested_at=(
             utc_millis(raw["deletion_requested_at"]) if raw.get("deletion_requested_at") else None
         ),
+        claim_digest=raw.get("claim_digest"),
     )
 
 

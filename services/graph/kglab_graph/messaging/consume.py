@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kglab_graph.service import GraphService
 from kglab_shared.bus.port import EventBus, EventHandler
+from kglab_shared.claims import ClaimedChunkReader
 from kglab_shared.events import (
     DOCUMENT_DELETED,
     DOCUMENT_STORED,
@@ -18,29 +19,36 @@ from kglab_shared.events import (
     parse_event_data,
 )
 from kglab_shared.indexing import IndexedPartPublisher, report_part
+from kglab_shared.logging import get_logger
 
 GROUP = "graph"
 PATTERNS = (DOCUMENT_STORED, DOCUMENT_DELETED)
+_log = get_logger(__name__)
 
 
 def document_events_handler(
-    service: GraphService, indexed: IndexedPartPublisher | None = None
+    service: GraphService, indexed: IndexedPartPublisher, documents: ClaimedChunkReader
 ) -> EventHandler:
+    async def ingest(event: DocumentStored) -> None:
+        chunks = await documents.read_stored(event)
+        if chunks is None:  # deleted before it was read: nothing to add
+            _log.info("graph_document_gone", document_id=event.document_id)
+            return
+        await service.ingest_document(event, chunks)
+
     async def handle(envelope: EventEnvelope) -> None:
         data = parse_event_data(envelope)
         if isinstance(data, DocumentStored):
-            if indexed is None:
-                await service.ingest_document(data)
-            else:
-                await report_part(
-                    indexed, data.owner_id, data.document_id, service.ingest_document(data)
-                )
+            await report_part(indexed, data.owner_id, data.document_id, ingest(data))
         elif isinstance(data, DocumentDeleted):
             await service.remove_document(data)
 
     return handle
 
 
-async def subscribe(bus: EventBus, service: GraphService, *, source: str) -> None:
+async def subscribe(
+    bus: EventBus, service: GraphService, documents: ClaimedChunkReader, *, source: str
+) -> None:
     indexed = IndexedPartPublisher(bus, part=PART_GRAPHED, source=source)
-    await bus.subscribe(GROUP, list(PATTERNS), document_events_handler(service, indexed))
+    handler = document_events_handler(service, indexed, documents)
+    await bus.subscribe(GROUP, list(PATTERNS), handler)

@@ -11,7 +11,6 @@ values written into query text, and only from fixed validated integers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString, cast
@@ -465,25 +464,6 @@ class Neo4jGraphStore:
         }
         async with self.driver.session(database=self._database) as session:
             return cast(Subgraph | None, await session.execute_read(_document_graph, params))
-
-    # --- for tests and benchmarks -------------------------------------------------------
-
-    async def delete_owner(self, owner: str, batch: int = 10_000, timeout_s: float = 120) -> int:
-        """Remove every node of ``owner`` in bounded batches; return how many."""
-        removed = 0
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            records, _, _ = await self.driver.execute_query(
-                "MATCH (n {owner: $owner}) WITH n LIMIT $batch DETACH DELETE n "
-                "RETURN count(*) AS removed",
-                {"owner": owner, "batch": batch},
-                database_=self._database,
-            )
-            count = int(records[0]["removed"])
-            removed += count
-            if count < batch:
-                return removed
-        raise TimeoutError(f"Deleting the nodes of {owner!r} took longer than {timeout_s} s.")
 
 
 def document_params(

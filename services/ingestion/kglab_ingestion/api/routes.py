@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket, status
+from fastapi import APIRouter, Header, Query, Request, Response, WebSocket, status
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kglab_ingestion.api.deps import IngestionServiceDep, SettingsDep
@@ -38,6 +38,7 @@ from kglab_ingestion.schemas import (
 )
 from kglab_ingestion.service import IngestionService
 from kglab_ingestion.store.port import JobStore, ProgressChannel
+from kglab_shared.claims import CLAIM_HEADER
 from kglab_shared.errors import (
     DomainError,
     NotFoundError,
@@ -50,6 +51,9 @@ from kglab_shared.identity import IDENTITY_HEADER, CurrentIdentity, IdentityCode
 from kglab_shared.logging import get_logger
 
 router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+#: For the document service, which holds a document's claim (adr/0020); the gateway routes
+#: nothing here.
+internal_router = APIRouter(prefix="/internal", tags=["internal"])
 ws_router = APIRouter()
 _log = get_logger(__name__)
 
@@ -377,3 +381,13 @@ async def _wait_disconnect(websocket: WebSocket) -> None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+
+
+@internal_router.get("/extractions/{job_id}")
+async def get_extraction(
+    job_id: str,
+    service: IngestionServiceDep,
+    claim: Annotated[str | None, Header(alias=CLAIM_HEADER)] = None,
+) -> dict[str, Any]:
+    """Get a completed job's chunks for the service holding its claim (one page)."""
+    return {"items": await service.extraction(job_id, claim), "next_cursor": None}

@@ -19,30 +19,12 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from kglab_ingestion.domain import FileTooLargeError, MissingFileError
-from kglab_ingestion.extraction import SNIFF_BYTES
+from kglab_ingestion.domain import HEAD_BYTES, FileTooLargeError, MissingFileError, ReceivedFile
 from kglab_shared.errors import UnprocessableError, UnsupportedMediaTypeError
 
 FILE_FIELD = "file"
-#: Bytes of the file kept in memory for type sniffing.
-HEAD_BYTES = max(SNIFF_BYTES, 64 * 1024)
 #: Multipart framing and small form fields allowed beyond the file's own limit.
 _FRAMING_ALLOWANCE = 64 * 1024
-
-
-@dataclass(slots=True)
-class ReceivedFile:
-    """An upload on local disk; the caller deletes ``path`` (see :meth:`discard`)."""
-
-    path: Path
-    file_name: str | None
-    size: int
-    sha256: str
-    head: bytes
-
-    def discard(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
 
 @dataclass(slots=True)
@@ -52,20 +34,6 @@ class _PartState:
     header_value: bytearray = field(default_factory=bytearray)
     is_file: bool = False
     file_name: str | None = None
-
-
-async def hash_file(path: Path, *, chunk_bytes: int = 1024 * 1024) -> tuple[str, int, bytes]:
-    """SHA-256, size and head of a file already on disk (resumable uploads)."""
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    with path.open("rb") as source:
-        while block := source.read(chunk_bytes):
-            if len(head) < HEAD_BYTES:
-                head += block[: HEAD_BYTES - len(head)]
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size, head
 
 
 async def receive_upload(

@@ -17,13 +17,10 @@ from kglab_ingestion.extraction.model import (
     Section,
     TextChunk,
 )
-from kglab_ingestion.extraction.pdf import DEFAULT_PDF_EXTRACTOR, PDF_EXTRACTORS
 from kglab_ingestion.extraction.sniff import SNIFF_BYTES, display_name, sniff_media_type
 
 __all__ = [
-    "DEFAULT_PDF_EXTRACTOR",
     "MEDIA_TYPES",
-    "PDF_EXTRACTORS",
     "PROCESSOR_VERSION",
     "SNIFF_BYTES",
     "DocumentInfo",

@@ -21,7 +21,7 @@ from kglab_ingestion.extraction.model import (
     ExtractionUnit,
     Section,
 )
-from kglab_ingestion.extraction.pdf import DEFAULT_PDF_EXTRACTOR, open_pdf, pdf_units
+from kglab_ingestion.extraction.pdf import open_pdf, pdf_units
 from kglab_ingestion.extraction.sniff import display_name
 
 # Formats other than PDF are read whole; a text file this large is not a document.
@@ -73,7 +73,6 @@ def open_document(
     *,
     source_name: str,
     start: int = 0,
-    pdf_extractor: str = DEFAULT_PDF_EXTRACTOR,
 ) -> tuple[DocumentInfo, Iterator[ExtractionUnit]]:
     """Open a stored file of a sniffed ``media_type``: its info now, its units lazily.
 
@@ -86,7 +85,7 @@ def open_document(
     if start < 0:
         raise ValueError("start must be >= 0")
     if media_type == PDF:
-        pages = open_pdf(path, pdf_extractor)
+        pages = open_pdf(path)
         info = DocumentInfo(_title(pages.metadata, source_name), PDF, dict(pages.metadata))
         total = pages.page_count
         units = (

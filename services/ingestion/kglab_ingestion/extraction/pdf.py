@@ -1,4 +1,4 @@
-"""PDF text and metadata, page by page, with PDFium (production) or pypdf (benchmark).
+"""PDF text and metadata, page by page, with PDFium.
 
 Only one page is loaded at a time and released before the next, so memory stays flat however
 many pages the file has; pages before ``start`` are never loaded.
@@ -45,7 +45,7 @@ def _pdf_date(value: str) -> str | None:
         return None
 
 
-def _metadata(raw: dict[str, str], page_count: int) -> dict[str, Any]:
+def pdf_metadata(raw: dict[str, str], page_count: int) -> dict[str, Any]:
     out: dict[str, Any] = {"pages": page_count}
     for key, name in (
         ("Title", "title"),
@@ -81,7 +81,7 @@ class PdfiumPages:
         if self.page_count == 0:
             self._pdf.close()
             raise ExtractionError(DAMAGED)
-        self.metadata = _metadata(self._pdf.get_metadata_dict(skip_empty=True), self.page_count)
+        self.metadata = pdf_metadata(self._pdf.get_metadata_dict(skip_empty=True), self.page_count)
 
     def page_text(self, index: int) -> str:
         page = self._pdf[index]
@@ -98,47 +98,8 @@ class PdfiumPages:
         self._pdf.close()
 
 
-class PypdfPages:
-    def __init__(self, path: Path) -> None:
-        import pypdf
-        from pypdf.errors import PyPdfError
-
-        try:
-            self._reader = pypdf.PdfReader(path)
-            if self._reader.is_encrypted and not self._reader.decrypt(""):
-                raise ExtractionError(PASSWORD_PROTECTED)
-            self.page_count = len(self._reader.pages)
-            raw = {k: str(v) for k, v in (self._reader.metadata or {}).items()}
-        except ExtractionError:
-            raise
-        except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
-            if "password" in str(error).lower() or "decrypt" in str(error).lower():
-                raise ExtractionError(PASSWORD_PROTECTED) from None
-            raise ExtractionError(DAMAGED) from None
-        if self.page_count == 0:
-            raise ExtractionError(DAMAGED)
-        self.metadata = _metadata(raw, self.page_count)
-
-    def page_text(self, index: int) -> str:
-        return self._reader.pages[index].extract_text()
-
-    def close(self) -> None:
-        self._reader.close()
-
-
-PDF_EXTRACTORS: dict[str, type[PdfiumPages] | type[PypdfPages]] = {
-    "pdfium": PdfiumPages,
-    "pypdf": PypdfPages,
-}
-DEFAULT_PDF_EXTRACTOR = "pdfium"
-
-
-def open_pdf(path: Path, extractor: str = DEFAULT_PDF_EXTRACTOR) -> PdfPages:
-    try:
-        factory = PDF_EXTRACTORS[extractor]
-    except KeyError:
-        raise ValueError(f"unknown PDF extractor {extractor!r}") from None
-    return factory(path)
+def open_pdf(path: Path) -> PdfPages:
+    return PdfiumPages(path)
 
 
 def page_paragraphs(text: str) -> list[str]:

@@ -53,6 +53,9 @@ class Completion:
     has_saved_units: bool = True
     #: Something the owner should know although nothing failed (e.g. the text's encoding).
     notice: str | None = None
+    #: The chunks, kept until the document service reads them with the claim (adr/0020).
+    chunks: Sequence[dict[str, Any]] = ()
+    claim_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,12 @@ class JobStore(Protocol):
         """Extraction is done: record the document, stage ``event`` (``document.extracted``)
         in one transaction, drop saved units and give up the lease. The job stays
         ``processing``, stage ``storing``, until :meth:`record_part` has every part. None (and
-        nothing written) when the worker no longer holds the lease."""
+        nothing written) when the worker no longer holds the lease. The completion's chunks
+        are kept, for :meth:`extraction`, until the ``stored`` part is recorded or the job
+        fails."""
+
+    async def extraction(self, job_id: str, claim: str | None) -> list[dict[str, Any]] | None:
+        """The chunks a completed job extracted, to the holder of its claim; None otherwise."""
 
     async def record_part(
         self,

@@ -37,9 +37,10 @@ from kglab_ingestion.domain import (
     utc_now,
 )
 from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory, PartRecorded
-from kglab_ingestion.store.tables import job_units, jobs
+from kglab_ingestion.store.tables import extractions, job_units, jobs
 from kglab_shared import sql as shared_sql
-from kglab_shared.events import EventEnvelope
+from kglab_shared.claims import claim_matches
+from kglab_shared.events import PART_STORED, EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.outbox import add_to_outbox
 from kglab_shared.sql import sqlite_url
@@ -58,7 +59,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The newest migration (a test holds it equal to alembic's own head).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 #: As configured in migrations/env.py: its own, so it can share a database with auth.
 VERSION_TABLE = "ingestion_alembic_version"
 # Serialises concurrent start-ups of several replicas migrating one PostgreSQL database.
@@ -639,8 +640,28 @@ class SqlJobStore:
                 return None
             if completion.has_saved_units:
                 await session.execute(delete(job_units).where(job_units.c.job_id == job_id))
+            await session.execute(delete(extractions).where(extractions.c.job_id == job_id))
+            await session.execute(
+                insert(extractions).values(
+                    job_id=job_id,
+                    claim_digest=completion.claim_digest,
+                    chunks=list(completion.chunks),
+                    created_at=now,
+                )
+            )
             await self._stage(session, event)
         return _job(row)
+
+    async def extraction(self, job_id: str, claim: str | None) -> list[dict[str, Any]] | None:
+        query = select(extractions.c.claim_digest, extractions.c.chunks).where(
+            extractions.c.job_id == job_id
+        )
+        async with self._single.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None or not claim_matches(row.claim_digest, claim):
+            return None
+        chunks: list[dict[str, Any]] = row.chunks
+        return chunks
 
     async def release_for_retry(
         self, job_id: str, worker_id: str, error: str | None
@@ -820,6 +841,9 @@ class SqlJobStore:
             if updated is None:
                 return _RACED
             job = _job(updated)
+            if part == PART_STORED or job.status is JobStatus.FAILED:
+                # The document service has read the chunks, or nobody will need them.
+                await session.execute(delete(extractions).where(extractions.c.job_id == job.id))
             # Once a failed job's other parts have all reported (none is still writing), what
             # exists of its document is removed, once: ingestion.job.failed to the document
             # service, whose deletion cascades like a user's.
@@ -873,6 +897,7 @@ class SqlJobStore:
                 if updated is None:  # a part reported meanwhile: the next sweep looks again
                     continue
                 job = _job(updated)
+                await session.execute(delete(extractions).where(extractions.c.job_id == job.id))
                 await self._stage(session, discard(job))
                 failed.append(job)
         return failed

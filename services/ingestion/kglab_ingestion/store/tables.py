@@ -92,3 +92,13 @@ job_units = Table(
     Column("sections", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+#: A finished job's chunks until the document service has read them (adr/0020).
+extractions = Table(
+    "ingestion_extractions",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("claim_digest", String(64), nullable=False),
+    Column("chunks", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

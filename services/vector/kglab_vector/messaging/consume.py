@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kglab_shared.bus.idempotency import ProcessedEvents, idempotent
 from kglab_shared.bus.port import EventBus, EventHandler
+from kglab_shared.claims import ClaimedChunkReader
 from kglab_shared.events import (
     DOCUMENT_DELETED,
     DOCUMENT_STORED,
@@ -29,17 +30,19 @@ _log = get_logger(__name__)
 
 
 def document_events_handler(
-    service: VectorService, indexed: IndexedPartPublisher | None = None
+    service: VectorService, indexed: IndexedPartPublisher, documents: ClaimedChunkReader
 ) -> EventHandler:
+    async def index(event: DocumentStored) -> int:
+        chunks = await documents.read_stored(event)
+        if chunks is None:  # deleted before it was read: nothing to index
+            _log.info("vector_document_gone", document_id=event.document_id)
+            return 0
+        return await service.index_document(event, chunks)
+
     async def handle(envelope: EventEnvelope) -> None:
         data = parse_event_data(envelope)
         if isinstance(data, DocumentStored):
-            if indexed is None:
-                await service.index_document(data)
-            else:
-                await report_part(
-                    indexed, data.owner_id, data.document_id, service.index_document(data)
-                )
+            await report_part(indexed, data.owner_id, data.document_id, index(data))
         elif isinstance(data, DocumentDeleted):
             await service.remove_document(data)
         else:
@@ -49,8 +52,13 @@ def document_events_handler(
 
 
 async def subscribe(
-    bus: EventBus, service: VectorService, processed: ProcessedEvents, *, source: str
+    bus: EventBus,
+    service: VectorService,
+    processed: ProcessedEvents,
+    documents: ClaimedChunkReader,
+    *,
+    source: str,
 ) -> None:
     indexed = IndexedPartPublisher(bus, part=PART_EMBEDDED, source=source)
-    handler = idempotent(document_events_handler(service, indexed), processed, GROUP)
+    handler = idempotent(document_events_handler(service, indexed, documents), processed, GROUP)
     await bus.subscribe(GROUP, list(PATTERNS), handler)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from kglab_ingestion.extraction import (
-    PDF_EXTRACTORS,
     ExtractionError,
     Section,
     open_document,
@@ -26,8 +25,6 @@ from tests.data.generate import (
 )
 from tests.data.html_layouts import BOILERPLATE, LAYOUTS
 
-EXTRACTORS = sorted(PDF_EXTRACTORS)
-
 
 def read(name: str, media_type: str, **options: object) -> tuple[object, list[Section]]:
     info, units = open_document(corpus_file(name), media_type, source_name=name, **options)  # type: ignore[arg-type]
@@ -37,11 +34,8 @@ def read(name: str, media_type: str, **options: object) -> tuple[object, list[Se
 # --- PDF -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_one_page_pdf_text_and_metadata(extractor: str) -> None:
-    info, units = open_document(
-        corpus_file("one-page.pdf"), PDF, source_name="one-page.pdf", pdf_extractor=extractor
-    )
+def test_one_page_pdf_text_and_metadata() -> None:
+    info, units = open_document(corpus_file("one-page.pdf"), PDF, source_name="one-page.pdf")
     assert info.title == "Notes on the Analytical Engine"
     assert info.media_type == PDF
     assert info.metadata["author"] == "Ada Lovelace"
@@ -52,11 +46,8 @@ def test_one_page_pdf_text_and_metadata(extractor: str) -> None:
     assert [s.text for s in pages[0].sections] == [ONE_PAGE_HEADING, *ONE_PAGE_PARAGRAPHS]
 
 
-@pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_ten_page_pdf_is_one_unit_per_page(extractor: str) -> None:
-    info, units = open_document(
-        corpus_file("ten-pages.pdf"), PDF, source_name="ten-pages.pdf", pdf_extractor=extractor
-    )
+def test_ten_page_pdf_is_one_unit_per_page() -> None:
+    info, units = open_document(corpus_file("ten-pages.pdf"), PDF, source_name="ten-pages.pdf")
     assert info.metadata["pages"] == 10
     pages = list(units)
     assert [u.index for u in pages] == list(range(10))
@@ -71,14 +62,12 @@ def test_ten_page_pdf_is_one_unit_per_page(extractor: str) -> None:
         assert len(texts) >= 3
 
 
-@pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_resuming_skips_earlier_pages(extractor: str) -> None:
+def test_resuming_skips_earlier_pages() -> None:
     _, units = open_document(
         corpus_file("ten-pages.pdf"),
         PDF,
         source_name="ten-pages.pdf",
         start=7,
-        pdf_extractor=extractor,
     )
     pages = list(units)
     assert [u.index for u in pages] == [7, 8, 9]
@@ -101,20 +90,16 @@ def test_pages_are_read_lazily(tmp_path: Path) -> None:
     assert second.sections[0].text == "Chapter 2"
 
 
-@pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_password_protected_pdf_is_a_readable_error(extractor: str) -> None:
+def test_password_protected_pdf_is_a_readable_error() -> None:
     with pytest.raises(ExtractionError) as failed:
-        open_document(
-            corpus_file("protected.pdf"), PDF, source_name="x.pdf", pdf_extractor=extractor
-        )
+        open_document(corpus_file("protected.pdf"), PDF, source_name="x.pdf")
     assert failed.value.detail == "This PDF is password-protected."
     assert failed.value.retryable is False
 
 
-@pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_corrupt_pdf_is_a_readable_error(extractor: str) -> None:
+def test_corrupt_pdf_is_a_readable_error() -> None:
     with pytest.raises(ExtractionError) as failed:
-        open_document(corpus_file("corrupt.pdf"), PDF, source_name="x.pdf", pdf_extractor=extractor)
+        open_document(corpus_file("corrupt.pdf"), PDF, source_name="x.pdf")
     assert failed.value.detail == "This PDF is damaged and cannot be read."
     assert failed.value.retryable is False
 
@@ -125,11 +110,6 @@ def test_a_truncated_pdf_is_a_readable_error(tmp_path: Path) -> None:
     with pytest.raises(ExtractionError) as failed:
         list(open_document(cut, PDF, source_name="cut.pdf")[1])
     assert "damaged" in failed.value.detail
-
-
-def test_unknown_pdf_extractor_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="unknown PDF extractor"):
-        open_document(corpus_file("one-page.pdf"), PDF, source_name="x", pdf_extractor="nope")
 
 
 # --- DOCX ----------------------------------------------------------------------------------
