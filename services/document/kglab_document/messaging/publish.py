@@ -25,7 +25,11 @@ class DocumentEventPublisher:
         self._bus = bus
         self._source = source
 
-    async def stored(self, document: Document, chunks: Sequence[Chunk]) -> None:
+    async def stored(
+        self, document: Document, chunks: Sequence[Chunk], *, rebuild_id: str | None = None
+    ) -> None:
+        """``document.stored``; with ``rebuild_id`` an id of that rebuild's own, so consumers
+        that remember handled ids index the document again (``kglab_document.rebuild``)."""
         event = DocumentStored(
             document_id=document.id,
             owner_id=document.owner_id,
@@ -42,7 +46,11 @@ class DocumentEventPublisher:
             event.envelope(
                 source=self._source,
                 subject=document.id,
-                event_id=f"{event.event_type}:{document.id}",
+                event_id=(
+                    f"{event.event_type}:{document.id}"
+                    if rebuild_id is None
+                    else f"{event.event_type}:rebuild:{rebuild_id}:{document.id}"
+                ),
             )
         )
 
