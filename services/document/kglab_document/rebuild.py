@@ -34,6 +34,7 @@ from kglab_document.domain import (
     Rebuild,
     RebuildNotFoundError,
     RebuildStatus,
+    utc_millis,
 )
 from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.store.port import DocumentStore
@@ -64,7 +65,8 @@ class Rebuilder:
     ) -> None:
         self._store = store
         self._events = events
-        self._clock = clock
+        # What the stores keep (milliseconds, UTC): a returned record equals the stored one.
+        self._clock = lambda: utc_millis(clock())
         self._page_size = page_size
         self._tasks: dict[str, asyncio.Task[Rebuild]] = {}
 
