@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kglab_document.messaging.consume import CONSUMER_GROUP as DOCUMENT
 from kglab_graph.messaging.consume import GROUP as GRAPH
 from kglab_ingestion.messaging.consume import CONSUMER_GROUP, DELETIONS_GROUP, INDEXING_GROUP
@@ -16,10 +18,6 @@ def test_every_group_a_service_subscribes_with_is_listed() -> None:
 
 
 def test_an_unknown_group_is_refused_before_it_reaches_the_broker() -> None:
-    try:
+    with pytest.raises(NotFoundError, match=r"There is no consumer group 'graph\.dlq'"):
         check_group("graph.dlq")
-    except NotFoundError as exc:
-        assert "There is no consumer group 'graph.dlq'" in str(exc)
-    else:
-        raise AssertionError("graph.dlq was accepted")
     assert check_group("graph") == "graph"
