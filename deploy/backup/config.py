@@ -32,6 +32,10 @@ class BackupSettings(BaseSettings):
     )
     #: Databases on that server (compose and the chart: one per service with relational data).
     postgres_databases: str = "auth,ingestion"
+    #: Also a base backup of the whole cluster (pg_basebackup, with the WAL it needs): the
+    #: starting point of a point-in-time restore from the WAL archive (docs/runbook.md). Needs
+    #: a role with REPLICATION; off by default, on where the server archives its WAL.
+    postgres_base_backup: bool = False
     mongo_url: str | None = Field(
         default=None, validation_alias=AliasChoices("KGLAB_BACKUP_MONGO_URL", "KGLAB_MONGO_URL")
     )

@@ -72,6 +72,7 @@ def pg_tool(name: str) -> str:
 class PostgresStore:
     url: str
     databases: list[str]
+    base_backup: bool = False
     name: str = "postgres"
 
     def _connection(self, database: str) -> tuple[list[str], dict[str, str]]:
@@ -99,7 +100,22 @@ class PostgresStore:
             _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
                   "--file", str(target), *args], env=env)  # fmt: skip
             sizes[database] = target.stat().st_size
-        return {"databases": sizes, "pg_dump": _run([pg_tool("pg_dump"), "--version"]).strip()}
+        details: dict[str, Any] = {
+            "databases": sizes,
+            "pg_dump": _run([pg_tool("pg_dump"), "--version"]).strip(),
+        }
+        if self.base_backup:
+            # The cluster as files (tar, gzip) with the WAL it needs to be consistent: the
+            # base a point-in-time restore replays the archived WAL onto. Restored by hand,
+            # with the server stopped (docs/runbook.md); restore_set leaves it alone.
+            args, env = self._connection("postgres")
+            base = into / "base-backup"
+            _run([pg_tool("pg_basebackup"), *args[:-2], "--pgdata", str(base), "--format=tar",
+                  "--gzip", "--wal-method=fetch", "--checkpoint=fast"], env=env)  # fmt: skip
+            label = base / "backup_manifest"
+            details["base_backup_bytes"] = sum(f.stat().st_size for f in base.iterdir())
+            details["base_backup_manifest"] = label.exists()
+        return details
 
     def restore(self, source: Path) -> dict[str, Any]:
         restored = []
@@ -486,7 +502,13 @@ def configured_stores(settings: BackupSettings) -> list[Store]:
     the documents first, the stores derived from the documents after them."""
     stores: list[Store] = []
     if settings.postgres_url:
-        stores.append(PostgresStore(settings.postgres_url, settings.postgres_database_names))
+        stores.append(
+            PostgresStore(
+                settings.postgres_url,
+                settings.postgres_database_names,
+                settings.postgres_base_backup,
+            )
+        )
     if settings.mongo_url:
         stores.append(MongoStore(settings.mongo_url, settings.mongo_database_names))
     if settings.neo4j_url:

@@ -65,10 +65,13 @@ class Rebuilder:
     ) -> None:
         self._store = store
         self._events = events
-        # What the stores keep (milliseconds, UTC): a returned record equals the stored one.
-        self._clock = lambda: utc_millis(clock())
+        self._source_clock = clock
         self._page_size = page_size
         self._tasks: dict[str, asyncio.Task[Rebuild]] = {}
+
+    def _clock(self) -> datetime:
+        # What the stores keep (milliseconds, UTC): a returned record equals the stored one.
+        return utc_millis(self._source_clock())
 
     async def create(self, owner_id: str | None) -> Rebuild:
         """Record a new rebuild (not yet running) of one owner's documents or everyone's."""
