@@ -270,8 +270,6 @@ async def test_dead_letters_are_listed_and_replayed_by_an_administrator(
     after = await app.client.get("/api/v1/admin/dead-letters/graph", headers=admin_headers(app))
     assert after.json()["items"] == []
 
-    unknown = await app.client.get(
-        "/api/v1/admin/dead-letters/billing", headers=admin_headers(app)
-    )
+    unknown = await app.client.get("/api/v1/admin/dead-letters/billing", headers=admin_headers(app))
     assert unknown.status_code == 404
     assert "There is no consumer group 'billing'" in unknown.json()["detail"]
