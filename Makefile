@@ -106,6 +106,13 @@ restore: install ## restore the stores in use from BACKUP=path (stop the service
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=.kglab/backups/kglab-..." >&2; exit 2; }
 	@$(BIN)/python -m deploy.backup $(if $(STACK),--stack $(STACK)) restore "$(BACKUP)"
 
+rebuild: install ## re-index every stored document (OWNER=user id for one) into search and the graph (RabbitMQ bus)
+	@$(BIN)/python -m kglab_document.rebuild $(if $(OWNER),--owner $(OWNER)) $(if $(RESUME),--resume $(RESUME))
+
+dead-letters: install ## list a consumer group's dead letters (GROUP=vector; REPLAY=1 sends them back)
+	@test -n "$(GROUP)" || { echo "usage: make dead-letters GROUP=vector [REPLAY=1]" >&2; exit 2; }
+	@$(BIN)/python -m kglab_shared.bus.dead_letters $(if $(REPLAY),replay,list) $(GROUP)
+
 validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
 	@bash deploy/validate.sh
 
