@@ -18,7 +18,7 @@ synchronous_commit = off
 full_page_writes = off
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f "$W/archive/%f" && cp %p "$W/archive/%f"'
+archive_command = '(test ! -f "$W/archive/%f" && cp %p "$W/archive/%f") && (find "$W/archive" -type f -mmin +2880 -delete || true)'
 archive_timeout = 300
 CONF
 as $B/pg_ctl -D $W/data -l $W/log -w start >/dev/null

@@ -406,7 +406,9 @@ timezone = 'UTC'
 # without it until its next restart.
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f "$PG_WAL_ARCHIVE/%f" && cp %p "$PG_WAL_ARCHIVE/%f"'
+# Bounded on a development machine: each archived segment also removes those older than
+# KGLAB_WAL_ARCHIVE_MINUTES (2 days by default), and a failed cleanup never fails the archiving.
+archive_command = '(test ! -f "$PG_WAL_ARCHIVE/%f" && cp %p "$PG_WAL_ARCHIVE/%f") && (find "$PG_WAL_ARCHIVE" -type f -mmin +${KGLAB_WAL_ARCHIVE_MINUTES:-2880} -delete || true)'
 archive_timeout = 300
 EOF
     if [[ $IS_ROOT -eq 1 ]]; then chown postgres: "$PG_DATA/kglab.conf"; fi
@@ -1029,7 +1031,8 @@ usage: bash deploy/local/servers.sh {up|down|restart [SERVER]|status|env}
   status   one line per server; exit 1 when any is down
   env      print the export lines only
 environment: KGLAB_SERVERS_TIMEOUT (seconds per server, default 180), KGLAB_NEO4J_HEAP (default 1g),
-  KGLAB_SECANTUS_CACHE (SecantusDB's WiredTiger cache, default 512M)
+  KGLAB_SECANTUS_CACHE (SecantusDB's WiredTiger cache, default 512M), KGLAB_WAL_ARCHIVE_MINUTES
+  (how long PostgreSQL's archived WAL is kept, default 2880)
 EOF
 }
 
