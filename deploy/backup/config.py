@@ -22,7 +22,9 @@ def _names(text: str) -> list[str]:
 
 
 class BackupSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KGLAB_BACKUP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KGLAB_BACKUP_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     #: Where sets are written, one folder per set (``kglab-YYYYMMDDTHHMMSSZ``).
     dir: Path = Path(".kglab/backups")
