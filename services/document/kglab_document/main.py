@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from kglab_document.api.admin import router as admin_router
 from kglab_document.api.routes import internal_router, router
 from kglab_document.config import DocumentSettings
 from kglab_document.messaging.consume import subscribe_consumers
 from kglab_document.messaging.publish import DocumentEventPublisher, deletion_relay
+from kglab_document.rebuild import Rebuilder
 from kglab_document.service import DocumentService
 from kglab_document.store.port import DocumentStore
 from kglab_shared.app import create_service_app
@@ -88,11 +90,16 @@ def create_app(
             app.state.document_service = service
             app.state.document_store = store
             app.state.deletion_relay = relay
+            rebuilder = Rebuilder(store, events)
+            app.state.rebuilder = rebuilder
             await subscribe_consumers(runtime.bus, service, source=source)
             relay.start()
+            # A rebuild the service was running when it stopped goes on from its checkpoint.
+            await rebuilder.resume_unfinished()
             try:
                 yield
             finally:
+                await rebuilder.close()
                 await relay.stop()
                 await ingestion.close()
 
@@ -100,6 +107,6 @@ def create_app(
         settings,
         title="Knowledge Graph Lab: document service",
         description="Documents and their chunks.",
-        routers=[router, internal_router],
+        routers=[router, internal_router, admin_router],
         lifespan=lifespan,
     )

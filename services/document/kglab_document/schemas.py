@@ -15,10 +15,13 @@ from kglab_document.domain import (
     Document,
     DocumentStatus,
     Page,
+    Rebuild,
+    RebuildStatus,
 )
 
 # One fictional upload, so every example in the document tells the same story.
 _DOCUMENT_ID = "530a20c599725e8d8168319cbc3d624b"
+_REBUILD_OWNER = "9c8f1f0e-80c1-4dd9-a796-973982e0ddff"
 _DOCUMENT: JsonDict = {
     "id": _DOCUMENT_ID,
     "title": "Velmora: a salt town",
@@ -173,3 +176,105 @@ class DeletionStatusOut(BaseModel):
             requested_at=status.requested_at,
             parts=status.parts,
         )
+
+
+_REBUILD: JsonDict = {
+    "id": "0b7c5a3e9d1f4a2b8c6d0e1f2a3b4c5d",
+    "owner_id": None,
+    "status": "running",
+    "total": 10000,
+    "published": 4200,
+    "progress": 42,
+    "checkpoint": "530a20c599725e8d8168319cbc3d624b",
+    "started_at": "2026-03-05T02:00:00Z",
+    "updated_at": "2026-03-05T02:03:10Z",
+    "finished_at": None,
+    "error": None,
+}
+_DEAD_LETTER: JsonDict = {
+    "event_id": "4f9a2c1e7b3d4e5f8a6b0c1d2e3f4a5b",
+    "type": "document.stored",
+    "subject": _DOCUMENT_ID,
+    "correlation_id": "req-7d1f0c2e",
+    "attempts": 3,
+    "error": "Qdrant did not answer within 10 s.",
+    "dead_at": "2026-03-05T01:58:41Z",
+}
+
+
+class RebuildRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"owner_id": _REBUILD_OWNER}]}
+    )
+    owner_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Only this user's documents; omit for everyone's.",
+    )
+
+
+class RebuildOut(BaseModel):
+    """A rebuild's progress: ``published`` of ``total`` documents announced to the vector and
+    graph services; ``checkpoint`` is the last one, where a resumed rebuild goes on."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_REBUILD]})
+
+    id: str
+    owner_id: str | None
+    status: RebuildStatus
+    total: int
+    published: int
+    progress: int = Field(description="0-100: published / total.")
+    checkpoint: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, rebuild: Rebuild) -> RebuildOut:
+        progress = 100 if rebuild.total == 0 else min(100, rebuild.published * 100 // rebuild.total)
+        if rebuild.status is not RebuildStatus.COMPLETED:
+            progress = min(progress, 99)
+        return cls(
+            id=rebuild.id,
+            owner_id=rebuild.owner_id,
+            status=rebuild.status,
+            total=rebuild.total,
+            published=rebuild.published,
+            progress=progress,
+            checkpoint=rebuild.checkpoint,
+            started_at=rebuild.started_at,
+            updated_at=rebuild.updated_at,
+            finished_at=rebuild.finished_at,
+            error=rebuild.error,
+        )
+
+
+class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DEAD_LETTER]})
+
+    event_id: str
+    type: str
+    subject: str | None
+    correlation_id: str | None
+    attempts: int
+    error: str
+    dead_at: datetime
+
+
+class DeadLetterPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"group": "vector", "items": [_DEAD_LETTER]}]}
+    )
+
+    group: str
+    items: list[DeadLetterOut]
+
+
+class DeadLetterReplayOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"group": "vector", "replayed": 3}]})
+
+    group: str
+    replayed: int

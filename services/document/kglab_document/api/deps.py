@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kglab_document.rebuild import Rebuilder
 from kglab_document.service import DocumentService
 
 
@@ -15,3 +16,11 @@ async def document_service(request: Request) -> DocumentService:
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
+
+
+async def rebuilder(request: Request) -> Rebuilder:
+    found: Rebuilder = request.app.state.rebuilder
+    return found
+
+
+RebuilderDep = Annotated[Rebuilder, Depends(rebuilder)]

@@ -25,8 +25,12 @@ class DocumentEventPublisher:
         self._bus = bus
         self._source = source
 
-    async def stored(self, document: Document, claim: str) -> None:
-        """Ids and the claim: the vector and graph services read the chunks from here."""
+    async def stored(
+        self, document: Document, claim: str, *, rebuild_id: str | None = None
+    ) -> None:
+        """Ids and the claim: the vector and graph services read the chunks from here. With
+        ``rebuild_id``, an event id of that rebuild's own, so consumers that remember handled
+        ids index the document again (``kglab_document.rebuild``)."""
         event = DocumentStored(
             document_id=document.id,
             owner_id=document.owner_id,
@@ -39,7 +43,11 @@ class DocumentEventPublisher:
             event.envelope(
                 source=self._source,
                 subject=document.id,
-                event_id=f"{event.event_type}:{document.id}",
+                event_id=(
+                    f"{event.event_type}:{document.id}"
+                    if rebuild_id is None
+                    else f"{event.event_type}:rebuild:{rebuild_id}:{document.id}"
+                ),
             )
         )
 

@@ -23,6 +23,8 @@ from kglab_document.domain import (
     DocumentFilters,
     DocumentStatus,
     Page,
+    Rebuild,
+    RebuildStatus,
     SaveResult,
     SortOrder,
     chunk_page,
@@ -68,6 +70,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading TEXT,
     PRIMARY KEY (owner_id, document_id, position)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rebuilds (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL
+);
 """
 
 _COLUMNS = (
@@ -143,6 +150,14 @@ class SqliteDocumentStore:
             await self._db.execute(
                 "UPDATE documents SET stored_event_published = 1 WHERE id = ? AND owner_id = ?",
                 (document_id, owner_id),
+            )
+            await self._db.commit()
+
+    async def set_claim(self, owner_id: str, document_id: str, digest: str) -> None:
+        async with self._write_lock:
+            await self._db.execute(
+                "UPDATE documents SET claim_digest = ? WHERE id = ? AND owner_id = ?",
+                (digest, document_id, owner_id),
             )
             await self._db.commit()
 
@@ -293,6 +308,63 @@ class SqliteDocumentStore:
                 await self._db.commit()
             return True
 
+    async def stored_documents(
+        self, *, owner_id: str | None, after: str | None, limit: int
+    ) -> list[Document]:
+        sql = f"SELECT {_COLUMNS} FROM documents WHERE status = ?"
+        params: list[Any] = [DocumentStatus.STORED.value]
+        if owner_id is not None:
+            sql += " AND owner_id = ?"
+            params.append(owner_id)
+        if after is not None:
+            sql += " AND id > ?"
+            params.append(after)
+        async with self._db.execute(f"{sql} ORDER BY id LIMIT ?", [*params, limit]) as cursor:
+            return [_document_from_row(row) async for row in cursor]
+
+    async def count_stored(self, owner_id: str | None) -> int:
+        sql = "SELECT count(*) FROM documents WHERE status = ?"
+        params: list[Any] = [DocumentStatus.STORED.value]
+        if owner_id is not None:
+            sql += " AND owner_id = ?"
+            params.append(owner_id)
+        async with self._db.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def save_rebuild(self, rebuild: Rebuild) -> None:
+        record = {
+            "owner_id": rebuild.owner_id,
+            "total": rebuild.total,
+            "published": rebuild.published,
+            "checkpoint": rebuild.checkpoint,
+            "started_at": _iso(rebuild.started_at),
+            "updated_at": _iso(rebuild.updated_at),
+            "finished_at": _iso(rebuild.finished_at) if rebuild.finished_at else None,
+            "error": rebuild.error,
+        }
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO rebuilds (id, status, record) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                (rebuild.id, rebuild.status.value, json.dumps(record)),
+            )
+            await self._db.commit()
+
+    async def get_rebuild(self, rebuild_id: str) -> Rebuild | None:
+        async with self._db.execute(
+            "SELECT id, status, record FROM rebuilds WHERE id = ?", (rebuild_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _rebuild_from_row(row)
+
+    async def running_rebuilds(self) -> list[Rebuild]:
+        async with self._db.execute(
+            "SELECT id, status, record FROM rebuilds WHERE status = ?",
+            (RebuildStatus.RUNNING.value,),
+        ) as cursor:
+            return [_rebuild_from_row(row) async for row in cursor]
+
     async def ping(self) -> None:
         async with self._db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
@@ -350,4 +422,20 @@ def _document_from_row(row: Sequence[Any]) -> Document:
         deletion_requested_at=_parse(row[12]) if row[12] else None,
         removed_parts={p: _parse(t) for p, t in json.loads(row[13]).items()},
         claim_digest=row[14],
+    )
+
+
+def _rebuild_from_row(row: Sequence[Any]) -> Rebuild:
+    record = json.loads(row[2])
+    return Rebuild(
+        id=str(row[0]),
+        owner_id=record["owner_id"],
+        status=RebuildStatus(row[1]),
+        total=int(record["total"]),
+        published=int(record["published"]),
+        checkpoint=record["checkpoint"],
+        started_at=_parse(record["started_at"]),
+        updated_at=_parse(record["updated_at"]),
+        finished_at=_parse(record["finished_at"]) if record["finished_at"] else None,
+        error=record["error"],
     )

@@ -32,6 +32,8 @@ from kglab_document.domain import (
     DocumentFilters,
     DocumentStatus,
     Page,
+    Rebuild,
+    RebuildStatus,
     SaveResult,
     SortOrder,
     chunk_page,
@@ -117,6 +119,7 @@ class MongoDocumentStore:
         self._published: AsyncCollection[MongoDoc] = database["stored_events_published"]
         #: Outbox of ``document.deleted``: one row per deletion the bus has not confirmed.
         self._to_announce: AsyncCollection[MongoDoc] = database["deletions_to_announce"]
+        self._rebuilds: AsyncCollection[MongoDoc] = database["rebuilds"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries use (a no-op when they exist) and drop those of
@@ -172,6 +175,12 @@ class MongoDocumentStore:
             await self._published.insert_one({"_id": document_id, "owner_id": owner_id})
         except DuplicateKeyError:
             pass
+
+    async def set_claim(self, owner_id: str, document_id: str, digest: str) -> None:
+        # Only this field: a concurrent delete's status is never written back.
+        await self._documents.update_one(
+            {"_id": document_id, "owner_id": owner_id}, {"$set": {"claim_digest": digest}}
+        )
 
     async def is_stored_event_published(self, owner_id: str, document_id: str) -> bool:
         marker = await self._published.find_one({"_id": document_id})
@@ -283,6 +292,35 @@ class MongoDocumentStore:
             pass
         return True
 
+    async def stored_documents(
+        self, *, owner_id: str | None, after: str | None, limit: int
+    ) -> list[Document]:
+        query: MongoDoc = {"status": DocumentStatus.STORED.value}
+        if owner_id is not None:
+            query["owner_id"] = owner_id
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self._documents.find(query).sort([("_id", ASCENDING)]).limit(limit)
+        return [_document_from_mongo(raw) async for raw in cursor]
+
+    async def count_stored(self, owner_id: str | None) -> int:
+        query: MongoDoc = {"status": DocumentStatus.STORED.value}
+        if owner_id is not None:
+            query["owner_id"] = owner_id
+        return int(await self._documents.count_documents(query))
+
+    async def save_rebuild(self, rebuild: Rebuild) -> None:
+        row = _rebuild_to_mongo(rebuild)
+        await self._rebuilds.replace_one({"_id": rebuild.id}, row, upsert=True)
+
+    async def get_rebuild(self, rebuild_id: str) -> Rebuild | None:
+        raw = await self._rebuilds.find_one({"_id": rebuild_id})
+        return None if raw is None else _rebuild_from_mongo(raw)
+
+    async def running_rebuilds(self) -> list[Rebuild]:
+        cursor = self._rebuilds.find({"status": RebuildStatus.RUNNING.value})
+        return [_rebuild_from_mongo(raw) async for raw in cursor]
+
     async def ping(self) -> None:
         await self._db.command("ping")
 
@@ -392,6 +430,35 @@ def _chunk_from_mongo(raw: Mapping[str, Any]) -> Chunk:
         position=int(raw["position"]),
         text=raw["text"],
         heading=raw.get("heading"),
+    )
+
+
+def _rebuild_to_mongo(rebuild: Rebuild) -> MongoDoc:
+    return {
+        "owner_id": rebuild.owner_id,
+        "status": rebuild.status.value,
+        "total": rebuild.total,
+        "published": rebuild.published,
+        "checkpoint": rebuild.checkpoint,
+        "started_at": utc_millis(rebuild.started_at),
+        "updated_at": utc_millis(rebuild.updated_at),
+        "finished_at": utc_millis(rebuild.finished_at) if rebuild.finished_at else None,
+        "error": rebuild.error,
+    }
+
+
+def _rebuild_from_mongo(raw: Mapping[str, Any]) -> Rebuild:
+    return Rebuild(
+        id=str(raw["_id"]),
+        owner_id=raw.get("owner_id"),
+        status=RebuildStatus(raw["status"]),
+        total=int(raw["total"]),
+        published=int(raw["published"]),
+        checkpoint=raw.get("checkpoint"),
+        started_at=utc_millis(raw["started_at"]),
+        updated_at=utc_millis(raw["updated_at"]),
+        finished_at=utc_millis(raw["finished_at"]) if raw.get("finished_at") else None,
+        error=raw.get("error"),
     )
 
 

@@ -16,6 +16,7 @@ from kglab_document.domain import (
     DocumentCursor,
     DocumentFilters,
     Page,
+    Rebuild,
     SaveResult,
     SortOrder,
 )
@@ -30,6 +31,10 @@ class DocumentStore(Protocol):
 
     async def mark_stored_event_published(self, owner_id: str, document_id: str) -> None:
         """Record that the bus confirmed ``document.stored`` for this document."""
+
+    async def set_claim(self, owner_id: str, document_id: str, digest: str) -> None:
+        """Replace the digest of the claim that opens the document's chunks (a rebuild
+        announces the document anew with a claim of its own)."""
 
     async def is_stored_event_published(self, owner_id: str, document_id: str) -> bool:
         """Whether ``mark_stored_event_published`` was recorded for this document."""
@@ -74,6 +79,24 @@ class DocumentStore(Protocol):
         self, owner_id: str, document_id: str, part: str, *, at: datetime
     ) -> bool:
         """Record that another service removed its part; False when there is no such document."""
+
+    async def stored_documents(
+        self, *, owner_id: str | None, after: str | None, limit: int
+    ) -> list[Document]:
+        """Stored documents of every owner (or of ``owner_id``) in id order after ``after``:
+        the walk of a rebuild, across owners (an administrator's operation)."""
+
+    async def count_stored(self, owner_id: str | None) -> int:
+        """How many documents are stored (of ``owner_id``, or of everyone)."""
+
+    async def save_rebuild(self, rebuild: Rebuild) -> None:
+        """Insert or replace a rebuild's record (its progress and checkpoint)."""
+
+    async def get_rebuild(self, rebuild_id: str) -> Rebuild | None:
+        """A rebuild's record, or None."""
+
+    async def running_rebuilds(self) -> list[Rebuild]:
+        """Rebuilds recorded as running: to resume after a restart."""
 
     async def ping(self) -> None:
         """Raise if the store cannot answer (for /ready)."""
