@@ -82,9 +82,13 @@ RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required (gateway, auth
 FROM ${PYTHON_IMAGE} AS runtime
 
 # Before SERVICE and PORT are declared, so the six images share this layer.
+# /var/lib/kglab: the service user's directory for data that must outlive the container (a
+# volume mounted there takes its owner from the image: compose keeps ingestion's tus uploads in
+# it, ADR 0027).
 RUN groupadd --system --gid 10001 kglab \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin kglab
+       --shell /usr/sbin/nologin kglab \
+    && mkdir -p /var/lib/kglab && chown 10001:10001 /var/lib/kglab
 
 ARG SERVICE
 ARG PORT

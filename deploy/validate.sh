@@ -235,7 +235,12 @@ loopback_ports_only() {
     local ports
     ports=$(compose .env.example config | awk '/^    ports:$/ {p = 1; next} p && /^    - / {print $2; next} {p = 0}' | sort)
     say "    published: ${ports//$'\n'/ }"
-    [[ $ports == "$(printf '127.0.0.1:8000:8000/tcp\n127.0.0.1:8025:8025/tcp')" ]]
+    [[ $ports == "$(printf '%s\n' 127.0.0.1:16686:16686/tcp 127.0.0.1:3000:3000/tcp \
+        127.0.0.1:8000:8000/tcp 127.0.0.1:8025:8025/tcp 127.0.0.1:9090:9090/tcp)" ]]
+}
+
+compose_policy() {
+    python3 deploy/checks/compose_policy.py <"$1"
 }
 
 check_compose() {
@@ -248,7 +253,28 @@ check_compose() {
     : >"$TMP/empty.env"
     refuses "refused without the required variables" "set [A-Z_]+ in \.env" \
         compose "$TMP/empty.env" config -q
-    check "only the gateway and the Mailpit UI are published, on 127.0.0.1" loopback_ports_only
+    check "only the gateway and the Mailpit, Grafana, Prometheus and Jaeger UIs are published, on 127.0.0.1" \
+        loopback_ports_only
+    # Limits, rotated logs and the tus volume (ADR 0027), on the file as compose resolves it.
+    # .env.example starting a working stack is tests/unit/test_compose_env.py's to show: it runs
+    # every service's own settings validation on what compose gives it.
+    local resolved=$TMP/compose-resolved.yml
+    compose .env.example config >"$resolved" 2>"$TMP/out" || { sed 's/^/    | /' "$TMP/out"; }
+    check "every service has memory and CPU limits and rotated logs; tus uploads on a volume" \
+        compose_policy "$resolved"
+    # The same check must bite: each copy breaks one rule.
+    sed '/^ *max-size: /d' "$resolved" >"$TMP/compose-logs.yml"
+    refuses "refuses a service whose logs are not rotated" "logs are not rotated" \
+        compose_policy "$TMP/compose-logs.yml"
+    sed '/^ *memory: /d' "$resolved" >"$TMP/compose-memory.yml"
+    refuses "refuses a service without a memory limit" "no deploy.resources.limits.memory" \
+        compose_policy "$TMP/compose-memory.yml"
+    sed '/^ *- ingestion-data:/d' "$resolved" >"$TMP/compose-tus.yml"
+    refuses "refuses ingestion's data directory on the tmpfs" "not on a named volume" \
+        compose_policy "$TMP/compose-tus.yml"
+    sed 's/127\.0\.0\.1:3000:3000/3000:3000/' "$resolved" >"$TMP/compose-port.yml"
+    refuses "refuses a port published beyond 127.0.0.1" "published beyond 127.0.0.1" \
+        compose_policy "$TMP/compose-port.yml"
 }
 
 check_chart() {
