@@ -84,6 +84,17 @@ class ServiceSettings(BaseSettings):
     )
     otel_endpoint: str | None = Field(default=None, validation_alias="KGLAB_OTEL_ENDPOINT")
     ready_timeout_s: float = Field(default=1.0, gt=0, le=30, validation_alias="KGLAB_READY_TIMEOUT")
+    #: A port of its own for Prometheus (no token needed; reachable only where the network
+    #: lets it: the compose network, the chart's NetworkPolicy). Unset: none (ADR 0027).
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias="KGLAB_METRICS_PORT"
+    )
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="KGLAB_METRICS_HOST")
+    #: How often every dependency is checked for the kglab_dependency_up gauge; 0: only when
+    #: /ready is asked.
+    dependency_check_interval_s: float = Field(
+        default=15.0, ge=0, le=3600, validation_alias="KGLAB_DEPENDENCY_CHECK_INTERVAL_S"
+    )
 
     # Which adapters to wire: the one place the embedded/real decision is made.
     bus: BusKind = Field(default=BusKind.MEMORY, validation_alias="KGLAB_BUS")
