@@ -28,8 +28,10 @@ def problems(compose: dict[str, Any]) -> list[str]:
                 found.append(f"{name}: no deploy.resources.limits.{resource}")
         logging = spec.get("logging") or {}
         options = logging.get("options") or {}
-        if logging.get("driver") != "json-file" or not options.get("max-size") or not options.get(
-            "max-file"
+        if (
+            logging.get("driver") != "json-file"
+            or not options.get("max-size")
+            or not options.get("max-file")
         ):
             found.append(f"{name}: logs are not rotated (logging: json-file, max-size, max-file)")
         for port in spec.get("ports") or []:
@@ -64,7 +66,9 @@ def main() -> int:
     for problem in found:
         print(problem)
     if not found:
-        print(f"{len(compose.get('services') or {})} services: limits, rotated logs, loopback ports")
+        print(
+            f"{len(compose.get('services') or {})} services: limits, rotated logs, loopback ports"
+        )
     return 1 if found else 0
 
 

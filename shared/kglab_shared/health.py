@@ -173,12 +173,13 @@ class Readiness:
         return all(r["status"] == "up" for r in results.values()), results
 
     async def watch(self, interval_s: float) -> None:
-        """Run every check (counted or not) every ``interval_s``, for the dependency gauges:
+        """Run every check (counted or not) every ``interval_s`` (the first after one interval:
+        start-up has just checked), for the dependency gauges:
         a store that goes down shows on the dashboards and alerts even where nothing probes
         ``/ready`` (compose). Runs until cancelled."""
         while True:
-            await self.run(counted_only=False)
             await asyncio.sleep(interval_s)
+            await self.run(counted_only=False)
 
 
 _READY_EXAMPLE = {

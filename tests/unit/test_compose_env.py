@@ -186,9 +186,7 @@ def test_a_placeholder_identity_key_set_stops_the_service(isolated_environ: None
         ("$$X $X", {"X": "v"}, "$X v"),
     ],
 )
-def test_interpolation_follows_compose(
-    text: str, variables: dict[str, str], expected: str
-) -> None:
+def test_interpolation_follows_compose(text: str, variables: dict[str, str], expected: str) -> None:
     assert interpolate(text, variables) == expected
 
 

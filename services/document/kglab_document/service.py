@@ -26,6 +26,7 @@ from kglab_document.messaging.publish import DocumentEventPublisher
 from kglab_document.store.port import DocumentStore
 from kglab_shared.events import DocumentExtracted, DocumentPartsRemoved, IngestionJobFailed
 from kglab_shared.logging import get_logger
+from kglab_shared.metrics import CHUNKS_STORED, DOCUMENTS_DELETED, DOCUMENTS_STORED
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -89,6 +90,9 @@ class DocumentService:
         ):
             await self._events.stored(stored, chunks)
             await self._store.mark_stored_event_published(stored.owner_id, stored.id)
+        if result.created:
+            DOCUMENTS_STORED.inc()
+            CHUNKS_STORED.inc(len(chunks))
         _log.info(
             "document_extracted_recorded",
             document_id=document.id,
@@ -151,6 +155,7 @@ class DocumentService:
         document = await self._store.delete(owner_id, document_id, at=self._clock())
         if document is None:
             raise DocumentNotFoundError(document_id)
+        DOCUMENTS_DELETED.inc()
         await self._announce_deletion(document)
         return document
 
@@ -161,6 +166,7 @@ class DocumentService:
         if document is None:
             _log.info("failed_job_left_no_document", document_id=event.document_id)
             return
+        DOCUMENTS_DELETED.inc()
         _log.info("failed_job_document_discarded", document_id=event.document_id)
         await self._announce_deletion(document)
 

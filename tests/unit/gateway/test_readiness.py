@@ -53,9 +53,12 @@ async def test_every_service_down_leaves_the_gateway_ready_and_system_readiness_
         )
         assert dependencies["revocations"]["status"] == "up"
         # The same states reach the dependency gauge the alert rules watch.
-        assert REGISTRY.get_sample_value(
-            "kglab_dependency_up", {"service": "gateway", "dependency": "auth"}
-        ) == 0.0
+        assert (
+            REGISTRY.get_sample_value(
+                "kglab_dependency_up", {"service": "gateway", "dependency": "auth"}
+            )
+            == 0.0
+        )
 
         # A route of a service that is down is that route's 503, not the whole API's.
         login = await client.post(

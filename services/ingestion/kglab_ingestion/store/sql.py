@@ -35,7 +35,13 @@ from kglab_ingestion.domain import (
     stage_for,
     utc_now,
 )
-from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory, PartRecorded
+from kglab_ingestion.store.port import (
+    Completion,
+    DuplicateJobError,
+    EventFactory,
+    LiveJobStats,
+    PartRecorded,
+)
 from kglab_ingestion.store.tables import job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.events import EventEnvelope
@@ -696,6 +702,24 @@ class SqlJobStore:
         async with self._single.connect() as connection:
             rows = (await connection.execute(query)).all()
         return {row.id: [int(v) for v in row.minhash] for row in rows if row.minhash}
+
+    async def live_job_stats(self) -> dict[JobStatus, LiveJobStats]:
+        query = (
+            select(
+                jobs.c.status,
+                func.count(),
+                func.min(jobs.c.created_at),
+                func.min(jobs.c.updated_at),
+            )
+            .where(jobs.c.status.in_((JobStatus.PENDING.value, JobStatus.PROCESSING.value)))
+            .group_by(jobs.c.status)
+        )
+        async with self._single.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {
+            JobStatus(row[0]): LiveJobStats(int(row[1]), as_utc(row[2]), as_utc(row[3]))
+            for row in rows
+        }
 
     async def mark_document_deleted(
         self, owner_id: str, document_id: str, *, at: datetime
