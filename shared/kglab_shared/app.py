@@ -153,8 +153,16 @@ class RequestContextMiddleware:
 
         try:
             span_name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
-            with incoming_request_context(trace_headers, span_name):
-                await self.app(scope, receive, send_with_id)
+            with incoming_request_context(trace_headers, span_name) as span:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    if span is not None and scope["type"] == "http":
+                        # Named by the route template once routing has found it, as the
+                        # metrics are: span names stay few (the path is in an attribute).
+                        span.update_name(f"{scope['method']} {self._label(scope, upstream_route)}")
+                        span.set_attribute("url.path", scope.get("path", ""))
+                        span.set_attribute("http.response.status_code", status)
         finally:
             if scope["type"] == "http":
                 route = self._label(scope, upstream_route)
@@ -258,6 +266,9 @@ def create_service_app(
     # A trailing-slash redirect would name the service's own address in Location (the gateway
     # passes it on: "http://127.0.0.1:8004/..."); an unknown path is a 404 instead.
     fastapi_kwargs.setdefault("redirect_slashes", False)
+    # The shared request context traces and counts every request; FastAPI's own telemetry would
+    # record each one a second time once a tracer provider is installed.
+    fastapi_kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(
         title=title,
         description=description,

@@ -65,17 +65,19 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_correlation_id,
     ]
+    own: list[Any] = [*shared, _redact_secrets, structlog.processors.format_exc_info, renderer]
     structlog.configure(
-        processors=[*shared, _redact_secrets, structlog.processors.format_exc_info, renderer],
+        processors=own,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
+    foreign: list[Any] = [*shared, _standard_library_fields, _redact_secrets]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, _standard_library_fields, _redact_secrets],
+            foreign_pre_chain=foreign,
             pass_foreign_args=True,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,

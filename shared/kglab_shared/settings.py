@@ -182,6 +182,16 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(self._production_refusal(problems))
         if self.bus is BusKind.RABBITMQ and self.rabbitmq_url is None:
             raise ValueError("KGLAB_BUS=rabbitmq needs KGLAB_RABBITMQ_URL.")
+        if self.otel_exporter not in ("none", "console", "otlp"):
+            raise ValueError(
+                f"KGLAB_OTEL_EXPORTER must be none, console or otlp, not {self.otel_exporter!r}."
+            )
+        if self.otel_exporter == "otlp" and not self.otel_endpoint:
+            # Tracing stays off unless told where to send spans (ADR 0027).
+            raise ValueError(
+                "KGLAB_OTEL_EXPORTER=otlp needs KGLAB_OTEL_ENDPOINT, the collector's OTLP/HTTP "
+                "traces URL (e.g. http://otel-collector:4318/v1/traces)."
+            )
         return self
 
     def _production_refusal(self, problems: list[str]) -> str:
