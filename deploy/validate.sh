@@ -16,7 +16,11 @@
 #                Ingress; invalid values refused
 #   manifests    helm template | kubeconform -strict, against Kubernetes JSON schemas read from
 #                disk (the kubernetes-validate wheel), since kubeconform's default schema download
-#                needs a network this machine does not have; an invalid manifest refused
+#                needs a network this machine does not have, and the ServiceMonitor against
+#                deploy/checks/schemas; an invalid manifest refused
+#   bad day      deploy/checks/chart_policy.py on the rendered chart: replicas spread, budgets,
+#                autoscalers, default-deny and per-service NetworkPolicies, migration hooks,
+#                helm test, ingress body sizes; each rule fed broken values and refused
 #   workflows    actionlint on .github/workflows/*.yml (syntax, expressions and the run scripts
 #                through shellcheck); broken copies of the CI workflow refused
 #   scripts      shellcheck on the container scripts (deploy/containers/*.sh) and .ci/run
@@ -332,7 +336,7 @@ check_chart() {
         return
     fi
     local ingress=(--set gateway.ingress.enabled=true --set gateway.ingress.tls.enabled=true
-                   --set gateway.ingress.className=nginx)
+                   --set gateway.ingress.className=nginx --set metrics.serviceMonitor.enabled=true)
     check "helm lint --strict k8s/kglab" "$helm" lint --strict k8s/kglab
     check "helm lint --strict k8s/kglab, with the Ingress" "$helm" lint --strict k8s/kglab "${ingress[@]}"
     refuses "values.schema.json refuses an invalid value (replicas: -1)" "minimum" \
@@ -341,7 +345,7 @@ check_chart() {
         "$helm" lint --strict k8s/kglab --set gateway.replica=2
 
     step "rendered manifests"
-    local kubeconform=$BIN/kubeconform version schemas location rendered
+    local kubeconform=$BIN/kubeconform version schemas location crds rendered
     if [[ ! -x $kubeconform ]]; then
         fail "kubeconform is not installed"
         return
@@ -353,6 +357,8 @@ check_chart() {
             continue
         fi
         location="$schemas/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+        # The ServiceMonitor (a Prometheus operator CRD): the fields the chart renders, strict.
+        crds="$ROOT/deploy/checks/schemas/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
         rendered=$TMP/rendered-$version.yaml
         if ! "$helm" template kglab k8s/kglab --kube-version "$version" "${ingress[@]}" >"$rendered" 2>"$TMP/out"; then
             sed 's/^/    | /' "$TMP/out"
@@ -362,13 +368,63 @@ check_chart() {
         # -n 1: one worker compiles each schema once and reuses it (4 workers each compile the
         # large shared definitions again, 4 times slower).
         check "helm template | kubeconform -strict (Kubernetes $version, $(grep -c '^kind:' "$rendered") objects)" \
-            "$kubeconform" -strict -summary -n 1 -kubernetes-version "$version" -schema-location "$location" "$rendered"
+            "$kubeconform" -strict -summary -n 1 -kubernetes-version "$version" -schema-location "$location" \
+            -schema-location "$crds" "$rendered"
         # The same check must bite: a field Kubernetes does not know is an error.
         sed 's/^\( *\)readOnlyRootFilesystem: true$/\1readOnlyRootFilesystem: true\n\1readOnlyRootFileSystem: true/' \
             "$rendered" >"$TMP/broken.yaml"
         refuses "kubeconform refuses an unknown field (Kubernetes $version)" "additional properties" \
-            "$kubeconform" -strict -n 1 -kubernetes-version "$version" -schema-location "$location" "$TMP/broken.yaml"
+            "$kubeconform" -strict -n 1 -kubernetes-version "$version" -schema-location "$location" \
+            -schema-location "$crds" "$TMP/broken.yaml"
+        sed 's/^\( *\)scrapeTimeout: /\1scrapeTimeOut: /' "$rendered" >"$TMP/broken-monitor.yaml"
+        refuses "kubeconform refuses an unknown ServiceMonitor field (Kubernetes $version)" \
+            "additional properties" "$kubeconform" -strict -n 1 -kubernetes-version "$version" \
+            -schema-location "$location" -schema-location "$crds" "$TMP/broken-monitor.yaml"
+        # What a bad day needs (ADR 0027): spread, budgets, autoscalers, default-deny and
+        # per-service NetworkPolicies, migration hooks, helm test, body sizes, ServiceMonitor.
+        check "the chart survives a bad day: spread, budgets, autoscalers, policies, hooks (Kubernetes $version)" \
+            chart_policy "$rendered"
     done
+}
+
+chart_policy() {
+    python3 deploy/checks/chart_policy.py <"$1"
+}
+
+# chart_policy_refuses "what" pattern helm-args...: the chart rendered with broken values must
+# fail the policy check, for the reason named.
+chart_policy_refuses() {
+    local what=$1 pattern=$2
+    shift 2
+    if ! "$BIN/helm" template kglab k8s/kglab --kube-version 1.30.0 "$@" >"$TMP/policy.yaml" 2>"$TMP/out"; then
+        sed 's/^/    | /' "$TMP/out"
+        fail "$what (it did not render)"
+        return
+    fi
+    refuses "$what" "$pattern" chart_policy "$TMP/policy.yaml"
+}
+
+check_chart_policy() {
+    step "the chart on a bad day: each rule refuses a broken input"
+    if [[ ! -x $BIN/helm ]]; then
+        fail "helm is not installed"
+        return
+    fi
+    local ingress=(--set gateway.ingress.enabled=true)
+    chart_policy_refuses "refuses a release without NetworkPolicies" "default-deny" \
+        --set networkPolicy.enabled=false
+    chart_policy_refuses "refuses a single gateway without a disruption budget" \
+        "gateway: no PodDisruptionBudget" --set gateway.replicas=1 --set autoscaling.enabled=false
+    chart_policy_refuses "refuses migrations that do not run before an upgrade" \
+        "auth: its migrations do not run" --set migrations.enabled=false
+    chart_policy_refuses "refuses an Ingress that stops 10 MB files" "body size 1m" \
+        "${ingress[@]}" --set gateway.ingress.bodySize=1m
+    chart_policy_refuses "refuses a tus Ingress that stops 50 MB uploads" "body size 20m" \
+        "${ingress[@]}" --set gateway.ingress.uploadBodySize=20m
+    "$BIN/helm" template kglab k8s/kglab --kube-version 1.30.0 >"$TMP/policy.yaml" 2>/dev/null
+    sed 's#topologyKey: kubernetes.io/hostname#topologyKey: kubernetes.io/os#' "$TMP/policy.yaml" >"$TMP/policy-spread.yaml"
+    refuses "refuses replicas not spread over nodes" "not spread over nodes" \
+        chart_policy "$TMP/policy-spread.yaml"
 }
 
 check_workflows() {
@@ -424,6 +480,7 @@ check_dockerfile
 check_compose
 check_observability
 check_chart
+check_chart_policy
 check_workflows
 check_scripts
 
