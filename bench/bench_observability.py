@@ -32,12 +32,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("KGLAB_ENVIRONMENT", "test")
 
-from fastapi import APIRouter  # noqa: E402
-from machine import save  # noqa: E402
+from fastapi import APIRouter
+from machine import save
 
-from kglab_shared.app import RequestContextMiddleware, create_service_app  # noqa: E402
-from kglab_shared.logging import configure_logging  # noqa: E402
-from kglab_shared.settings import ServiceSettings  # noqa: E402
+from kglab_shared.app import RequestContextMiddleware, create_service_app
+from kglab_shared.logging import configure_logging
+from kglab_shared.settings import ServiceSettings
 
 ROUNDS = 5
 REQUESTS = 2000
