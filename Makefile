@@ -96,7 +96,7 @@ containers-up: install ## the images of `make images` as containers on `make ser
 containers-down: ## stop and remove the containers of `make containers-up` (their data stays)
 	@bash deploy/containers/run.sh down $${KGLAB_STACK_NAME:-containers}
 
-validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
+validate-deploy: install ## validate docker-compose.yml, the alert rules, dashboards and the Helm chart without an engine
 	@bash deploy/validate.sh
 
 corpus: install ## regenerate the test corpus in tests/data/ (add CHECK=1 to verify it instead)
