@@ -114,7 +114,7 @@ dead-letters: install ## list a consumer group's dead letters (GROUP=vector; REP
 	@test -n "$(GROUP)" || { echo "usage: make dead-letters GROUP=vector [REPLAY=1]" >&2; exit 2; }
 	@$(BIN)/python -m kglab_shared.bus.dead_letters $(if $(REPLAY),replay,list) $(GROUP)
 
-validate-deploy: ## validate docker-compose.yml and the Helm chart without an engine
+validate-deploy: install ## validate docker-compose.yml, the alert rules, dashboards and the Helm chart without an engine
 	@bash deploy/validate.sh
 
 corpus: install ## regenerate the test corpus in tests/data/ (add CHECK=1 to verify it instead)

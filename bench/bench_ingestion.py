@@ -292,9 +292,8 @@ async def system(
             for role, (process, url, log_path) in launched.items():
                 # Alive is not ready: models load in the background after start (the NER
                 # model takes tens of seconds on a busy machine and holds a core meanwhile).
-                # The clock starts on a ready system, as a deployment's traffic would. The
-                # gateway's /ready asks every service, so without the downstream ones it
-                # stays 503: each service's own /ready is what counts then.
+                # The clock starts on a ready system, as a deployment's traffic would. Each
+                # service's own /ready is waited for; the gateway's is itself and Redis.
                 probes = ("/health",) if role == "gateway" and not args.downstream else None
                 await wait_ready(client, url, process, log_path, *([probes] if probes else []))
         if args.topology == "dev":

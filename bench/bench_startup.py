@@ -1,5 +1,6 @@
 """``make dev`` start-up: seconds from process start to the first 200 on ``/health`` (liveness)
-and on the gateway's ``/ready`` (every service built, started and answering; the models may
+and on the gateway's ``/ready/system`` (every service built, started and answering; the
+gateway's own ``/ready`` is itself and Redis only, ADR 0027; the models may
 still be loading in their services' background threads).
 
 Starts ``make dev``'s command (``deploy/dev/run.py``) as a subprocess on a free port with a
@@ -93,7 +94,10 @@ def one_start(script: Path, timeout_s: float) -> dict[str, Any]:
                             if healthy_s is None and client.get("/health").status_code == 200:
                                 healthy_s = time.perf_counter() - started
                                 healthy_cpu_s = cpu_seconds(process.pid)
-                            if healthy_s is not None and client.get("/ready").status_code == 200:
+                            if (
+                                healthy_s is not None
+                                and client.get("/ready/system").status_code == 200
+                            ):
                                 ready_s = time.perf_counter() - started
                                 ready_cpu_s = cpu_seconds(process.pid)
                                 break

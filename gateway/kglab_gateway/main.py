@@ -164,8 +164,13 @@ def create_app(
             app.state.ws_apps = ws_apps or {}
             app.state.openapi = OpenAPIAssembler(pool, _base_document(app))
 
+            # Reported, not counted: the gateway's readiness is itself and Redis (its rate
+            # limits and the revocation feed). One service down must not take every gateway
+            # pod out of its Service and answer 503 for the whole API, sign-in included; the
+            # gateway answers 503 for that service's routes alone (ADR 0027).
+            # GET /ready/system reports the whole system.
             for name in SERVICES:
-                app.state.readiness.add(name, _upstream_check(pool, name))
+                app.state.readiness.add(name, _upstream_check(pool, name), counted=False)
             yield
 
     app = create_service_app(
@@ -175,6 +180,7 @@ def create_app(
         routers=[],
         lifespan=lifespan,
         expose_metrics=False,
+        relays_routes=True,
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -193,6 +199,24 @@ def create_app(
         if not identity.is_admin:
             raise ForbiddenError("Only an administrator may read the metrics.")
         return metrics_response()
+
+    @app.get(
+        "/ready/system",
+        tags=["operations"],
+        include_in_schema=False,
+        summary="Report whether the gateway and every service answer",
+        responses={
+            200: {"description": "The gateway, its Redis and every service answer."},
+            503: {"description": "Something is down; the body names it."},
+        },
+    )
+    async def system_ready(request: Request) -> JSONResponse:
+        """Report whether the gateway and every service answer."""
+        ok, results = await request.app.state.readiness.run(counted_only=False)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "dependencies": results},
+            status_code=200 if ok else 503,
+        )
 
     app.include_router(ws_router)
     app.include_router(proxy_router)

@@ -6,10 +6,13 @@ Every app gets: correlation ids (``X-Request-ID`` in and out), JSON logs, Promet
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -25,7 +28,13 @@ from kglab_shared.correlation import (
 from kglab_shared.errors import install_error_handlers
 from kglab_shared.health import Readiness, health_router
 from kglab_shared.logging import configure_logging
-from kglab_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_response
+from kglab_shared.metrics import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    metrics_response,
+    serve_metrics,
+    stop_metrics_server,
+)
 from kglab_shared.settings import ServiceSettings
 from kglab_shared.tracing import configure_tracing, incoming_request_context
 
@@ -34,12 +43,71 @@ _REQUEST_ID_BYTES = REQUEST_ID_HEADER.lower().encode()
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
-class RequestContextMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware copy): correlation id, request metrics."""
+#: A service names the route template that answered in this response header; the gateway
+#: takes it for its own metrics' route label and removes it, so no client sees it (ADR 0027).
+ROUTE_HEADER = b"x-kglab-route"
+#: Route templates a gateway learns from its services (bounded: templates are code, not input).
+_MAX_LEARNED_ROUTES = 500
+_PARAMETER = re.compile(r"\{([^}:]+)(:path)?\}")
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+
+class LearnedRoutes:
+    """The route templates the gateway's services named (``ROUTE_HEADER``), to label a call the
+    gateway answered itself (401, 403, 429, 413: no service saw it) by the same template."""
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._ordered: list[tuple[str, re.Pattern[str]]] = []
+
+    def learn(self, template: str) -> None:
+        if template in self._patterns or len(self._patterns) >= _MAX_LEARNED_ROUTES:
+            return
+        if not template.startswith("/") or len(template) > 200:
+            return
+        pattern = re.compile(
+            "^"
+            + _PARAMETER.sub(
+                lambda m: "(.+)" if m.group(2) else "([^/]+)",
+                re.sub(r"([^{}]+)(?=\{|$)", lambda m: re.escape(m.group(1)), template),
+            )
+            + "$"
+        )
+        self._patterns[template] = pattern
+        # The most literal template first: /graph/entities before /graph/{name}.
+        self._ordered = sorted(
+            self._patterns.items(), key=lambda item: -len(_PARAMETER.sub("", item[0]))
+        )
+
+    def match(self, path: str) -> str | None:
+        for template, pattern in self._ordered:
+            if pattern.match(path):
+                return template
+        return None
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware copy): correlation id, request metrics.
+
+    ``names_routes``: a service tells its caller which route template answered
+    (``ROUTE_HEADER``). ``relays_routes``: the gateway, whose catch-all proxy route would label
+    every call ``/api/{rest:path}``, labels it with the template its service named instead,
+    removes the header, and labels a call it answered itself by a template learned earlier
+    (``unmatched`` until one is).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        *,
+        names_routes: bool = True,
+        relays_routes: bool = False,
+    ) -> None:
         self.app = app
         self.service = service
+        self.names_routes = names_routes and not relays_routes
+        self.relays_routes = relays_routes
+        self.learned = LearnedRoutes()
         self._route_cache: dict[tuple[str, str], str] = {}
         # The labelled metric children per (method, route, status): labels() costs more than
         # the increment itself. Bounded; past the bound labels() is simply called each time.
@@ -63,24 +131,41 @@ class RequestContextMiddleware:
         set_correlation_id(correlation_id)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status = 500
+        upstream_route: str | None = None
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, upstream_route
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
+                if self.relays_routes:
+                    kept = [h for h in headers if h[0].lower() != ROUTE_HEADER]
+                    if len(kept) != len(headers):
+                        named = next(h[1] for h in headers if h[0].lower() == ROUTE_HEADER)
+                        upstream_route = named.decode("latin-1")
+                        headers = kept
+                elif self.names_routes:
+                    headers.append((ROUTE_HEADER, self._route(scope).encode("latin-1")))
                 headers.append((_REQUEST_ID_BYTES, correlation_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             span_name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
-            with incoming_request_context(trace_headers, span_name):
-                await self.app(scope, receive, send_with_id)
+            with incoming_request_context(trace_headers, span_name) as span:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    if span is not None and scope["type"] == "http":
+                        # Named by the route template once routing has found it, as the
+                        # metrics are: span names stay few (the path is in an attribute).
+                        span.update_name(f"{scope['method']} {self._label(scope, upstream_route)}")
+                        span.set_attribute("url.path", scope.get("path", ""))
+                        span.set_attribute("http.response.status_code", status)
         finally:
             if scope["type"] == "http":
-                route = self._route(scope)
+                route = self._label(scope, upstream_route)
                 method = scope["method"]
                 children = self._children.get((method, route, status))
                 if children is None:
@@ -93,6 +178,17 @@ class RequestContextMiddleware:
                 children[0].inc()
                 children[1].observe(time.perf_counter() - started)
             set_correlation_id(previous)
+
+    def _label(self, scope: Scope, upstream_route: str | None) -> str:
+        if not self.relays_routes:
+            return self._route(scope)
+        if upstream_route is not None:
+            self.learned.learn(upstream_route)
+            return upstream_route
+        own = self._route(scope)
+        if "{rest:path}" not in own:
+            return own
+        return self.learned.match(scope["path"]) or "unmatched"
 
     def _route(self, scope: Scope) -> str:
         # Label by route template, not raw path, so ids do not explode label cardinality.
@@ -107,6 +203,12 @@ class RequestContextMiddleware:
             if match is Match.FULL:
                 return str(getattr(route, "path", "unmatched"))
         return "unmatched"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def freeze_startup_heap() -> None:
@@ -130,27 +232,43 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     version: str = "1.0.0",
     expose_metrics: bool = True,
+    relays_routes: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """Assemble a service's FastAPI app with the shared operational surface."""
+    """Assemble a service's FastAPI app with the shared operational surface.
+
+    ``relays_routes``: the app forwards calls to services (the gateway) and labels its metrics
+    with the route templates they name (:class:`RequestContextMiddleware`).
+    """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     configure_tracing(settings.service_name, settings.otel_exporter, settings.otel_endpoint)
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.readiness = Readiness(settings.ready_timeout_s)
-        if lifespan is None:
+        app.state.readiness = Readiness(settings.ready_timeout_s, service=settings.service_name)
+        async with AsyncExitStack() as stack:
+            if settings.metrics_port is not None:
+                server = serve_metrics(settings.metrics_host, settings.metrics_port)
+                app.state.metrics_server = server
+                stack.callback(stop_metrics_server, server)
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            if settings.dependency_check_interval_s > 0:
+                watch = asyncio.create_task(
+                    app.state.readiness.watch(settings.dependency_check_interval_s),
+                    name=f"kglab-{settings.service_name}-dependency-watch",
+                )
+                stack.push_async_callback(_cancel, watch)
             freeze_startup_heap()
             yield
-        else:
-            async with lifespan(app):
-                freeze_startup_heap()
-                yield
 
     # A trailing-slash redirect would name the service's own address in Location (the gateway
     # passes it on: "http://127.0.0.1:8004/..."); an unknown path is a 404 instead.
     fastapi_kwargs.setdefault("redirect_slashes", False)
+    # The shared request context traces and counts every request; FastAPI's own telemetry would
+    # record each one a second time once a tracer provider is installed.
+    fastapi_kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(
         title=title,
         description=description,
@@ -170,5 +288,7 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.add_middleware(
+        RequestContextMiddleware, service=settings.service_name, relays_routes=relays_routes
+    )
     return app

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from kglab_shared.errors import ServiceUnavailableError
+from kglab_shared.metrics import DEPENDENCY_LATENCY, DEPENDENCY_UP
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 T = TypeVar("T")
@@ -118,16 +119,30 @@ class BackgroundLoad(Generic[T]):
 
 
 class Readiness:
-    """The named dependency checks of one service, registered in its lifespan."""
+    """The named dependency checks of one service, registered in its lifespan.
 
-    def __init__(self, timeout_s: float = 1.0) -> None:
+    A check added with ``counted=False`` does not decide the service's readiness: it is
+    reported (by ``run(counted_only=False)`` and the ``kglab_dependency_up`` gauge) but a pod is
+    not taken out of its Service for it. The gateway's upstream services are such checks: one
+    service down must not make every gateway pod unready (ADR 0027).
+    """
+
+    def __init__(self, timeout_s: float = 1.0, *, service: str = "kglab") -> None:
         self.timeout_s = timeout_s
+        self.service = service
         self._checks: dict[str, ReadinessCheck] = {}
+        self._uncounted: set[str] = set()
 
-    def add(self, name: str, check: ReadinessCheck) -> None:
+    def add(self, name: str, check: ReadinessCheck, *, counted: bool = True) -> None:
         self._checks[name] = check
+        if counted:
+            self._uncounted.discard(name)
+        else:
+            self._uncounted.add(name)
 
-    async def run(self) -> tuple[bool, dict[str, dict[str, Any]]]:
+    async def run(self, *, counted_only: bool = True) -> tuple[bool, dict[str, dict[str, Any]]]:
+        """Run the checks at once, each bounded by the timeout: (all up, each one's state)."""
+
         async def one(name: str, check: ReadinessCheck) -> tuple[str, dict[str, Any]]:
             started = time.perf_counter()
             try:
@@ -143,13 +158,28 @@ class Readiness:
                 state = {"status": "down", "detail": f"{type(exc).__name__}: {exc}"[:300]}
             else:
                 state = {"status": "up"}
-            state["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            elapsed = time.perf_counter() - started
+            state["latency_ms"] = round(elapsed * 1000, 2)
+            DEPENDENCY_UP.labels(self.service, name).set(1 if state["status"] == "up" else 0)
+            DEPENDENCY_LATENCY.labels(self.service, name).set(elapsed)
             return name, state
 
-        results = dict(
-            await asyncio.gather(*(one(name, check) for name, check in self._checks.items()))
-        )
+        checks = {
+            name: check
+            for name, check in self._checks.items()
+            if not (counted_only and name in self._uncounted)
+        }
+        results = dict(await asyncio.gather(*(one(name, check) for name, check in checks.items())))
         return all(r["status"] == "up" for r in results.values()), results
+
+    async def watch(self, interval_s: float) -> None:
+        """Run every check (counted or not) every ``interval_s`` (the first after one interval:
+        start-up has just checked), for the dependency gauges:
+        a store that goes down shows on the dashboards and alerts even where nothing probes
+        ``/ready`` (compose). Runs until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.run(counted_only=False)
 
 
 _READY_EXAMPLE = {

@@ -84,6 +84,17 @@ class ServiceSettings(BaseSettings):
     )
     otel_endpoint: str | None = Field(default=None, validation_alias="KGLAB_OTEL_ENDPOINT")
     ready_timeout_s: float = Field(default=1.0, gt=0, le=30, validation_alias="KGLAB_READY_TIMEOUT")
+    #: A port of its own for Prometheus (no token needed; reachable only where the network
+    #: lets it: the compose network, the chart's NetworkPolicy). Unset: none (ADR 0027).
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias="KGLAB_METRICS_PORT"
+    )
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="KGLAB_METRICS_HOST")
+    #: How often every dependency is checked for the kglab_dependency_up gauge; 0: only when
+    #: /ready is asked.
+    dependency_check_interval_s: float = Field(
+        default=15.0, ge=0, le=3600, validation_alias="KGLAB_DEPENDENCY_CHECK_INTERVAL_S"
+    )
 
     # Which adapters to wire: the one place the embedded/real decision is made.
     bus: BusKind = Field(default=BusKind.MEMORY, validation_alias="KGLAB_BUS")
@@ -171,6 +182,16 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(self._production_refusal(problems))
         if self.bus is BusKind.RABBITMQ and self.rabbitmq_url is None:
             raise ValueError("KGLAB_BUS=rabbitmq needs KGLAB_RABBITMQ_URL.")
+        if self.otel_exporter not in ("none", "console", "otlp"):
+            raise ValueError(
+                f"KGLAB_OTEL_EXPORTER must be none, console or otlp, not {self.otel_exporter!r}."
+            )
+        if self.otel_exporter == "otlp" and not self.otel_endpoint:
+            # Tracing stays off unless told where to send spans (ADR 0027).
+            raise ValueError(
+                "KGLAB_OTEL_EXPORTER=otlp needs KGLAB_OTEL_ENDPOINT, the collector's OTLP/HTTP "
+                "traces URL (e.g. http://otel-collector:4318/v1/traces)."
+            )
         return self
 
     def _production_refusal(self, problems: list[str]) -> str:

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, Select, column, event, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -59,6 +60,10 @@ def create_engine(
     top cost when profiling auth). ``pre_ping`` costs a round trip per checkout.
     """
     async_url = async_database_url(url)
+    # Looked up at each call, not imported: with tracing on, OpenTelemetry's SQLAlchemy
+    # instrumentation replaces it after this module is imported, and every engine made
+    # afterwards records a span per statement (kglab_shared.tracing).
+    create_async_engine = sqlalchemy_asyncio.create_async_engine
     if async_url.startswith("sqlite"):
         engine = create_async_engine(async_url)
         pragmas = [f"PRAGMA {pragma}" for pragma in sqlite_pragmas]

@@ -297,7 +297,7 @@ async def user(gateway: httpx.AsyncClient) -> User:
     """A new user, once every service is ready (a test after a fault starts whole)."""
 
     async def ready() -> bool:
-        return (await gateway.get("/ready")).status_code == 200
+        return (await gateway.get("/ready/system")).status_code == 200
 
     await wait_until(ready, timeout_s=SETTLE_TIMEOUT_S, step_s=0.5)
     return await sign_up(gateway)

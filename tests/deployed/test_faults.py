@@ -69,7 +69,7 @@ async def assert_each_stored_once(deployment: Deployment, user: User, jobs: dict
 
     async def whole_again() -> bool:
         # One replica per service: while the killed one restarts, its routes answer 503.
-        return (await user.client.get("/ready")).status_code == 200
+        return (await user.client.get("/ready/system")).status_code == 200
 
     await wait_until(whole_again, timeout_s=SETTLE_TIMEOUT_S, step_s=0.5)
     assert [job["status"] for job in finished] == ["completed"] * FILES, finished

@@ -49,7 +49,7 @@ async def test_gateway_serves_while_services_start_and_requests_wait(dev_env: No
         # Nothing is started yet (main() releases the services once the socket listens).
         health = await client.get("/health")
         assert health.status_code == 200
-        starting = await client.get("/ready")
+        starting = await client.get("/ready/system")
         assert starting.status_code == 503
         dependencies = starting.json()["dependencies"]
         assert {name: dependencies[name]["status"] for name in SERVICES} == dict.fromkeys(
@@ -72,7 +72,7 @@ async def test_gateway_serves_while_services_start_and_requests_wait(dev_env: No
         assert registered.json()["email"] == email
 
         async def ready() -> bool:
-            return (await client.get("/ready")).status_code == 200
+            return (await client.get("/ready/system")).status_code == 200
 
         await wait_until(ready, timeout_s=120, step_s=0.1)
         assert set(host.up_s) == set(SERVICES)
@@ -111,7 +111,7 @@ async def test_a_service_that_fails_to_start_is_named_with_its_reason(
         assert set(host.errors) == {"vector"}
         assert "KGLAB_VECTOR_FUSION_CANDIDATES" in host.errors["vector"]
 
-        ready = await client.get("/ready")
+        ready = await client.get("/ready/system")
         assert ready.status_code == 503
         assert ready.json()["dependencies"]["vector"]["status"] == "down"
         assert ready.json()["dependencies"]["auth"]["status"] == "up"

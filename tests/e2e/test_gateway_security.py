@@ -79,8 +79,8 @@ async def test_docs_are_served_offline(gateway: httpx.AsyncClient) -> None:
     assert flows["password"]["tokenUrl"] == "/api/v1/auth/login"
 
 
-async def test_ready_names_every_service(gateway: httpx.AsyncClient) -> None:
-    body = (await gateway.get("/ready")).json()
+async def test_system_readiness_names_every_service(gateway: httpx.AsyncClient) -> None:
+    body = (await gateway.get("/ready/system")).json()
     assert set(body["dependencies"]) >= {"auth", "ingestion", "graph", "document", "vector"}
 
 

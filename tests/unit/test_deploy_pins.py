@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The stores and the scanner: every one runs in compose, as a service container of the
 #: workflow, and is named in the chart's ``servers`` block.
 SERVERS = ("postgres", "redis", "rabbitmq", "neo4j", "mongo", "qdrant", "clamav")
-#: Servers compose runs that are not part of the deployed system (a mail catcher for the stack).
-COMPOSE_ONLY = ("mailpit",)
+#: Servers compose runs that are not part of the deployed system: a mail catcher for the stack,
+#: and what an on-call engineer looks at (metrics, dashboards, traces; ADR 0027).
+COMPOSE_ONLY = ("mailpit", "prometheus", "grafana", "otel-collector", "jaeger")
 
 Version = tuple[int, ...]
 

@@ -237,27 +237,23 @@ def test_each_app_refuses_to_start_on_stand_ins_with_the_readable_message(
 # --- the deployment files ship a configuration production accepts ----------------------------
 
 
-def _interpolate(value: str) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}``, with a real-looking value
-    for every variable .env would hold (not .env.example's placeholders, which production
-    rightly refuses) and the default where one is given."""
-
-    def one(match: re.Match[str]) -> str:
-        name, operator, rest = match.group(1), match.group(2), match.group(3)
-        if operator == ":-":
-            return rest
-        return f"real-{name.lower().replace('_', '-')}-value"
-
-    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}", one, value)
-
-
 def _compose_environments() -> dict[str, dict[str, str]]:
-    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return {
-        name: {key: _interpolate(str(value)) for key, value in spec["environment"].items()}
-        for name, spec in compose["services"].items()
-        if name in SETTINGS
+    """Compose's environments with a production ``.env``: every variable .env.example names
+    given a real-looking value (not its placeholders, which production rightly refuses), the
+    identity keys a real pair."""
+    from tests.unit.test_compose_env import compose_environments, read_env_file
+
+    variables = {
+        name: f"real-{name.lower().replace('_', '-')}-value"
+        for name in read_env_file(ROOT / ".env.example")
     }
+    variables |= {
+        "KGLAB_ENVIRONMENT": "production",
+        "KGLAB_OTEL_EXPORTER": "otlp",
+        "KGLAB_IDENTITY_PUBLIC_KEYS": PRODUCTION["KGLAB_IDENTITY_PUBLIC_KEYS"],
+        "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": PRODUCTION["KGLAB_GATEWAY_IDENTITY_SIGNING_KEY"],
+    }
+    return compose_environments(variables)
 
 
 def _chart_environments() -> dict[str, dict[str, str]]:

@@ -40,7 +40,16 @@ STACK_ONLY = {
     "KGLAB_VECTOR_REDIS_PREFIX",
 }
 #: Compose's own: passed through by the launcher from the user's environment instead.
-COMPOSE_ONLY = {"KGLAB_LOG_LEVEL"}
+#: Compose only: the metrics port (one per container; the stack's processes share one host and
+#: serve /metrics on their API port) and the collector compose runs (the stack passes
+#: KGLAB_OTEL_* through from the caller, topology.SHARED).
+COMPOSE_ONLY = {
+    "KGLAB_LOG_LEVEL",
+    "KGLAB_METRICS_PORT",
+    "KGLAB_METRICS_HOST",
+    "KGLAB_OTEL_EXPORTER",
+    "KGLAB_OTEL_ENDPOINT",
+}
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,10 @@ Secret stops the pod from starting (CreateContainerConfigError) instead of runni
 {{- $secret := merge (dict) ($svc.secretEnv | default dict) ($root.Values.commonSecretEnv | default dict) -}}
 - name: KGLAB_PORT
   value: {{ $svc.port | quote }}
+- name: KGLAB_METRICS_PORT
+  value: {{ $root.Values.metrics.port | quote }}
+- name: KGLAB_METRICS_HOST
+  value: "0.0.0.0"
 {{- range $key := keys $plain | sortAlpha }}
 - name: {{ $key }}
   value: {{ tpl (toString (get $plain $key)) $root | quote }}
@@ -155,7 +159,9 @@ spec:
   {{- if and $svc.uploads (not $uploadsClaim) (gt (int $svc.replicas) 1) }}
   {{- fail (printf "%s.replicas is %d but %s.uploads.existingClaim is empty: every replica must mount the uploads volume (a ReadWriteMany claim), since a PATCH may reach any replica (adr/0019)" .name (int $svc.replicas) .name) }}
   {{- end }}
+  {{- if not $root.Values.autoscaling.enabled }}
   replicas: {{ $svc.replicas }}
+  {{- end }}
   revisionHistoryLimit: 5
   selector:
     matchLabels:
@@ -191,6 +197,9 @@ spec:
             - name: http
               containerPort: {{ $svc.port }}
               protocol: TCP
+            - name: metrics
+              containerPort: {{ $root.Values.metrics.port }}
+              protocol: TCP
           env:
             {{- include "kglab.env" . | nindent 12 }}
             {{- if $uploadsClaim }}
@@ -218,6 +227,20 @@ spec:
           persistentVolumeClaim:
             claimName: {{ $uploadsClaim | quote }}
         {{- end }}
+      # Replicas spread over nodes and zones, so one node drained or lost takes one replica.
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" . | nindent 14 }}
+        - maxSkew: 1
+          topologyKey: topology.kubernetes.io/zone
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" . | nindent 14 }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -250,6 +273,36 @@ spec:
       port: {{ $svc.port }}
       targetPort: http
       protocol: TCP
+    - name: metrics
+      port: {{ .root.Values.metrics.port }}
+      targetPort: metrics
+      protocol: TCP
+{{- end }}
+
+{{/* Scales a service between its replicas and autoscaling.maxReplicas on CPU. */}}
+{{- define "kglab.horizontalPodAutoscaler" -}}
+{{- $svc := index .root.Values .name }}
+{{- $scaling := .root.Values.autoscaling }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "kglab.componentName" . }}
+  labels:
+    {{- include "kglab.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "kglab.componentName" . }}
+  minReplicas: {{ max 1 $svc.replicas }}
+  maxReplicas: {{ max $svc.replicas $scaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $scaling.targetCPUUtilizationPercentage }}
 {{- end }}
 
 {{/* Keeps one pod during voluntary disruptions (node drains) when there are two or more. */}}
@@ -278,5 +331,125 @@ spec:
 ---
 {{ include "kglab.podDisruptionBudget" . }}
 {{- end }}
+{{- if and .root.Values.autoscaling.enabled (gt (int $svc.replicas) 0) }}
+---
+{{ include "kglab.horizontalPodAutoscaler" . }}
 {{- end }}
+{{- if .root.Values.networkPolicy.enabled }}
+---
+{{ include "kglab.networkPolicy" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+NetworkPolicy peers of one kind of external server (networkPolicy.stores.<store>): its ports, to
+the peers listed (none listed: those ports anywhere, for servers outside the cluster).
+*/}}
+{{- define "kglab.storeEgress" -}}
+{{- $store := index .root.Values.networkPolicy.stores .store -}}
+- ports:
+    {{- range $store.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $store.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+What one service may send and receive (the namespace's default-deny policy refuses the rest):
+in, its port from the gateway (the gateway's from networkPolicy.gatewayFrom, the vector
+service's callers of the graph service) and its metrics port from networkPolicy.metricsFrom;
+out, DNS, its own stores (.Values.<service>.stores) and the services it calls.
+*/}}
+{{- define "kglab.networkPolicy" -}}
+{{- $root := .root }}
+{{- $svc := index $root.Values .name }}
+{{- $np := $root.Values.networkPolicy }}
+{{- $name := .name }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "kglab.componentName" . }}
+  labels:
+    {{- include "kglab.labels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "kglab.selectorLabels" . | nindent 6 }}
+  policyTypes:
+    - Ingress
+    - Egress
+  ingress:
+    - ports:
+        - port: http
+          protocol: TCP
+      {{- if eq $name "gateway" }}
+      {{- with $np.gatewayFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+        # helm test's pod
+        - podSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" (dict "root" $root "name" "test") | nindent 14 }}
+      {{- end }}
+      {{- else }}
+      from:
+        - podSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" (dict "root" $root "name" "gateway") | nindent 14 }}
+        {{- range $caller := list "vector" }}
+        {{- if and (eq $name "graph") (index $root.Values $caller).enabled }}
+        - podSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" (dict "root" $root "name" $caller) | nindent 14 }}
+        {{- end }}
+        {{- end }}
+      {{- end }}
+    - ports:
+        - port: metrics
+          protocol: TCP
+      {{- with $np.metricsFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+  egress:
+    - ports:
+        - port: 53
+          protocol: UDP
+        - port: 53
+          protocol: TCP
+      {{- with $np.dns }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- range $store := $svc.stores }}
+    {{- include "kglab.storeEgress" (dict "root" $root "store" $store) | nindent 4 }}
+    {{- end }}
+    {{- range $callee := $svc.calls | default list }}
+    - ports:
+        - port: {{ (index $root.Values $callee).port }}
+          protocol: TCP
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "kglab.selectorLabels" (dict "root" $root "name" $callee) | nindent 14 }}
+    {{- end }}
+    {{- if $svc.web }}
+    # URL ingestion fetches public pages: public addresses only (the fetcher refuses internal
+    # ones too; this holds even if it were wrong).
+    - ports:
+        {{- range $np.web.ports }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+      to:
+        - ipBlock:
+            cidr: {{ $np.web.cidr }}
+            except:
+              {{- toYaml $np.web.except | nindent 14 }}
+    {{- end }}
 {{- end }}

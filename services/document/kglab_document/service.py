@@ -32,6 +32,7 @@ from kglab_shared.events import (
     IngestionJobFailed,
 )
 from kglab_shared.logging import get_logger
+from kglab_shared.metrics import CHUNKS_STORED, DOCUMENTS_DELETED, DOCUMENTS_STORED
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -116,6 +117,9 @@ class DocumentService:
         ):
             await self._events.stored(stored, event.claim)
             await self._store.mark_stored_event_published(stored.owner_id, stored.id)
+        if result.created:
+            DOCUMENTS_STORED.inc()
+            CHUNKS_STORED.inc(len(chunks))
         _log.info(
             "document_extracted_recorded",
             document_id=document.id,
@@ -199,6 +203,7 @@ class DocumentService:
         document = await self._store.delete(owner_id, document_id, at=self._clock())
         if document is None:
             raise DocumentNotFoundError(document_id)
+        DOCUMENTS_DELETED.inc()
         await self._announce_deletion(document)
         return document
 
@@ -209,6 +214,7 @@ class DocumentService:
         if document is None:
             _log.info("failed_job_left_no_document", document_id=event.document_id)
             return
+        DOCUMENTS_DELETED.inc()
         _log.info("failed_job_document_discarded", document_id=event.document_id)
         await self._announce_deletion(document)
 

@@ -75,6 +75,8 @@ class IngestionSettings(ServiceSettings):
     stale_pending_s: float = Field(default=120.0, gt=0)
     #: How often the sweeper looks for expired leases and stale pending jobs.
     sweep_interval_s: float = Field(default=15.0, gt=0)
+    #: How often the gauges of unfinished jobs are read from the jobs table.
+    metrics_interval_s: float = Field(default=15.0, gt=0)
     #: A job whose document's parts have not all reported this long after extraction is
     #: failed and its document removed (a lost acknowledgement must not hold it forever).
     indexing_timeout_s: float = Field(default=900.0, gt=0)

@@ -28,7 +28,7 @@ from kglab_ingestion.messaging.consume import (
 )
 from kglab_ingestion.scanning.settings import create_scanner
 from kglab_ingestion.schemas import JobOut
-from kglab_ingestion.service import IngestionService
+from kglab_ingestion.service import IngestionService, report_job_gauges_every
 from kglab_ingestion.store.port import BlobStore, ProgressChannel
 from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
 from kglab_ingestion.store.uploads import FileUploadStore
@@ -192,6 +192,11 @@ def create_app(
                 run_upload_sweeper(*app.state.upload_store), name="kglab-upload-sweeper"
             )
             stack.push_async_callback(_cancel, sweeper_task)
+            gauges = asyncio.create_task(
+                report_job_gauges_every(jobs, settings.metrics_interval_s),
+                name="kglab-job-gauges",
+            )
+            stack.push_async_callback(_cancel, gauges)
             yield
 
     tus_router, upload_store = build_tus_router(lambda: app.state.ingestion_service, settings)

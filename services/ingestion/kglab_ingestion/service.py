@@ -18,6 +18,7 @@ from typing import Any
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.domain import (
     MAX_PAGE_SIZE,
+    PART_STAGES,
     ChangeCursor,
     EmptyFileError,
     FileTooLargeError,
@@ -56,6 +57,13 @@ from kglab_shared.events import (
     IngestionJobRequested,
 )
 from kglab_shared.logging import get_logger
+from kglab_shared.metrics import (
+    INGESTION_JOBS,
+    INGESTION_JOBS_FINISHED,
+    INGESTION_OLDEST_PENDING,
+    INGESTION_OLDEST_UNCHANGED,
+    INGESTION_STAGE_DURATION,
+)
 
 _log = get_logger(__name__)
 #: How old a change must be before the event feed serves it (see ``changes``).
@@ -271,6 +279,7 @@ class IngestionService:
         job = recorded.job
         if not recorded.changed:
             return recorded
+        _count_part(job, event.part, ok=event.ok, now=self._clock())
         _log.info(
             "job_part_recorded",
             job_id=job.id,
@@ -339,3 +348,46 @@ class IngestionService:
             raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
         after = JobCursor.decode(cursor) if cursor else None
         return await self._jobs.list_jobs(owner_id, status=status, limit=limit, after=after)
+
+
+#: The stage a part's acknowledgement ends.
+_PART_STAGES = {part: stage.value for part, stage in PART_STAGES}
+
+
+def _count_part(job: IngestionJob, part: str, *, ok: bool, now: datetime) -> None:
+    """Metrics of a recorded part: its stage's time from the end of extraction (parts run in
+    parallel, so each is measured from there), and the job's end if this part ended it."""
+    stage = _PART_STAGES.get(part)
+    if ok and stage is not None and job.extracted_at is not None:
+        INGESTION_STAGE_DURATION.labels(stage).observe(
+            max(0.0, (now - job.extracted_at).total_seconds())
+        )
+    if job.status.is_final:
+        INGESTION_JOBS_FINISHED.labels(job.status.value).inc()
+
+
+async def report_job_gauges(jobs: JobStore, now: datetime) -> None:
+    """Set the gauges of unfinished jobs from the jobs table: how many per status, the oldest
+    waiting for a worker, the longest a processing job has gone unchanged (the stuck-job
+    alerts watch the last two). Every replica reports the same table: aggregate with max."""
+    stats = await jobs.live_job_stats()
+    for status in (JobStatus.PENDING, JobStatus.PROCESSING):
+        INGESTION_JOBS.labels(status.value).set(stats[status].count if status in stats else 0)
+    pending = stats.get(JobStatus.PENDING)
+    processing = stats.get(JobStatus.PROCESSING)
+    INGESTION_OLDEST_PENDING.set(
+        max(0.0, (now - pending.oldest_created_at).total_seconds()) if pending else 0.0
+    )
+    INGESTION_OLDEST_UNCHANGED.set(
+        max(0.0, (now - processing.oldest_updated_at).total_seconds()) if processing else 0.0
+    )
+
+
+async def report_job_gauges_every(jobs: JobStore, interval_s: float) -> None:
+    """:func:`report_job_gauges` now and every ``interval_s`` until cancelled."""
+    while True:
+        try:
+            await report_job_gauges(jobs, utc_now())
+        except Exception as exc:  # the database's own alert says why; keep reporting
+            _log.warning("job_gauges_unavailable", error=str(exc))
+        await asyncio.sleep(interval_s)

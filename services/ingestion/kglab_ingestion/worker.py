@@ -77,6 +77,12 @@ from kglab_shared.bus import RetryLater
 from kglab_shared.claims import claim_digest, new_claim
 from kglab_shared.events import DocumentExtracted, ExtractedChunk, Provenance
 from kglab_shared.logging import get_logger
+from kglab_shared.metrics import (
+    INGESTION_JOBS_FINISHED,
+    INGESTION_JOBS_REQUEUED,
+    INGESTION_JOBS_TIMED_OUT,
+    INGESTION_STAGE_DURATION,
+)
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -215,6 +221,10 @@ class JobWorker:
             )
             return
         _log.info("job_claimed", job_id=job.id, attempt=job.attempts, worker=self.worker_id)
+        if job.attempts == 1:
+            INGESTION_STAGE_DURATION.labels("queued").observe(
+                max(0.0, (self._clock() - job.created_at).total_seconds())
+            )
         if job.attempts > self._settings.max_attempts:
             # Claimed again after its workers vanished each time (a file that kills the process,
             # say): stop here rather than take the next worker down with it.
@@ -224,6 +234,7 @@ class JobWorker:
                 f"Processing was interrupted {job.attempts - 1} times; the job was stopped.",
             )
             if failed is not None:
+                INGESTION_JOBS_FINISHED.labels("failed").inc()
                 await self._publish(ProgressUpdate.of(failed))
             return
         await self._publish(ProgressUpdate.of(job))
@@ -287,6 +298,7 @@ class JobWorker:
             detail = f"{detail} Gave up after {job.attempts} attempts."
         failed = await self._jobs.fail(job.id, self.worker_id, detail)
         if failed is not None:
+            INGESTION_JOBS_FINISHED.labels("failed").inc()
             _log.info("job_failed", job_id=job.id, error=detail)
             await self._publish(ProgressUpdate.of(failed))
 
@@ -535,6 +547,11 @@ class JobWorker:
         done = await self._jobs.complete(job.id, self.worker_id, completion, envelope)
         if done is None:
             raise LeaseLostError(job.id)
+        if done.started_at is not None and done.extracted_at is not None:
+            # From this attempt's claim to the document announced (a retry's own time only).
+            INGESTION_STAGE_DURATION.labels("extracting").observe(
+                max(0.0, (done.extracted_at - done.started_at).total_seconds())
+            )
         _log.info(
             "job_extracted",
             job_id=job.id,
@@ -601,6 +618,7 @@ class LeaseSweeper:
             events=lambda job: job_requested_event(job, source=self._source, fresh=True),
         )
         if requeued:
+            INGESTION_JOBS_REQUEUED.inc(len(requeued))
             _log.info("jobs_requeued", count=len(requeued), job_ids=requeued[:20])
         timeout_s = self._settings.indexing_timeout_s
         stalled = await self._jobs.fail_stalled(
@@ -611,6 +629,8 @@ class LeaseSweeper:
             discard=lambda job: job_failed_event(job, source=self._source),
         )
         if stalled:
+            INGESTION_JOBS_TIMED_OUT.inc(len(stalled))
+            INGESTION_JOBS_FINISHED.labels("failed").inc(len(stalled))
             _log.warning(
                 "jobs_indexing_timed_out", count=len(stalled), job_ids=[j.id for j in stalled][:20]
             )

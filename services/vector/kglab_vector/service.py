@@ -13,6 +13,7 @@ from typing import Any
 from kglab_shared.bus.idempotency import InMemoryProcessedEvents, ProcessedEvents
 from kglab_shared.events import DocumentDeleted, DocumentStored, ExtractedChunk
 from kglab_shared.logging import get_logger
+from kglab_shared.metrics import CACHE_REQUESTS
 from kglab_vector.cache.port import SearchCache, query_description, query_key
 from kglab_vector.domain import (
     ChunkRecord,
@@ -264,7 +265,9 @@ class VectorService:
         else:
             cached = await self.cache.get(query.owner_id, generation, key)
         if cached is not None:
+            CACHE_REQUESTS.labels("search", "hit").inc()
             return [SearchHit(**item) for item in json.loads(cached)], True
+        CACHE_REQUESTS.labels("search", "miss").inc()
         hits = await self._search(query)
         # Refused if the owner's documents changed meanwhile: this answer may predate that.
         await self.cache.put(query.owner_id, generation, key, _encode(hits))

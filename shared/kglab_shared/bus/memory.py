@@ -45,6 +45,7 @@ from kglab_shared.events import EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.metrics import (
     CONSUMER_LAG,
+    DEAD_LETTERS_WAITING,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_PUBLISHED,
@@ -414,6 +415,9 @@ class InProcessBus:
             raise ConnectionError("The in-process bus is closed.")
         if not self.broker.available:
             raise ConnectionError("The in-process broker is unavailable.")
+        # Readiness runs this periodically: the dead-letter gauge follows the parked lists.
+        for queue in {subscription.queue for subscription in self._subscriptions}:
+            DEAD_LETTERS_WAITING.labels(queue.name).set(len(queue.parked))
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop taking events, let in-flight handlers finish (``timeout``), requeue the rest."""

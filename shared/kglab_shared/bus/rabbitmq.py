@@ -67,6 +67,7 @@ from kglab_shared.events import EXCHANGE, EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.metrics import (
     CONSUMER_LAG,
+    DEAD_LETTERS_WAITING,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_PUBLISHED,
@@ -976,6 +977,10 @@ class RabbitMQBus:
                 robust=False,
             )
             CONSUMER_LAG.labels(group).set(queue.declaration_result.message_count or 0)
+            parked = await channel.declare_queue(
+                dead_letter_queue(group), durable=True, arguments=_DLQ_ARGUMENTS, robust=False
+            )
+            DEAD_LETTERS_WAITING.labels(group).set(parked.declaration_result.message_count or 0)
 
     async def _report_lag(self) -> None:
         while True:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
 from kglab_ingestion.domain import (
@@ -19,10 +20,11 @@ from kglab_ingestion.domain import (
     new_job_id,
     utc_now,
 )
-from kglab_ingestion.service import job_failed_event, job_requested_event
+from kglab_ingestion.service import job_failed_event, job_requested_event, report_job_gauges
 from kglab_ingestion.store.port import Completion, DuplicateJobError, PartRecorded
 from kglab_ingestion.store.sql import SqlJobStore
 from kglab_shared.events import DocumentExtracted, Provenance
+from kglab_shared.metrics import REGISTRY
 from kglab_shared.outbox import outbox
 
 
@@ -768,3 +770,36 @@ async def test_the_change_feed_lists_each_job_once_in_its_latest_state_in_change
     assert await job_store.changes("alice", after=cursor, settled_before=base, limit=10) == []
     # A page is a page; ties on the change time are ordered by id.
     assert len(await job_store.changes("alice", after=None, settled_before=later, limit=2)) == 2
+
+
+async def test_unfinished_jobs_are_counted_and_the_oldest_reported_in_the_metrics(
+    job_store: SqlJobStore,
+) -> None:
+    """The gauges the stuck-job alerts watch, read from the jobs table (issue 15)."""
+    now = utc_now()
+    old = a_job(created_at=now - timedelta(minutes=30), updated_at=now - timedelta(minutes=30))
+    await job_store.create(old, None)
+    await job_store.create(a_job(), None)
+    busy = a_job(created_at=now - timedelta(minutes=5), updated_at=now - timedelta(minutes=5))
+    await job_store.create(busy, None)
+    await job_store.claim(busy.id, "w1", now=now, lease_until=now + timedelta(seconds=30))
+    await extracted_job(job_store, document_id="doc-finished")  # processing, just changed
+    finished = await job_store.fail(busy.id, "w1", "it broke")
+    assert finished is not None
+
+    stats = await job_store.live_job_stats()
+    assert stats[JobStatus.PENDING].count == 2
+    assert stats[JobStatus.PROCESSING].count == 1
+    assert abs((stats[JobStatus.PENDING].oldest_created_at - old.created_at).total_seconds()) < 1
+
+    later = now + timedelta(minutes=1)
+    await report_job_gauges(job_store, later)
+    text = generate_latest(REGISTRY).decode()
+    assert 'kglab_ingestion_jobs{status="pending"} 2.0' in text
+    assert 'kglab_ingestion_jobs{status="processing"} 1.0' in text
+    oldest = REGISTRY.get_sample_value("kglab_ingestion_oldest_pending_job_age_seconds")
+    assert oldest is not None
+    assert 30 * 60 < oldest < 32 * 60
+    unchanged = REGISTRY.get_sample_value("kglab_ingestion_processing_job_unchanged_seconds_max")
+    assert unchanged is not None
+    assert 55 < unchanged < 120

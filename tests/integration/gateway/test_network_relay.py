@@ -106,6 +106,9 @@ class RecordingUpstream:
             )
         else:
             body = json.dumps({"received": len(request.body)}).encode()
+        if path.startswith("/api/v1/documents/"):
+            # What every service's shared middleware adds: the route template that answered.
+            extra += b"x-kglab-route: /api/v1/documents/{document_id}\r\n"
         return (
             b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
             + extra
@@ -224,6 +227,8 @@ async def test_a_compressed_answer_stays_compressed_and_hop_headers_stop(
 async def test_proxied_calls_are_counted_under_their_route_template(
     relay: tuple[RecordingUpstream, httpx.AsyncClient],
 ) -> None:
+    """Labelled by the template the service named, not the gateway's catch-all
+    ``/api/{rest:path}``; a call the gateway refused itself by the same template, learned."""
     _, client = relay
 
     def count(route: str, status: str) -> float:
@@ -233,18 +238,27 @@ async def test_proxied_calls_are_counted_under_their_route_template(
         )
         return value or 0.0
 
-    before_ok = count("/api/{rest:path}", "200")
-    before_missing = count("/api/{rest:path}", "404")
+    template = "/api/v1/documents/{document_id}"
+    before_ok = count(template, "200")
+    before_refused = count(template, "401")
+    before_missing = count("unmatched", "404")
     before_jwks = count("/.well-known/jwks.json", "200")
-    assert (await client.get("/api/v1/documents/some-id")).status_code == 200
+    before_catch_all = sum(count("/api/{rest:path}", s) for s in ("200", "401", "404"))
+    answered = await client.get("/api/v1/documents/some-id")
+    assert answered.status_code == 200
+    assert "x-kglab-route" not in answered.headers  # the label is the gateway's, not the caller's
+    refused = await client.get("/api/v1/documents/other-id", headers={"Authorization": ""})
+    assert refused.status_code == 401
     missing = await client.get("/api/v9/nothing")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["detail"] == "There is nothing at /api/v9/nothing."
     assert (await client.get("/.well-known/jwks.json")).status_code == 200
-    assert count("/api/{rest:path}", "200") == before_ok + 1
-    assert count("/api/{rest:path}", "404") == before_missing + 1
+    assert count(template, "200") == before_ok + 1
+    assert count(template, "401") == before_refused + 1
+    assert count("unmatched", "404") == before_missing + 1
     assert count("/.well-known/jwks.json", "200") == before_jwks + 1
+    assert sum(count("/api/{rest:path}", s) for s in ("200", "401", "404")) == before_catch_all
 
 
 async def test_a_service_dying_mid_answer_is_a_readable_503(

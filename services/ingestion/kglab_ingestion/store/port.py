@@ -68,6 +68,13 @@ class PartRecorded:
     discarded: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LiveJobStats:
+    count: int
+    oldest_created_at: datetime
+    oldest_updated_at: datetime
+
+
 class JobStore(Protocol):
     async def changes(
         self,
@@ -249,6 +256,11 @@ class JobStore(Protocol):
         """Jobs whose lease expired, or pending ones untouched since ``pending_before``:
         set back to pending and stage a fresh ``ingestion.job.requested`` for each (built by
         ``events``). Returns their ids."""
+
+    async def live_job_stats(self) -> dict[JobStatus, LiveJobStats]:
+        """For each unfinished status (pending, processing) that has jobs: how many, the
+        oldest creation and the oldest last change (for the metrics of stuck jobs)."""
+        ...
 
     async def ping(self) -> None:
         """Raise if the store cannot answer (for /ready)."""

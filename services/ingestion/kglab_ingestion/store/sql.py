@@ -36,7 +36,13 @@ from kglab_ingestion.domain import (
     stage_for,
     utc_now,
 )
-from kglab_ingestion.store.port import Completion, DuplicateJobError, EventFactory, PartRecorded
+from kglab_ingestion.store.port import (
+    Completion,
+    DuplicateJobError,
+    EventFactory,
+    LiveJobStats,
+    PartRecorded,
+)
 from kglab_ingestion.store.tables import extractions, job_units, jobs
 from kglab_shared import sql as shared_sql
 from kglab_shared.claims import claim_matches
@@ -739,6 +745,24 @@ class SqlJobStore:
         async with self._single.connect() as connection:
             rows = (await connection.execute(query)).all()
         return {row.id: [int(v) for v in row.minhash] for row in rows if row.minhash}
+
+    async def live_job_stats(self) -> dict[JobStatus, LiveJobStats]:
+        query = (
+            select(
+                jobs.c.status,
+                func.count(),
+                func.min(jobs.c.created_at),
+                func.min(jobs.c.updated_at),
+            )
+            .where(jobs.c.status.in_((JobStatus.PENDING.value, JobStatus.PROCESSING.value)))
+            .group_by(jobs.c.status)
+        )
+        async with self._single.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {
+            JobStatus(row[0]): LiveJobStats(int(row[1]), as_utc(row[2]), as_utc(row[3]))
+            for row in rows
+        }
 
     async def mark_document_deleted(
         self, owner_id: str, document_id: str, *, at: datetime
