@@ -73,6 +73,7 @@ class RelationCandidate:
     source_key: str
     target_key: str
     evidence: tuple[str, ...]
+    type: str = "RELATED_TO"
 
 
 @dataclass(frozen=True, slots=True)
