@@ -36,10 +36,12 @@ from kglab_graph.extraction import (  # noqa: E402
 )
 from tests.data.graph_eval.score import load_passages, score  # noqa: E402
 
-EXTRACTORS = ("rules", "spacy")
+EXTRACTORS = ("rules", "spacy-model-only", "spacy")
 
 
-def throughput(recogniser: EntityRecogniser, passages: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
+def throughput(
+    recogniser: EntityRecogniser, passages: list[dict[str, Any]], repeat: int
+) -> dict[str, Any]:
     words = sum(len(p["text"].split()) for p in passages)
     timings, entities = [], 0
     for _ in range(repeat):

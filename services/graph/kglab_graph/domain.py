@@ -68,12 +68,21 @@ class Relation:
 
 @dataclass(frozen=True, slots=True)
 class RelationCandidate:
-    """Two entity keys seen in one sentence, as extraction proposes them (keys, not ids)."""
+    """Two entity keys related by extraction (keys, not ids).
+
+    ``type`` is ``RELATED_TO`` for co-occurrence in one sentence (undirected, ``source_key <
+    target_key``), or a typed relation read from the sentence's structure (``CREATED``,
+    ``USES``, ...; directed: the source does it to the target) with the ``verb`` that said so.
+    ``evidence`` names the sentences (``document:chunk:sentence``); ``sentences`` holds the
+    text of the first few of them.
+    """
 
     source_key: str
     target_key: str
     evidence: tuple[str, ...]
     type: str = "RELATED_TO"
+    verb: str = ""
+    sentences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

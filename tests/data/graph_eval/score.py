@@ -84,9 +84,7 @@ def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
 
-def score(
-    recogniser: EntityRecogniser, passages: Iterable[dict[str, Any]] | None = None
-) -> Report:
+def score(recogniser: EntityRecogniser, passages: Iterable[dict[str, Any]] | None = None) -> Report:
     report = Report()
     for passage in passages if passages is not None else load_passages():
         graph = extract_graph(
