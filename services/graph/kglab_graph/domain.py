@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MIN_DEPTH = 1
@@ -64,6 +65,8 @@ class Relation:
     target_id: str
     weight: int
     evidence: tuple[str, ...] = ()
+    #: What the documents say about the pair (typed relations first), when asked for.
+    statements: tuple[Statement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,43 @@ class RelationCandidate:
     type: str = "RELATED_TO"
     verb: str = ""
     sentences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """What one document says relates two entities: co-occurrence (``RELATED_TO``) or a typed
+    relation (``source_id`` does ``type`` to ``target_id``, by ``verb``), with its sentences:
+    ``evidence`` as ``document:chunk:sentence`` and ``sentences`` the text of the first few."""
+
+    source_id: str
+    target_id: str
+    type: str
+    verb: str
+    document_id: str
+    evidence: tuple[str, ...]
+    sentences: tuple[str, ...]
+
+
+#: Statements returned per relation, at most.
+MAX_STATEMENTS_PER_RELATION = 10
+
+
+def statement_rows(
+    document_id: str, ids: dict[str, str], relations: Sequence[RelationCandidate]
+) -> list[Statement]:
+    """The statements an extraction makes, by entity id (one per relation candidate)."""
+    return [
+        Statement(
+            source_id=ids[r.source_key],
+            target_id=ids[r.target_key],
+            type=r.type,
+            verb=r.verb,
+            document_id=document_id,
+            evidence=r.evidence,
+            sentences=r.sentences,
+        )
+        for r in relations
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from kglab_graph.domain import (
     RelatedDocument,
     Relation,
     ScoredEntity,
+    Statement,
     Subgraph,
 )
 
@@ -123,6 +124,34 @@ class EntityDetailOut(EntityOut):
         )
 
 
+class StatementOut(BaseModel):
+    """What one document says relates the pair: a typed relation read from a sentence's
+    structure (``source`` does ``type`` to ``target``, said with ``verb``), or ``RELATED_TO``,
+    the weaker co-occurrence of both names in one sentence."""
+
+    type: str = Field(description="CREATED, USES, SUPPORTS, ... or RELATED_TO (co-occurrence).")
+    kind: str = Field(description="typed or co-occurrence")
+    source: str
+    target: str
+    verb: str = Field(description="The verb (lemma) that said it; empty for co-occurrence.")
+    document_id: str
+    evidence: list[str] = Field(description="The sentences, as document:chunk:sentence.")
+    sentences: list[str] = Field(description="The text of (the first few of) those sentences.")
+
+    @classmethod
+    def of(cls, statement: Statement) -> StatementOut:
+        return cls(
+            type=statement.type,
+            kind="co-occurrence" if statement.type == "RELATED_TO" else "typed",
+            source=statement.source_id,
+            target=statement.target_id,
+            verb=statement.verb,
+            document_id=statement.document_id,
+            evidence=list(statement.evidence),
+            sentences=list(statement.sentences),
+        )
+
+
 class RelationOut(BaseModel):
     source: str
     target: str
@@ -130,6 +159,14 @@ class RelationOut(BaseModel):
     weight: int = Field(description="How many sentences name both entities.")
     evidence: list[str] = Field(
         default_factory=list, description="The sentences, as document:chunk:sentence."
+    )
+    types: list[str] = Field(
+        default_factory=list, description="The typed relations the documents state on the pair."
+    )
+    statements: list[StatementOut] = Field(
+        default_factory=list,
+        description="What the documents say about the pair, typed relations first, with the "
+        "verb and the sentences.",
     )
 
     @classmethod
@@ -139,6 +176,8 @@ class RelationOut(BaseModel):
             target=relation.target_id,
             weight=relation.weight,
             evidence=list(relation.evidence),
+            types=sorted({s.type for s in relation.statements if s.type != "RELATED_TO"}),
+            statements=[StatementOut.of(s) for s in relation.statements],
         )
 
 

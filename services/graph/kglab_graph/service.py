@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from collections.abc import Sequence
 
 from kglab_graph.domain import (
     MAX_PATH_DEPTH,
+    MAX_STATEMENTS_PER_RELATION,
+    Relation,
     EntityDetail,
     ExtractedGraph,
     Path,
     RelatedDocument,
     ScoredEntity,
+    Statement,
     Subgraph,
+    canonical_pair,
 )
 from kglab_graph.extraction import ChunkText, EntityRecogniser, chunk_refs, extract_graph
 from kglab_graph.messaging.publish import PartsRemovedPublisher
@@ -98,7 +103,7 @@ class GraphService:
         )
         if subgraph is None:
             raise NotFoundError(_no_entity(entity_id))
-        return subgraph
+        return replace(subgraph, relations=await self._explained(owner, subgraph.relations))
 
     async def path(
         self, owner: str, source_id: str, target_id: str, max_depth: int = MAX_PATH_DEPTH
@@ -111,7 +116,7 @@ class GraphService:
             raise NotFoundError(
                 f"No path of at most {max_depth} relations joins {source_id} and {target_id}."
             )
-        return path
+        return replace(path, relations=await self._explained(owner, path.relations))
 
     async def related_documents(
         self,
@@ -131,7 +136,32 @@ class GraphService:
         subgraph = await self.store.document_graph(owner, document_id, limit)
         if subgraph is None:
             raise NotFoundError(f"There is no document {document_id} in your knowledge graph.")
-        return subgraph
+        relations = await self._explained(owner, subgraph.relations, document_id)
+        return replace(subgraph, relations=relations)
+
+    async def _explained(
+        self, owner: str, relations: Sequence[Relation], document_id: str | None = None
+    ) -> tuple[Relation, ...]:
+        """The relations with what the documents say about each pair: typed relations with
+        their verb, and the sentences (``document_id``: that document's statements only)."""
+        found = await self.store.statements(
+            owner,
+            [(r.source_id, r.target_id) for r in relations],
+            per_pair=MAX_STATEMENTS_PER_RELATION,
+        )
+        by_pair: dict[tuple[str, str], list[Statement]] = {}
+        for statement in found:
+            if document_id is None or statement.document_id == document_id:
+                pair = canonical_pair(statement.source_id, statement.target_id)
+                by_pair.setdefault(pair, []).append(statement)
+        explained = []
+        for relation in relations:
+            statements = by_pair.get(canonical_pair(relation.source_id, relation.target_id), [])
+            evidence = relation.evidence or tuple(
+                dict.fromkeys(item for st in statements for item in st.evidence)
+            )
+            explained.append(replace(relation, evidence=evidence, statements=tuple(statements)))
+        return tuple(explained)
 
 
 def _no_entity(entity_id: str) -> str:

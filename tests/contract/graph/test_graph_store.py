@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kglab_graph.domain import entity_id, normalise_key
+from kglab_graph.domain import (
+    ChunkRef,
+    Entity,
+    Mention,
+    RelationCandidate,
+    entity_id,
+    normalise_key,
+)
 from kglab_graph.store.port import GraphStore
 from tests.contract.graph.fakes import apply_script, script
 
@@ -326,3 +333,39 @@ async def test_another_owner_sees_nothing(graph_store: GraphStore, owners: list[
 
 async def test_ping(graph_store: GraphStore) -> None:
     await graph_store.ping()
+
+
+async def test_statements_keep_typed_relations_with_their_sentences_per_document(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    keys = {"linus torvalds": "Linus Torvalds", "git": "Git"}
+    entities = [Entity(eid(owner, name), name, "PERSON", key) for key, name in keys.items()]
+    sentence = "Linus Torvalds wrote Git in 2005."
+    relations = [
+        RelationCandidate("git", "linus torvalds", ("doc-1:c0:0",), sentences=(sentence,)),
+        RelationCandidate(
+            "linus torvalds", "git", ("doc-1:c0:0",), "CREATED", "write", (sentence,)
+        ),
+    ]
+    mentions = [Mention("c0", key, 1) for key in keys]
+    chunks = [ChunkRef("c0", 0)]
+    for _ in range(2):  # applying twice keeps one statement per relation
+        await graph_store.apply_document(
+            owner, "doc-1", "Git", chunks, entities, mentions, relations
+        )
+    torvalds, git = eid(owner, "Linus Torvalds"), eid(owner, "Git")
+
+    found = await graph_store.statements(owner, [(git, torvalds)], per_pair=10)
+
+    assert [(s.type, s.source_id, s.target_id, s.verb) for s in found] == [
+        ("CREATED", torvalds, git, "write"),
+        ("RELATED_TO", git, torvalds, ""),
+    ]
+    assert all(s.sentences == (sentence,) and s.document_id == "doc-1" for s in found)
+    assert all(s.evidence == ("doc-1:c0:0",) for s in found)
+    assert await graph_store.statements(other, [(git, torvalds)], per_pair=10) == []
+    assert len(await graph_store.statements(owner, [(git, torvalds)], per_pair=1)) == 1
+
+    await graph_store.delete_document(owner, "doc-1")
+    assert await graph_store.statements(owner, [(git, torvalds)], per_pair=10) == []

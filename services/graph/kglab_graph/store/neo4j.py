@@ -33,9 +33,11 @@ from kglab_graph.domain import (
     Relation,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
     canonical_pair,
     entity_id,
+    statement_rows,
     normalise_key,
 )
 
@@ -103,6 +105,17 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
             "CREATE FULLTEXT INDEX entity_names IF NOT EXISTS "
             "FOR (e:Entity) ON EACH [e.name, e.owner] "
             "OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}",
+        ],
+    ),
+    (
+        # What each document says relates two entities (adr/0024): one (:Statement) node per
+        # document and relation, with its type, verb and sentences; (a, b) is the pair in id
+        # order, so both directions are one index seek.
+        5,
+        [
+            "CREATE INDEX statement_pair IF NOT EXISTS FOR (s:Statement) ON (s.owner, s.a, s.b)",
+            "CREATE INDEX statement_document IF NOT EXISTS "
+            "FOR (s:Statement) ON (s.owner, s.document_id)",
         ],
     ),
 ]
@@ -468,6 +481,36 @@ class Neo4jGraphStore:
 
     # --- for tests and benchmarks -------------------------------------------------------
 
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        wanted = sorted({canonical_pair(a, b) for a, b in pairs})
+        if not wanted:
+            return []
+        rows = await self._read(
+            "UNWIND $pairs AS pair "
+            "CALL { WITH pair "
+            "  MATCH (s:Statement {owner: $owner, a: pair[0], b: pair[1]}) "
+            "  WITH s ORDER BY s.type = 'RELATED_TO', s.type, s.document_id "
+            "  RETURN s LIMIT $per_pair } "
+            "RETURN s.source_id AS source, s.target_id AS target, s.type AS type, "
+            "s.verb AS verb, s.document_id AS document_id, s.evidence AS evidence, "
+            "s.sentences AS sentences",
+            {"owner": owner, "pairs": [list(p) for p in wanted], "per_pair": per_pair},
+        )
+        return [
+            Statement(
+                r["source"],
+                r["target"],
+                r["type"],
+                r["verb"],
+                r["document_id"],
+                tuple(r["evidence"]),
+                tuple(r["sentences"]),
+            )
+            for r in rows
+        ]
+
     async def delete_owner(self, owner: str, batch: int = 10_000, timeout_s: float = 120) -> int:
         """Remove every node of ``owner`` in bounded batches; return how many."""
         removed = 0
@@ -545,6 +588,18 @@ def document_params(
         "relation_sources": [id_at[a] for a, _ in ends],
         "relation_targets": [id_at[b] for _, b in ends],
         "relation_evidence": [list(relation.evidence) for relation in relations],
+        "statements": [
+            [
+                *canonical_pair(st.source_id, st.target_id),
+                st.source_id,
+                st.target_id,
+                st.type,
+                st.verb,
+                list(st.evidence),
+                list(st.sentences),
+            ]
+            for st in statement_rows(document_id, {e.key: e.id for e in entity_rows}, relations)
+        ],
     }
     return params
 
@@ -649,12 +704,27 @@ async def _drop_orphans(tx: AsyncManagedTransaction, ids: list[str], owner: str)
     )
 
 
+_DROP_STATEMENTS: LiteralString = (
+    "MATCH (s:Statement {owner: $owner, document_id: $document_id}) DELETE s"
+)
+_WRITE_STATEMENTS: LiteralString = (
+    "UNWIND $statements AS st "
+    "CREATE (s:Statement {owner: $owner, document_id: $document_id, a: st[0], b: st[1], "
+    "source_id: st[2], target_id: st[3], type: st[4], verb: st[5], evidence: st[6], "
+    "sentences: st[7]})"
+)
+
+
 async def _apply_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> None:
     await (await tx.run(_APPLY_DOCUMENT, params)).consume()
+    await (await tx.run(_DROP_STATEMENTS, params)).consume()
+    if params["statements"]:
+        await (await tx.run(_WRITE_STATEMENTS, params)).consume()
 
 
 async def _delete_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> bool:
     touched = await _strip_document(tx, params)
+    await (await tx.run(_DROP_STATEMENTS, params)).consume()
     result = await tx.run(
         "OPTIONAL MATCH (d:Document {owner: $owner, id: $document_id}) "
         "OPTIONAL MATCH (c:Chunk {owner: $owner, document_id: $document_id}) "

@@ -14,6 +14,7 @@ from kglab_graph.domain import (
     RelatedDocument,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
 )
 
@@ -82,6 +83,12 @@ class GraphStore(Protocol):
     ) -> list[RelatedDocument]:
         """Documents (other than ``exclude_documents``) whose chunks mention an entity that
         ``chunk_ids`` mention, ranked by how many such entities they share."""
+
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        """What the owner's documents say relates each pair of entity ids (either direction),
+        typed relations first, at most ``per_pair`` per pair."""
 
     async def ping(self) -> None:
         """Raise if the store cannot be used (for /ready)."""

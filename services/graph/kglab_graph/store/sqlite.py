@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path as FilePath
 
@@ -25,9 +26,11 @@ from kglab_graph.domain import (
     Relation,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
     canonical_pair,
     normalise_key,
+    statement_rows,
 )
 
 #: Search candidates taken by trigram overlap before they are ranked by edit similarity.
@@ -76,6 +79,20 @@ _MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (owner, gram, entity_id)
         ) WITHOUT ROWID;
         CREATE INDEX entity_grams_entity ON entity_grams(entity_id);
+        """,
+    ),
+    (
+        # What each document says relates two entities, with the verb and the sentences
+        # (adr/0024): co-occurrence and typed relations. (a, b) is the pair in id order.
+        2,
+        """
+        CREATE TABLE statements (
+            owner TEXT NOT NULL, document_id TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL,
+            source_id TEXT NOT NULL, target_id TEXT NOT NULL, type TEXT NOT NULL,
+            verb TEXT NOT NULL, evidence TEXT NOT NULL, sentences TEXT NOT NULL
+        );
+        CREATE INDEX statements_pair ON statements(owner, a, b);
+        CREATE INDEX statements_document ON statements(owner, document_id);
         """,
     ),
 ]
@@ -161,6 +178,39 @@ class SqliteGraphStore:
                 await connection.close()
         self._db = self._reader = None
 
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        wanted = sorted({canonical_pair(a, b) for a, b in pairs})
+        found: list[Statement] = []
+        for start in range(0, len(wanted), 200):
+            batch = wanted[start : start + 200]
+            values = ", ".join("(?, ?)" for _ in batch)
+            async with self.reader.execute(
+                f"SELECT a, b, source_id, target_id, type, verb, document_id, evidence, "
+                f"sentences FROM statements WHERE owner = ? AND (a, b) IN (VALUES {values}) "
+                f"ORDER BY a, b, type = 'RELATED_TO', type, document_id, rowid",
+                (owner, *(x for pair in batch for x in pair)),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            taken: dict[tuple[str, str], int] = {}
+            for a, b, source, target, kind, verb, document_id, evidence, sentences in rows:
+                if taken.get((a, b), 0) >= per_pair:
+                    continue
+                taken[(a, b)] = taken.get((a, b), 0) + 1
+                found.append(
+                    Statement(
+                        source,
+                        target,
+                        kind,
+                        verb,
+                        document_id,
+                        tuple(json.loads(evidence)),
+                        tuple(json.loads(sentences)),
+                    )
+                )
+        return found
+
     async def ping(self) -> None:
         await (await self.reader.execute("SELECT 1")).close()
 
@@ -224,6 +274,24 @@ class SqliteGraphStore:
                     "owner) VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+                await db.executemany(
+                    "INSERT INTO statements (owner, document_id, a, b, source_id, target_id, "
+                    "type, verb, evidence, sentences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            owner,
+                            document_id,
+                            *canonical_pair(st.source_id, st.target_id),
+                            st.source_id,
+                            st.target_id,
+                            st.type,
+                            st.verb,
+                            json.dumps(st.evidence),
+                            json.dumps(st.sentences),
+                        )
+                        for st in statement_rows(document_id, ids, relations)
+                    ],
+                )
                 await self._reweigh(owner, pairs)
                 await self._drop_orphans(touched)
                 await db.execute("COMMIT")
@@ -280,6 +348,9 @@ class SqliteGraphStore:
         )
         await db.execute(
             "DELETE FROM evidence WHERE owner = ? AND document_id = ?", (owner, document_id)
+        )
+        await db.execute(
+            "DELETE FROM statements WHERE owner = ? AND document_id = ?", (owner, document_id)
         )
         return touched, pairs
 
