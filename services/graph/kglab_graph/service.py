@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 
 from kglab_graph.domain import (
     MAX_PATH_DEPTH,
     MAX_STATEMENTS_PER_RELATION,
-    Relation,
     EntityDetail,
     ExtractedGraph,
     Path,
     RelatedDocument,
+    Relation,
     ScoredEntity,
     Statement,
     Subgraph,

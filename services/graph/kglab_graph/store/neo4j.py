@@ -37,8 +37,8 @@ from kglab_graph.domain import (
     Subgraph,
     canonical_pair,
     entity_id,
-    statement_rows,
     normalise_key,
+    statement_rows,
 )
 
 FULLTEXT_INDEX = "entity_names"
