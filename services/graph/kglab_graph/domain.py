@@ -164,6 +164,19 @@ class EntityDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class RankedEntity:
+    """An entity and how many entities it is related to."""
+
+    entity: Entity
+    degree: int
+
+
+#: An export holds at most this many entities (the most connected) and relations.
+MAX_EXPORT_ENTITIES = 5_000
+MAX_EXPORT_RELATIONS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredEntity:
     entity: Entity
     score: float

@@ -9,6 +9,7 @@ from kglab_graph.domain import (
     Entity,
     EntityDetail,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     ScoredEntity,
@@ -314,5 +315,30 @@ class RelatedDocumentsResponse(BaseModel):
                     via=list(r.via),
                 )
                 for r in related
+            ]
+        )
+
+
+class RankedEntityOut(EntityOut):
+    degree: int = Field(description="How many entities this one is related to.")
+
+
+class TopEntitiesResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"results": [{**_PIERRE, "degree": 2}, {**_MARIE, "degree": 1}]}]
+        }
+    )
+
+    results: list[RankedEntityOut]
+
+    @classmethod
+    def of(cls, ranked: list[RankedEntity]) -> TopEntitiesResponse:
+        return cls(
+            results=[
+                RankedEntityOut(
+                    id=r.entity.id, name=r.entity.name, type=r.entity.type, degree=r.degree
+                )
+                for r in ranked
             ]
         )

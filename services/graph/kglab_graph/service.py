@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from kglab_graph.domain import (
+    MAX_EXPORT_ENTITIES,
+    MAX_EXPORT_RELATIONS,
     MAX_PATH_DEPTH,
     MAX_STATEMENTS_PER_RELATION,
+    Entity,
     EntityDetail,
     ExtractedGraph,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     ScoredEntity,
     Statement,
     Subgraph,
     canonical_pair,
+    normalise_key,
 )
+from kglab_graph.domain import entity_id as derive_entity_id
 from kglab_graph.extraction import ChunkText, EntityRecogniser, chunk_refs, extract_graph
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.store.port import GraphStore
-from kglab_shared.errors import NotFoundError
+from kglab_shared.errors import ConflictError, NotFoundError, UnprocessableError
 from kglab_shared.events import DocumentDeleted, DocumentStored
 from kglab_shared.logging import get_logger
 
 _log = get_logger(__name__)
+
+#: What an entity id looks like (``entity_id``); anything else given for an entity is a name.
+ENTITY_ID = re.compile(r"^ent_[0-9a-f]{24}$")
+#: Candidates listed when a name is ambiguous.
+MAX_CANDIDATES = 5
+#: A fuzzy match scoring this many times the next one is taken as the meant entity.
+CLEAR_LEAD = 1.2
 
 
 class GraphService:
@@ -82,6 +96,52 @@ class GraphService:
     async def search(self, owner: str, query: str, limit: int) -> list[ScoredEntity]:
         return await self.store.search_entities(owner, query, limit)
 
+    async def resolve(self, owner: str, name_or_id: str) -> Entity:
+        """The entity an id or a name means: an exact name (after normalisation) first, else
+        the one close match; several close matches are a 409 listing them."""
+        if ENTITY_ID.match(name_or_id):
+            detail = await self.store.get_entity(owner, name_or_id, top=0)
+            if detail is None:
+                raise NotFoundError(_no_entity(name_or_id))
+            return detail.entity
+        key = normalise_key(name_or_id)
+        if not key:
+            raise UnprocessableError(f"{name_or_id!r} is not an entity name: it has no letters.")
+        exact = await self.store.get_entity(owner, derive_entity_id(owner, key), top=0)
+        if exact is not None:
+            return exact.entity
+        found = await self.store.search_entities(owner, name_or_id, MAX_CANDIDATES)
+        if not found:
+            raise NotFoundError(f"No entity in your knowledge graph is named {name_or_id!r}.")
+        # "Curie" names every entity that has the word: one is the answer, several ambiguous.
+        words = set(key.split())
+        named = [c for c in found if words <= set(c.entity.key.split())]
+        if len(named) == 1:
+            return named[0].entity
+        if not named and (len(found) == 1 or found[0].score >= CLEAR_LEAD * found[1].score):
+            return found[0].entity  # a typo ("Sorbone") close to one name only
+        found = named or found
+        names = ", ".join(f"{c.entity.name} ({c.entity.type}, {c.entity.id})" for c in found)
+        raise ConflictError(
+            f"{name_or_id!r} could mean {len(found)} entities: {names}. Ask again with one of "
+            f"their ids or full names.",
+            candidates=[
+                {"id": c.entity.id, "name": c.entity.name, "type": c.entity.type, "score": c.score}
+                for c in found
+            ],
+        )
+
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        return await self.store.top_entities(owner, types=types, limit=limit)
+
+    async def export(self, owner: str) -> Subgraph:
+        graph = await self.store.export_graph(
+            owner, entities=MAX_EXPORT_ENTITIES, relations=MAX_EXPORT_RELATIONS
+        )
+        return replace(graph, relations=await self._explained(owner, graph.relations))
+
     async def entity(self, owner: str, entity_id: str) -> EntityDetail:
         detail = await self.store.get_entity(owner, entity_id)
         if detail is None:
@@ -97,20 +157,30 @@ class GraphService:
         types: Sequence[str],
         min_weight: int,
         limit: int,
+        relation_types: Sequence[str] = (),
     ) -> Subgraph:
         subgraph = await self.store.neighbors(
             owner, entity_id, depth=depth, types=types, min_weight=min_weight, limit=limit
         )
         if subgraph is None:
             raise NotFoundError(_no_entity(entity_id))
-        return replace(subgraph, relations=await self._explained(owner, subgraph.relations))
+        relations = await self._explained(owner, subgraph.relations)
+        if not relation_types:
+            return replace(subgraph, relations=relations)
+        # Only relations of those types, and the neighbours they reach.
+        wanted = set(relation_types)
+        relations = tuple(r for r in relations if wanted & {s.type for s in r.statements})
+        linked = {i for r in relations for i in (r.source_id, r.target_id)} | {entity_id}
+        entities = tuple(e for e in subgraph.entities if e.id in linked)
+        distances = {k: v for k, v in subgraph.distances.items() if k in linked}
+        return Subgraph(entities, relations, distances)
 
     async def path(
         self, owner: str, source_id: str, target_id: str, max_depth: int = MAX_PATH_DEPTH
     ) -> Path:
-        for entity_id in (source_id, target_id):
-            if await self.store.get_entity(owner, entity_id, top=0) is None:
-                raise NotFoundError(_no_entity(entity_id))
+        for end in (source_id, target_id):
+            if await self.store.get_entity(owner, end, top=0) is None:
+                raise NotFoundError(_no_entity(end))
         path = await self.store.shortest_path(owner, source_id, target_id, max_depth=max_depth)
         if path is None:
             raise NotFoundError(

@@ -369,3 +369,28 @@ async def test_statements_keep_typed_relations_with_their_sentences_per_document
 
     await graph_store.delete_document(owner, "doc-1")
     assert await graph_store.statements(owner, [(git, torvalds)], per_pair=10) == []
+
+
+async def test_top_entities_rank_by_degree_filter_by_type_and_export_the_graph(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+
+    top = await graph_store.top_entities(owner, types=(), limit=3)
+    assert [(r.entity.name, r.degree) for r in top][:2] == [
+        ("Ada Lovelace", 2),
+        ("Analytical Engine Society", 2),
+    ]
+    orgs = await graph_store.top_entities(owner, types=("ORG",), limit=10)
+    assert sorted(r.entity.name for r in orgs) == ["Analytical Engine Society", "Royal Society"]
+    assert await graph_store.top_entities(other, types=(), limit=10) == []
+
+    exported = await graph_store.export_graph(owner, entities=100, relations=100)
+    assert len(exported.entities) == 6
+    assert sum(r.weight for r in exported.relations) == 6
+    assert all(r.source_id < r.target_id for r in exported.relations)
+    smaller = await graph_store.export_graph(owner, entities=2, relations=100)
+    assert len(smaller.entities) == 2
+    ids = {e.id for e in smaller.entities}
+    assert all({r.source_id, r.target_id} <= ids for r in smaller.relations)

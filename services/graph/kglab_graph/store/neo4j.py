@@ -29,6 +29,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     RelationCandidate,
@@ -116,6 +117,9 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
             "CREATE INDEX statement_pair IF NOT EXISTS FOR (s:Statement) ON (s.owner, s.a, s.b)",
             "CREATE INDEX statement_document IF NOT EXISTS "
             "FOR (s:Statement) ON (s.owner, s.document_id)",
+            # The most connected entities and the export list an owner's entities: a seek,
+            # not a scan of every owner's.
+            "CREATE INDEX entity_owner IF NOT EXISTS FOR (e:Entity) ON (e.owner)",
         ],
     ),
 ]
@@ -481,6 +485,36 @@ class Neo4jGraphStore:
 
     # --- for tests and benchmarks -------------------------------------------------------
 
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        rows = await self._read(
+            "MATCH (e:Entity {owner: $owner}) WHERE size($types) = 0 OR e.type IN $types "
+            "WITH e, COUNT { (e)-[:RELATED_TO]-() } AS degree "
+            "ORDER BY degree DESC, e.name, e.id LIMIT $limit "
+            "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key, degree",
+            {"owner": owner, "types": list(types), "limit": limit},
+        )
+        return [RankedEntity(_entity(row), int(row["degree"])) for row in rows]
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        ranked = await self.top_entities(owner, types=(), limit=entities)
+        ids = [r.entity.id for r in ranked]
+        rows = await self._read(
+            "MATCH (a:Entity {owner: $owner})-[r:RELATED_TO]->(b:Entity {owner: $owner}) "
+            "WHERE a.id IN $ids AND b.id IN $ids "
+            "RETURN a.id AS source, b.id AS target, r.weight AS weight "
+            "ORDER BY weight DESC, source, target LIMIT $limit",
+            {"owner": owner, "ids": ids, "limit": relations},
+        )
+        return Subgraph(
+            tuple(r.entity for r in ranked),
+            tuple(
+                Relation(*canonical_pair(r["source"], r["target"]), weight=int(r["weight"]))
+                for r in rows
+            ),
+        )
+
     async def statements(
         self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
     ) -> list[Statement]:
@@ -489,7 +523,7 @@ class Neo4jGraphStore:
             return []
         rows = await self._read(
             "UNWIND $pairs AS pair "
-            "CALL { WITH pair "
+            "CALL (pair) { "
             "  MATCH (s:Statement {owner: $owner, a: pair[0], b: pair[1]}) "
             "  WITH s ORDER BY s.type = 'RELATED_TO', s.type, s.document_id "
             "  RETURN s LIMIT $per_pair } "

@@ -11,6 +11,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     RelationCandidate,
     ScoredEntity,
@@ -89,6 +90,15 @@ class GraphStore(Protocol):
     ) -> list[Statement]:
         """What the owner's documents say relates each pair of entity ids (either direction),
         typed relations first, at most ``per_pair`` per pair."""
+
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        """The most connected entities (of ``types`` if given), most relations first."""
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        """The ``entities`` most connected entities and up to ``relations`` relations among
+        them, heaviest first."""
 
     async def ping(self) -> None:
         """Raise if the store cannot be used (for /ready)."""

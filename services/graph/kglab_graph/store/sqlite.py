@@ -22,6 +22,7 @@ from kglab_graph.domain import (
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     RelationCandidate,
@@ -177,6 +178,26 @@ class SqliteGraphStore:
             if connection is not None:
                 await connection.close()
         self._db = self._reader = None
+
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        type_filter = f"AND e.type IN ({_marks(types)}) " if types else ""
+        async with self.reader.execute(
+            f"SELECT e.id, e.name, e.type, e.key, count(ed.target_id) AS degree "
+            f"FROM entities e LEFT JOIN edges ed ON ed.source_id = e.id "
+            f"WHERE e.owner = ? {type_filter}"
+            f"GROUP BY e.id ORDER BY degree DESC, e.name, e.id LIMIT ?",
+            (owner, *types, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [RankedEntity(_entity(row[:4]), int(row[4])) for row in rows]
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        ranked = await self.top_entities(owner, types=(), limit=entities)
+        ids = [r.entity.id for r in ranked]
+        found = await self._relations_among(owner, ids, 1, relations) if ids else []
+        return Subgraph(tuple(r.entity for r in ranked), tuple(found))
 
     async def statements(
         self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
