@@ -28,12 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from machine import RESULTS, save  # noqa: E402
 
+from kglab_graph.config import GraphSettings  # noqa: E402
 from kglab_graph.extraction import (  # noqa: E402
     ChunkText,
     EntityRecogniser,
     create_recogniser,
     extract_graph,
 )
+from kglab_graph.main import build_recogniser  # noqa: E402
 from tests.data.graph_eval.score import load_passages, score  # noqa: E402
 
 EXTRACTORS = ("rules", "spacy-model-only", "spacy")
@@ -71,8 +73,15 @@ def main() -> int:
     passages = load_passages()
     load_before = os.getloadavg()
     results: dict[str, Any] = {}
-    for kind in EXTRACTORS:
-        recogniser = create_recogniser(kind)
+    kinds: list[str] = list(EXTRACTORS)
+    if os.environ.get("KGLAB_GRAPH_LLM_URL") and os.environ.get("KGLAB_GRAPH_LLM_MODEL"):
+        kinds.append("llm")  # the optional extractor, scored the same way when configured
+    for kind in kinds:
+        recogniser = (
+            build_recogniser(GraphSettings(recogniser="llm"))
+            if kind == "llm"
+            else create_recogniser(kind)
+        )
         report = score(recogniser, passages)
         results[kind] = {
             "name": recogniser.name,
@@ -84,6 +93,8 @@ def main() -> int:
     baseline = None
     if not args.baseline and baseline_file.exists():
         baseline = json.loads(baseline_file.read_text())["extractors"].get("spacy")
+    if "llm" not in results:
+        print("llm: not configured (set KGLAB_GRAPH_LLM_URL and KGLAB_GRAPH_LLM_MODEL to score it)")
     print(f"{len(passages)} passages; load average {load_before[0]:.1f} (timings are inflated)")
     header = f"{'extractor':<22}{'kind':<8}{'ent F1':>8}{'typed F1':>9}{'rel P':>7}{'rel R':>7}"
     print(header + f"{'rel F1':>8}{'pair F1':>8}")

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -269,11 +269,24 @@ class BackgroundLoadedRecogniser:
     worker thread, at most ``wait_s``; a failed load is logged and answered with its reason.
     """
 
-    def __init__(self, kind: str, *, wait_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        wait_s: float = 120.0,
+        load: Callable[[], EntityRecogniser] | None = None,
+    ) -> None:
         self.name = f"{kind} (loading)"
         self._load: BackgroundLoad[EntityRecogniser] = BackgroundLoad(
-            "ner_model", lambda: create_recogniser(kind), wait_s=wait_s
+            "ner_model", load or (lambda: create_recogniser(kind)), wait_s=wait_s
         ).start()
+
+    @property
+    def last_usage(self) -> object | None:
+        """The loaded recogniser's cost of its last document, if it counts one (the LLM's)."""
+        if not self._load.loaded:
+            return None
+        return getattr(self._load.get(), "last_usage", None)
 
     def ready(self) -> bool:
         return self._load.loaded

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, is_dataclass, replace
+from typing import Any
 
 from kglab_graph.domain import (
     MAX_EXPORT_ENTITIES,
@@ -60,15 +61,26 @@ class GraphService:
     async def extract(
         self, owner: str, document_id: str, chunks: Sequence[ChunkText]
     ) -> ExtractedGraph:
+        graph, _ = await self._extract(owner, document_id, chunks)
+        return graph
+
+    async def _extract(
+        self, owner: str, document_id: str, chunks: Sequence[ChunkText]
+    ) -> tuple[ExtractedGraph, dict[str, Any]]:
+        """The extraction and, from a recogniser that counts them (the LLM's), its tokens and
+        cost for this document, read under the same lock."""
         async with self._recognise_lock:
-            return await asyncio.to_thread(
+            graph = await asyncio.to_thread(
                 extract_graph, owner, document_id, chunks, self.recogniser
             )
+            usage = getattr(self.recogniser, "last_usage", None)
+        counted = asdict(usage) if is_dataclass(usage) and not isinstance(usage, type) else {}
+        return graph, counted
 
     async def ingest_document(self, event: DocumentStored) -> ExtractedGraph:
         """Extract the document's entities and relations and make the store hold exactly them."""
         chunks = [ChunkText(c.chunk_id, c.position, c.text, c.heading) for c in event.chunks]
-        graph = await self.extract(event.owner_id, event.document_id, chunks)
+        graph, usage = await self._extract(event.owner_id, event.document_id, chunks)
         await self.store.apply_document(
             event.owner_id,
             event.document_id,
@@ -84,6 +96,7 @@ class GraphService:
             entities=len(graph.entities),
             relations=len(graph.relations),
             recogniser=self.recogniser.name,
+            **({"llm_usage": usage} if usage else {}),
         )
         return graph
 
