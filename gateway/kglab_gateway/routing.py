@@ -85,7 +85,8 @@ API_KEY_ROUTES: tuple[ApiKeyRule, ...] = (
     _rule("GET", r"^/api/v1/search$", ApiScope.SEARCH),
     _rule(
         "GET",
-        r"^/api/v1/graph/(entities|paths|related-documents|neighbors|top-entities|export)$",
+        r"^/api/v1/graph/(entities|paths|related-documents|neighbors|top-entities|export|"
+        r"aliases)$",
         ApiScope.GRAPH_READ,
     ),
     _rule("GET", rf"^/api/v1/graph/entities/{_ID}(/neighbors)?$", ApiScope.GRAPH_READ),

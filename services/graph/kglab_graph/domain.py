@@ -218,3 +218,23 @@ class ExtractedGraph:
 
 def canonical_pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """``alias_key`` names the same thing as ``canonical_key`` for one owner, and why.
+
+    ``alias_key == canonical_key`` records a merge someone undid: keep them apart."""
+
+    alias_key: str
+    canonical_key: str
+    reason: str
+
+    @property
+    def kept_apart(self) -> bool:
+        return self.alias_key == self.canonical_key
+
+
+def compact_key(key: str) -> str:
+    """A key without its spaces: "node js" (Node.js) and "nodejs" (NodeJS) are one spelling."""
+    return key.replace(" ", "")

@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     Entity,
     ExtractedGraph,
     Mention,
     RelationCandidate,
     canonical_pair,
+    compact_key,
     entity_id,
     normalise_key,
 )
@@ -460,3 +463,147 @@ def extract_graph(
 
 def chunk_refs(chunks: Sequence[ChunkText]) -> list[ChunkRef]:
     return [ChunkRef(id=c.id, position=c.position, heading=c.heading) for c in chunks]
+
+
+# --- resolution across documents (adr/0024) ------------------------------------------------
+
+_DECLARED_ACRONYM = re.compile(
+    r"\b([A-Z][\w&.-]*(?:\s+(?:of|for|and|the|de|[A-Z][\w&.-]*)){1,8})\s+\(([A-Z][A-Za-z0-9&]{1,9})\)"
+)
+_SMALL_WORDS = frozenset({"of", "for", "and", "the", "de"})
+
+
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in name.split() if w not in _SMALL_WORDS).casefold()
+
+
+def declared_acronyms(texts: Iterable[str]) -> dict[str, str]:
+    """``"Free Software Foundation (FSF)"``: acronym key -> full key, where the initials of the
+    full name spell the acronym."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for match in _DECLARED_ACRONYM.finditer(text):
+            words = match.group(1).split()
+            acronym = match.group(2)
+            # The full name is the last words whose initials spell the acronym.
+            for start in range(len(words)):
+                name = " ".join(words[start:])
+                if _initials(name) == acronym.casefold() and words[start] not in _SMALL_WORDS:
+                    found[normalise_key(acronym)] = normalise_key(clean_surface(name))
+                    break
+    return found
+
+
+def variant_aliases(
+    graph: ExtractedGraph,
+    texts: Sequence[str],
+    known: dict[str, list[str]],
+    recorded: set[str],
+) -> list[Alias]:
+    """Merges one document's extraction implies: declared acronyms, spellings that differ only
+    in spaces and punctuation ("Node.js" / "NodeJS") within the document or against ``known``
+    keys of the owner's other documents (``compact -> keys``, of live entities). Keys in
+    ``recorded`` already have a record (a merge, or a merge undone) and are left alone."""
+    keys = {e.key for e in graph.entities}
+    counts: Counter[str] = Counter()
+    for mention in graph.mentions:
+        counts[mention.entity_key] += mention.count
+    aliases: dict[str, Alias] = {}
+    for acronym, full in declared_acronyms(texts).items():
+        if acronym in keys and acronym != full and acronym not in recorded:
+            aliases[acronym] = Alias(acronym, full, f"declared as the acronym of {full!r}")
+    by_compact: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(keys):
+        by_compact[compact_key(key)].append(key)
+    for compact, spellings in by_compact.items():
+        elsewhere = [k for k in known.get(compact, []) if k not in spellings]
+        # The owner's existing spelling wins; else the one this document uses most.
+        canonical = elsewhere[0] if elsewhere else max(spellings, key=lambda k: (counts[k], k))
+        for key in spellings:
+            if key != canonical and key not in recorded and key not in aliases:
+                aliases[key] = Alias(key, canonical, f"the same name spelled {canonical!r}")
+    return sorted(aliases.values(), key=lambda a: a.alias_key)
+
+
+def resolve_key(key: str, aliases: dict[str, Alias]) -> str:
+    """Follow merges (at most a few hops; a merge undone stops there)."""
+    for _ in range(8):
+        alias = aliases.get(key)
+        if alias is None or alias.kept_apart:
+            return key
+        key = alias.canonical_key
+    return key
+
+
+def apply_aliases(owner: str, graph: ExtractedGraph, aliases: dict[str, Alias]) -> ExtractedGraph:
+    """The extraction with every merged key replaced by its canonical key (pure)."""
+    if not aliases:
+        return graph
+    names: dict[str, Entity] = {}
+    for entity in graph.entities:
+        key = resolve_key(entity.key, aliases)
+        if key == entity.key or key not in names:
+            names[key] = Entity(entity_id(owner, key), entity.name, entity.type, key)
+    counts: Counter[tuple[str, str]] = Counter()
+    for mention in graph.mentions:
+        counts[(mention.chunk_id, resolve_key(mention.entity_key, aliases))] += mention.count
+    merged: dict[tuple[str, str, str], tuple[list[str], list[str], str]] = {}
+    for relation in graph.relations:
+        head = resolve_key(relation.source_key, aliases)
+        tail = resolve_key(relation.target_key, aliases)
+        if head == tail:
+            continue
+        if relation.type == "RELATED_TO":
+            head, tail = canonical_pair(head, tail)
+        evidence, sentences, _ = merged.setdefault(
+            (head, relation.type, tail), ([], [], relation.verb)
+        )
+        evidence.extend(x for x in relation.evidence if x not in evidence)
+        sentences.extend(x for x in relation.sentences if x not in sentences)
+    return ExtractedGraph(
+        entities=tuple(sorted(names.values(), key=lambda e: e.key)),
+        mentions=tuple(
+            Mention(chunk_id, key, count) for (chunk_id, key), count in sorted(counts.items())
+        ),
+        relations=tuple(
+            RelationCandidate(
+                head,
+                tail,
+                tuple(evidence),
+                kind,
+                verb,
+                tuple(sentences[:MAX_SENTENCES_KEPT]),
+            )
+            for (head, kind, tail), (evidence, sentences, verb) in sorted(merged.items())
+        ),
+    )
+
+
+def encode_extraction(title: str, chunks: Sequence[ChunkRef], graph: ExtractedGraph) -> str:
+    return json.dumps(
+        {"title": title, "chunks": [asdict(c) for c in chunks], "graph": asdict(graph)}
+    )
+
+
+def decode_extraction(payload: str) -> tuple[str, list[ChunkRef], ExtractedGraph]:
+    data = json.loads(payload)
+    graph = data["graph"]
+    return (
+        data["title"],
+        [ChunkRef(**c) for c in data["chunks"]],
+        ExtractedGraph(
+            entities=tuple(Entity(**e) for e in graph["entities"]),
+            mentions=tuple(Mention(**m) for m in graph["mentions"]),
+            relations=tuple(
+                RelationCandidate(
+                    r["source_key"],
+                    r["target_key"],
+                    tuple(r["evidence"]),
+                    r["type"],
+                    r["verb"],
+                    tuple(r["sentences"]),
+                )
+                for r in graph["relations"]
+            ),
+        ),
+    )

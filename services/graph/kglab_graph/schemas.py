@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from kglab_graph.domain import (
+    Alias,
     Entity,
     EntityDetail,
     Path,
@@ -342,3 +343,56 @@ class TopEntitiesResponse(BaseModel):
                 for r in ranked
             ]
         )
+
+
+class AliasOut(BaseModel):
+    alias: str = Field(description="The merged name's key.")
+    canonical: str = Field(description="The key of the entity it is one with.")
+    reason: str
+    kept_apart: bool = Field(description="A merge undone: the two stay apart from now on.")
+
+    @classmethod
+    def of(cls, alias: Alias) -> AliasOut:
+        return cls(
+            alias=alias.alias_key,
+            canonical=alias.canonical_key,
+            reason=alias.reason,
+            kept_apart=alias.kept_apart,
+        )
+
+
+class AliasesResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "alias": "fsf",
+                            "canonical": "free software foundation",
+                            "reason": "declared as the acronym of 'free software foundation'",
+                            "kept_apart": False,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    results: list[AliasOut]
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"alias": "NodeJS", "canonical": "Node.js"}]}
+    )
+
+    alias: str = Field(min_length=1, max_length=200, description="The name to merge.")
+    canonical: str = Field(
+        min_length=1, max_length=200, description="The entity (name or id) it is one with."
+    )
+
+
+class MergeResponse(BaseModel):
+    alias: AliasOut
+    documents_rewritten: int = Field(description="Documents written again under the change.")

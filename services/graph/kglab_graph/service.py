@@ -13,6 +13,7 @@ from kglab_graph.domain import (
     MAX_EXPORT_RELATIONS,
     MAX_PATH_DEPTH,
     MAX_STATEMENTS_PER_RELATION,
+    Alias,
     Entity,
     EntityDetail,
     ExtractedGraph,
@@ -24,10 +25,21 @@ from kglab_graph.domain import (
     Statement,
     Subgraph,
     canonical_pair,
+    compact_key,
     normalise_key,
 )
 from kglab_graph.domain import entity_id as derive_entity_id
-from kglab_graph.extraction import ChunkText, EntityRecogniser, chunk_refs, extract_graph
+from kglab_graph.extraction import (
+    ChunkText,
+    EntityRecogniser,
+    apply_aliases,
+    chunk_refs,
+    decode_extraction,
+    encode_extraction,
+    extract_graph,
+    resolve_key,
+    variant_aliases,
+)
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.store.port import GraphStore
 from kglab_shared.errors import ConflictError, NotFoundError, UnprocessableError
@@ -78,27 +90,115 @@ class GraphService:
         return graph, counted
 
     async def ingest_document(self, event: DocumentStored) -> ExtractedGraph:
-        """Extract the document's entities and relations and make the store hold exactly them."""
+        """Extract the document's entities and relations, resolve them against the owner's
+        other documents, and make the store hold exactly them."""
+        owner = event.owner_id
         chunks = [ChunkText(c.chunk_id, c.position, c.text, c.heading) for c in event.chunks]
-        graph, usage = await self._extract(event.owner_id, event.document_id, chunks)
+        raw, usage = await self._extract(owner, event.document_id, chunks)
+        refs = chunk_refs(chunks)
+        recorded = {a.alias_key: a for a in await self.store.aliases(owner)}
+        new = await self._new_aliases(owner, raw, [c.text for c in chunks], recorded)
+        for alias in new:
+            await self.store.set_alias(owner, alias)
+            recorded[alias.alias_key] = alias
+        graph = apply_aliases(owner, raw, recorded)
         await self.store.apply_document(
-            event.owner_id,
+            owner,
             event.document_id,
             event.title,
-            chunk_refs(chunks),
+            refs,
             graph.entities,
             graph.mentions,
             graph.relations,
         )
+        await self.store.save_extraction(
+            owner,
+            event.document_id,
+            encode_extraction(event.title, refs, raw),
+            {compact_key(e.key): e.key for e in raw.entities},
+        )
+        if new:
+            # Documents graphed earlier that named a key merged just now join the merge.
+            earlier = await self.store.documents_mentioning(
+                owner, [derive_entity_id(owner, a.alias_key) for a in new]
+            )
+            await self._reapply(owner, [d for d in earlier if d != event.document_id], recorded)
         _log.info(
             "graph_document_applied",
             document_id=event.document_id,
             entities=len(graph.entities),
             relations=len(graph.relations),
+            merged=[f"{a.alias_key} -> {a.canonical_key}" for a in new],
             recogniser=self.recogniser.name,
             **({"llm_usage": usage} if usage else {}),
         )
         return graph
+
+    async def _new_aliases(
+        self, owner: str, raw: ExtractedGraph, texts: list[str], recorded: dict[str, Alias]
+    ) -> list[Alias]:
+        compacts = sorted({compact_key(e.key) for e in raw.entities})
+        known: dict[str, list[str]] = {}
+        for compact, keys in (await self.store.variant_keys(owner, compacts)).items():
+            for key in keys:
+                # Only spellings that still name an entity (a deleted document's do not).
+                if await self.store.get_entity(owner, derive_entity_id(owner, key), top=0):
+                    known.setdefault(compact, []).append(key)
+        return variant_aliases(raw, texts, known, set(recorded))
+
+    async def _reapply(self, owner: str, document_ids: list[str], aliases: dict[str, Alias]) -> int:
+        """Write these documents again from their saved extraction under the current merges
+        (no text is read again); how many were written."""
+        saved = await self.store.extractions(owner, document_ids)
+        for document_id, payload in sorted(saved.items()):
+            title, refs, raw = decode_extraction(payload)
+            graph = apply_aliases(owner, raw, aliases)
+            await self.store.apply_document(
+                owner, document_id, title, refs, graph.entities, graph.mentions, graph.relations
+            )
+        return len(saved)
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        return await self.store.aliases(owner)
+
+    async def merge(self, owner: str, alias_name: str, canonical_name: str) -> tuple[Alias, int]:
+        """Make ``alias_name`` one entity with ``canonical_name`` (a user's merge)."""
+        canonical = await self.resolve(owner, canonical_name)
+        alias_key = normalise_key(alias_name)
+        if not alias_key:
+            raise UnprocessableError(f"{alias_name!r} is not an entity name: it has no letters.")
+        if alias_key == canonical.key:
+            raise UnprocessableError(f"{alias_name!r} already is {canonical.name!r}.")
+        if (
+            resolve_key(canonical.key, {a.alias_key: a for a in await self.store.aliases(owner)})
+            == alias_key
+        ):
+            raise ConflictError(
+                f"{canonical.name!r} is itself merged into {alias_name!r}; undo that merge first."
+            )
+        alias = Alias(alias_key, canonical.key, "merged by the user")
+        await self.store.set_alias(owner, alias)
+        recorded = {a.alias_key: a for a in await self.store.aliases(owner)}
+        affected = await self.store.documents_mentioning(
+            owner, [derive_entity_id(owner, alias_key)]
+        )
+        return alias, await self._reapply(owner, affected, recorded)
+
+    async def unmerge(self, owner: str, alias_name: str) -> tuple[Alias, int]:
+        """Undo a merge: the alias is its own entity again in every document that named it,
+        and later documents do not merge it again."""
+        alias_key = normalise_key(alias_name)
+        recorded = {a.alias_key: a for a in await self.store.aliases(owner)}
+        alias = recorded.get(alias_key)
+        if alias is None or alias.kept_apart:
+            raise NotFoundError(f"{alias_name!r} is not merged into another entity.")
+        kept = Alias(alias_key, alias_key, f"kept apart from {alias.canonical_key!r} by the user")
+        await self.store.set_alias(owner, kept)
+        recorded[alias_key] = kept
+        affected = await self.store.documents_mentioning(
+            owner, [derive_entity_id(owner, alias.canonical_key)]
+        )
+        return alias, await self._reapply(owner, affected, recorded)
 
     async def remove_document(self, event: DocumentDeleted) -> None:
         """Delete the document's part of the graph, then say so (after the delete committed)."""

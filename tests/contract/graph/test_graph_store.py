@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     Entity,
     Mention,
@@ -394,3 +395,39 @@ async def test_top_entities_rank_by_degree_filter_by_type_and_export_the_graph(
     assert len(smaller.entities) == 2
     ids = {e.id for e in smaller.entities}
     assert all({r.source_id, r.target_id} <= ids for r in smaller.relations)
+
+
+async def test_aliases_extractions_and_variants_are_kept_per_owner(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    await graph_store.set_alias(owner, Alias("fsf", "free software foundation", "declared"))
+    await graph_store.set_alias(owner, Alias("fsf", "fsf", "undone"))  # replaces the record
+    await graph_store.set_alias(owner, Alias("node js", "nodejs", "spelling"))
+    assert await graph_store.aliases(owner) == [
+        Alias("fsf", "fsf", "undone"),
+        Alias("node js", "nodejs", "spelling"),
+    ]
+    assert await graph_store.aliases(other) == []
+    assert await graph_store.remove_alias(owner, "node js") is True
+    assert await graph_store.remove_alias(owner, "node js") is False
+    assert await graph_store.remove_alias(other, "fsf") is False
+
+    graph = await apply_script(graph_store, owner, "doc-1", CHAIN)
+    await graph_store.save_extraction(
+        owner, "doc-1", '{"saved": 1}', {"adalovelace": "ada lovelace"}
+    )
+    assert await graph_store.extractions(owner, ["doc-1", "doc-2"]) == {"doc-1": '{"saved": 1}'}
+    assert await graph_store.extractions(other, ["doc-1"]) == {}
+    assert await graph_store.variant_keys(owner, ["adalovelace", "x"]) == {
+        "adalovelace": ["ada lovelace"]
+    }
+    assert await graph_store.variant_keys(other, ["adalovelace"]) == {}
+    ada = eid(owner, "Ada Lovelace")
+    assert await graph_store.documents_mentioning(owner, [ada]) == ["doc-1"]
+    assert await graph_store.documents_mentioning(other, [ada]) == []
+    assert len(graph.entities) == 6
+
+    await graph_store.delete_document(owner, "doc-1")
+    assert await graph_store.extractions(owner, ["doc-1"]) == {}
+    assert await graph_store.documents_mentioning(owner, [ada]) == []

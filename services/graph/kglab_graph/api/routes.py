@@ -12,9 +12,13 @@ from kglab_graph.api.deps import GraphServiceDep
 from kglab_graph.domain import MAX_DEPTH, MAX_LIMIT, MAX_PATH_DEPTH, MAX_RELATED, MIN_DEPTH
 from kglab_graph.export import to_graphml, to_jsonld, to_neo4j_csv
 from kglab_graph.schemas import (
+    AliasesResponse,
+    AliasOut,
     DocumentGraphResponse,
     EntityDetailOut,
     EntitySearchResponse,
+    MergeIn,
+    MergeResponse,
     NeighborsResponse,
     PathResponse,
     RelatedDocumentsResponse,
@@ -289,3 +293,46 @@ async def related_documents(
         identity.user_id, chunk_id, exclude_documents=exclude, limit=limit
     )
     return RelatedDocumentsResponse.of(related)
+
+
+@router.get("/api/v1/graph/aliases", response_model=AliasesResponse)
+async def list_aliases(identity: CurrentIdentity, service: GraphServiceDep) -> AliasesResponse:
+    """Names merged into one entity across your documents (acronyms, spellings, your merges),
+    and merges undone."""
+    return AliasesResponse(
+        results=[AliasOut.of(a) for a in await service.aliases(identity.user_id)]
+    )
+
+
+@router.post(
+    "/api/v1/graph/aliases",
+    response_model=MergeResponse,
+    status_code=201,
+    responses={**_NOT_FOUND, **_AMBIGUOUS},
+)
+async def merge_entities(
+    body: MergeIn, identity: CurrentIdentity, service: GraphServiceDep
+) -> MergeResponse:
+    """Merge a name into an entity: every document that names it is rewritten (no text is
+    read again) and later documents follow. Reversible with DELETE."""
+    alias, rewritten = await service.merge(identity.user_id, body.alias, body.canonical)
+    return MergeResponse(alias=AliasOut.of(alias), documents_rewritten=rewritten)
+
+
+@router.delete(
+    "/api/v1/graph/aliases/{alias}",
+    response_model=MergeResponse,
+    responses={
+        404: documented(
+            NotFoundError,
+            "'FSF' is not merged into another entity.",
+            description="No merge of that name among yours.",
+        )
+    },
+)
+async def undo_merge(
+    alias: str, identity: CurrentIdentity, service: GraphServiceDep
+) -> MergeResponse:
+    """Undo a merge: the name is its own entity again, and stays apart from now on."""
+    undone, rewritten = await service.unmerge(identity.user_id, alias)
+    return MergeResponse(alias=AliasOut.of(undone), documents_rewritten=rewritten)

@@ -23,6 +23,7 @@ from neo4j.exceptions import ClientError
 from kglab_graph.domain import (
     MAX_DEPTH,
     MAX_PATH_DEPTH,
+    Alias,
     ChunkRef,
     DocumentMentions,
     Entity,
@@ -120,6 +121,18 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
             # The most connected entities and the export list an owner's entities: a seek,
             # not a scan of every owner's.
             "CREATE INDEX entity_owner IF NOT EXISTS FOR (e:Entity) ON (e.owner)",
+        ],
+    ),
+    (
+        # Resolution across documents (adr/0024): (:Alias) records an owner's merges,
+        # (:Variant) the keys by compact spelling; each document's extraction before merges is
+        # kept on its (:Document) as ``extraction`` (JSON).
+        6,
+        [
+            "CREATE CONSTRAINT alias_owner_key IF NOT EXISTS "
+            "FOR (a:Alias) REQUIRE (a.owner, a.alias_key) IS UNIQUE",
+            "CREATE CONSTRAINT variant_owner_compact_key IF NOT EXISTS "
+            "FOR (v:Variant) REQUIRE (v.owner, v.compact, v.key) IS UNIQUE",
         ],
     ),
 ]
@@ -544,6 +557,84 @@ class Neo4jGraphStore:
             )
             for r in rows
         ]
+
+    async def _write(self, query: LiteralString, params: dict[str, Any]) -> int:
+        records, _, _ = await self.driver.execute_query(query, params, database_=self._database)
+        return int(records[0]["n"]) if records and "n" in records[0].keys() else 0
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        rows = await self._read(
+            "MATCH (a:Alias {owner: $owner}) RETURN a.alias_key AS alias_key, "
+            "a.canonical_key AS canonical_key, a.reason AS reason ORDER BY alias_key",
+            {"owner": owner},
+        )
+        return [Alias(r["alias_key"], r["canonical_key"], r["reason"]) for r in rows]
+
+    async def set_alias(self, owner: str, alias: Alias) -> None:
+        await self._write(
+            "MERGE (a:Alias {owner: $owner, alias_key: $alias_key}) "
+            "SET a.canonical_key = $canonical_key, a.reason = $reason, "
+            "a.created_at = datetime() RETURN count(a) AS n",
+            {
+                "owner": owner,
+                "alias_key": alias.alias_key,
+                "canonical_key": alias.canonical_key,
+                "reason": alias.reason,
+            },
+        )
+
+    async def remove_alias(self, owner: str, alias_key: str) -> bool:
+        removed = await self._write(
+            "MATCH (a:Alias {owner: $owner, alias_key: $alias_key}) "
+            "WITH a, 1 AS one DELETE a RETURN sum(one) AS n",
+            {"owner": owner, "alias_key": alias_key},
+        )
+        return removed > 0
+
+    async def save_extraction(
+        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
+    ) -> None:
+        await self._write(
+            "MATCH (d:Document {owner: $owner, id: $document_id}) SET d.extraction = $payload "
+            "WITH count(d) AS n "
+            "UNWIND $compacts AS pair "
+            "MERGE (:Variant {owner: $owner, compact: pair[0], key: pair[1]}) "
+            "RETURN count(*) AS n",
+            {
+                "owner": owner,
+                "document_id": document_id,
+                "payload": payload,
+                "compacts": [[c, k] for c, k in compacts.items()],
+            },
+        )
+
+    async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._read(
+            "MATCH (d:Document {owner: $owner}) WHERE d.id IN $ids "
+            "AND d.extraction IS NOT NULL RETURN d.id AS id, d.extraction AS payload",
+            {"owner": owner, "ids": list(document_ids)},
+        )
+        return {r["id"]: r["payload"] for r in rows}
+
+    async def variant_keys(self, owner: str, compacts: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self._read(
+            "UNWIND $compacts AS compact "
+            "MATCH (v:Variant {owner: $owner, compact: compact}) "
+            "RETURN v.compact AS compact, v.key AS key ORDER BY compact, key",
+            {"owner": owner, "compacts": list(compacts)},
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["compact"], []).append(row["key"])
+        return found
+
+    async def documents_mentioning(self, owner: str, entity_ids: Sequence[str]) -> list[str]:
+        rows = await self._read(
+            "MATCH (e:Entity {owner: $owner})<-[:MENTIONS]-(c:Chunk {owner: $owner}) "
+            "WHERE e.id IN $ids RETURN DISTINCT c.document_id AS id ORDER BY id",
+            {"owner": owner, "ids": list(entity_ids)},
+        )
+        return [r["id"] for r in rows]
 
     async def delete_owner(self, owner: str, batch: int = 10_000, timeout_s: float = 120) -> int:
         """Remove every node of ``owner`` in bounded batches; return how many."""

@@ -16,6 +16,7 @@ from pathlib import Path as FilePath
 import aiosqlite
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     DocumentMentions,
     Entity,
@@ -94,6 +95,27 @@ _MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE INDEX statements_pair ON statements(owner, a, b);
         CREATE INDEX statements_document ON statements(owner, document_id);
+        """,
+    ),
+    (
+        # Resolution across documents (adr/0024): the owner's merges, each document's
+        # extraction before merges (to re-apply when a merge is made or undone) and the keys
+        # by compact spelling.
+        3,
+        """
+        CREATE TABLE aliases (
+            owner TEXT NOT NULL, alias_key TEXT NOT NULL, canonical_key TEXT NOT NULL,
+            reason TEXT NOT NULL, created_at TEXT DEFAULT CURRENT_TIMESTAMP,
+            PRIMARY KEY (owner, alias_key)
+        ) WITHOUT ROWID;
+        CREATE TABLE extractions (
+            owner TEXT NOT NULL, document_id TEXT NOT NULL, payload TEXT NOT NULL,
+            PRIMARY KEY (owner, document_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE variants (
+            owner TEXT NOT NULL, compact TEXT NOT NULL, key TEXT NOT NULL,
+            PRIMARY KEY (owner, compact, key)
+        ) WITHOUT ROWID;
         """,
     ),
 ]
@@ -336,6 +358,10 @@ class SqliteGraphStore:
                 await db.execute(
                     "DELETE FROM documents WHERE owner = ? AND id = ?", (owner, document_id)
                 )
+                await db.execute(
+                    "DELETE FROM extractions WHERE owner = ? AND document_id = ?",
+                    (owner, document_id),
+                )
                 await self._reweigh(owner, pairs)
                 await self._drop_orphans(touched)
                 await db.execute("COMMIT")
@@ -374,6 +400,94 @@ class SqliteGraphStore:
             "DELETE FROM statements WHERE owner = ? AND document_id = ?", (owner, document_id)
         )
         return touched, pairs
+
+    async def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.executemany(statement, rows)
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        async with self.reader.execute(
+            "SELECT alias_key, canonical_key, reason FROM aliases WHERE owner = ? "
+            "ORDER BY alias_key",
+            (owner,),
+        ) as cursor:
+            return [Alias(r[0], r[1], r[2]) for r in await cursor.fetchall()]
+
+    async def set_alias(self, owner: str, alias: Alias) -> None:
+        await self._write(
+            "INSERT INTO aliases (owner, alias_key, canonical_key, reason) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (owner, alias_key) DO UPDATE SET canonical_key = excluded.canonical_key, "
+            "reason = excluded.reason, created_at = CURRENT_TIMESTAMP",
+            [(owner, alias.alias_key, alias.canonical_key, alias.reason)],
+        )
+
+    async def remove_alias(self, owner: str, alias_key: str) -> bool:
+        async with self._write_lock:
+            cursor = await self.db.execute(
+                "DELETE FROM aliases WHERE owner = ? AND alias_key = ?", (owner, alias_key)
+            )
+            return cursor.rowcount > 0
+
+    async def save_extraction(
+        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
+    ) -> None:
+        async with self._write_lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute(
+                    "INSERT INTO extractions (owner, document_id, payload) VALUES (?, ?, ?) "
+                    "ON CONFLICT (owner, document_id) DO UPDATE SET payload = excluded.payload",
+                    (owner, document_id, payload),
+                )
+                await db.executemany(
+                    "INSERT OR IGNORE INTO variants (owner, compact, key) VALUES (?, ?, ?)",
+                    [(owner, compact, key) for compact, key in compacts.items()],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
+        if not document_ids:
+            return {}
+        async with self.reader.execute(
+            f"SELECT document_id, payload FROM extractions WHERE owner = ? "
+            f"AND document_id IN ({_marks(document_ids)})",
+            (owner, *document_ids),
+        ) as cursor:
+            return {r[0]: r[1] for r in await cursor.fetchall()}
+
+    async def variant_keys(self, owner: str, compacts: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(compacts), 500):
+            batch = list(compacts[start : start + 500])
+            async with self.reader.execute(
+                f"SELECT compact, key FROM variants WHERE owner = ? "
+                f"AND compact IN ({_marks(batch)}) ORDER BY compact, key",
+                (owner, *batch),
+            ) as cursor:
+                for compact, key in await cursor.fetchall():
+                    found.setdefault(compact, []).append(key)
+        return found
+
+    async def documents_mentioning(self, owner: str, entity_ids: Sequence[str]) -> list[str]:
+        if not entity_ids:
+            return []
+        async with self.reader.execute(
+            f"SELECT DISTINCT c.document_id FROM mentions m "
+            f"JOIN chunks c ON c.owner = m.owner AND c.id = m.chunk_id "
+            f"WHERE m.owner = ? AND m.entity_id IN ({_marks(entity_ids)}) ORDER BY c.document_id",
+            (owner, *entity_ids),
+        ) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
 
     async def _reweigh(self, owner: str, pairs: Iterable[tuple[str, str]]) -> None:
         """Set each touched pair's weight to its evidence count (both directions), in bulk."""
