@@ -243,11 +243,8 @@ def find_entities(doc: Any, text: str) -> list[Found]:
         take(start, end, model_label)
     for token in doc:
         word = token.text
-        if (
-            _INNER_CAPITAL.match(word)
-            and token.pos_ in {"PROPN", "NOUN", "X"}
-            and not taken[token.idx]
-        ):
+        # Whatever the tagger thinks (it tags "OpenSSH" ADJ and "RabbitMQ" punctuation).
+        if _INNER_CAPITAL.match(word) and not taken[token.idx]:
             take(token.idx, token.idx + len(word), SOFTWARE)
     # A name found once is the same name wherever the text repeats it.
     for item in list(found):
@@ -311,6 +308,11 @@ PREP_TYPES: dict[tuple[str, str], str] = {
 #: Verbs whose prepositional objects are never relation tails unless :data:`PREP_TYPES` says so.
 _PART_NOUNS = frozenset({"part", "component", "member", "module", "subproject", "plugin"})
 _RELATIVE = frozenset({"who", "which", "that"})
+#: Nouns that say someone works somewhere when they stand beside a person's name.
+_ROLE_NOUNS = frozenset(
+    "executive director researcher engineer developer maintainer employee professor founder "
+    "officer head president chairman scientist manager programmer".split()
+)
 _PRONOUNS = frozenset({"it", "he", "she", "they"})
 _SUBJECTS = frozenset({"nsubj", "csubj"})
 _MODIFIERS = frozenset({"compound", "amod", "nmod", "appos", "poss", "nummod"})
@@ -339,6 +341,8 @@ class _Resolver:
             return self.topic
         if depth > 1:
             return None
+        if token.dep_ == "appos" and token.head.i in self.by_token:
+            return self.by_token[token.head.i]  # "Red Hat, the company headquartered in ..."
         for child in token.children:
             if child.dep_ in _MODIFIERS and child.i in self.by_token:
                 return self.by_token[child.i]
@@ -466,6 +470,17 @@ def find_relations(
                     if p.dep_ == "prep" and p.lower_ == "of":
                         for q in p.children:
                             add([head_entity], "PART_OF", resolver.many(q), "part of")
+            # "Raj Dutt, the chief executive of Grafana Labs"; "a researcher at Trellis Labs"
+            if child.dep_ == "appos" and child.lemma_.lower() in _ROLE_NOUNS:
+                employers = [
+                    e
+                    for p in child.children
+                    if p.dep_ == "prep" and p.lower_ in {"of", "at", "for"}
+                    for q in p.children
+                    if q.dep_ == "pobj"
+                    for e in resolver.many(q)
+                ]
+                add([head_entity], "WORKS_FOR", employers, child.lemma_.lower())
             if child.dep_ == "prep" and child.lower_ in {"in", "from"}:
                 located = [
                     e
