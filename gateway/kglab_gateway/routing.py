@@ -86,7 +86,12 @@ API_KEY_ROUTES: tuple[ApiKeyRule, ...] = (
     _rule("GET", rf"^/api/v1/jobs(/{_ID})?$", ApiScope.JOBS_READ),
     _rule("GET", r"^/api/v1/events$", ApiScope.JOBS_READ),
     _rule("GET", r"^/api/v1/search$", ApiScope.SEARCH),
-    _rule("GET", r"^/api/v1/graph/(entities|paths|related-documents)$", ApiScope.GRAPH_READ),
+    _rule(
+        "GET",
+        r"^/api/v1/graph/(entities|paths|related-documents|neighbors|top-entities|export|"
+        r"aliases)$",
+        ApiScope.GRAPH_READ,
+    ),
     _rule("GET", rf"^/api/v1/graph/entities/{_ID}(/neighbors)?$", ApiScope.GRAPH_READ),
     _rule("GET", r"^/metrics$", ApiScope.METRICS_READ),
     # WebSocket upgrades, named by the pseudo-method WS.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MIN_DEPTH = 1
@@ -64,15 +65,64 @@ class Relation:
     target_id: str
     weight: int
     evidence: tuple[str, ...] = ()
+    #: What the documents say about the pair (typed relations first), when asked for.
+    statements: tuple[Statement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RelationCandidate:
-    """Two entity keys seen in one sentence, as extraction proposes them (keys, not ids)."""
+    """Two entity keys related by extraction (keys, not ids).
+
+    ``type`` is ``RELATED_TO`` for co-occurrence in one sentence (undirected, ``source_key <
+    target_key``), or a typed relation read from the sentence's structure (``CREATED``,
+    ``USES``, ...; directed: the source does it to the target) with the ``verb`` that said so.
+    ``evidence`` names the sentences (``document:chunk:sentence``); ``sentences`` holds the
+    text of the first few of them.
+    """
 
     source_key: str
     target_key: str
     evidence: tuple[str, ...]
+    type: str = "RELATED_TO"
+    verb: str = ""
+    sentences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """What one document says relates two entities: co-occurrence (``RELATED_TO``) or a typed
+    relation (``source_id`` does ``type`` to ``target_id``, by ``verb``), with its sentences:
+    ``evidence`` as ``document:chunk:sentence`` and ``sentences`` the text of the first few."""
+
+    source_id: str
+    target_id: str
+    type: str
+    verb: str
+    document_id: str
+    evidence: tuple[str, ...]
+    sentences: tuple[str, ...]
+
+
+#: Statements returned per relation, at most.
+MAX_STATEMENTS_PER_RELATION = 10
+
+
+def statement_rows(
+    document_id: str, ids: dict[str, str], relations: Sequence[RelationCandidate]
+) -> list[Statement]:
+    """The statements an extraction makes, by entity id (one per relation candidate)."""
+    return [
+        Statement(
+            source_id=ids[r.source_key],
+            target_id=ids[r.target_key],
+            type=r.type,
+            verb=r.verb,
+            document_id=document_id,
+            evidence=r.evidence,
+            sentences=r.sentences,
+        )
+        for r in relations
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +161,19 @@ class EntityDetail:
     degree: int
     mentions: int
     top_documents: tuple[DocumentMentions, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RankedEntity:
+    """An entity and how many entities it is related to."""
+
+    entity: Entity
+    degree: int
+
+
+#: An export holds at most this many entities (the most connected) and relations.
+MAX_EXPORT_ENTITIES = 5_000
+MAX_EXPORT_RELATIONS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +218,23 @@ class ExtractedGraph:
 
 def canonical_pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """``alias_key`` names the same thing as ``canonical_key`` for one owner, and why.
+
+    ``alias_key == canonical_key`` records a merge someone undid: keep them apart."""
+
+    alias_key: str
+    canonical_key: str
+    reason: str
+
+    @property
+    def kept_apart(self) -> bool:
+        return self.alias_key == self.canonical_key
+
+
+def compact_key(key: str) -> str:
+    """A key without its spaces: "node js" (Node.js) and "nodejs" (NodeJS) are one spelling."""
+    return key.replace(" ", "")

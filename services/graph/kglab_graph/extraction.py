@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     Entity,
     ExtractedGraph,
     Mention,
     RelationCandidate,
     canonical_pair,
+    compact_key,
     entity_id,
     normalise_key,
 )
+from kglab_graph.nlp_rules import blank_layout, find_entities, find_relations, is_junk, topic_of
 from kglab_shared.health import BackgroundLoad
 
 #: spaCy labels worth a node; numbers, dates and amounts are not entities of a knowledge graph.
@@ -50,6 +54,9 @@ ENTITY_LABELS = frozenset(
 #: More entities than this in one sentence is a list or a table; pairing them all is noise.
 MAX_ENTITIES_PER_SENTENCE = 12
 MAX_NAME_LENGTH = 200
+#: A relation keeps the text of at most this many of its sentences, each cut at this length.
+MAX_SENTENCES_KEPT = 5
+MAX_SENTENCE_LENGTH = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +65,25 @@ class RecognisedSpan:
     label: str
 
 
-#: One chunk's text as sentences, each with the entity spans recognised in it.
-RecognisedChunk = list[list[RecognisedSpan]]
+@dataclass(frozen=True, slots=True)
+class RecognisedRelation:
+    """``head`` does ``type`` to ``tail`` (surfaces as in the sentence's spans), per ``verb``."""
+
+    head: str
+    type: str
+    tail: str
+    verb: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecognisedSentence:
+    spans: list[RecognisedSpan]
+    text: str = ""
+    relations: list[RecognisedRelation] = field(default_factory=list)
+
+
+#: One chunk's text as sentences, each with the entity spans (and typed relations) found in it.
+RecognisedChunk = list[RecognisedSentence]
 
 
 class EntityRecogniser(Protocol):
@@ -101,7 +125,11 @@ class RuleBasedRecogniser:
 
     def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
         return [
-            [self._spans(sentence) for sentence in _SENTENCE_END.split(text) if sentence.strip()]
+            [
+                RecognisedSentence(self._spans(sentence), sentence)
+                for sentence in _SENTENCE_END.split(text)
+                if sentence.strip()
+            ]
             for text in texts
         ]
 
@@ -150,28 +178,72 @@ class ModelIntegrityError(RuntimeError):
 
 
 class SpacyRecogniser:
-    """spaCy's ``en_core_web_sm`` pipeline (tok2vec, tagger, parser for sentences, NER)."""
+    """spaCy's ``en_core_web_sm`` pipeline (tok2vec, tagger, parser, lemmatizer, NER) with the
+    technical-text rules of :mod:`kglab_graph.nlp_rules`: junk dropped, types fixed, software,
+    protocols, standards and languages added, typed relations read from the parse.
 
-    name = "spacy:en_core_web_sm-3.8.0"
+    ``rules=False`` is the model alone, as the service ran before adr/0024 (for comparison).
+    """
 
-    def __init__(self, nlp: Any, batch_size: int = 32) -> None:
+    def __init__(self, nlp: Any, batch_size: int = 32, *, rules: bool = True) -> None:
         self._nlp = nlp
         self._batch_size = batch_size
+        self._rules = rules
+        self.name = "spacy:en_core_web_sm-3.8.0" + ("+rules" if rules else "")
 
     def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
-        out: list[RecognisedChunk] = []
-        for doc in self._nlp.pipe(texts, batch_size=self._batch_size):
-            sentences: RecognisedChunk = []
-            for sent in doc.sents:
-                sentences.append(
+        if not self._rules:
+            return [
+                self._model_only(doc) for doc in self._nlp.pipe(texts, batch_size=self._batch_size)
+            ]
+        docs = self._nlp.pipe([blank_layout(t) for t in texts], batch_size=self._batch_size)
+        return [self._with_rules(doc, text) for doc, text in zip(docs, texts, strict=True)]
+
+    @staticmethod
+    def _model_only(doc: Any) -> RecognisedChunk:
+        return [
+            RecognisedSentence(
+                [RecognisedSpan(e.text, e.label_) for e in sent.ents if e.label_ in ENTITY_LABELS],
+                sent.text.strip(),
+            )
+            for sent in doc.sents
+        ]
+
+    @staticmethod
+    def _with_rules(doc: Any, text: str) -> RecognisedChunk:
+        spans: list[tuple[int, int]] = []
+        labels: list[str] = []
+        surfaces: list[str] = []
+        for found in find_entities(doc, text):
+            span = doc.char_span(found.start, found.end, alignment_mode="expand")
+            if span is None or (spans and span.start < spans[-1][1]):
+                continue
+            spans.append((span.start, span.end))
+            labels.append(found.label)
+            surfaces.append(text[found.start : found.end])
+        topic_name = topic_of(text)
+        topic = next((i for i, s in enumerate(surfaces) if s == topic_name), None)
+        if topic is None and surfaces:
+            topic = 0
+        places = {i for i, label in enumerate(labels) if label in {"GPE", "LOC", "FAC"}}
+        sentences: RecognisedChunk = []
+        for sent in doc.sents:
+            inside = [i for i, (start, _) in enumerate(spans) if sent.start <= start < sent.end]
+            sentence_text = text[sent.start_char : sent.end_char].strip()
+            if not sentence_text:
+                continue
+            triples = find_relations(sent, spans, topic, places)
+            sentences.append(
+                RecognisedSentence(
+                    [RecognisedSpan(surfaces[i], labels[i]) for i in inside],
+                    sentence_text,
                     [
-                        RecognisedSpan(ent.text, ent.label_)
-                        for ent in sent.ents
-                        if ent.label_ in ENTITY_LABELS
-                    ]
+                        RecognisedRelation(surfaces[t.head], t.type, surfaces[t.tail], t.verb)
+                        for t in triples
+                    ],
                 )
-            out.append(sentences)
-        return out
+            )
+        return sentences
 
 
 @lru_cache(maxsize=1)
@@ -187,7 +259,7 @@ def load_spacy_recogniser() -> SpacyRecogniser:
             raise ModelIntegrityError(
                 f"The NER model file {relative} does not match its pinned hash; refusing to load."
             )
-    nlp = module.load(exclude=["lemmatizer"])
+    nlp = module.load()
     return SpacyRecogniser(nlp)
 
 
@@ -200,11 +272,24 @@ class BackgroundLoadedRecogniser:
     worker thread, at most ``wait_s``; a failed load is logged and answered with its reason.
     """
 
-    def __init__(self, kind: str, *, wait_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        wait_s: float = 120.0,
+        load: Callable[[], EntityRecogniser] | None = None,
+    ) -> None:
         self.name = f"{kind} (loading)"
         self._load: BackgroundLoad[EntityRecogniser] = BackgroundLoad(
-            "ner_model", lambda: create_recogniser(kind), wait_s=wait_s
+            "ner_model", load or (lambda: create_recogniser(kind)), wait_s=wait_s
         ).start()
+
+    @property
+    def last_usage(self) -> object | None:
+        """The loaded recogniser's cost of its last document, if it counts one (the LLM's)."""
+        if not self._load.loaded:
+            return None
+        return getattr(self._load.get(), "last_usage", None)
 
     def ready(self) -> bool:
         return self._load.loaded
@@ -222,6 +307,8 @@ class BackgroundLoadedRecogniser:
 def create_recogniser(kind: str) -> EntityRecogniser:
     if kind == "spacy":
         return load_spacy_recogniser()
+    if kind == "spacy-model-only":
+        return SpacyRecogniser(load_spacy_recogniser()._nlp, rules=False)
     if kind == "rules":
         return RuleBasedRecogniser()
     raise ValueError(f"Unknown recogniser {kind!r}: use 'spacy' or 'rules'.")
@@ -282,16 +369,24 @@ def extract_graph(
     labels: dict[str, Counter[str]] = defaultdict(Counter)
     # (chunk index, sentence index, key) for every mention, before aliases are resolved.
     occurrences: list[tuple[int, int, str]] = []
+    # (chunk index, sentence index, head key, type, tail key, verb) for every typed relation.
+    typed: list[tuple[int, int, str, str, str, str]] = []
     for chunk_index, sentences in enumerate(recognised):
-        for sentence_index, spans in enumerate(sentences):
-            for span in spans:
+        for sentence_index, sentence in enumerate(sentences):
+            for span in sentence.spans:
                 name = clean_surface(span.text)[:MAX_NAME_LENGTH]
                 key = normalise_key(name)
-                if len(key) < 2 or key in _STOP_WORDS:
+                if len(key) < 2 or key in _STOP_WORDS or is_junk(name):
                     continue
                 surfaces[key][name] += 1
                 labels[key][span.label] += 1
                 occurrences.append((chunk_index, sentence_index, key))
+            for relation in sentence.relations:
+                head = normalise_key(clean_surface(relation.head)[:MAX_NAME_LENGTH])
+                tail = normalise_key(clean_surface(relation.tail)[:MAX_NAME_LENGTH])
+                typed.append(
+                    (chunk_index, sentence_index, head, relation.type, tail, relation.verb)
+                )
 
     aliases = resolve_aliases(surfaces)
     for alias, full in aliases.items():
@@ -312,14 +407,49 @@ def extract_graph(
         mention_counts[(chunks[chunk_index].id, key)] += 1
         per_sentence[(chunk_index, sentence_index)].add(key)
 
-    evidence: dict[tuple[str, str], list[str]] = defaultdict(list)
+    def where(chunk_index: int, sentence_index: int) -> str:
+        return f"{document_id}:{chunks[chunk_index].id}:{sentence_index}"
+
+    def said(chunk_index: int, sentence_index: int) -> str:
+        text = recognised[chunk_index][sentence_index].text
+        return " ".join(text.split())[:MAX_SENTENCE_LENGTH]
+
+    evidence: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for (chunk_index, sentence_index), keys in sorted(per_sentence.items()):
         if len(keys) > MAX_ENTITIES_PER_SENTENCE:
             continue
         for a, b in itertools.combinations(sorted(keys), 2):
-            evidence[canonical_pair(a, b)].append(
-                f"{document_id}:{chunks[chunk_index].id}:{sentence_index}"
-            )
+            evidence[canonical_pair(a, b)].append((chunk_index, sentence_index))
+    relations = [
+        RelationCandidate(
+            source_key=a,
+            target_key=b,
+            evidence=tuple(where(*item) for item in items),
+            sentences=tuple(said(*item) for item in items[:MAX_SENTENCES_KEPT]),
+        )
+        for (a, b), items in sorted(evidence.items())
+    ]
+    # Typed relations are directed and keep their verb; one per (head, type, tail).
+    by_triple: dict[tuple[str, str, str], tuple[list[tuple[int, int]], Counter[str]]] = {}
+    for chunk_index, sentence_index, head, kind, tail, verb in typed:
+        head, tail = aliases.get(head, head), aliases.get(tail, tail)
+        if head == tail or head not in surfaces or tail not in surfaces:
+            continue
+        items, verbs = by_triple.setdefault((head, kind, tail), ([], Counter()))
+        if (chunk_index, sentence_index) not in items:
+            items.append((chunk_index, sentence_index))
+        verbs[verb] += 1
+    relations.extend(
+        RelationCandidate(
+            source_key=head,
+            target_key=tail,
+            evidence=tuple(where(*item) for item in items),
+            type=kind,
+            verb=verbs.most_common(1)[0][0],
+            sentences=tuple(said(*item) for item in items[:MAX_SENTENCES_KEPT]),
+        )
+        for (head, kind, tail), (items, verbs) in sorted(by_triple.items())
+    )
 
     return ExtractedGraph(
         entities=tuple(entities),
@@ -327,12 +457,153 @@ def extract_graph(
             Mention(chunk_id=chunk_id, entity_key=key, count=count)
             for (chunk_id, key), count in sorted(mention_counts.items())
         ),
-        relations=tuple(
-            RelationCandidate(source_key=a, target_key=b, evidence=tuple(items))
-            for (a, b), items in sorted(evidence.items())
-        ),
+        relations=tuple(relations),
     )
 
 
 def chunk_refs(chunks: Sequence[ChunkText]) -> list[ChunkRef]:
     return [ChunkRef(id=c.id, position=c.position, heading=c.heading) for c in chunks]
+
+
+# --- resolution across documents (adr/0024) ------------------------------------------------
+
+_DECLARED_ACRONYM = re.compile(
+    r"\b([A-Z][\w&.-]*(?:\s+(?:of|for|and|the|de|[A-Z][\w&.-]*)){1,8})\s+\(([A-Z][A-Za-z0-9&]{1,9})\)"
+)
+_SMALL_WORDS = frozenset({"of", "for", "and", "the", "de"})
+
+
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in name.split() if w not in _SMALL_WORDS).casefold()
+
+
+def declared_acronyms(texts: Iterable[str]) -> dict[str, str]:
+    """``"Free Software Foundation (FSF)"``: acronym key -> full key, where the initials of the
+    full name spell the acronym."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for match in _DECLARED_ACRONYM.finditer(text):
+            words = match.group(1).split()
+            acronym = match.group(2)
+            # The full name is the last words whose initials spell the acronym.
+            for start in range(len(words)):
+                name = " ".join(words[start:])
+                if _initials(name) == acronym.casefold() and words[start] not in _SMALL_WORDS:
+                    found[normalise_key(acronym)] = normalise_key(clean_surface(name))
+                    break
+    return found
+
+
+def variant_aliases(
+    graph: ExtractedGraph,
+    texts: Sequence[str],
+    known: dict[str, list[str]],
+    recorded: set[str],
+) -> list[Alias]:
+    """Merges one document's extraction implies: declared acronyms, spellings that differ only
+    in spaces and punctuation ("Node.js" / "NodeJS") within the document or against ``known``
+    keys of the owner's other documents (``compact -> keys``, of live entities). Keys in
+    ``recorded`` already have a record (a merge, or a merge undone) and are left alone."""
+    keys = {e.key for e in graph.entities}
+    counts: Counter[str] = Counter()
+    for mention in graph.mentions:
+        counts[mention.entity_key] += mention.count
+    aliases: dict[str, Alias] = {}
+    for acronym, full in declared_acronyms(texts).items():
+        if acronym in keys and acronym != full and acronym not in recorded:
+            aliases[acronym] = Alias(acronym, full, f"declared as the acronym of {full!r}")
+    by_compact: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(keys):
+        by_compact[compact_key(key)].append(key)
+    for compact, spellings in by_compact.items():
+        elsewhere = [k for k in known.get(compact, []) if k not in spellings]
+        # The owner's existing spelling wins; else the one this document uses most.
+        canonical = elsewhere[0] if elsewhere else max(spellings, key=lambda k: (counts[k], k))
+        for key in spellings:
+            if key != canonical and key not in recorded and key not in aliases:
+                aliases[key] = Alias(key, canonical, f"the same name spelled {canonical!r}")
+    return sorted(aliases.values(), key=lambda a: a.alias_key)
+
+
+def resolve_key(key: str, aliases: dict[str, Alias]) -> str:
+    """Follow merges (at most a few hops; a merge undone stops there)."""
+    for _ in range(8):
+        alias = aliases.get(key)
+        if alias is None or alias.kept_apart:
+            return key
+        key = alias.canonical_key
+    return key
+
+
+def apply_aliases(owner: str, graph: ExtractedGraph, aliases: dict[str, Alias]) -> ExtractedGraph:
+    """The extraction with every merged key replaced by its canonical key (pure)."""
+    if not aliases:
+        return graph
+    names: dict[str, Entity] = {}
+    for entity in graph.entities:
+        key = resolve_key(entity.key, aliases)
+        if key == entity.key or key not in names:
+            names[key] = Entity(entity_id(owner, key), entity.name, entity.type, key)
+    counts: Counter[tuple[str, str]] = Counter()
+    for mention in graph.mentions:
+        counts[(mention.chunk_id, resolve_key(mention.entity_key, aliases))] += mention.count
+    merged: dict[tuple[str, str, str], tuple[list[str], list[str], str]] = {}
+    for relation in graph.relations:
+        head = resolve_key(relation.source_key, aliases)
+        tail = resolve_key(relation.target_key, aliases)
+        if head == tail:
+            continue
+        if relation.type == "RELATED_TO":
+            head, tail = canonical_pair(head, tail)
+        evidence, sentences, _ = merged.setdefault(
+            (head, relation.type, tail), ([], [], relation.verb)
+        )
+        evidence.extend(x for x in relation.evidence if x not in evidence)
+        sentences.extend(x for x in relation.sentences if x not in sentences)
+    return ExtractedGraph(
+        entities=tuple(sorted(names.values(), key=lambda e: e.key)),
+        mentions=tuple(
+            Mention(chunk_id, key, count) for (chunk_id, key), count in sorted(counts.items())
+        ),
+        relations=tuple(
+            RelationCandidate(
+                head,
+                tail,
+                tuple(evidence),
+                kind,
+                verb,
+                tuple(sentences[:MAX_SENTENCES_KEPT]),
+            )
+            for (head, kind, tail), (evidence, sentences, verb) in sorted(merged.items())
+        ),
+    )
+
+
+def encode_extraction(title: str, chunks: Sequence[ChunkRef], graph: ExtractedGraph) -> str:
+    return json.dumps(
+        {"title": title, "chunks": [asdict(c) for c in chunks], "graph": asdict(graph)}
+    )
+
+
+def decode_extraction(payload: str) -> tuple[str, list[ChunkRef], ExtractedGraph]:
+    data = json.loads(payload)
+    graph = data["graph"]
+    return (
+        data["title"],
+        [ChunkRef(**c) for c in data["chunks"]],
+        ExtractedGraph(
+            entities=tuple(Entity(**e) for e in graph["entities"]),
+            mentions=tuple(Mention(**m) for m in graph["mentions"]),
+            relations=tuple(
+                RelationCandidate(
+                    r["source_key"],
+                    r["target_key"],
+                    tuple(r["evidence"]),
+                    r["type"],
+                    r["verb"],
+                    tuple(r["sentences"]),
+                )
+                for r in graph["relations"]
+            ),
+        ),
+    )

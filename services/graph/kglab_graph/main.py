@@ -10,7 +10,11 @@ from fastapi import FastAPI
 
 from kglab_graph.api.routes import router
 from kglab_graph.config import GraphSettings
-from kglab_graph.extraction import BackgroundLoadedRecogniser
+from kglab_graph.extraction import (
+    BackgroundLoadedRecogniser,
+    EntityRecogniser,
+    create_recogniser,
+)
 from kglab_graph.messaging import consume
 from kglab_graph.messaging.publish import PartsRemovedPublisher
 from kglab_graph.service import GraphService
@@ -20,6 +24,28 @@ from kglab_shared.bus.port import EventBus
 from kglab_shared.claims import ClaimedChunkReader
 from kglab_shared.runtime import service_runtime
 from kglab_shared.settings import load_settings
+
+
+def build_recogniser(settings: GraphSettings) -> EntityRecogniser:
+    """The configured recogniser; the LLM one reads with spaCy what the endpoint fails on."""
+    if settings.recogniser != "llm":
+        return create_recogniser(settings.recogniser)
+    from kglab_graph.llm import LlmConfig, LlmRecogniser
+
+    if not settings.llm_url or not settings.llm_model:  # GraphSettings refuses this already
+        raise ValueError("The LLM recogniser needs KGLAB_GRAPH_LLM_URL and KGLAB_GRAPH_LLM_MODEL.")
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    config = LlmConfig(
+        url=settings.llm_url,
+        model=settings.llm_model,
+        api_key=key,
+        max_concurrency=settings.llm_max_concurrency,
+        timeout_s=settings.llm_timeout_s,
+        attempts=settings.llm_attempts,
+        input_price_per_mtok=settings.llm_input_price_per_mtok,
+        output_price_per_mtok=settings.llm_output_price_per_mtok,
+    )
+    return LlmRecogniser(config, create_recogniser("spacy"))
 
 
 def create_app(
@@ -42,7 +68,9 @@ def create_app(
                 app.state.readiness.add(check_name, store.ping)
                 # Loading the NER model takes seconds of CPU: load it in the background so the
                 # service starts at once; /ready reports it until it is loaded.
-                recogniser = BackgroundLoadedRecogniser(settings.recogniser)
+                recogniser = BackgroundLoadedRecogniser(
+                    settings.recogniser, load=lambda: build_recogniser(settings)
+                )
                 app.state.readiness.add("ner_model", recogniser.check)
                 service = GraphService(
                     store,

@@ -6,12 +6,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from kglab_graph.domain import (
+    Alias,
     Entity,
     EntityDetail,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     ScoredEntity,
+    Statement,
     Subgraph,
 )
 
@@ -123,6 +126,34 @@ class EntityDetailOut(EntityOut):
         )
 
 
+class StatementOut(BaseModel):
+    """What one document says relates the pair: a typed relation read from a sentence's
+    structure (``source`` does ``type`` to ``target``, said with ``verb``), or ``RELATED_TO``,
+    the weaker co-occurrence of both names in one sentence."""
+
+    type: str = Field(description="CREATED, USES, SUPPORTS, ... or RELATED_TO (co-occurrence).")
+    kind: str = Field(description="typed or co-occurrence")
+    source: str
+    target: str
+    verb: str = Field(description="The verb (lemma) that said it; empty for co-occurrence.")
+    document_id: str
+    evidence: list[str] = Field(description="The sentences, as document:chunk:sentence.")
+    sentences: list[str] = Field(description="The text of (the first few of) those sentences.")
+
+    @classmethod
+    def of(cls, statement: Statement) -> StatementOut:
+        return cls(
+            type=statement.type,
+            kind="co-occurrence" if statement.type == "RELATED_TO" else "typed",
+            source=statement.source_id,
+            target=statement.target_id,
+            verb=statement.verb,
+            document_id=statement.document_id,
+            evidence=list(statement.evidence),
+            sentences=list(statement.sentences),
+        )
+
+
 class RelationOut(BaseModel):
     source: str
     target: str
@@ -130,6 +161,14 @@ class RelationOut(BaseModel):
     weight: int = Field(description="How many sentences name both entities.")
     evidence: list[str] = Field(
         default_factory=list, description="The sentences, as document:chunk:sentence."
+    )
+    types: list[str] = Field(
+        default_factory=list, description="The typed relations the documents state on the pair."
+    )
+    statements: list[StatementOut] = Field(
+        default_factory=list,
+        description="What the documents say about the pair, typed relations first, with the "
+        "verb and the sentences.",
     )
 
     @classmethod
@@ -139,6 +178,8 @@ class RelationOut(BaseModel):
             target=relation.target_id,
             weight=relation.weight,
             evidence=list(relation.evidence),
+            types=sorted({s.type for s in relation.statements if s.type != "RELATED_TO"}),
+            statements=[StatementOut.of(s) for s in relation.statements],
         )
 
 
@@ -277,3 +318,81 @@ class RelatedDocumentsResponse(BaseModel):
                 for r in related
             ]
         )
+
+
+class RankedEntityOut(EntityOut):
+    degree: int = Field(description="How many entities this one is related to.")
+
+
+class TopEntitiesResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"results": [{**_PIERRE, "degree": 2}, {**_MARIE, "degree": 1}]}]
+        }
+    )
+
+    results: list[RankedEntityOut]
+
+    @classmethod
+    def of(cls, ranked: list[RankedEntity]) -> TopEntitiesResponse:
+        return cls(
+            results=[
+                RankedEntityOut(
+                    id=r.entity.id, name=r.entity.name, type=r.entity.type, degree=r.degree
+                )
+                for r in ranked
+            ]
+        )
+
+
+class AliasOut(BaseModel):
+    alias: str = Field(description="The merged name's key.")
+    canonical: str = Field(description="The key of the entity it is one with.")
+    reason: str
+    kept_apart: bool = Field(description="A merge undone: the two stay apart from now on.")
+
+    @classmethod
+    def of(cls, alias: Alias) -> AliasOut:
+        return cls(
+            alias=alias.alias_key,
+            canonical=alias.canonical_key,
+            reason=alias.reason,
+            kept_apart=alias.kept_apart,
+        )
+
+
+class AliasesResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "alias": "fsf",
+                            "canonical": "free software foundation",
+                            "reason": "declared as the acronym of 'free software foundation'",
+                            "kept_apart": False,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    results: list[AliasOut]
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"alias": "NodeJS", "canonical": "Node.js"}]}
+    )
+
+    alias: str = Field(min_length=1, max_length=200, description="The name to merge.")
+    canonical: str = Field(
+        min_length=1, max_length=200, description="The entity (name or id) it is one with."
+    )
+
+
+class MergeResponse(BaseModel):
+    alias: AliasOut
+    documents_rewritten: int = Field(description="Documents written again under the change.")

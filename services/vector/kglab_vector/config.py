@@ -9,6 +9,11 @@ from pydantic_settings import SettingsConfigDict
 
 from kglab_shared.settings import ServiceSettings, StandIn, StoreKind
 
+#: The "nothing relevant" threshold per embedder, calibrated on the retrieval set by
+#: bench/bench_search_threshold.py (adr/0024): the lowest best-chunk cosine of an on-topic query
+#: hybrid search answers (0.306) less a 0.05 margin. The hashing embedder's scores mean nothing.
+CALIBRATED_MIN_RELEVANCE = {"onnx": 0.256, "hashing": 0.0}
+
 
 class VectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_VECTOR_", extra="ignore", frozen=True)
@@ -38,6 +43,9 @@ class VectorSettings(ServiceSettings):
     qdrant_timeout_s: int = Field(default=10, ge=1, le=120)
     #: Starting with another model than the collection's: refuse (default) or re-embed all.
     reembed_on_model_change: bool = False
+    #: Search answers nothing when the best chunk's dense (cosine) score is below this; unset:
+    #: the value calibrated for the embedder (:data:`CALIBRATED_MIN_RELEVANCE`), 0: never.
+    search_min_relevance: float | None = Field(default=None, ge=0, le=1)
     #: Dense and sparse candidates fetched before reciprocal rank fusion.
     fusion_candidates: int = Field(default=50, ge=10, le=1000)
     #: ``auto``: Redis when ``KGLAB_STORES=real`` and ``KGLAB_REDIS_URL`` is set, else memory.
@@ -92,3 +100,8 @@ class VectorSettings(ServiceSettings):
                 )
             )
         return found
+
+    def min_relevance(self) -> float:
+        if self.search_min_relevance is not None:
+            return self.search_min_relevance
+        return CALIBRATED_MIN_RELEVANCE[self.embedder]

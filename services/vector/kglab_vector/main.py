@@ -169,6 +169,7 @@ def create_app(
                 PartsRemovedPublisher(runtime.bus, source=f"kglab/{settings.service_name}"),
                 snippet_chars=settings.snippet_chars,
                 tombstones=processed,
+                min_relevance=settings.min_relevance(),
                 refresh=CacheRefresh(
                     top=settings.cache_refresh_top,
                     min_uses=settings.cache_refresh_min_uses,

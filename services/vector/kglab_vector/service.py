@@ -126,8 +126,12 @@ class VectorService:
         snippet_chars: int = 300,
         tombstones: ProcessedEvents | None = None,
         refresh: CacheRefresh | None = None,
+        min_relevance: float = 0.0,
     ) -> None:
         self.store = store
+        #: Below this dense (cosine) score of the best chunk, nothing is relevant: the answer is
+        #: empty (0 turns the check off; adr/0024 has the calibration).
+        self.min_relevance = min_relevance
         self.indexer = indexer
         self.cache = cache
         self._publisher = publisher
@@ -284,6 +288,14 @@ class VectorService:
             if query.mode in (SearchMode.HYBRID, SearchMode.SPARSE)
             else None
         )
+        if dense is not None and self.min_relevance > 0:
+            # Fused scores are ranks, not relevance: the best chunk's cosine says whether
+            # anything is about the query at all (one more nearest-neighbour lookup).
+            best = await self.store.search(
+                query.owner_id, dense=dense, sparse=None, limit=1, filters=query.filters
+            )
+            if not best or best[0].score < self.min_relevance:
+                return []
         hits = await self.store.search(
             query.owner_id, dense=dense, sparse=sparse, limit=query.limit, filters=query.filters
         )

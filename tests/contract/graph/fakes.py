@@ -11,6 +11,7 @@ from kglab_graph.domain import ExtractedGraph
 from kglab_graph.extraction import (
     ChunkText,
     RecognisedChunk,
+    RecognisedSentence,
     RecognisedSpan,
     chunk_refs,
     extract_graph,
@@ -24,11 +25,14 @@ class ScriptedRecogniser:
     def recognise(self, texts: Sequence[str]) -> list[RecognisedChunk]:
         return [
             [
-                [
-                    RecognisedSpan(*item.strip().split("/", 1))
-                    for item in line.split(";")
-                    if item.strip()
-                ]
+                RecognisedSentence(
+                    [
+                        RecognisedSpan(*item.strip().split("/", 1))
+                        for item in line.split(";")
+                        if item.strip()
+                    ],
+                    line,
+                )
                 for line in text.splitlines()
                 if line.strip()
             ]

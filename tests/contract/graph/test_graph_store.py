@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from kglab_graph.domain import entity_id, normalise_key
+from kglab_graph.domain import (
+    Alias,
+    ChunkRef,
+    Entity,
+    Mention,
+    RelationCandidate,
+    entity_id,
+    normalise_key,
+)
 from kglab_graph.store.port import GraphStore
 from tests.contract.graph.fakes import apply_script, script
 
@@ -326,3 +334,100 @@ async def test_another_owner_sees_nothing(graph_store: GraphStore, owners: list[
 
 async def test_ping(graph_store: GraphStore) -> None:
     await graph_store.ping()
+
+
+async def test_statements_keep_typed_relations_with_their_sentences_per_document(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    keys = {"linus torvalds": "Linus Torvalds", "git": "Git"}
+    entities = [Entity(eid(owner, name), name, "PERSON", key) for key, name in keys.items()]
+    sentence = "Linus Torvalds wrote Git in 2005."
+    relations = [
+        RelationCandidate("git", "linus torvalds", ("doc-1:c0:0",), sentences=(sentence,)),
+        RelationCandidate(
+            "linus torvalds", "git", ("doc-1:c0:0",), "CREATED", "write", (sentence,)
+        ),
+    ]
+    mentions = [Mention("c0", key, 1) for key in keys]
+    chunks = [ChunkRef("c0", 0)]
+    for _ in range(2):  # applying twice keeps one statement per relation
+        await graph_store.apply_document(
+            owner, "doc-1", "Git", chunks, entities, mentions, relations
+        )
+    torvalds, git = eid(owner, "Linus Torvalds"), eid(owner, "Git")
+
+    found = await graph_store.statements(owner, [(git, torvalds)], per_pair=10)
+
+    assert [(s.type, s.source_id, s.target_id, s.verb) for s in found] == [
+        ("CREATED", torvalds, git, "write"),
+        ("RELATED_TO", git, torvalds, ""),
+    ]
+    assert all(s.sentences == (sentence,) and s.document_id == "doc-1" for s in found)
+    assert all(s.evidence == ("doc-1:c0:0",) for s in found)
+    assert await graph_store.statements(other, [(git, torvalds)], per_pair=10) == []
+    assert len(await graph_store.statements(owner, [(git, torvalds)], per_pair=1)) == 1
+
+    await graph_store.delete_document(owner, "doc-1")
+    assert await graph_store.statements(owner, [(git, torvalds)], per_pair=10) == []
+
+
+async def test_top_entities_rank_by_degree_filter_by_type_and_export_the_graph(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+
+    top = await graph_store.top_entities(owner, types=(), limit=3)
+    assert [(r.entity.name, r.degree) for r in top][:2] == [
+        ("Ada Lovelace", 2),
+        ("Analytical Engine Society", 2),
+    ]
+    orgs = await graph_store.top_entities(owner, types=("ORG",), limit=10)
+    assert sorted(r.entity.name for r in orgs) == ["Analytical Engine Society", "Royal Society"]
+    assert await graph_store.top_entities(other, types=(), limit=10) == []
+
+    exported = await graph_store.export_graph(owner, entities=100, relations=100)
+    assert len(exported.entities) == 6
+    assert sum(r.weight for r in exported.relations) == 6
+    assert all(r.source_id < r.target_id for r in exported.relations)
+    smaller = await graph_store.export_graph(owner, entities=2, relations=100)
+    assert len(smaller.entities) == 2
+    ids = {e.id for e in smaller.entities}
+    assert all({r.source_id, r.target_id} <= ids for r in smaller.relations)
+
+
+async def test_aliases_extractions_and_variants_are_kept_per_owner(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, other = owners
+    await graph_store.set_alias(owner, Alias("fsf", "free software foundation", "declared"))
+    await graph_store.set_alias(owner, Alias("fsf", "fsf", "undone"))  # replaces the record
+    await graph_store.set_alias(owner, Alias("node js", "nodejs", "spelling"))
+    assert await graph_store.aliases(owner) == [
+        Alias("fsf", "fsf", "undone"),
+        Alias("node js", "nodejs", "spelling"),
+    ]
+    assert await graph_store.aliases(other) == []
+    assert await graph_store.remove_alias(owner, "node js") is True
+    assert await graph_store.remove_alias(owner, "node js") is False
+    assert await graph_store.remove_alias(other, "fsf") is False
+
+    graph = await apply_script(graph_store, owner, "doc-1", CHAIN)
+    await graph_store.save_extraction(
+        owner, "doc-1", '{"saved": 1}', {"adalovelace": "ada lovelace"}
+    )
+    assert await graph_store.extractions(owner, ["doc-1", "doc-2"]) == {"doc-1": '{"saved": 1}'}
+    assert await graph_store.extractions(other, ["doc-1"]) == {}
+    assert await graph_store.variant_keys(owner, ["adalovelace", "x"]) == {
+        "adalovelace": ["ada lovelace"]
+    }
+    assert await graph_store.variant_keys(other, ["adalovelace"]) == {}
+    ada = eid(owner, "Ada Lovelace")
+    assert await graph_store.documents_mentioning(owner, [ada]) == ["doc-1"]
+    assert await graph_store.documents_mentioning(other, [ada]) == []
+    assert len(graph.entities) == 6
+
+    await graph_store.delete_document(owner, "doc-1")
+    assert await graph_store.extractions(owner, ["doc-1"]) == {}
+    assert await graph_store.documents_mentioning(owner, [ada]) == []

@@ -49,6 +49,11 @@ async def test_a_stored_document_becomes_a_searchable_graph(graph_app: GraphApp)
     names = {n["name"]: n["distance"] for n in neighbors.json()["neighbors"]}
     assert names["Pierre Curie"] == 1
     assert names["Sorbonne"] == 2
+    # Neighbours say why two entities are linked: the evidence and its sentences.
+    for relation in neighbors.json()["relations"]:
+        assert relation["evidence"]
+        assert relation["statements"][0]["sentences"]
+        assert relation["statements"][0]["document_id"] == "doc-curie"
 
     sorbonne = entity_id(graph_app.alice, "sorbonne")
     path = await client.get(
@@ -60,6 +65,11 @@ async def test_a_stored_document_becomes_a_searchable_graph(graph_app: GraphApp)
         "Pierre Curie",
         "Sorbonne",
     ]
+    for relation in path.json()["relations"]:
+        assert relation["evidence"]
+        statement = relation["statements"][0]
+        assert statement["kind"] == "co-occurrence"  # the rules recogniser reads no verbs
+        assert "Curie" in statement["sentences"][0]
 
     graph = (await client.get("/api/v1/documents/doc-curie/graph", headers=headers)).json()
     assert {"Marie Curie", "Pierre Curie", "Sorbonne"} <= {e["name"] for e in graph["entities"]}

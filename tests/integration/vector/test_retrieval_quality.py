@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from kglab_vector.domain import ChunkRecord, SearchFilters, SearchMode
+from kglab_vector.cache.memory import InMemorySearchCache
+from kglab_vector.config import CALIBRATED_MIN_RELEVANCE
+from kglab_vector.domain import ChunkRecord, SearchFilters, SearchMode, SearchQuery
 from kglab_vector.embedding.onnx import OnnxEmbedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
-from kglab_vector.service import Indexer
+from kglab_vector.service import Indexer, VectorService
 from kglab_vector.store.qdrant import QdrantVectorStore
 
 # Embedding 800 chunks with the real model takes ~20 s alone and several times that when the
@@ -154,3 +156,30 @@ async def test_hybrid_beats_dense_and_sparse(
     # Floors well under today's numbers: a regression in either half shows up here.
     assert hybrid.recall_at_10 >= 0.8, report
     assert hybrid.mrr >= 0.6, report
+
+
+async def test_off_topic_queries_answer_nothing_and_on_topic_ones_lose_nothing(
+    indexed: tuple[QdrantVectorStore, Indexer],
+) -> None:
+    """The calibrated threshold (adr/0024): the service answers nothing to most off-topic
+    queries and still finds every relevant chunk hybrid search found without it."""
+    store, indexer = indexed
+    service = VectorService(
+        store, indexer, InMemorySearchCache(), min_relevance=CALIBRATED_MIN_RELEVANCE["onnx"]
+    )
+    queries = load_queries()
+    plain = await ranks_of(store, indexer, SearchMode.HYBRID, queries)
+    for query, rank in zip(queries, plain, strict=True):
+        hits, _ = await service.search(
+            SearchQuery(owner_id=OWNER, text=str(query["query"]), limit=K)
+        )
+        found = [h.chunk_id for h in hits]
+        if rank is not None:
+            assert set(found) & set(query["relevant"]), query  # type: ignore[call-overload]
+    lines = (DATA / "off_topic.jsonl").read_text(encoding="utf-8").splitlines()
+    off_topic = [json.loads(line)["query"] for line in lines]
+    empty = 0
+    for text in off_topic:
+        hits, _ = await service.search(SearchQuery(owner_id=OWNER, text=text, limit=K))
+        empty += not hits
+    assert empty / len(off_topic) >= 0.85, f"{empty} of {len(off_topic)} off-topic answered empty"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from kglab_vector.api.routes import CACHE_HEADER
+from kglab_shared.bus.port import EventBus
+from kglab_vector.api.routes import CACHE_HEADER, NOTHING_RELEVANT
+from kglab_vector.config import VectorSettings
 from tests.integration.vector.conftest import (
     ALICE,
     BOB,
     VectorApp,
     deleted_envelope,
+    run_vector_app,
     stored_envelope,
     stored_event,
 )
@@ -187,3 +190,20 @@ async def test_ready_names_qdrant_and_the_bus(vector_app: VectorApp) -> None:
     settings = vector_app.app.state.vector_service.cache
     if settings.name == "redis":
         assert dependencies["redis"]["status"] == "up"
+
+
+async def test_nothing_relevant_is_an_empty_answer_with_a_notice(
+    settings: VectorSettings, bus_factory: Callable[[], EventBus]
+) -> None:
+    strict = settings.model_copy(update={"search_min_relevance": 0.99})
+    async for vector_app in run_vector_app(strict, bus_factory()):
+        await seed(vector_app)
+        for mode in ("hybrid", "dense"):
+            answer = await vector_app.search(q="how do I bake sourdough bread", mode=mode)
+            assert answer.status_code == 200
+            assert answer.json()["results"] == []
+            assert answer.json()["notices"] == [NOTHING_RELEVANT]
+        # Word search has no calibrated score: it still answers.
+        words = await vector_app.search(q="salt shafts Velmora", mode="sparse")
+        assert words.json()["results"]
+        assert words.json()["notices"] == []

@@ -44,6 +44,9 @@ def test_every_scope_opens_some_route() -> None:
         ("WS", "/ws/jobs/j1", ApiScope.JOBS_READ),
         ("GET", "/api/v1/search", ApiScope.SEARCH),
         ("GET", "/api/v1/graph/entities/e1/neighbors", ApiScope.GRAPH_READ),
+        ("GET", "/api/v1/graph/neighbors", ApiScope.GRAPH_READ),
+        ("GET", "/api/v1/graph/top-entities", ApiScope.GRAPH_READ),
+        ("GET", "/api/v1/graph/export", ApiScope.GRAPH_READ),
         ("POST", "/api/v1/auth/api-keys", ApiScope.KEYS_MANAGE),
         ("GET", "/metrics", ApiScope.METRICS_READ),
     ],
@@ -157,3 +160,13 @@ async def test_a_lost_feed_refuses_after_the_grace_period() -> None:
         state.ensure_current()
     state.synced()
     state.ensure_current()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/graph/aliases"), ("DELETE", "/api/v1/graph/aliases/fsf")],
+)
+def test_graph_merges_need_a_signed_in_session(method: str, path: str) -> None:
+    """Merging entities rewrites documents: no API key scope reaches it (deny by default)."""
+    assert api_key_rule(method, path) is None
+    assert api_key_rule("GET", "/api/v1/graph/aliases") is not None

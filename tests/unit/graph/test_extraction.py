@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from kglab_graph.domain import entity_id, normalise_key
+from kglab_graph.domain import Alias, ChunkRef, entity_id, normalise_key
 from kglab_graph.extraction import (
     ChunkText,
     RuleBasedRecogniser,
     SpacyRecogniser,
+    apply_aliases,
+    declared_acronyms,
+    decode_extraction,
+    encode_extraction,
     extract_graph,
     load_spacy_recogniser,
     resolve_aliases,
+    variant_aliases,
 )
 from tests.contract.graph.fakes import ScriptedRecogniser, script
 
@@ -111,3 +116,58 @@ def test_spacy_recognises_typed_entities_and_resolves_initials(
     relations = {(r.source_key, r.target_key) for r in graph.relations}
     assert ("marie curie", "nobel prize") in relations  # from "M. Curie won the Nobel Prize"
     assert ("albert einstein", "brussels") in relations
+
+
+def test_declared_acronyms_need_matching_initials() -> None:
+    texts = [
+        "Richard Stallman founded the Free Software Foundation (FSF) in 1985.",
+        "It runs on the Java Virtual Machine (JVM). Files use Unicode (ISO).",
+    ]
+    assert declared_acronyms(texts) == {
+        "fsf": "free software foundation",
+        "jvm": "java virtual machine",
+    }
+
+
+def test_variants_merge_into_the_owners_existing_spelling_and_records_are_respected() -> None:
+    graph = extract_graph(
+        "u1",
+        "d1",
+        [ChunkText("c1", 0, script("Node JS/SOFTWARE; FSF/ORG", "Free Software Foundation/ORG"))],
+        ScriptedRecogniser(),
+    )
+    text = "The Free Software Foundation (FSF) likes Node JS."
+    found = variant_aliases(graph, [text], {"nodejs": ["nodejs"]}, recorded=set())
+    assert {(a.alias_key, a.canonical_key) for a in found} == {
+        ("fsf", "free software foundation"),
+        ("node js", "nodejs"),
+    }
+    # A key with a record (a merge undone) is left alone.
+    assert [a.alias_key for a in variant_aliases(graph, [text], {}, recorded={"fsf"})] == []
+
+
+def test_applying_aliases_rekeys_mentions_and_relations_and_drops_self_relations() -> None:
+    graph = extract_graph(
+        "u1",
+        "d1",
+        [ChunkText("c1", 0, script("FSF/ORG; Free Software Foundation/ORG; Boston/GPE"))],
+        ScriptedRecogniser(),
+    )
+    aliases = {"fsf": Alias("fsf", "free software foundation", "declared")}
+    merged = apply_aliases("u1", graph, aliases)
+    assert [e.key for e in merged.entities] == ["boston", "free software foundation"]
+    assert {(m.entity_key, m.count) for m in merged.mentions} == {
+        ("boston", 1),
+        ("free software foundation", 2),
+    }
+    assert [(r.source_key, r.target_key) for r in merged.relations] == [
+        ("boston", "free software foundation")
+    ]
+    # Kept apart: nothing changes.
+    apart = {"fsf": Alias("fsf", "fsf", "undone")}
+    assert apply_aliases("u1", graph, apart) == graph
+    # The saved form reads back the same.
+    title, refs, decoded = decode_extraction(
+        encode_extraction("T", [ChunkRef("c1", 0, "H")], graph)
+    )
+    assert (title, refs, decoded) == ("T", [ChunkRef("c1", 0, "H")], graph)

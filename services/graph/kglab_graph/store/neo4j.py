@@ -22,20 +22,24 @@ from neo4j.exceptions import ClientError
 from kglab_graph.domain import (
     MAX_DEPTH,
     MAX_PATH_DEPTH,
+    Alias,
     ChunkRef,
     DocumentMentions,
     Entity,
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
     canonical_pair,
     entity_id,
     normalise_key,
+    statement_rows,
 )
 
 FULLTEXT_INDEX = "entity_names"
@@ -102,6 +106,32 @@ MIGRATIONS: list[tuple[int, list[LiteralString]]] = [
             "CREATE FULLTEXT INDEX entity_names IF NOT EXISTS "
             "FOR (e:Entity) ON EACH [e.name, e.owner] "
             "OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}",
+        ],
+    ),
+    (
+        # What each document says relates two entities (adr/0024): one (:Statement) node per
+        # document and relation, with its type, verb and sentences; (a, b) is the pair in id
+        # order, so both directions are one index seek.
+        5,
+        [
+            "CREATE INDEX statement_pair IF NOT EXISTS FOR (s:Statement) ON (s.owner, s.a, s.b)",
+            "CREATE INDEX statement_document IF NOT EXISTS "
+            "FOR (s:Statement) ON (s.owner, s.document_id)",
+            # The most connected entities and the export list an owner's entities: a seek,
+            # not a scan of every owner's.
+            "CREATE INDEX entity_owner IF NOT EXISTS FOR (e:Entity) ON (e.owner)",
+        ],
+    ),
+    (
+        # Resolution across documents (adr/0024): (:Alias) records an owner's merges,
+        # (:Variant) the keys by compact spelling; each document's extraction before merges is
+        # kept on its (:Document) as ``extraction`` (JSON).
+        6,
+        [
+            "CREATE CONSTRAINT alias_owner_key IF NOT EXISTS "
+            "FOR (a:Alias) REQUIRE (a.owner, a.alias_key) IS UNIQUE",
+            "CREATE CONSTRAINT variant_owner_compact_key IF NOT EXISTS "
+            "FOR (v:Variant) REQUIRE (v.owner, v.compact, v.key) IS UNIQUE",
         ],
     ),
 ]
@@ -465,6 +495,144 @@ class Neo4jGraphStore:
         async with self.driver.session(database=self._database) as session:
             return cast(Subgraph | None, await session.execute_read(_document_graph, params))
 
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        rows = await self._read(
+            "MATCH (e:Entity {owner: $owner}) WHERE size($types) = 0 OR e.type IN $types "
+            "WITH e, COUNT { (e)-[:RELATED_TO]-() } AS degree "
+            "ORDER BY degree DESC, e.name, e.id LIMIT $limit "
+            "RETURN e.id AS id, e.name AS name, e.type AS type, e.key AS key, degree",
+            {"owner": owner, "types": list(types), "limit": limit},
+        )
+        return [RankedEntity(_entity(row), int(row["degree"])) for row in rows]
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        ranked = await self.top_entities(owner, types=(), limit=entities)
+        ids = [r.entity.id for r in ranked]
+        rows = await self._read(
+            "MATCH (a:Entity {owner: $owner})-[r:RELATED_TO]->(b:Entity {owner: $owner}) "
+            "WHERE a.id IN $ids AND b.id IN $ids "
+            "RETURN a.id AS source, b.id AS target, r.weight AS weight "
+            "ORDER BY weight DESC, source, target LIMIT $limit",
+            {"owner": owner, "ids": ids, "limit": relations},
+        )
+        return Subgraph(
+            tuple(r.entity for r in ranked),
+            tuple(
+                Relation(*canonical_pair(r["source"], r["target"]), weight=int(r["weight"]))
+                for r in rows
+            ),
+        )
+
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        wanted = sorted({canonical_pair(a, b) for a, b in pairs})
+        if not wanted:
+            return []
+        rows = await self._read(
+            "UNWIND $pairs AS pair "
+            "CALL (pair) { "
+            "  MATCH (s:Statement {owner: $owner, a: pair[0], b: pair[1]}) "
+            "  WITH s ORDER BY s.type = 'RELATED_TO', s.type, s.document_id "
+            "  RETURN s LIMIT $per_pair } "
+            "RETURN s.source_id AS source, s.target_id AS target, s.type AS type, "
+            "s.verb AS verb, s.document_id AS document_id, s.evidence AS evidence, "
+            "s.sentences AS sentences",
+            {"owner": owner, "pairs": [list(p) for p in wanted], "per_pair": per_pair},
+        )
+        return [
+            Statement(
+                r["source"],
+                r["target"],
+                r["type"],
+                r["verb"],
+                r["document_id"],
+                tuple(r["evidence"]),
+                tuple(r["sentences"]),
+            )
+            for r in rows
+        ]
+
+    async def _write(self, query: LiteralString, params: dict[str, Any]) -> int:
+        records, _, _ = await self.driver.execute_query(query, params, database_=self._database)
+        return int(records[0]["n"]) if records and "n" in records[0].keys() else 0
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        rows = await self._read(
+            "MATCH (a:Alias {owner: $owner}) RETURN a.alias_key AS alias_key, "
+            "a.canonical_key AS canonical_key, a.reason AS reason ORDER BY alias_key",
+            {"owner": owner},
+        )
+        return [Alias(r["alias_key"], r["canonical_key"], r["reason"]) for r in rows]
+
+    async def set_alias(self, owner: str, alias: Alias) -> None:
+        await self._write(
+            "MERGE (a:Alias {owner: $owner, alias_key: $alias_key}) "
+            "SET a.canonical_key = $canonical_key, a.reason = $reason, "
+            "a.created_at = datetime() RETURN count(a) AS n",
+            {
+                "owner": owner,
+                "alias_key": alias.alias_key,
+                "canonical_key": alias.canonical_key,
+                "reason": alias.reason,
+            },
+        )
+
+    async def remove_alias(self, owner: str, alias_key: str) -> bool:
+        removed = await self._write(
+            "MATCH (a:Alias {owner: $owner, alias_key: $alias_key}) "
+            "WITH a, 1 AS one DELETE a RETURN sum(one) AS n",
+            {"owner": owner, "alias_key": alias_key},
+        )
+        return removed > 0
+
+    async def save_extraction(
+        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
+    ) -> None:
+        await self._write(
+            "MATCH (d:Document {owner: $owner, id: $document_id}) SET d.extraction = $payload "
+            "WITH count(d) AS n "
+            "UNWIND $compacts AS pair "
+            "MERGE (:Variant {owner: $owner, compact: pair[0], key: pair[1]}) "
+            "RETURN count(*) AS n",
+            {
+                "owner": owner,
+                "document_id": document_id,
+                "payload": payload,
+                "compacts": [[c, k] for c, k in compacts.items()],
+            },
+        )
+
+    async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._read(
+            "MATCH (d:Document {owner: $owner}) WHERE d.id IN $ids "
+            "AND d.extraction IS NOT NULL RETURN d.id AS id, d.extraction AS payload",
+            {"owner": owner, "ids": list(document_ids)},
+        )
+        return {r["id"]: r["payload"] for r in rows}
+
+    async def variant_keys(self, owner: str, compacts: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self._read(
+            "UNWIND $compacts AS compact "
+            "MATCH (v:Variant {owner: $owner, compact: compact}) "
+            "RETURN v.compact AS compact, v.key AS key ORDER BY compact, key",
+            {"owner": owner, "compacts": list(compacts)},
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["compact"], []).append(row["key"])
+        return found
+
+    async def documents_mentioning(self, owner: str, entity_ids: Sequence[str]) -> list[str]:
+        rows = await self._read(
+            "MATCH (e:Entity {owner: $owner})<-[:MENTIONS]-(c:Chunk {owner: $owner}) "
+            "WHERE e.id IN $ids RETURN DISTINCT c.document_id AS id ORDER BY id",
+            {"owner": owner, "ids": list(entity_ids)},
+        )
+        return [r["id"] for r in rows]
+
 
 def document_params(
     owner: str,
@@ -525,6 +693,18 @@ def document_params(
         "relation_sources": [id_at[a] for a, _ in ends],
         "relation_targets": [id_at[b] for _, b in ends],
         "relation_evidence": [list(relation.evidence) for relation in relations],
+        "statements": [
+            [
+                *canonical_pair(st.source_id, st.target_id),
+                st.source_id,
+                st.target_id,
+                st.type,
+                st.verb,
+                list(st.evidence),
+                list(st.sentences),
+            ]
+            for st in statement_rows(document_id, {e.key: e.id for e in entity_rows}, relations)
+        ],
     }
     return params
 
@@ -629,12 +809,27 @@ async def _drop_orphans(tx: AsyncManagedTransaction, ids: list[str], owner: str)
     )
 
 
+_DROP_STATEMENTS: LiteralString = (
+    "MATCH (s:Statement {owner: $owner, document_id: $document_id}) DELETE s"
+)
+_WRITE_STATEMENTS: LiteralString = (
+    "UNWIND $statements AS st "
+    "CREATE (s:Statement {owner: $owner, document_id: $document_id, a: st[0], b: st[1], "
+    "source_id: st[2], target_id: st[3], type: st[4], verb: st[5], evidence: st[6], "
+    "sentences: st[7]})"
+)
+
+
 async def _apply_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> None:
     await (await tx.run(_APPLY_DOCUMENT, params)).consume()
+    await (await tx.run(_DROP_STATEMENTS, params)).consume()
+    if params["statements"]:
+        await (await tx.run(_WRITE_STATEMENTS, params)).consume()
 
 
 async def _delete_document(tx: AsyncManagedTransaction, params: dict[str, Any]) -> bool:
     touched = await _strip_document(tx, params)
+    await (await tx.run(_DROP_STATEMENTS, params)).consume()
     result = await tx.run(
         "OPTIONAL MATCH (d:Document {owner: $owner, id: $document_id}) "
         "OPTIONAL MATCH (c:Chunk {owner: $owner, document_id: $document_id}) "

@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     Entity,
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
 )
 
@@ -82,6 +85,45 @@ class GraphStore(Protocol):
     ) -> list[RelatedDocument]:
         """Documents (other than ``exclude_documents``) whose chunks mention an entity that
         ``chunk_ids`` mention, ranked by how many such entities they share."""
+
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        """What the owner's documents say relates each pair of entity ids (either direction),
+        typed relations first, at most ``per_pair`` per pair."""
+
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        """The most connected entities (of ``types`` if given), most relations first."""
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        """The ``entities`` most connected entities and up to ``relations`` relations among
+        them, heaviest first."""
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        """The owner's recorded merges (and merges undone, kept apart)."""
+
+    async def set_alias(self, owner: str, alias: Alias) -> None:
+        """Record (or replace) the merge of ``alias.alias_key``."""
+
+    async def remove_alias(self, owner: str, alias_key: str) -> bool:
+        """Forget the record of ``alias_key``; False when there was none."""
+
+    async def save_extraction(
+        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
+    ) -> None:
+        """Keep the document's extraction before merges (JSON, to re-apply it when merges
+        change) and its keys by compact spelling (``compact -> key``)."""
+
+    async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """The saved extraction of each of these documents that has one."""
+
+    async def variant_keys(self, owner: str, compacts: Sequence[str]) -> dict[str, list[str]]:
+        """For each compact spelling, the keys the owner's documents used with it."""
+
+    async def documents_mentioning(self, owner: str, entity_ids: Sequence[str]) -> list[str]:
+        """The owner's documents that mention any of these entities."""
 
     async def ping(self) -> None:
         """Raise if the store cannot be used (for /ready)."""

@@ -9,25 +9,30 @@ from __future__ import annotations
 import asyncio
 import difflib
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path as FilePath
 
 import aiosqlite
 
 from kglab_graph.domain import (
+    Alias,
     ChunkRef,
     DocumentMentions,
     Entity,
     EntityDetail,
     Mention,
     Path,
+    RankedEntity,
     RelatedDocument,
     Relation,
     RelationCandidate,
     ScoredEntity,
+    Statement,
     Subgraph,
     canonical_pair,
     normalise_key,
+    statement_rows,
 )
 
 #: Search candidates taken by trigram overlap before they are ranked by edit similarity.
@@ -76,6 +81,41 @@ _MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (owner, gram, entity_id)
         ) WITHOUT ROWID;
         CREATE INDEX entity_grams_entity ON entity_grams(entity_id);
+        """,
+    ),
+    (
+        # What each document says relates two entities, with the verb and the sentences
+        # (adr/0024): co-occurrence and typed relations. (a, b) is the pair in id order.
+        2,
+        """
+        CREATE TABLE statements (
+            owner TEXT NOT NULL, document_id TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL,
+            source_id TEXT NOT NULL, target_id TEXT NOT NULL, type TEXT NOT NULL,
+            verb TEXT NOT NULL, evidence TEXT NOT NULL, sentences TEXT NOT NULL
+        );
+        CREATE INDEX statements_pair ON statements(owner, a, b);
+        CREATE INDEX statements_document ON statements(owner, document_id);
+        """,
+    ),
+    (
+        # Resolution across documents (adr/0024): the owner's merges, each document's
+        # extraction before merges (to re-apply when a merge is made or undone) and the keys
+        # by compact spelling.
+        3,
+        """
+        CREATE TABLE aliases (
+            owner TEXT NOT NULL, alias_key TEXT NOT NULL, canonical_key TEXT NOT NULL,
+            reason TEXT NOT NULL, created_at TEXT DEFAULT CURRENT_TIMESTAMP,
+            PRIMARY KEY (owner, alias_key)
+        ) WITHOUT ROWID;
+        CREATE TABLE extractions (
+            owner TEXT NOT NULL, document_id TEXT NOT NULL, payload TEXT NOT NULL,
+            PRIMARY KEY (owner, document_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE variants (
+            owner TEXT NOT NULL, compact TEXT NOT NULL, key TEXT NOT NULL,
+            PRIMARY KEY (owner, compact, key)
+        ) WITHOUT ROWID;
         """,
     ),
 ]
@@ -161,6 +201,59 @@ class SqliteGraphStore:
                 await connection.close()
         self._db = self._reader = None
 
+    async def top_entities(
+        self, owner: str, *, types: Sequence[str], limit: int
+    ) -> list[RankedEntity]:
+        type_filter = f"AND e.type IN ({_marks(types)}) " if types else ""
+        async with self.reader.execute(
+            f"SELECT e.id, e.name, e.type, e.key, count(ed.target_id) AS degree "
+            f"FROM entities e LEFT JOIN edges ed ON ed.source_id = e.id "
+            f"WHERE e.owner = ? {type_filter}"
+            f"GROUP BY e.id ORDER BY degree DESC, e.name, e.id LIMIT ?",
+            (owner, *types, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [RankedEntity(_entity(row[:4]), int(row[4])) for row in rows]
+
+    async def export_graph(self, owner: str, *, entities: int, relations: int) -> Subgraph:
+        ranked = await self.top_entities(owner, types=(), limit=entities)
+        ids = [r.entity.id for r in ranked]
+        found = await self._relations_among(owner, ids, 1, relations) if ids else []
+        return Subgraph(tuple(r.entity for r in ranked), tuple(found))
+
+    async def statements(
+        self, owner: str, pairs: Sequence[tuple[str, str]], per_pair: int
+    ) -> list[Statement]:
+        wanted = sorted({canonical_pair(a, b) for a, b in pairs})
+        found: list[Statement] = []
+        for start in range(0, len(wanted), 200):
+            batch = wanted[start : start + 200]
+            values = ", ".join("(?, ?)" for _ in batch)
+            async with self.reader.execute(
+                f"SELECT a, b, source_id, target_id, type, verb, document_id, evidence, "
+                f"sentences FROM statements WHERE owner = ? AND (a, b) IN (VALUES {values}) "
+                f"ORDER BY a, b, type = 'RELATED_TO', type, document_id, rowid",
+                (owner, *(x for pair in batch for x in pair)),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            taken: dict[tuple[str, str], int] = {}
+            for a, b, source, target, kind, verb, document_id, evidence, sentences in rows:
+                if taken.get((a, b), 0) >= per_pair:
+                    continue
+                taken[(a, b)] = taken.get((a, b), 0) + 1
+                found.append(
+                    Statement(
+                        source,
+                        target,
+                        kind,
+                        verb,
+                        document_id,
+                        tuple(json.loads(evidence)),
+                        tuple(json.loads(sentences)),
+                    )
+                )
+        return found
+
     async def ping(self) -> None:
         await (await self.reader.execute("SELECT 1")).close()
 
@@ -224,6 +317,24 @@ class SqliteGraphStore:
                     "owner) VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+                await db.executemany(
+                    "INSERT INTO statements (owner, document_id, a, b, source_id, target_id, "
+                    "type, verb, evidence, sentences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            owner,
+                            document_id,
+                            *canonical_pair(st.source_id, st.target_id),
+                            st.source_id,
+                            st.target_id,
+                            st.type,
+                            st.verb,
+                            json.dumps(st.evidence),
+                            json.dumps(st.sentences),
+                        )
+                        for st in statement_rows(document_id, ids, relations)
+                    ],
+                )
                 await self._reweigh(owner, pairs)
                 await self._drop_orphans(touched)
                 await db.execute("COMMIT")
@@ -246,6 +357,10 @@ class SqliteGraphStore:
                 )
                 await db.execute(
                     "DELETE FROM documents WHERE owner = ? AND id = ?", (owner, document_id)
+                )
+                await db.execute(
+                    "DELETE FROM extractions WHERE owner = ? AND document_id = ?",
+                    (owner, document_id),
                 )
                 await self._reweigh(owner, pairs)
                 await self._drop_orphans(touched)
@@ -281,7 +396,98 @@ class SqliteGraphStore:
         await db.execute(
             "DELETE FROM evidence WHERE owner = ? AND document_id = ?", (owner, document_id)
         )
+        await db.execute(
+            "DELETE FROM statements WHERE owner = ? AND document_id = ?", (owner, document_id)
+        )
         return touched, pairs
+
+    async def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.executemany(statement, rows)
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    async def aliases(self, owner: str) -> list[Alias]:
+        async with self.reader.execute(
+            "SELECT alias_key, canonical_key, reason FROM aliases WHERE owner = ? "
+            "ORDER BY alias_key",
+            (owner,),
+        ) as cursor:
+            return [Alias(r[0], r[1], r[2]) for r in await cursor.fetchall()]
+
+    async def set_alias(self, owner: str, alias: Alias) -> None:
+        await self._write(
+            "INSERT INTO aliases (owner, alias_key, canonical_key, reason) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (owner, alias_key) DO UPDATE SET canonical_key = excluded.canonical_key, "
+            "reason = excluded.reason, created_at = CURRENT_TIMESTAMP",
+            [(owner, alias.alias_key, alias.canonical_key, alias.reason)],
+        )
+
+    async def remove_alias(self, owner: str, alias_key: str) -> bool:
+        async with self._write_lock:
+            cursor = await self.db.execute(
+                "DELETE FROM aliases WHERE owner = ? AND alias_key = ?", (owner, alias_key)
+            )
+            return cursor.rowcount > 0
+
+    async def save_extraction(
+        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
+    ) -> None:
+        async with self._write_lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute(
+                    "INSERT INTO extractions (owner, document_id, payload) VALUES (?, ?, ?) "
+                    "ON CONFLICT (owner, document_id) DO UPDATE SET payload = excluded.payload",
+                    (owner, document_id, payload),
+                )
+                await db.executemany(
+                    "INSERT OR IGNORE INTO variants (owner, compact, key) VALUES (?, ?, ?)",
+                    [(owner, compact, key) for compact, key in compacts.items()],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
+        if not document_ids:
+            return {}
+        async with self.reader.execute(
+            f"SELECT document_id, payload FROM extractions WHERE owner = ? "
+            f"AND document_id IN ({_marks(document_ids)})",
+            (owner, *document_ids),
+        ) as cursor:
+            return {r[0]: r[1] for r in await cursor.fetchall()}
+
+    async def variant_keys(self, owner: str, compacts: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(compacts), 500):
+            batch = list(compacts[start : start + 500])
+            async with self.reader.execute(
+                f"SELECT compact, key FROM variants WHERE owner = ? "
+                f"AND compact IN ({_marks(batch)}) ORDER BY compact, key",
+                (owner, *batch),
+            ) as cursor:
+                for compact, key in await cursor.fetchall():
+                    found.setdefault(compact, []).append(key)
+        return found
+
+    async def documents_mentioning(self, owner: str, entity_ids: Sequence[str]) -> list[str]:
+        if not entity_ids:
+            return []
+        async with self.reader.execute(
+            f"SELECT DISTINCT c.document_id FROM mentions m "
+            f"JOIN chunks c ON c.owner = m.owner AND c.id = m.chunk_id "
+            f"WHERE m.owner = ? AND m.entity_id IN ({_marks(entity_ids)}) ORDER BY c.document_id",
+            (owner, *entity_ids),
+        ) as cursor:
+            return [r[0] for r in await cursor.fetchall()]
 
     async def _reweigh(self, owner: str, pairs: Iterable[tuple[str, str]]) -> None:
         """Set each touched pair's weight to its evidence count (both directions), in bulk."""

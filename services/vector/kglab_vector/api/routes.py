@@ -24,6 +24,9 @@ from kglab_vector.domain import (
 from kglab_vector.graph import GraphUnavailableError, RelatedDocuments
 from kglab_vector.schemas import RelatedDocumentOut, SearchResponse, SearchResultOut
 
+#: Said with an empty answer: nothing searchable, or nothing close enough (adr/0024).
+NOTHING_RELEVANT = "Nothing in your documents is relevant to this query."
+
 router = APIRouter(tags=["search"])
 CACHE_HEADER = "X-KGLab-Cache"
 
@@ -88,6 +91,8 @@ async def search(
     hits, cached = await service.search(query)
     response.headers[CACHE_HEADER] = "hit" if cached else "miss"
     answer = SearchResponse(results=[SearchResultOut.of(h) for h in hits], mode=mode)
+    if not hits:
+        answer.notices.append(NOTHING_RELEVANT)
     if "graph" in query.expand:
         # Not cached with the hits: the graph service indexes the same documents on its own
         # schedule, so its part of the answer is asked for fresh each time.

@@ -1,0 +1,121 @@
+"""An owner's graph as GraphML, JSON-LD, or the CSV files ``neo4j-admin database import``
+loads (adr/0024). Pure functions of a :class:`Subgraph` whose relations carry statements."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from typing import Any
+from xml.etree import ElementTree
+
+from kglab_graph.domain import Relation, Subgraph
+
+GRAPHML_NS = "http://graphml.graphdrawing.org/xmlns"
+#: The vocabulary JSON-LD terms expand into (names, types and links; schema.org where it fits).
+JSONLD_CONTEXT: dict[str, Any] = {
+    "@vocab": "https://kglab.dev/vocab#",
+    "name": "http://schema.org/name",
+    "source": {"@type": "@id"},
+    "target": {"@type": "@id"},
+}
+#: Neo4j's array delimiter in import CSV (``--array-delimiter`` default).
+ARRAY_DELIMITER = ";"
+
+
+def _edges(relation: Relation) -> list[tuple[str, str, str, int, str, list[str]]]:
+    """(source, target, type, weight, verb, evidence): the co-occurrence edge and one edge per
+    typed statement, each directed as the sentence says."""
+    edges: list[tuple[str, str, str, int, str, list[str]]] = [
+        (relation.source_id, relation.target_id, "RELATED_TO", relation.weight, "", [])
+    ]
+    for statement in relation.statements:
+        if statement.type != "RELATED_TO":
+            edges.append(
+                (
+                    statement.source_id,
+                    statement.target_id,
+                    statement.type,
+                    len(statement.evidence),
+                    statement.verb,
+                    list(statement.evidence),
+                )
+            )
+    return edges
+
+
+def to_graphml(graph: Subgraph) -> str:
+    ElementTree.register_namespace("", GRAPHML_NS)
+    root = ElementTree.Element(f"{{{GRAPHML_NS}}}graphml")
+    for key, owner, name, kind in (
+        ("d0", "node", "name", "string"),
+        ("d1", "node", "type", "string"),
+        ("d2", "edge", "type", "string"),
+        ("d3", "edge", "weight", "int"),
+        ("d4", "edge", "verb", "string"),
+    ):
+        ElementTree.SubElement(
+            root,
+            f"{{{GRAPHML_NS}}}key",
+            {"id": key, "for": owner, "attr.name": name, "attr.type": kind},
+        )
+    body = ElementTree.SubElement(
+        root, f"{{{GRAPHML_NS}}}graph", {"id": "kglab", "edgedefault": "directed"}
+    )
+    for entity in graph.entities:
+        node = ElementTree.SubElement(body, f"{{{GRAPHML_NS}}}node", {"id": entity.id})
+        for key, value in (("d0", entity.name), ("d1", entity.type)):
+            ElementTree.SubElement(node, f"{{{GRAPHML_NS}}}data", {"key": key}).text = value
+    for number, (source, target, kind, weight, verb, _) in enumerate(
+        edge for relation in graph.relations for edge in _edges(relation)
+    ):
+        edge = ElementTree.SubElement(
+            body,
+            f"{{{GRAPHML_NS}}}edge",
+            {"id": f"e{number}", "source": source, "target": target},
+        )
+        for key, value in (("d2", kind), ("d3", str(weight)), ("d4", verb)):
+            ElementTree.SubElement(edge, f"{{{GRAPHML_NS}}}data", {"key": key}).text = value
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def to_jsonld(graph: Subgraph) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {"@id": f"urn:kglab:entity:{e.id}", "@type": e.type, "name": e.name} for e in graph.entities
+    ]
+    for number, (source, target, kind, weight, verb, evidence) in enumerate(
+        edge for relation in graph.relations for edge in _edges(relation)
+    ):
+        link: dict[str, Any] = {
+            "@id": f"urn:kglab:relation:{number}",
+            "@type": kind,
+            "source": f"urn:kglab:entity:{source}",
+            "target": f"urn:kglab:entity:{target}",
+            "weight": weight,
+        }
+        if verb:
+            link["verb"] = verb
+            link["evidence"] = evidence
+        nodes.append(link)
+    return {"@context": JSONLD_CONTEXT, "@graph": nodes}
+
+
+def to_neo4j_csv(graph: Subgraph) -> bytes:
+    """A zip of ``entities.csv`` and ``relations.csv`` with neo4j-admin's import headers:
+    ``neo4j-admin database import full --nodes=entities.csv --relationships=relations.csv``."""
+    nodes = io.StringIO()
+    writer = csv.writer(nodes, lineterminator="\n")
+    writer.writerow(["id:ID", "name", "type", ":LABEL"])
+    for entity in graph.entities:
+        writer.writerow([entity.id, entity.name, entity.type, "Entity"])
+    links = io.StringIO()
+    writer = csv.writer(links, lineterminator="\n")
+    writer.writerow([":START_ID", ":END_ID", ":TYPE", "weight:int", "verb", "evidence:string[]"])
+    for relation in graph.relations:
+        for source, target, kind, weight, verb, evidence in _edges(relation):
+            writer.writerow([source, target, kind, weight, verb, ARRAY_DELIMITER.join(evidence)])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("entities.csv", nodes.getvalue())
+        archive.writestr("relations.csv", links.getvalue())
+    return buffer.getvalue()
