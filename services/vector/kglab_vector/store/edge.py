@@ -26,6 +26,7 @@ embedded store serves ``make dev``'s single process; several processes need the 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from kglab_shared.logging import get_logger
+from kglab_shared.settings import ConfigurationError
 from kglab_vector.domain import (
     EmbeddingModelMismatchError,
     IndexedChunk,
@@ -75,12 +77,40 @@ class EdgeVectorStore:
         self._alias = alias
         self._candidates = candidates
         self._shard: qe.EdgeShard | None = None
+        self._lock_file: Any = None
         self.space: IndexSpace | None = None
 
     # -- the shard and its index space ----------------------------------------------------
 
     async def open(self, space: IndexSpace, *, reembed: Reembed | None = None) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
+        self._hold_folder()
+        try:
+            await self._open(space, reembed)
+        except BaseException:
+            self._release_folder()
+            raise
+
+    def _hold_folder(self) -> None:
+        """One process per folder (Edge locks its WAL too, with an unreadable error)."""
+        handle = (self._folder / f"{self._alias}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigurationError(
+                f"The embedded vector store in {self._folder} is in use by another process "
+                "(only one process can open it). Stop the other `make dev`, or give this one "
+                "its own KGLAB_DATA_DIR."
+            ) from None
+        self._lock_file = handle
+
+    def _release_folder(self) -> None:
+        handle, self._lock_file = self._lock_file, None
+        if handle is not None:
+            handle.close()
+
+    async def _open(self, space: IndexSpace, reembed: Reembed | None) -> None:
         current = self._pointed_at()
         if current is None:
             # First start (or a crash between creating the shard and naming it).
@@ -274,6 +304,7 @@ class EdgeVectorStore:
         if shard is not None:
             await self._call(shard.flush)
             await self._call(shard.close)
+        self._release_folder()
         if self._temporary:
             await asyncio.to_thread(shutil.rmtree, self._folder, True)
 
