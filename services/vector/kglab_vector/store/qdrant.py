@@ -1,5 +1,6 @@
-"""The Qdrant adapter, through ``AsyncQdrantClient``: the same code against a Qdrant server
-(``url=``) and Qdrant's in-process local mode (``path=`` or ``:memory:``).
+"""The Qdrant server adapter, through ``AsyncQdrantClient`` (``url=``). The service's embedded
+store is Qdrant Edge (``edge.py``, adr/0025); qdrant-client's local mode (``path=`` or
+``:memory:``) runs this same code in the contract tests, where no server exists.
 
 Layout: the service talks to an alias (``kglab_chunks``) that points at one physical collection
 per index space (``kglab_chunks__<model>_<hash>``). Each physical collection holds one
