@@ -108,7 +108,7 @@ def pdf_of(rng: random.Random, title: str, body: list[str], scans: int) -> bytes
             pdf.ln(3)
     for _ in range(scans):
         pdf.add_page()
-        pdf.image(io.BytesIO(noise_png(rng, 420, 420)), x=20, y=20, w=170)
+        pdf.image(io.BytesIO(noise_png(rng, 210, 210)), x=20, y=20, w=170)
     return bytes(pdf.output())
 
 
@@ -124,7 +124,7 @@ def docx_of(rng: random.Random, title: str, body: list[str], pictures: int) -> b
             document.add_heading(f"Section {i // 4 + 1}", level=1)
         document.add_paragraph(paragraph)
     for _ in range(pictures):
-        document.add_picture(io.BytesIO(noise_png(rng, 300, 300)), width=Inches(3))
+        document.add_picture(io.BytesIO(noise_png(rng, 150, 150)), width=Inches(3))
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
