@@ -183,8 +183,8 @@ class Stack:
             if qdrant := self.servers.get("KGLAB_QDRANT_URL"):
                 env["KGLAB_QDRANT_URL"] = qdrant
             else:
-                # No Qdrant server: the vector service keeps Qdrant's local mode (the same
-                # adapter, in its own process) and everything else real (README, adr/0009).
+                # No Qdrant server: the vector service keeps Qdrant Edge (Qdrant's engine in
+                # its own process) and everything else real (README, adr/0009, adr/0025).
                 env["KGLAB_STORES"] = "embedded"
                 env["KGLAB_VECTOR_CACHE"] = "redis"
         own = f"KGLAB_{service.upper()}_"

@@ -87,7 +87,7 @@ async def test_each_format_is_searchable_when_completed_and_deleted_from_every_s
         left.update({store: n for store, n in deployment.counts(user.id).items() if n})
         if deployment.blob_exists(content):
             left["raw_file"] = 1
-        # Without a Qdrant server no inspector counts the vectors (Qdrant's local mode lives in
+        # Without a Qdrant server no inspector counts the vectors (Qdrant Edge lives in
         # the vector service's own data directory): its part of the deletion is the signal.
         deletion = await user.get(f"/api/v1/documents/{document_id}/deletion")
         if deletion.status_code != 200 or deletion.json()["state"] != "complete":

@@ -68,8 +68,8 @@ async def gateway_app(
                 request.getfixturevalue("mongo_url"),
                 [f"{mongo_prefix}_doc", f"{mongo_prefix}_ing"],
             )
-            # No Qdrant server exists on this machine: the vector service keeps Qdrant's
-            # local mode (the same adapter), with the Redis answer cache.
+            # No Qdrant server exists on this machine: the vector service keeps Qdrant Edge
+            # (Qdrant's engine in process), with the Redis answer cache.
             monkeypatch.setenv("KGLAB_VECTOR_STORES", "embedded")
             monkeypatch.setenv("KGLAB_VECTOR_CACHE", "redis")
         else:

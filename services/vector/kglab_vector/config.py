@@ -17,7 +17,9 @@ CALIBRATED_MIN_RELEVANCE = {"onnx": 0.256, "hashing": 0.0}
 
 class VectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KGLAB_VECTOR_", extra="ignore", frozen=True)
-    embedded_stores: ClassVar[str] = "Qdrant local mode, search answers cached in memory"
+    embedded_stores: ClassVar[str] = (
+        "Qdrant Edge (Qdrant's engine in process), search answers cached in memory"
+    )
     real_store_urls: ClassVar[tuple[str, ...]] = ("KGLAB_QDRANT_URL", "KGLAB_REDIS_URL")
 
     service_name: str = "vector"
@@ -36,8 +38,8 @@ class VectorSettings(ServiceSettings):
     model_wait_s: float = Field(default=60.0, gt=0, le=600)
     #: The alias the service reads and writes; the physical collection is per model.
     collection: str = Field(default="kglab_chunks", pattern=r"^[A-Za-z0-9_-]{1,100}$")
-    #: Embedded stores: Qdrant's local mode in this folder under ``KGLAB_DATA_DIR``, or
-    #: ``:memory:`` for tests.
+    #: Embedded stores: Qdrant Edge's shards in this folder under ``KGLAB_DATA_DIR``, or
+    #: ``:memory:`` for tests (a temporary folder removed at shutdown).
     qdrant_local_path: str = "qdrant"
     qdrant_api_key: SecretStr | None = None
     qdrant_timeout_s: int = Field(default=10, ge=1, le=120)

@@ -31,6 +31,7 @@ from kglab_vector.graph import HttpGraphClient
 from kglab_vector.messaging import consume
 from kglab_vector.messaging.publish import PartsRemovedPublisher
 from kglab_vector.service import CacheRefresh, Indexer, VectorService
+from kglab_vector.store.port import VectorStore
 from kglab_vector.store.qdrant import QdrantVectorStore
 
 MEMORY = ":memory:"
@@ -59,11 +60,13 @@ def create_embedder(settings: VectorSettings) -> Embedder:
 @asynccontextmanager
 async def open_vector_store(
     settings: VectorSettings, indexer: Indexer, readiness: Readiness
-) -> AsyncIterator[QdrantVectorStore]:
-    """A Qdrant server when ``stores=real`` (``KGLAB_QDRANT_URL``), else Qdrant's local mode."""
-    from qdrant_client import AsyncQdrantClient
-
+) -> AsyncIterator[VectorStore]:
+    """A Qdrant server when ``stores=real`` (``KGLAB_QDRANT_URL``), else Qdrant's engine in
+    process (Qdrant Edge, adr/0025) in a folder under ``KGLAB_DATA_DIR``."""
+    store: VectorStore
     if settings.stores is StoreKind.REAL:
+        from qdrant_client import AsyncQdrantClient
+
         if not settings.qdrant_url:
             from kglab_shared.settings import ConfigurationError
 
@@ -74,23 +77,25 @@ async def open_vector_store(
         client = AsyncQdrantClient(
             url=settings.qdrant_url, api_key=api_key, timeout=settings.qdrant_timeout_s
         )
-        local = False
-    elif settings.qdrant_local_path == MEMORY:
-        client = AsyncQdrantClient(location=MEMORY)
-        local = True
+        store = QdrantVectorStore(
+            client, settings.collection, local=False, candidates=settings.fusion_candidates
+        )
+        check = "qdrant"
     else:
-        folder = settings.data_dir / settings.qdrant_local_path
-        folder.mkdir(parents=True, exist_ok=True)
-        client = AsyncQdrantClient(path=str(folder))
-        local = True
-    store = QdrantVectorStore(
-        client, settings.collection, local=local, candidates=settings.fusion_candidates
-    )
+        from kglab_vector.store.edge import EdgeVectorStore
+
+        folder = (
+            None
+            if settings.qdrant_local_path == MEMORY
+            else settings.data_dir / settings.qdrant_local_path
+        )
+        store = EdgeVectorStore(folder, settings.collection, candidates=settings.fusion_candidates)
+        check = "qdrant_edge"
     try:
         await store.open(
             indexer.space, reembed=indexer.index if settings.reembed_on_model_change else None
         )
-        readiness.add("qdrant" if not local else "qdrant_local", store.ping)
+        readiness.add(check, store.ping)
         yield store
     finally:
         await store.close()

@@ -61,8 +61,9 @@ class Indexer:
         return indexed
 
     async def embed_query(self, text: str) -> list[float]:
-        async with self._lock:
-            return await asyncio.to_thread(self.embedder.embed_query, text)
+        # Not behind the documents' lock: the embedder runs queries on a session of their own,
+        # so a search does not wait for a batch of chunks (adr/0025).
+        return await asyncio.to_thread(self.embedder.embed_query, text)
 
 
 def records_of(event: DocumentStored, chunks: Sequence[ExtractedChunk]) -> list[ChunkRecord]:

@@ -1,8 +1,10 @@
 """One ``VectorStore`` per test, for each way the Qdrant adapter runs; search caches on memory
 and on a real Redis.
 
-``memory`` and ``path`` are Qdrant's in-process local mode (unit speed, and the files make dev
-keeps). ``server`` is a real Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant
+``edge`` is the embedded adapter (Qdrant's engine in process, qdrant-edge-py: what make dev
+runs). ``memory`` and ``path`` are qdrant-client's local mode: they run the *server* adapter's
+code (its filters, queries, aliases and migration) at unit speed where no server exists.
+``server`` is a real Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant
 (compose's image) when Docker runs, else the test is skipped with the reason. That skip stays a
 skip under KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can be had on the development machines and
 `.ci/run` (no Docker, no server binary in any reachable registry); the README's status section
@@ -23,6 +25,7 @@ from qdrant_client import AsyncQdrantClient
 from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.cache.port import SearchCache
 from kglab_vector.cache.redis import RedisSearchCache
+from kglab_vector.store.edge import EdgeVectorStore
 from kglab_vector.store.qdrant import QdrantVectorStore
 from tests.backends import docker_available, server_image
 from tests.conftest import unique_name
@@ -62,21 +65,27 @@ def _stop_qdrant_container() -> Any:
         container.stop()
 
 
-StoreFactory = Callable[[], QdrantVectorStore]
+#: Both adapters of the port (the contract also reads ``space`` after ``open``).
+AnyStore = QdrantVectorStore | EdgeVectorStore
+StoreFactory = Callable[[], AnyStore]
 
 
-@pytest.fixture(params=["memory", "path", "server"])
+@pytest.fixture(params=["edge", "memory", "path", "server"])
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
-    """Makes stores on one backing Qdrant; the test opens them. Local mode allows one client
-    per folder at a time, so a test closes a store before making the next on the same path."""
+    """Makes stores on one backing Qdrant; the test opens them. Local mode and Edge allow one
+    client per folder at a time, so a test closes a store before making the next on a path."""
     alias = unique_name("kglab_test_chunks")
-    made: list[QdrantVectorStore] = []
+    made: list[AnyStore] = []
     shared: list[AsyncQdrantClient] = []
     url = qdrant_server_url() if request.param == "server" else None
 
-    def make() -> QdrantVectorStore:
+    def make() -> AnyStore:
+        if request.param == "edge":
+            edge = EdgeVectorStore(tmp_path / "edge", alias, candidates=20)
+            made.append(edge)
+            return edge
         if url is not None:
             client = AsyncQdrantClient(url=url, timeout=30)
         elif request.param == "path":

@@ -1,4 +1,5 @@
-"""The VectorStore contract: one body, every way the Qdrant adapter runs."""
+"""The VectorStore contract: one body, both adapters (Qdrant Edge embedded; the server adapter
+on local mode and on a server)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from kglab_vector.domain import (
 from kglab_vector.embedding.hashing import HashingEmbedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer
-from kglab_vector.store.qdrant import QdrantVectorStore
-from tests.contract.vector.conftest import StoreFactory
+from tests.contract.vector.conftest import AnyStore, StoreFactory
 
 ALICE, BOB = "user-alice", "user-bob"
 INDEXER = Indexer(HashingEmbedder(64), Bm25SparseEncoder())
@@ -49,14 +49,14 @@ async def index(chunks: list[ChunkRecord]) -> list[IndexedChunk]:
 
 
 @pytest.fixture
-async def store(store_factory: StoreFactory) -> QdrantVectorStore:
+async def store(store_factory: StoreFactory) -> AnyStore:
     opened = store_factory()
     await opened.open(SPACE)
     return opened
 
 
 async def chunk_ids(
-    store: QdrantVectorStore,
+    store: AnyStore,
     owner: str,
     text: str,
     *,
@@ -73,16 +73,14 @@ async def chunk_ids(
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
-async def test_each_mode_finds_the_matching_chunk_first(
-    store: QdrantVectorStore, mode: str
-) -> None:
+async def test_each_mode_finds_the_matching_chunk_first(store: AnyStore, mode: str) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     found = await chunk_ids(store, ALICE, "salt mined in shafts", mode=mode)
     assert found[0] == "doc-a-0"
     assert set(found) <= {"doc-a-0", "doc-a-1", "doc-a-2"}
 
 
-async def test_hits_carry_the_payload(store: QdrantVectorStore) -> None:
+async def test_hits_carry_the_payload(store: AnyStore) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     dense = INDEXER.embedder.embed_query("wool looms")
     hits = await store.search(
@@ -100,7 +98,7 @@ async def test_hits_carry_the_payload(store: QdrantVectorStore) -> None:
     assert hit.score > 0
 
 
-async def test_another_owners_chunks_are_never_returned(store: QdrantVectorStore) -> None:
+async def test_another_owners_chunks_are_never_returned(store: AnyStore) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     await store.upsert(await index(records(BOB, "doc-b", ["Salt salt salt mined in shafts."])))
     for mode in ("hybrid", "dense", "sparse"):
@@ -114,7 +112,7 @@ async def test_another_owners_chunks_are_never_returned(store: QdrantVectorStore
     assert await chunk_ids(store, "user-nobody", "salt") == []
 
 
-async def test_filters_by_document_and_media_type(store: QdrantVectorStore) -> None:
+async def test_filters_by_document_and_media_type(store: AnyStore) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     await store.upsert(await index(records(ALICE, "doc-p", TEXTS, media_type="application/pdf")))
     by_document = await chunk_ids(store, ALICE, "salt", filters=SearchFilters(document_id="doc-p"))
@@ -130,7 +128,7 @@ async def test_filters_by_document_and_media_type(store: QdrantVectorStore) -> N
 
 
 async def test_upsert_is_idempotent_and_rechunking_drops_stale_chunks(
-    store: QdrantVectorStore,
+    store: AnyStore,
 ) -> None:
     chunks = await index(records(ALICE, "doc-a", TEXTS))
     await store.upsert(chunks)
@@ -143,7 +141,7 @@ async def test_upsert_is_idempotent_and_rechunking_drops_stale_chunks(
     assert await store.count(ALICE, "doc-a") == 0
 
 
-async def test_delete_document_removes_only_that_document(store: QdrantVectorStore) -> None:
+async def test_delete_document_removes_only_that_document(store: AnyStore) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     await store.upsert(await index(records(ALICE, "doc-b", TEXTS)))
     await store.delete_document(ALICE, "doc-a")
@@ -153,7 +151,7 @@ async def test_delete_document_removes_only_that_document(store: QdrantVectorSto
     assert all(c.startswith("doc-b") for c in await chunk_ids(store, ALICE, "salt"))
 
 
-async def test_a_query_without_terms_or_vectors_finds_nothing(store: QdrantVectorStore) -> None:
+async def test_a_query_without_terms_or_vectors_finds_nothing(store: AnyStore) -> None:
     await store.upsert(await index(records(ALICE, "doc-a", TEXTS)))
     assert await chunk_ids(store, ALICE, "the of and", mode="sparse") == []
     # Hybrid with no terms falls back to the dense half.

@@ -1,8 +1,9 @@
 """Search quality on the retrieval test set, with the real ONNX model: hybrid beats each alone.
 
 The set (tests/data/retrieval, 200 articles, 800 chunks, 90 queries worded differently from the
-text) is embedded once per session into Qdrant's local mode. recall@10 is the share of queries
-whose relevant chunk is among the first ten results; MRR the mean of 1/rank (0 when absent).
+text) is embedded once per session into Qdrant Edge, make dev's embedded store. recall@10 is the
+share of queries whose relevant chunk is among the first ten results; MRR the mean of 1/rank (0
+when absent).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from qdrant_client import AsyncQdrantClient
 
 from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.config import CALIBRATED_MIN_RELEVANCE
@@ -23,7 +23,7 @@ from kglab_vector.domain import ChunkRecord, SearchFilters, SearchMode, SearchQu
 from kglab_vector.embedding.onnx import OnnxEmbedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer, VectorService
-from kglab_vector.store.qdrant import QdrantVectorStore
+from kglab_vector.store.edge import EdgeVectorStore
 
 # Embedding 800 chunks with the real model takes ~20 s alone and several times that when the
 # suite's other workers share the two cores: a bound, but a generous one.
@@ -66,9 +66,9 @@ def load_queries() -> list[dict[str, object]]:
 
 
 @pytest.fixture
-async def indexed() -> AsyncIterator[tuple[QdrantVectorStore, Indexer]]:
+async def indexed() -> AsyncIterator[tuple[EdgeVectorStore, Indexer]]:
     indexer = Indexer(OnnxEmbedder(threads=2, batch_size=32), Bm25SparseEncoder())
-    store = QdrantVectorStore(AsyncQdrantClient(location=":memory:"), "quality", local=True)
+    store = EdgeVectorStore(None, "quality")
     await store.open(indexer.space)
     started = time.perf_counter()
     await store.upsert(await indexer.index(load_records()))
@@ -78,7 +78,7 @@ async def indexed() -> AsyncIterator[tuple[QdrantVectorStore, Indexer]]:
 
 
 async def ranks_of(
-    store: QdrantVectorStore, indexer: Indexer, mode: SearchMode, queries: list[dict[str, object]]
+    store: EdgeVectorStore, indexer: Indexer, mode: SearchMode, queries: list[dict[str, object]]
 ) -> list[int | None]:
     """The rank of each query's first relevant chunk in the top ten, or None."""
     ranks: list[int | None] = []
@@ -129,7 +129,7 @@ def test_the_set_is_big_enough_and_regenerates_identically(tmp_path: Path) -> No
 
 
 async def test_hybrid_beats_dense_and_sparse(
-    indexed: tuple[QdrantVectorStore, Indexer],
+    indexed: tuple[EdgeVectorStore, Indexer],
 ) -> None:
     store, indexer = indexed
     queries = load_queries()
@@ -159,7 +159,7 @@ async def test_hybrid_beats_dense_and_sparse(
 
 
 async def test_off_topic_queries_answer_nothing_and_on_topic_ones_lose_nothing(
-    indexed: tuple[QdrantVectorStore, Indexer],
+    indexed: tuple[EdgeVectorStore, Indexer],
 ) -> None:
     """The calibrated threshold (adr/0024): the service answers nothing to most off-topic
     queries and still finds every relevant chunk hybrid search found without it."""

@@ -185,7 +185,7 @@ async def test_ready_names_qdrant_and_the_bus(vector_app: VectorApp) -> None:
     response = await vector_app.client.get("/ready")
     assert response.status_code == 200
     dependencies = response.json()["dependencies"]
-    assert dependencies["qdrant_local"]["status"] == "up"
+    assert dependencies["qdrant_edge"]["status"] == "up"
     assert dependencies["bus"]["status"] == "up"
     settings = vector_app.app.state.vector_service.cache
     if settings.name == "redis":

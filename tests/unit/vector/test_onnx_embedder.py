@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,11 @@ def test_a_missing_package_is_named() -> None:
 
 def _cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_a_query_does_not_wait_for_a_batch_of_documents(embedder: OnnxEmbedder) -> None:
+    """Queries run on a session of their own: holding the documents' session (as a batch of
+    chunks does for seconds) does not hold up a search's query vector."""
+    with ThreadPoolExecutor(max_workers=1) as pool, embedder._lock:
+        vector = pool.submit(embedder.embed_query, "rivers and towns").result(timeout=30)
+    assert len(vector) == 384

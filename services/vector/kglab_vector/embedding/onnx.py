@@ -90,6 +90,7 @@ class OnnxEmbedder:
         spec: OnnxModelSpec = MINILM_L6_V2_INT8,
         *,
         threads: int = 2,
+        query_threads: int = 1,
         batch_size: int = 8,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
@@ -106,6 +107,11 @@ class OnnxEmbedder:
         onnxruntime's worker threads sleeping instead of spinning between operators (spinning
         burns the other core, which the event loop and the other services need). The other
         settings exist to be compared; none changes the vectors beyond float rounding.
+
+        Queries run on a session of their own (``query_threads``, one by default) with its own
+        lock, so a search never queues behind a batch of document chunks: it shares the cores
+        with the batch for the few milliseconds a short query takes (adr/0025 measures search
+        latency while documents embed).
         """
         import onnxruntime as ort  # type: ignore[import-untyped]
         from tokenizers import Tokenizer
@@ -137,26 +143,31 @@ class OnnxEmbedder:
         )
         self._tokenizer = tokenizer
 
-        options = ort.SessionOptions()
-        # Bounded: the service shares its cores with the event loop and other processes.
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = levels[optimization]
-        options.log_severity_level = 3
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        def session(intra_threads: int) -> Any:
+            options = ort.SessionOptions()
+            # Bounded: the service shares its cores with the event loop and other processes.
+            options.intra_op_num_threads = max(1, intra_threads)
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = levels[optimization]
+            options.log_severity_level = 3
+            if not spinning:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(
+                str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+
+        self._session = session(threads)
+        self._query_session = session(query_threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         output_width = self._session.get_outputs()[0].shape[-1]
         if output_width != spec.dimension:
             raise ModelFileError(
                 f"The model produces {output_width}-dimensional vectors, not {spec.dimension}."
             )
-        # One inference at a time: onnxruntime already uses the bounded thread pool inside.
+        # One inference at a time per session: onnxruntime uses its bounded pool inside.
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -182,17 +193,20 @@ class OnnxEmbedder:
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0]
+        return self._encode([text], query=True)[0]
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def _encode(self, texts: list[str], *, query: bool = False) -> list[list[float]]:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
-            hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        session, lock = (
+            (self._query_session, self._query_lock) if query else (self._session, self._lock)
+        )
+        with lock:
+            hidden = np.asarray(session.run(None, feeds)[0], dtype=np.float32)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -1,1 +1,2 @@
-"""Where vectors live: the ``VectorStore`` port and its Qdrant adapter (server or local mode)."""
+"""Where vectors live: the ``VectorStore`` port, the Qdrant server adapter and the embedded
+one (Qdrant Edge, in process)."""

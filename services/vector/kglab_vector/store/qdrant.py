@@ -1,5 +1,6 @@
-"""The Qdrant adapter, through ``AsyncQdrantClient``: the same code against a Qdrant server
-(``url=``) and Qdrant's in-process local mode (``path=`` or ``:memory:``).
+"""The Qdrant server adapter, through ``AsyncQdrantClient`` (``url=``). The service's embedded
+store is Qdrant Edge (``edge.py``, adr/0025); qdrant-client's local mode (``path=`` or
+``:memory:``) runs this same code in the contract tests, where no server exists.
 
 Layout: the service talks to an alias (``kglab_chunks``) that points at one physical collection
 per index space (``kglab_chunks__<model>_<hash>``). Each physical collection holds one
@@ -40,7 +41,8 @@ SPARSE = "sparse"
 INFO_KEY = "kglab_index_space"
 #: The one vector-less point per collection that records its index space.
 INFO_POINT_ID = str(uuid.uuid5(POINT_NAMESPACE, "kglab:index-space"))
-_PAYLOAD_FIELDS = [
+#: The payload fields a search returns (the server adapter and the embedded one alike).
+PAYLOAD_FIELDS = [
     "owner_id",
     "document_id",
     "chunk_id",
@@ -207,7 +209,9 @@ class QdrantVectorStore:
             points, offset = await self._client.scroll(
                 old, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=False
             )
-            records = [_record(p.payload) for p in points if p.payload and "owner_id" in p.payload]
+            records = [
+                record_of(p.payload) for p in points if p.payload and "owner_id" in p.payload
+            ]
             if records:
                 await self._write(new, await reembed(records))
                 moved += len(records)
@@ -278,7 +282,7 @@ class QdrantVectorStore:
             if sparse is not None and sparse.indices
             else None
         )
-        selector = qm.PayloadSelectorInclude(include=_PAYLOAD_FIELDS)
+        selector = qm.PayloadSelectorInclude(include=PAYLOAD_FIELDS)
         if dense is not None and sparse_query is not None:
             candidates = max(self._candidates, 4 * limit)
             response = await self._client.query_points(
@@ -312,7 +316,7 @@ class QdrantVectorStore:
             )
         else:
             return []
-        return [_hit(p.payload or {}, p.score) for p in response.points]
+        return [hit_of(p.payload or {}, p.score) for p in response.points]
 
     async def ping(self) -> None:
         await self._client.get_collection(self._alias)
@@ -336,9 +340,9 @@ def _scope(owner_id: str, filters: SearchFilters) -> qm.Filter:
     return qm.Filter(must=must)
 
 
-def _point(chunk: IndexedChunk) -> qm.PointStruct:
-    record = chunk.record
-    payload: dict[str, Any] = {
+def chunk_payload(record: ChunkRecord) -> dict[str, Any]:
+    """A chunk's point payload: what filters match on and what a hit shows."""
+    return {
         "owner_id": record.owner_id,
         "document_id": record.document_id,
         "chunk_id": record.chunk_id,
@@ -348,17 +352,21 @@ def _point(chunk: IndexedChunk) -> qm.PointStruct:
         "heading": record.heading,
         "media_type": record.media_type,
     }
+
+
+def _point(chunk: IndexedChunk) -> qm.PointStruct:
+    record = chunk.record
     return qm.PointStruct(
         id=record.point_id,
         vector={
             DENSE: chunk.dense,
             SPARSE: qm.SparseVector(indices=chunk.sparse.indices, values=chunk.sparse.values),
         },
-        payload=payload,
+        payload=chunk_payload(record),
     )
 
 
-def _record(payload: dict[str, Any]) -> ChunkRecord:
+def record_of(payload: dict[str, Any]) -> ChunkRecord:
     return ChunkRecord(
         owner_id=str(payload["owner_id"]),
         document_id=str(payload["document_id"]),
@@ -371,7 +379,7 @@ def _record(payload: dict[str, Any]) -> ChunkRecord:
     )
 
 
-def _hit(payload: dict[str, Any], score: float) -> SearchHit:
+def hit_of(payload: dict[str, Any], score: float) -> SearchHit:
     return SearchHit(
         document_id=str(payload.get("document_id", "")),
         chunk_id=str(payload.get("chunk_id", "")),
