@@ -25,6 +25,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.backends import backends_required
 
@@ -148,16 +151,13 @@ def chromium_missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[WebDriver]:
     """One headless Chromium for the session (selenium WebDriver)."""
     reason = chromium_missing()
     if reason is not None:
         if backends_required():
             pytest.fail(f"KGLAB_REQUIRE_BACKENDS=1 but {reason}", pytrace=False)
         pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in (
@@ -172,6 +172,8 @@ def chromium() -> Iterator[object]:
         "--lang=en-GB",
     ):
         options.add_argument(argument)
+    # The page's console, for the tests that check it breaks no content policy.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # The driver's path is given, so selenium-manager is not asked for one (nothing downloaded).
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -182,12 +184,10 @@ def chromium() -> Iterator[object]:
 
 
 @pytest.fixture
-def browser(chromium: object, live_system: LiveSystem) -> Iterator[object]:
-    """The session's Chromium on a clean slate: the app's page, nothing stored from a test before."""
-    from selenium.webdriver.remote.webdriver import WebDriver
-
-    assert isinstance(chromium, WebDriver)
+def browser(chromium: WebDriver, live_system: LiveSystem) -> WebDriver:
+    """The session's Chromium on a clean slate: nothing stored from a test before."""
     chromium.get(f"{live_system.url}/health")
     chromium.delete_all_cookies()
     chromium.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
-    yield chromium
+    chromium.get_log("browser")  # drop what earlier tests logged
+    return chromium

@@ -15,7 +15,7 @@ export function drawGraph(container, { onSelect }) {
   const cy = cytoscape({
     container,
     minZoom: 0.2,
-    maxZoom: 3,
+    maxZoom: 1.5,
     style: [
       {
         selector: "node",

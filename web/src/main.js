@@ -752,10 +752,28 @@ async function graphView() {
       expanded.add(entity.id);
       add([answer.entity, ...answer.neighbors], answer.relations);
       drawn.focus(entity.id);
+      // The links as buttons too: the canvas cannot be reached by keyboard.
+      const links = answer.relations.filter((r) => r.source === entity.id || r.target === entity.id);
       replace(
         side,
         h("h2", {}, answer.entity.name),
         h("p", {}, `${answer.entity.type} · ${answer.neighbors.length} neighbour${answer.neighbors.length === 1 ? "" : "s"} shown. Select a link to see why it exists.`),
+        h(
+          "ul",
+          { class: "plain", id: "links" },
+          links.map((relation) =>
+            h(
+              "li",
+              {},
+              h(
+                "button",
+                { type: "button", class: "link", onclick: () => showEdge(relation, names) },
+                `${names[relation.source] || relation.source} — ${names[relation.target] || relation.target}`,
+              ),
+              h("span", { class: "note" }, ` ×${relation.weight}`),
+            ),
+          ),
+        ),
       );
       announce(`${answer.entity.name}: ${answer.neighbors.length} neighbours added.`);
     } catch (error) {
