@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.browser.conftest import LiveSystem
+from tests.live_system import LiveSystem
 
 
 def test_chromium_reaches_the_live_system(browser: WebDriver, live_system: LiveSystem) -> None:

@@ -23,7 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import PASSWORD, LiveSystem
+from tests.live_system import PASSWORD, LiveSystem
 
 WAIT_S = 60.0
 FIRST_PAGE_SCRIPT_LIMIT = 300 * 1024
