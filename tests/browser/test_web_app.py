@@ -8,6 +8,7 @@ Screenshots of each page go to ``KGLAB_SCREENSHOT_DIR`` (``make screenshots`` wr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -362,3 +363,92 @@ def test_first_page_is_small_and_breaks_no_content_policy(
     browser.get(f"{live_system.url}/#/graph")
     element(browser, "#graph")
     assert [e for e in console_errors(browser) if "Content Security Policy" in e] == []
+
+
+def test_signing_in_and_moving_around_by_keyboard_alone(
+    browser: WebDriver, live_system: LiveSystem
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    email, _ = live_system.new_user()
+    browser.get(f"{live_system.url}/")
+    element(browser, "#email")
+    keys = ActionChains(browser)
+    # The heading has focus after a view renders; Tab reaches the fields in order.
+    keys.send_keys(Keys.TAB, email, Keys.TAB, PASSWORD, Keys.ENTER).perform()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "sign-out"), "signed in by keyboard")
+    # Every control on every view has a name a screen reader can say.
+    for view in ("upload", "documents", "search", "graph", "keys"):
+        browser.get(f"{live_system.url}/#/{view}")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main h1"), view)
+        unnamed = browser.execute_script(
+            """
+            return [...document.querySelectorAll('main input, main select, main textarea')]
+              .filter(el => el.type !== 'hidden')
+              .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+              .map(el => el.id || el.outerHTML.slice(0, 80));
+            """
+        )
+        assert unnamed == [], (view, unnamed)
+        focused = browser.execute_script("return document.activeElement.tagName")
+        assert focused == "H1", (view, focused)  # focus moves to the new view's heading
+
+
+def test_a_big_file_goes_through_tus_and_resumes_after_a_reload(
+    browser: WebDriver, live_system: LiveSystem, tmp_path: Path
+) -> None:
+    """Files of 8 MB or more are sent with tus; a reload between pieces loses nothing: the
+    page finds the upload it started (localStorage) and goes on from the server's offset."""
+    size = 9 * 1024 * 1024
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(size))  # not a format we read: refused once it is all there
+    os.utime(big, (1_700_000_000, 1_700_000_000))
+    email, token = live_system.new_user()
+    # The first 2 MB were sent before "the reload": an upload the server holds at 2 MB.
+    with live_system.client(token) as client:
+        created = client.post(
+            "/api/v1/uploads",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": str(size),
+                "Upload-Metadata": "filename " + base64.b64encode(b"big.bin").decode(),
+            },
+        )
+        assert created.status_code == 201, created.text
+        location = httpx.URL(created.headers["Location"]).path
+        first = client.patch(
+            location,
+            content=big.read_bytes()[: 2 * 1024 * 1024],
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert first.status_code == 204, first.text
+    sign_in(browser, live_system, email)
+    browser.execute_script(
+        "window.localStorage.setItem(arguments[0], arguments[1]);",
+        f"kglab.tus:{email}:big.bin:{size}:1700000000000",
+        location,
+    )
+    browser.execute_script(
+        """
+        window.__patches = [];
+        const native = window.fetch;
+        window.fetch = (url, init = {}) => {
+          if (init.method === 'PATCH') window.__patches.push(init.headers['Upload-Offset']);
+          return native(url, init);
+        };
+        """
+    )
+    element(browser, "#files").send_keys(str(big))
+    row = element(browser, "#jobs .job")
+    wait_for(browser, lambda d: row.get_attribute("data-state") == "failed", "refused at the end")
+    assert "not a format we read" in row.text
+    offsets = browser.execute_script("return window.__patches")
+    assert offsets[0] == str(2 * 1024 * 1024), offsets  # resumed, not started again
+    assert len(offsets) == 4  # 2 MB pieces for the 7 MB left
+    stored = browser.execute_script("return Object.keys(window.localStorage)")
+    assert not [k for k in stored if k.startswith("kglab.tus:")]  # a refused upload is forgotten

@@ -67,15 +67,35 @@ async function refresh() {
   return refreshing;
 }
 
-/** Call the API; JSON in and out. A 401 refreshes the session once, then signs out. */
-export async function api(path, { method = "GET", json, form, body, query, retry = true } = {}) {
+function urlOf(path, query) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value === undefined || value === null || value === "") continue;
     for (const item of [].concat(value)) url.searchParams.append(name, item);
   }
+  return url;
+}
+
+/** Send with the session's token; a 401 refreshes the session once, then signs out. */
+async function send(url, { method = "GET", headers = {}, body, retry = true }) {
+  const withToken = () =>
+    session ? { ...headers, Authorization: `Bearer ${session.access_token}` } : headers;
+  let response;
+  try {
+    response = await fetch(url, { method, headers: withToken(), body });
+    if (response.status === 401 && retry && session && (await refresh())) {
+      response = await fetch(url, { method, headers: withToken(), body });
+    }
+  } catch {
+    throw new ApiError(0, "The server cannot be reached; check that it is running.", null);
+  }
+  if (response.status === 401 && session && retry) saveSession(null);
+  return response;
+}
+
+/** Call the API; JSON in and out; an error answer becomes an ApiError with its sentence. */
+export async function api(path, { method = "GET", json, form, body, query, retry = true } = {}) {
   const headers = {};
-  if (session) headers.Authorization = `Bearer ${session.access_token}`;
   let payload = body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -83,18 +103,7 @@ export async function api(path, { method = "GET", json, form, body, query, retry
   } else if (form !== undefined) {
     payload = new URLSearchParams(form);
   }
-  let response;
-  try {
-    response = await fetch(url, { method, headers, body: payload });
-  } catch {
-    throw new ApiError(0, "The server cannot be reached; check that it is running.", null);
-  }
-  if (response.status === 401 && retry && session && (await refresh())) {
-    return api(path, { method, json, form, body, query, retry: false });
-  }
-  if (response.status === 401 && session && !path.startsWith("/api/v1/auth/login")) {
-    saveSession(null);
-  }
+  const response = await send(urlOf(path, query), { method, headers, body: payload, retry });
   if (!response.ok) throw await problemOf(response);
   if (response.status === 204) return null;
   const type = response.headers.get("Content-Type") || "";
@@ -130,11 +139,65 @@ export async function signOut() {
   saveSession(null);
 }
 
-/** Upload one file as multipart; resolves to the job (duplicate: true for one seen before). */
-export async function uploadFile(file, name) {
+/** Files from this size on go through tus (the plain upload's limit is 10 MB). */
+export const RESUMABLE_FROM = 8 * 1024 * 1024;
+const PIECE = 2 * 1024 * 1024;
+const TUS = { "Tus-Resumable": "1.0.0" };
+
+/** Upload one file; resolves to its job (duplicate: true for one seen before). */
+export async function uploadFile(file, name, onSent = () => {}) {
+  if (file.size >= RESUMABLE_FROM) return uploadResumable(file, name || file.name, onSent);
   const form = new FormData();
   form.append("file", file, name || file.name);
   return api("/api/v1/files", { method: "POST", body: form });
+}
+
+/**
+ * A tus upload that survives a reload: its address is kept in localStorage under the file's
+ * name, size and date, so choosing the same file again resumes from the offset the server has.
+ */
+async function uploadResumable(file, name, onSent) {
+  const key = `kglab.tus:${currentEmail()}:${name}:${file.size}:${file.lastModified}`;
+  let location = window.localStorage.getItem(key);
+  let offset = 0;
+  let last = null;
+  if (location) {
+    const head = await send(location, { method: "HEAD", headers: TUS });
+    if (head.ok) {
+      offset = Number(head.headers.get("Upload-Offset") || 0);
+      last = head;
+    } else location = null;
+  }
+  if (!location) {
+    const encoded = btoa(String.fromCharCode(...new TextEncoder().encode(name)));
+    const created = await send("/api/v1/uploads", {
+      method: "POST",
+      headers: { ...TUS, "Upload-Length": String(file.size), "Upload-Metadata": `filename ${encoded}` },
+    });
+    if (!created.ok) throw await problemOf(created);
+    location = new URL(created.headers.get("Location"), window.location.origin).pathname;
+    window.localStorage.setItem(key, location);
+  }
+  onSent(offset, file.size);
+  while (offset < file.size) {
+    const piece = await send(location, {
+      method: "PATCH",
+      headers: { ...TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": String(offset) },
+      body: file.slice(offset, offset + PIECE),
+    });
+    if (!piece.ok) {
+      if (piece.status !== 409 && piece.status !== 503) window.localStorage.removeItem(key);
+      throw await problemOf(piece);
+    }
+    offset = Number(piece.headers.get("Upload-Offset"));
+    last = piece;
+    onSent(offset, file.size);
+  }
+  window.localStorage.removeItem(key);
+  const jobId = last && last.headers.get("Upload-Job-Id");
+  if (!jobId) throw new ApiError(0, "The upload finished but the server named no job.", null);
+  const job = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}`);
+  return { ...job, duplicate: last.headers.get("Upload-Duplicate") === "true" || job.duplicate };
 }
 
 /** The OpenAPI document's paths, fetched once: which routes this server offers. */

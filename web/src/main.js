@@ -193,12 +193,16 @@ function jobRow(label) {
       );
     }
   };
+  const sending = (done, total) => {
+    row.dataset.state = "sending";
+    stage.textContent = `sending · ${Math.floor((100 * done) / total)}% of ${(total / 1048576).toFixed(1)} MB`;
+  };
   const fail = (text) => {
     row.dataset.state = "failed";
     stage.textContent = "refused";
     replace(note, h("span", { class: "error", role: "alert" }, text));
   };
-  return { row, update, fail };
+  return { row, update, fail, sending };
 }
 
 /** Every file under a dropped folder (webkitGetAsEntry), with its path inside the folder. */
@@ -268,7 +272,8 @@ function uploadView() {
       while (next < queue.length) {
         const index = next++;
         try {
-          track(await uploadFile(queue[index].file, queue[index].path), views[index]);
+          const sent = (done, total) => views[index].sending(done, total);
+          track(await uploadFile(queue[index].file, queue[index].path, sent), views[index]);
         } catch (error) {
           views[index].fail(error.message);
           counts.failed += 1;
