@@ -122,13 +122,16 @@ class Api:
             raise CliError(detail_of(response))
         return response
 
-    def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def raw(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Call an authenticated route and return whatever it answered."""
-        headers = self._headers()
+        sent = {**(headers or {}), **self._headers()}
         try:
-            response = self.http.request(method, path, headers=headers, **kwargs)
-            if response.status_code == 401 and self._refresh(headers["Authorization"][7:]):
-                response = self.http.request(method, path, headers=self._headers(), **kwargs)
+            response = self.http.request(method, path, headers=sent, **kwargs)
+            if response.status_code == 401 and self._refresh(sent["Authorization"][7:]):
+                sent = {**(headers or {}), **self._headers()}
+                response = self.http.request(method, path, headers=sent, **kwargs)
         except httpx.TransportError as exc:
             raise CliError(f"{self.url} cannot be reached ({exc}); is the server running?") from exc
         if response.status_code == 401:

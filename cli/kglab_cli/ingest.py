@@ -9,6 +9,7 @@ file it already has and answers with the earlier job, marked a duplicate.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import mimetypes
@@ -21,10 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from kglab_cli.client import Api, CliError, config_dir, detail_of
 
 FINAL = frozenset({"completed", "failed"})
 POLL_S = 0.25
+#: Files from this size on go through tus (the plain upload's limit is 10 MB), in pieces.
+RESUMABLE_FROM = 8 * 1024 * 1024
+PIECE = 4 * 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @dataclass
@@ -205,19 +212,72 @@ class Ingestion:
     def _submit(self, source: Source) -> dict[str, Any]:
         if source.url is not None:
             response = self.api.raw("POST", "/api/v1/urls", json={"url": source.url})
+        elif source.path is not None and source.path.stat().st_size >= RESUMABLE_FROM:
+            return self._submit_resumable(source, source.path)
         else:
             assert source.path is not None
             media_type = mimetypes.guess_type(source.path.name)[0] or "application/octet-stream"
-            with source.path.open("rb") as content:
-                response = self.api.raw(
-                    "POST",
-                    "/api/v1/files",
-                    files={"file": (source.path.name, content, media_type)},
-                )
+            # Bytes, not a file object: a retry after a token refresh sends them again.
+            content = source.path.read_bytes()
+            response = self.api.raw(
+                "POST", "/api/v1/files", files={"file": (source.path.name, content, media_type)}
+            )
         if response.status_code not in (200, 201, 202):
             raise CliError(detail_of(response))
         job: dict[str, Any] = response.json()
         return job
+
+    def _submit_resumable(self, source: Source, path: Path) -> dict[str, Any]:
+        """tus: the upload's address is recorded, so an interrupted run resumes from the
+        offset the server holds instead of sending the file again."""
+        size = path.stat().st_size
+        earlier = self.state.get(source.key) or {}
+        location = earlier.get("upload")
+        offset = 0
+        if location:
+            head = self.api.raw("HEAD", location, headers=TUS)
+            location = location if head.status_code == 200 else None
+            offset = int(head.headers.get("Upload-Offset", "0")) if location else 0
+        if not location:
+            name = base64.b64encode(path.name.encode()).decode()
+            created = self.api.raw(
+                "POST",
+                "/api/v1/uploads",
+                headers={**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {name}"},
+            )
+            if created.status_code != 201:
+                raise CliError(detail_of(created))
+            location = httpx.URL(created.headers["Location"]).path
+            self.state.put(source.key, upload=location, status="uploading")
+        last: httpx.Response | None = None
+        with path.open("rb") as content:
+            while offset < size:
+                self.report(Progress(source.label, "sending", int(100 * offset / size)))
+                content.seek(offset)
+                last = self.api.raw(
+                    "PATCH",
+                    location,
+                    content=content.read(PIECE),
+                    headers={
+                        **TUS,
+                        "Upload-Offset": str(offset),
+                        "Content-Type": "application/offset+octet-stream",
+                    },
+                )
+                if last.status_code != 204:
+                    if last.status_code not in (409, 503):
+                        self.state.put(source.key, status="failed")
+                    raise CliError(detail_of(last))
+                offset = int(last.headers["Upload-Offset"])
+        if last is None:  # every byte was there already: the server names the job on HEAD
+            last = self.api.raw("HEAD", location, headers=TUS)
+        job_id = last.headers.get("Upload-Job-Id")
+        if not job_id:
+            raise CliError(f"The upload of {path.name} finished but the server named no job.")
+        job = self._job(job_id)
+        if job is None:
+            raise CliError(f"The job {job_id} of {path.name} is gone.")
+        return {**job, "duplicate": last.headers.get("Upload-Duplicate") == "true"}
 
     def _job(self, job_id: str) -> dict[str, Any] | None:
         response = self.api.raw("GET", f"/api/v1/jobs/{job_id}")

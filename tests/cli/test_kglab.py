@@ -3,8 +3,14 @@ resuming), jobs, documents, search, entities, neighbours, paths and delete."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
 import stat
 from pathlib import Path
+
+import httpx
 
 from tests.cli.conftest import Kglab
 from tests.live_system import PASSWORD, LiveSystem
@@ -136,3 +142,50 @@ def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path)
     missing = logged_in("delete", "0" * 32)
     assert missing.code == 1
     assert "no document" in missing.stderr.lower()
+
+
+def test_a_big_file_goes_through_tus_and_an_interrupted_upload_resumes(
+    logged_in: Kglab, live_system: LiveSystem, tmp_path: Path
+) -> None:
+    """Over 8 MB a file is sent with tus: this one is 11 MB (over the plain upload's 10 MB),
+    not a format we read, so the server refuses it once every byte is there. An earlier run
+    had sent 4 MB of it: the run goes on from there rather than starting again."""
+    big = tmp_path / "big.bin"
+    data = os.urandom(11 * 1024 * 1024)
+    big.write_bytes(data)
+    config = logged_in.config  # type: ignore[attr-defined]
+    session = json.loads((config / "credentials.json").read_text())[live_system.url]
+    tus = {"Tus-Resumable": "1.0.0"}
+    with live_system.client(session["access_token"]) as client:
+        created = client.post(
+            "/api/v1/uploads",
+            headers={
+                **tus,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": "filename " + base64.b64encode(b"big.bin").decode(),
+            },
+        )
+        location = httpx.URL(created.headers["Location"]).path
+        sent = client.patch(
+            location,
+            content=data[: 4 * 1024 * 1024],
+            headers={
+                **tus,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert sent.status_code == 204, sent.text
+        key = "sha256:" + hashlib.sha256(data).hexdigest()
+        scope = f"{live_system.url} {session['email']}"
+        state = {scope: {key: {"upload": location, "status": "uploading"}}}
+        (config / "ingest-state.json").write_text(json.dumps(state))
+
+        run = logged_in("ingest", str(big), "--json")
+        assert run.code == 1
+        (outcome,) = run.json()["sources"]
+        assert outcome["status"] == "failed"
+        assert "not a format we read" in outcome["error"]  # not the 10 MB limit: tus was used
+        # The interrupted upload was carried on to its end, not left at 4 MB.
+        after = client.head(location, headers=tus)
+        assert after.headers.get("Upload-Offset") != str(4 * 1024 * 1024)
