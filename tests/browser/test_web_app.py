@@ -452,3 +452,32 @@ def test_a_big_file_goes_through_tus_and_resumes_after_a_reload(
     assert len(offsets) == 4  # 2 MB pieces for the 7 MB left
     stored = browser.execute_script("return Object.keys(window.localStorage)")
     assert not [k for k in stored if k.startswith("kglab.tus:")]  # a refused upload is forgotten
+
+
+def test_documents_are_paged_with_a_cursor(browser: WebDriver, live_system: LiveSystem) -> None:
+    email, token = live_system.new_user()
+    with live_system.client(token) as client:
+        for number in range(11):
+            text = f"Note {number}: the harbour of Velmora ships salt, crate {number * 7919}.\n"
+            response = client.post(
+                "/api/v1/files", files={"file": (f"note-{number}.txt", text.encode(), "text/plain")}
+            )
+            assert response.status_code == 202, response.text
+    sign_in(browser, live_system, email)
+    browser.get(f"{live_system.url}/#/documents")
+    rows = "#documents tbody tr a"
+    element(browser, "#filter-per")
+    browser.execute_script("document.getElementById('filter-per').value = '10'")
+
+    def all_stored(driver: WebDriver) -> bool:
+        element(driver, "#apply-filters").click()
+        return len(driver.find_elements(By.CSS_SELECTOR, rows)) == 10 and bool(
+            driver.find_element(By.ID, "more").is_displayed()
+        )
+
+    wait_for(browser, all_stored, "a first page of 10 and a cursor to the rest")
+    element(browser, "#more").click()
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 11, "page two")
+    titles = [a.text for a in browser.find_elements(By.CSS_SELECTOR, rows)]
+    assert len(set(titles)) == 11  # nothing twice, nothing skipped
+    assert not element(browser, "#more").is_displayed()

@@ -415,17 +415,21 @@ function documentsView() {
       h("option", { value: "title" }, "by title"),
     ]),
   };
+  const perPage = h("select", { id: "filter-per" }, [10, 20, 50, 100].map((n) => h("option", { value: n, selected: n === 20 }, String(n))));
   const body = h("tbody");
   const more = h("button", { type: "button", id: "more", hidden: true }, "Load more");
   const problem = h("div");
   let cursor = null;
+  let generation = 0; // a newer Apply supersedes a page still on its way
   const load = async (reset) => {
     if (reset) {
+      generation += 1;
       cursor = null;
       replace(body);
     }
+    const mine = generation;
     replace(problem);
-    const query = { limit: 20, cursor };
+    const query = { limit: perPage.value, cursor };
     for (const [name, input] of Object.entries(filters)) {
       let value = input.value;
       if (value && name.startsWith("created_")) value = new Date(value).toISOString();
@@ -433,6 +437,7 @@ function documentsView() {
     }
     try {
       const result = await api("/api/v1/documents", { query });
+      if (mine !== generation) return;
       cursor = result.next_cursor;
       more.hidden = !cursor;
       if (reset && !result.items.length)
@@ -471,6 +476,7 @@ function documentsView() {
       h("div", {}, label("filter-from", "From"), filters.created_from),
       h("div", {}, label("filter-to", "Before"), filters.created_to),
       h("div", {}, label("filter-sort", "Order"), filters.sort),
+      h("div", {}, label("filter-per", "Per page"), perPage),
       h("button", { type: "submit", id: "apply-filters" }, "Apply"),
     ),
     problem,
