@@ -14,7 +14,7 @@ PACKAGES := shared gateway services/auth services/ingestion services/graph servi
 # install is a real file target, below
 .PHONY: help install lock dev stack stack-purge test test-unit test-contract test-integration test-e2e test-deployed lint format \
         servers servers-down servers-status up down images containers-up containers-down bench corpus validate-deploy clean \
-        backup restore rebuild dead-letters
+        backup restore rebuild dead-letters web screenshots brief
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ test-e2e: install ## end-to-end tests through the gateway
 
 test-deployed: install ## the deployed suite: a `make stack` of its own (or KGLAB_DEPLOYED_URL) on `make servers`
 	@$(BIN)/pytest -p no:xdist tests/deployed
+
+web: ## rebuild the web app's committed bundle (gateway/kglab_gateway/web) from web/ with npm and esbuild
+	@cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+screenshots: install ## run the browser tests, saving each page's screenshot to docs/screenshots/ (the README's)
+	@KGLAB_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -p no:xdist tests/browser
 
 lint: install ## ruff and mypy (strict on shared/, the gateway and every service)
 	@$(BIN)/ruff check .

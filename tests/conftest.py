@@ -10,6 +10,9 @@ import pytest
 
 from tests.backends import backend_url, backends_required, stop_containers
 
+# The whole system on a real port for tests/browser and tests/cli: one per session, on first use.
+from tests.live_system import live_system  # noqa: F401
+
 # Set, not defaulted: an unset environment means production, which refuses the stand-ins most
 # tests run on, and a KGLAB_ENVIRONMENT exported in the shell must not change what tests see.
 os.environ["KGLAB_ENVIRONMENT"] = "test"

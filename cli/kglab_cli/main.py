@@ -1,5 +1,389 @@
-"""Placeholder replaced below."""
+"""``kglab``: Knowledge Graph Lab from the command line.
+
+Every command takes ``--json`` for scripts (one JSON document on standard output) and the
+server's ``--url`` (``KGLAB_URL``, default ``http://127.0.0.1:8000``). A failure prints one
+sentence on standard error and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from kglab_cli import ingest as ingesting
+from kglab_cli.client import DEFAULT_URL, Api, CliError, Credentials
+
+app = typer.Typer(
+    name="kglab",
+    help="Knowledge Graph Lab: ingest files, follow jobs, search and walk the knowledge graph.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+Url = Annotated[
+    str, typer.Option("--url", envvar="KGLAB_URL", help="The gateway's address.", show_default=True)
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@contextmanager
+def connected(url: str) -> Iterator[Api]:
+    api = Api(url, Credentials())
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fail(message: str, *, as_json: bool) -> None:
+    if as_json:
+        emit({"error": message})
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """Turn a CliError into one sentence and exit status 1."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as exc:
+            fail(str(exc), as_json=bool(kwargs.get("as_json")))
+
+    return wrapper
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    view = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*["" if cell is None else str(cell) for cell in row])
+    out.print(view)
+
+
+def resolve_entity(api: Api, name_or_id: str) -> dict[str, Any]:
+    """An entity by id (``ent_...``) or by the closest name."""
+    if name_or_id.startswith("ent_"):
+        entity: dict[str, Any] = api.get(f"/api/v1/graph/entities/{name_or_id}")
+        return entity
+    found = api.get("/api/v1/graph/entities", q=name_or_id, limit=1)["results"]
+    if not found:
+        raise CliError(f"No entity in your graph is named like '{name_or_id}'.")
+    best: dict[str, Any] = found[0]
+    return best
+
+
+@app.command()
+@guarded
+def login(
+    email: Annotated[str, typer.Option(envvar="KGLAB_EMAIL", prompt=True)],
+    password: Annotated[str, typer.Option(envvar="KGLAB_PASSWORD", prompt=True, hide_input=True)],
+    register: Annotated[bool, typer.Option(help="Create the account first.")] = False,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Sign in and keep the session in your config directory (readable by you only)."""
+    with connected(url) as api:
+        api.login(email, password, register=register)
+        where = str(api.credentials.path)
+    if as_json:
+        emit({"email": email, "url": url, "credentials": where})
+    else:
+        out.print(f"Logged in to {url} as {email} (session kept in {where}).", highlight=False)
+
+
+@app.command()
+@guarded
+def logout(url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
+    """Sign out: end the session on the server and forget its tokens."""
+    with connected(url) as api:
+        api.logout()
+    if as_json:
+        emit({"logged_out": True, "url": url})
+    else:
+        out.print(f"Logged out of {url}.", highlight=False)
+
+
+@app.command()
+@guarded
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursively) or URLs.")],
+    parallel: Annotated[int, typer.Option(min=1, max=16, help="Sources sent at once.")] = 4,
+    wait: Annotated[bool, typer.Option(help="Follow each job until it completes.")] = True,
+    fresh: Annotated[
+        bool, typer.Option(help="Ignore what earlier runs recorded and send everything again.")
+    ] = False,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Ingest files, folders and URLs; resumable, duplicates skipped, exit 1 if any failed."""
+    sources = ingesting.sources_of(paths)
+    if not sources:
+        raise CliError("Nothing to ingest: the folders hold no files.")
+    with connected(url) as api:
+        if as_json:
+            runner = ingesting.Ingestion(api, parallel=parallel, wait=wait, report=lambda p: None)
+            if fresh:
+                runner.state.jobs.clear()
+            summary = runner.run(sources)
+        else:
+            summary = _ingest_with_progress(api, sources, parallel=parallel, wait=wait, fresh=fresh)
+    if as_json:
+        emit(summary.as_json())
+    else:
+        out.print(
+            f"{len(sources)} sources: {summary.count('completed')} completed, "
+            f"{summary.count('duplicate')} duplicates, {summary.count('skipped')} already "
+            f"ingested, {summary.count('submitted')} submitted, {summary.count('failed')} failed.",
+            highlight=False,
+        )
+        if summary.failed:
+            # One line each: the reasons are sentences, too long for a table's column.
+            out.print("What failed, and why:", style="bold")
+            for outcome in summary.failed:
+                out.print(f"  {outcome.label}: {outcome.error}", highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _ingest_with_progress(
+    api: Api, sources: list[ingesting.Source], *, parallel: int, wait: bool, fresh: bool
+) -> ingesting.Summary:
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[stage]}", markup=False),
+    )
+    with Progress(*columns, console=err, transient=False) as bars:
+        overall = bars.add_task("all sources", total=len(sources), stage="")
+        tasks: dict[str, TaskID] = {}
+
+        def report(progress: ingesting.Progress) -> None:
+            task = tasks.get(progress.label)
+            if task is None:
+                task = bars.add_task(progress.label, total=100, stage=progress.stage)
+                tasks[progress.label] = task
+            bars.update(task, completed=progress.percent, stage=progress.stage)
+            if progress.final:
+                bars.advance(overall)
+                # Done: off the screen, so a folder of thousands shows only what is running.
+                bars.update(task, visible=progress.stage == "failed")
+
+        runner = ingesting.Ingestion(api, parallel=parallel, wait=wait, report=report)
+        if fresh:
+            runner.state.jobs.clear()
+        return runner.run(sources)
+
+
+@app.command()
+@guarded
+def jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """List your ingestion jobs, newest first."""
+    with connected(url) as api:
+        page = api.get("/api/v1/jobs", status=status, limit=limit)
+    if as_json:
+        emit(page)
+        return
+    table(
+        "Jobs",
+        ["job", "status", "stage", "%", "source", "error"],
+        [
+            [
+                j["job_id"],
+                j["status"],
+                j["stage"],
+                j["progress"],
+                j.get("source_name"),
+                j.get("error"),
+            ]
+            for j in page["items"]
+        ],
+    )
+
+
+@app.command()
+@guarded
+def documents(
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    source: Annotated[str | None, typer.Option(help="Only from this file name or URL.")] = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """List your documents, newest first."""
+    with connected(url) as api:
+        page = api.get("/api/v1/documents", limit=limit, source=source)
+    if as_json:
+        emit(page)
+        return
+    table(
+        "Documents",
+        ["id", "title", "type", "chunks", "added"],
+        [
+            [d["id"], d["title"], d["media_type"], d["chunk_count"], d["created_at"]]
+            for d in page["items"]
+        ],
+    )
+
+
+@app.command()
+@guarded
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
+    limit: Annotated[int, typer.Option(min=1, max=50)] = 10,
+    graph: Annotated[bool, typer.Option(help="Add documents related through the graph.")] = True,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Search your documents."""
+    with connected(url) as api:
+        answer = api.get("/api/v1/search", q=query, limit=limit, expand="graph" if graph else None)
+    if as_json:
+        emit(answer)
+        return
+    if not answer["results"]:
+        out.print("Nothing relevant.")
+        return
+    table(
+        f"Results for '{query}'",
+        ["score", "document", "text"],
+        [
+            [f"{r['score']:.3f}", r.get("title") or r["document_id"], r["text"]]
+            for r in answer["results"]
+        ],
+    )
+    related = answer.get("related_documents") or []
+    if related:
+        table(
+            "Related through the graph",
+            ["document", "shared entities", "via"],
+            [[d["title"], d["shared_entities"], ", ".join(d["via"])] for d in related],
+        )
+
+
+@app.command()
+@guarded
+def entities(
+    query: Annotated[str, typer.Argument(help="A name; typos are tolerated.")],
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 10,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Find entities of your graph by name."""
+    with connected(url) as api:
+        answer = api.get("/api/v1/graph/entities", q=query, limit=limit)
+    if as_json:
+        emit(answer)
+        return
+    table(
+        "Entities",
+        ["id", "name", "type", "score"],
+        [[e["id"], e["name"], e["type"], e["score"]] for e in answer["results"]],
+    )
+
+
+@app.command()
+@guarded
+def neighbors(
+    entity: Annotated[str, typer.Argument(help="An entity's name or id.")],
+    depth: Annotated[int, typer.Option(min=1, max=3)] = 1,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """List the entities related to one, nearest first."""
+    with connected(url) as api:
+        found = resolve_entity(api, entity)
+        answer = api.get(
+            f"/api/v1/graph/entities/{found['id']}/neighbors", depth=depth, limit=limit
+        )
+    if as_json:
+        emit(answer)
+        return
+    table(
+        f"Neighbours of {answer['entity']['name']}",
+        ["distance", "name", "type", "id"],
+        [[n["distance"], n["name"], n["type"], n["id"]] for n in answer["neighbors"]],
+    )
+
+
+@app.command()
+@guarded
+def path(
+    source: Annotated[str, typer.Argument(help="The first entity's name or id.")],
+    target: Annotated[str, typer.Argument(help="The second entity's name or id.")],
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Find the shortest path between two entities, by name."""
+    with connected(url) as api:
+        start, end = resolve_entity(api, source), resolve_entity(api, target)
+        answer = api.get("/api/v1/graph/paths", **{"from": start["id"], "to": end["id"]})
+    if as_json:
+        emit(answer)
+        return
+    names = " -> ".join(entity["name"] for entity in answer["entities"])
+    out.print(f"{answer['length']} steps: {names}", highlight=False)
+
+
+@app.command()
+@guarded
+def delete(
+    document_ids: Annotated[list[str], typer.Argument(help="The documents to delete.")],
+    wait: Annotated[bool, typer.Option(help="Wait until every store has let go.")] = True,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Delete documents; their chunks, vectors and graph go with them."""
+    results = []
+    with connected(url) as api:
+        for document_id in document_ids:
+            api.request("DELETE", f"/api/v1/documents/{document_id}")
+            status: dict[str, Any] = {"document_id": document_id, "state": "in_progress"}
+            deadline = time.monotonic() + 120
+            while wait and status["state"] != "complete" and time.monotonic() < deadline:
+                status = api.get(f"/api/v1/documents/{document_id}/deletion")
+                if status["state"] != "complete":
+                    time.sleep(0.25)  # the deletion's progress, polled over HTTP
+            results.append(status)
+    if as_json:
+        emit(results)
+    else:
+        for status in results:
+            parts = ", ".join(
+                f"{k}: {'gone' if v else 'pending'}" for k, v in (status.get("parts") or {}).items()
+            )
+            out.print(f"{status['document_id']}: {status['state']} ({parts})", highlight=False)
+    if wait and any(status["state"] != "complete" for status in results):
+        raise typer.Exit(1)
 
 
 def run() -> None:
-    raise SystemExit(0)
+    """The console script's entry point."""
+    app()

@@ -37,6 +37,7 @@ from kglab_gateway.ratelimit import RateLimitHeadersMiddleware
 from kglab_gateway.revocation import RevocationState
 from kglab_gateway.security import SecurityHeadersMiddleware
 from kglab_gateway.tokens import CredentialVerifier
+from kglab_gateway.webapp import mount_web_app
 from kglab_shared.app import create_service_app
 from kglab_shared.errors import ForbiddenError
 from kglab_shared.identity import SERVICE_ROLE, Identity, IdentityCodec, codec_from_settings
@@ -190,6 +191,7 @@ def create_app(
     )
     _add_documentation_routes(app)
     _add_brief_routes(app)
+    mount_web_app(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

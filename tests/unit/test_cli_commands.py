@@ -1,0 +1,27 @@
+"""Every ``kglab`` command offers ``--json`` and ``--url``; there is no export yet."""
+
+from __future__ import annotations
+
+import typer.main
+
+from kglab_cli.main import app
+
+
+def test_every_command_takes_json_and_url() -> None:
+    group = typer.main.get_command(app)
+    commands = group.commands  # type: ignore[attr-defined]
+    assert set(commands) >= {
+        "login",
+        "ingest",
+        "jobs",
+        "search",
+        "entities",
+        "neighbors",
+        "path",
+        "delete",
+    }
+    for name, command in commands.items():
+        options = {opt for param in command.params for opt in param.opts}
+        assert {"--json", "--url"} <= options, name
+    # No export route exists in the API yet: the command is left out rather than faked.
+    assert "export" not in commands
