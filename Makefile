@@ -31,10 +31,8 @@ $(BIN)/.installed: requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	@$(UV) pip install --python $(BIN)/python --quiet --no-deps $(addprefix -e ./,$(PACKAGES))
 	@touch $@
 
-lock: ## re-resolve dependencies after editing a pyproject.toml; writes requirements.lock
-	@$(UV) lock --quiet
-	@$(UV) export --quiet --frozen --all-packages --all-groups --no-emit-workspace \
-		--no-header --output-file requirements.lock
+lock: ## re-resolve after editing a pyproject.toml, keeping every other pin (FREE="a b" may move); writes requirements.lock
+	@python3 deploy/dev/lock.py --uv "$(UV)" $(foreach name,$(FREE),--free $(name))
 
 dev: install ## run the whole system in one process on embedded backends (http://127.0.0.1:8000)
 	@$(BIN)/python deploy/dev/run.py
