@@ -20,7 +20,8 @@ Every run is bounded in time.
   and at saturation its latency is mostly queueing (100 connections / rps).
 - upstream clients: the CPU an asyncio HTTP client spends per request (httpx, httpcore
   directly, aiohttp), 50 concurrent requests to a minimal loopback server in another process,
-  measured in this process alone (getrusage). The gateway forwards with the cheapest.
+  measured in this process alone (getrusage). The gateway forwards with httpx (adr/0017,
+  where bench_gateway_upstream.py compares the gateway's own CPU per request side by side).
 
 Knobs: KGLAB_BENCH_LOAD_S (load seconds, default 20), KGLAB_BENCH_GATEWAY_WORKERS (uvicorn
 workers of the gateway, default 1; the 2 cores are shared with auth, the servers and wrk),
@@ -339,6 +340,33 @@ async def compare_clients(requests: int, concurrency: int = 50) -> dict[str, dic
                         pass
 
             results["httpx"] = await drive(via_httpx)
+        # As the gateway calls it (kglab_gateway.proxy): the transport, without the client layer.
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        timeout = httpx.Timeout(10.0, connect=2.0).as_dict()
+
+        async def via_httpx_transport() -> None:
+            request = httpx.Request("GET", url, extensions={"timeout": timeout})
+            response = await transport.handle_async_request(request)
+            async for _ in response.aiter_raw():
+                pass
+            await response.aclose()
+
+        results["httpx_transport"] = await drive(via_httpx_transport)
+        await transport.aclose()
+        # The gateway's own transport: aiohttp behind httpx's interface (adr/0017).
+        from kglab_gateway.proxy import AiohttpTransport
+
+        gateway_transport = AiohttpTransport(max_connections=32)
+
+        async def via_gateway_transport() -> None:
+            request = httpx.Request("GET", url, extensions={"timeout": timeout})
+            response = await gateway_transport.handle_async_request(request)
+            async for _ in response.aiter_raw():
+                pass
+            await response.aclose()
+
+        results["aiohttp_behind_httpx_interface"] = await drive(via_gateway_transport)
+        await gateway_transport.aclose()
         async with httpcore.AsyncConnectionPool(max_connections=32) as pool:
 
             async def via_httpcore() -> None:
@@ -356,25 +384,6 @@ async def compare_clients(requests: int, concurrency: int = 50) -> dict[str, dic
                         pass
 
             results["aiohttp"] = await drive(via_aiohttp)
-        from kglab_gateway.upstream_http import UpstreamHttpPool
-
-        own = UpstreamHttpPool(
-            "127.0.0.1",
-            port,
-            host_header=f"127.0.0.1:{port}",
-            max_connections=32,
-            connect_timeout_s=2.0,
-            read_timeout_s=10.0,
-        )
-
-        async def via_builtin() -> None:
-            response = await own.request("GET", "/api/v1/auth/me", [], None)
-            async for _ in response.aiter_raw():
-                pass
-            await response.aclose()
-
-        results["builtin"] = await drive(via_builtin)
-        await own.close()
         return results
     finally:
         server.terminate()
@@ -555,32 +564,6 @@ async def main() -> int:
         direct_load = wrk(
             auth, "/health", tokens, connections=100, seconds=max(5, LOAD_SECONDS // 4)
         )
-        # The same two loads through a gateway that calls auth with aiohttp (the client before
-        # the gateway's own), in the same run, for the side-by-side ratio.
-        baseline_port = free_port()
-        with serve(
-            "kglab_gateway.main:create_app",
-            baseline_port,
-            {
-                **common,
-                "KGLAB_GATEWAY_AUTH_URL": auth,
-                "KGLAB_PORT": str(baseline_port),
-                "KGLAB_GATEWAY_UPSTREAM_CLIENT": "aiohttp",
-            },
-        ) as baseline:
-            watch["gateway"] = SERVED["kglab_gateway.main:create_app"].pid
-            print("the same loads through a gateway calling auth with aiohttp ...", flush=True)
-            load_aiohttp = wrk(
-                baseline,
-                "/api/v1/auth/me",
-                tokens,
-                connections=100,
-                seconds=LOAD_SECONDS,
-                watch=watch,
-            )
-            at_rate_aiohttp = load_at_rate(
-                f"{baseline}/api/v1/auth/me", tokens, RATE, LOAD_SECONDS, watch
-            )
 
     print(f"upstream clients: {CLIENT_REQUESTS} requests each, 50 concurrent ...", flush=True)
     clients = await compare_clients(CLIENT_REQUESTS)
@@ -597,10 +580,6 @@ async def main() -> int:
         "load_me_through_gateway": load,
         "load_me_at_fixed_rate": at_rate,
         "load_health_direct_to_auth_reference": direct_load,
-        "baseline_gateway_with_aiohttp": {
-            "load_me_through_gateway": load_aiohttp,
-            "load_me_at_fixed_rate": at_rate_aiohttp,
-        },
         "gateway_workers": GATEWAY_WORKERS,
         "upstream_clients": clients,
         "targets": {
@@ -647,18 +626,6 @@ async def main() -> int:
             f"{at_rate['errors']} / {at_rate['non_2xx']}",
         ),
         ("reference: /health straight to auth (rps)", f"{direct_load['rps']:.1f}"),
-        (
-            "baseline (aiohttp to auth): closed loop rps; p95 (ms)",
-            f"{load_aiohttp['rps']:.1f}; {load_aiohttp['p95_us'] / 1000:.1f}",
-        ),
-        (
-            f"baseline (aiohttp to auth): open loop at {RATE}/s p95 (ms)",
-            f"{at_rate_aiohttp['p95_ms']}",
-        ),
-        (
-            "baseline (aiohttp to auth): gateway CPU ms/request",
-            f"{load_aiohttp['cpu_ms_per_request']['gateway']:.2f}",
-        ),
     ]
     rows += [
         (

@@ -9,6 +9,11 @@
 //
 // One bearer token per line in FILE, one user per token; each user sends from its own
 // X-Forwarded-For address. Prints one JSON object.
+//
+// -url may list several URLs, comma-separated (gateway replicas): user i calls the i-th modulo
+// their number, a client-side round robin. -closed makes the load closed loop instead: every
+// user sends its next request as soon as the last is answered, for the duration, at most -max
+// requests in all (-rate is then ignored and latency is counted from each request's send).
 package main
 
 import (
@@ -40,12 +45,15 @@ type result struct {
 }
 
 func main() {
-	url := flag.String("url", "", "URL to GET")
+	url := flag.String("url", "", "URL to GET; several, comma-separated, are shared round robin")
 	tokenFile := flag.String("tokens", "", "file with one bearer token per line")
 	rate := flag.Float64("rate", 1000, "requests per second, all users together")
 	duration := flag.Duration("duration", 20*time.Second, "how long to send")
 	timeout := flag.Duration("timeout", 5*time.Second, "per-request timeout")
+	closed := flag.Bool("closed", false, "closed loop: each user sends back to back")
+	maxRequests := flag.Int("max", 1000000, "closed loop: at most this many requests in all")
 	flag.Parse()
+	urls := strings.Split(*url, ",")
 	tokens, err := readTokens(*tokenFile)
 	if err != nil || *url == "" || len(tokens) == 0 || *rate <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: loadgen -url URL -tokens FILE [-rate N] [-duration D]", err)
@@ -54,12 +62,16 @@ func main() {
 	users := len(tokens)
 	interval := time.Duration(float64(time.Second) * float64(users) / *rate)
 	perUser := int(*rate * duration.Seconds() / float64(users))
+	if *closed {
+		perUser = *maxRequests / users
+	}
 
 	var mu sync.Mutex
 	latencies := make([]time.Duration, 0, perUser*users)
 	errors, non2xx := 0, 0
 	var wg sync.WaitGroup
 	start := time.Now().Add(100 * time.Millisecond)
+	stop := start.Add(*duration)
 	for i, token := range tokens {
 		wg.Add(1)
 		go func(index int, token string) {
@@ -73,12 +85,21 @@ func main() {
 				},
 			}
 			offset := time.Duration(int64(interval) * int64(index) / int64(users))
+			target := urls[index%len(urls)]
+			if *closed {
+				time.Sleep(time.Until(start))
+			}
 			for k := 0; k < perUser; k++ {
 				due := start.Add(offset + time.Duration(k)*interval)
-				if wait := time.Until(due); wait > 0 {
+				if *closed {
+					due = time.Now()
+					if due.After(stop) {
+						break
+					}
+				} else if wait := time.Until(due); wait > 0 {
 					time.Sleep(wait)
 				}
-				req, _ := http.NewRequest(http.MethodGet, *url, nil)
+				req, _ := http.NewRequest(http.MethodGet, target, nil)
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.3.%d.%d", index/250, index%250+1))
 				resp, err := client.Do(req)

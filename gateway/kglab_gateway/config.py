@@ -69,8 +69,8 @@ class GatewaySettings(ServiceSettings):
 
     upstream_timeout_s: float = Field(default=10.0, gt=0)
     upstream_connect_timeout_s: float = Field(default=2.0, gt=0)
-    # Per upstream. httpcore checks every pooled connection on each request, so a large pool
-    # costs CPU per request; 32 keeps a service at 1-5 ms per request busy with room to spare.
+    # Connections per upstream (each gateway process); callers beyond them wait, within the
+    # upstream timeout. 32 keeps a service at 1-5 ms per request busy with room to spare.
     upstream_max_connections: int = Field(default=32, gt=0)
     idempotent_retries: int = Field(default=2, ge=0, le=5)
     breaker_failure_threshold: int = Field(default=5, gt=0)

@@ -1,20 +1,26 @@
-"""Forward requests to the services over httpx, with timeouts, retries of idempotent requests
-and a circuit breaker per service (adr/0017).
+"""Forward requests to the services, with timeouts, retries of idempotent requests and a
+circuit breaker per service (adr/0017).
 
-One client for every call: per service, one httpx transport, a connection pool
-(``httpx.AsyncHTTPTransport``, http or https) or, for a service hosted in this process
+One client for every call, behind httpx's transport interface: per service, one transport, an
+aiohttp session (its connection pool, http or https) or, for a service hosted in this process
 (``make dev``, tests), its ASGI app (``httpx.ASGITransport``). Proxied calls go to the
 transport itself: a proxy wants none of the client layer's cookie jar, redirects or default
 headers. The control-plane calls (JWKS, API keys, readiness, OpenAPI documents) use the
 ``httpx.AsyncClient`` in ``UpstreamPool.clients`` over the same transport and pool.
+
+Why aiohttp under httpx's interface rather than httpx's own transport: httpcore (pure Python
+HTTP/1.1 on anyio) cost 5-10 times aiohttp's CPU per call and stalled under concurrency in the
+gateway's benchmark (bench/bench_gateway_upstream.py; adr/0017).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 from tenacity import (
     AsyncRetrying,
@@ -22,6 +28,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+from yarl import URL
 
 from kglab_shared.errors import DomainError, ServiceUnavailableError
 
@@ -109,6 +116,103 @@ def relayed_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
     ]
 
 
+# aiohttp's failures as httpx's, most specific first: the retry, breaker and 504/503 logic
+# below reads httpx's classes only.
+_AIOHTTP_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # connecting or a full pool
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),  # the body broke off
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # not valid HTTP
+    (aiohttp.ClientOSError, httpx.ReadError),
+    (aiohttp.ClientError, httpx.TransportError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except aiohttp.ClientError as exc:
+        mapped = next(to for source, to in _AIOHTTP_ERRORS if isinstance(exc, source))
+        raise mapped(str(exc) or type(exc).__name__) from exc
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's transport interface over one aiohttp session (pool limit, keep-alive expiry,
+    no cookie jar, no added headers, bodies relayed as they are, never decompressed)."""
+
+    def __init__(self, *, max_connections: int) -> None:
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections,
+                    limit_per_host=self._max_connections,
+                    keepalive_timeout=_KEEPALIVE_EXPIRY_S,
+                    ttl_dns_cache=300,
+                ),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions["timeout"]
+        headers = [
+            (name.decode("latin-1"), value.decode("utf-8"))
+            for name, value in request.headers.raw
+            if name.lower() not in (b"host", b"transfer-encoding")  # aiohttp's to set
+        ]
+        data: bytes | httpx.AsyncByteStream | None
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:  # a streamed upload
+            data = request.stream  # type: ignore[assignment]
+        with _as_httpx_errors():
+            response = await self._client().request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    connect=timeout["pool"],  # waiting for a pooled connection, then connecting
+                    sock_connect=timeout["connect"],
+                    sock_read=timeout["read"],
+                ),
+            )
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_AiohttpBody(response),
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
 class UpstreamPool:
     """One transport (a bounded connection pool), one client and one breaker per service."""
 
@@ -124,20 +228,15 @@ class UpstreamPool:
         breaker_reset_s: float,
         transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
-        limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=_KEEPALIVE_EXPIRY_S,
-        )
         # Waiting for a busy pool counts against the whole timeout, not the short connect
         # one, so a slow but healthy service under a burst queues its callers.
         timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self._timeout = timeout.as_dict()
         self._transports: dict[str, httpx.AsyncBaseTransport] = {
-            name: (transports or {}).get(name) or httpx.AsyncHTTPTransport(limits=limits)
+            name: (transports or {}).get(name) or AiohttpTransport(max_connections=max_connections)
             for name in base_urls
         }
-        self._base_urls = {name: httpx.URL(url.rstrip("/")) for name, url in base_urls.items()}
+        self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
         self.clients = {
             name: httpx.AsyncClient(base_url=url, timeout=timeout, transport=transport)
             for (name, transport), url in zip(
@@ -164,12 +263,18 @@ class UpstreamPool:
     ) -> httpx.Response:
         """Send ``method target`` (path and query as the caller encoded them) to ``service``
         and return its answer with the body unread; the caller must ``aclose`` it."""
+        if any(_unsendable(value) for _, value in headers):
+            # The caller's request, not the service, is at fault: no breaker failure.
+            raise UnforwardableRequestError(
+                "A header of this request cannot be forwarded: it holds a line break or "
+                "bytes that are not UTF-8 text."
+            )
         breaker = self.breakers[service]
         breaker.before_call()
-        base = self._base_urls[service]
         request = httpx.Request(
             method,
-            base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target),
+            # One parse of one string: half the CPU of URL.copy_with on every request.
+            httpx.URL(self._base_urls[service] + target.decode("latin-1")),
             headers=headers,
             content=body,
             extensions={"timeout": self._timeout},
@@ -185,12 +290,6 @@ class UpstreamPool:
             ):
                 with attempt:
                     response = await transport.handle_async_request(request)
-        except httpx.LocalProtocolError as exc:
-            # The caller's request, not the service, is at fault: no breaker failure.
-            raise UnforwardableRequestError(
-                "A header of this request cannot be forwarded: it holds a line break or "
-                "another character HTTP does not allow there."
-            ) from exc
         except httpx.TransportError as exc:
             breaker.record_failure()
             raise _failure(service, exc) from exc
@@ -218,6 +317,20 @@ async def stream_body(response: httpx.Response) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         await response.aclose()
+
+
+def _unsendable(value: bytes) -> bool:
+    """A header value that would split the request (line breaks, NUL) or that aiohttp cannot
+    write back byte for byte (it writes header text as UTF-8)."""
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _failure(service: str, exc: httpx.TransportError) -> DomainError:
