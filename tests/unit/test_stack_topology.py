@@ -39,8 +39,10 @@ STACK_ONLY = {
     "KGLAB_DOCUMENT_MONGO_DATABASE",
     "KGLAB_VECTOR_REDIS_PREFIX",
 }
-#: Compose's own: passed through by the launcher from the user's environment instead.
-COMPOSE_ONLY = {"KGLAB_LOG_LEVEL"}
+#: Compose's own: passed through by the launcher from the user's environment instead, or
+#: (the uploads volume) needed only where several ingestion replicas run: the stack runs one,
+#: whose default directory is under its data directory (adr/0019).
+COMPOSE_ONLY = {"KGLAB_LOG_LEVEL", "KGLAB_INGESTION_UPLOADS_DIR"}
 
 
 @pytest.fixture(scope="module")
