@@ -122,7 +122,8 @@ class RateLimiter:
             if hold_key is not None:
                 held = await self._storage.get(self._hold_name(hold_key))
                 if held:
-                    delay = await self._reset_after(self._hold_name(hold_key), held)
+                    # Redis counts whole seconds: never spin on a TTL that reads 0.
+                    delay = max(0.01, await self._reset_after(self._hold_name(hold_key), held))
                     await sleep(delay)
                     waited += delay
                     continue
@@ -132,7 +133,7 @@ class RateLimiter:
             if await self._incr_for(name, interval_s) == 1:
                 return waited
             # Another caller has this slot: wait for its end, then race for the next one.
-            delay = max(0.001, await self._reset_after(name, 1))
+            delay = max(0.01, await self._reset_after(name, 1))
             await sleep(delay)
             waited += delay
 

@@ -39,16 +39,18 @@ STACK_ONLY = {
     "KGLAB_DOCUMENT_MONGO_DATABASE",
     "KGLAB_VECTOR_REDIS_PREFIX",
 }
-#: Compose's own: passed through by the launcher from the user's environment instead.
-#: Compose only: the metrics port (one per container; the stack's processes share one host and
-#: serve /metrics on their API port) and the collector compose runs (the stack passes
-#: KGLAB_OTEL_* through from the caller, topology.SHARED).
+#: Compose only: the log level (passed through by the launcher from the user's environment), the
+#: metrics port (one per container; the stack's processes share one host and serve /metrics on
+#: their API port), the collector compose runs (the stack passes KGLAB_OTEL_* through from the
+#: caller, topology.SHARED), and the uploads volume, needed only where several ingestion
+#: replicas run: the stack runs one, whose default directory is under its data directory.
 COMPOSE_ONLY = {
     "KGLAB_LOG_LEVEL",
     "KGLAB_METRICS_PORT",
     "KGLAB_METRICS_HOST",
     "KGLAB_OTEL_EXPORTER",
     "KGLAB_OTEL_ENDPOINT",
+    "KGLAB_INGESTION_UPLOADS_DIR",
 }
 
 

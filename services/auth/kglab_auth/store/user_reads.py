@@ -68,9 +68,12 @@ class PgUserReader:
         self, connect_kwargs: dict[str, Any], *, size: int = 4, acquire_timeout_s: float = 10.0
     ) -> None:
         self._acquire_timeout_s = acquire_timeout_s
-        self._pool = asyncpg.create_pool(
-            min_size=0, max_size=size, reset=_nothing_to_reset, **connect_kwargs
-        )
+        self._pool_kwargs = {
+            "min_size": 0,
+            "max_size": size,
+            "reset": _nothing_to_reset,
+            **connect_kwargs,
+        }
         self._started = asyncio.Lock()
         self._live: asyncpg.Pool | None = None
         self._closed = False
@@ -105,12 +108,12 @@ class PgUserReader:
     async def _ready(self) -> asyncpg.Pool:
         if self._live is not None:
             return self._live
-        # min_size=0: starting the pool opens no connection; it only may not run twice at once.
+        # Made on first use, in the running loop; min_size=0, so that opens no connection.
         async with self._started:
             if self._closed:
                 raise ServiceUnavailableError(_BUSY_DETAIL, headers={"Retry-After": "1"})
             if self._live is None:
-                self._live = await self._pool
+                self._live = await asyncpg.create_pool(**self._pool_kwargs)
             return self._live
 
     async def close(self) -> None:

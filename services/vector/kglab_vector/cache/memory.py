@@ -1,4 +1,4 @@
-"""The in-process search cache (make dev, tests): bounded LRU with a time to live.
+"""The in-process search cache (make dev, tests): cachetools' LRU with a time to live.
 
 Bounded everywhere: answers (``max_entries``, LRU), owners with a generation or hot-query
 counts (``max_owners``, LRU), counted queries per owner (``hot_tracked``, least used dropped).
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from cachetools import LRUCache, TTLCache
 
 from kglab_vector.cache.port import DEFAULT_DECAY, FORGET_BELOW, HotQuery
 
@@ -29,44 +30,29 @@ class InMemorySearchCache:
         decay: float = DEFAULT_DECAY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._max_owners = max_owners
         self._hot_tracked = hot_tracked
         self._decay = decay
-        self._clock = clock
         self._next_generation = itertools.count(1)
-        self._generations: OrderedDict[str, int] = OrderedDict()
-        self._entries: OrderedDict[tuple[str, int, str], tuple[float, bytes]] = OrderedDict()
+        self._generations: LRUCache[str, int] = LRUCache(max_owners)
+        self._entries: TTLCache[tuple[str, int, str], bytes] = TTLCache(
+            max_entries, ttl=ttl_s, timer=clock
+        )
         #: owner -> query key -> [score, description]
-        self._hot: OrderedDict[str, dict[str, tuple[float, bytes]]] = OrderedDict()
+        self._hot: LRUCache[str, dict[str, tuple[float, bytes]]] = LRUCache(max_owners)
 
     async def generation(self, owner_id: str) -> int:
         generation = self._generations.get(owner_id)
         if generation is None:
             return self._new_generation(owner_id)
-        self._generations.move_to_end(owner_id)
         return generation
 
     def _new_generation(self, owner_id: str) -> int:
         generation = next(self._next_generation)
         self._generations[owner_id] = generation
-        self._generations.move_to_end(owner_id)
-        while len(self._generations) > self._max_owners:
-            self._generations.popitem(last=False)
         return generation
 
     async def get(self, owner_id: str, generation: int, key: str) -> bytes | None:
-        slot = (owner_id, generation, key)
-        entry = self._entries.get(slot)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self._clock():
-            del self._entries[slot]
-            return None
-        self._entries.move_to_end(slot)
-        return value
+        return self._entries.get((owner_id, generation, key))
 
     async def lookup(
         self, owner_id: str, generation: int, key: str, description: bytes
@@ -78,9 +64,6 @@ class InMemorySearchCache:
         counts = self._hot.get(owner_id)
         if counts is None:
             counts = self._hot[owner_id] = {}
-            while len(self._hot) > self._max_owners:
-                self._hot.popitem(last=False)
-        self._hot.move_to_end(owner_id)
         score, _ = counts.get(key, (0.0, description))
         counts[key] = (score + 1.0, description)
         if len(counts) > self._hot_tracked:
@@ -90,18 +73,14 @@ class InMemorySearchCache:
     async def put(self, owner_id: str, generation: int, key: str, value: bytes) -> bool:
         if self._generations.get(owner_id) != generation:
             return False
-        slot = (owner_id, generation, key)
-        self._entries[slot] = (self._clock() + self._ttl_s, value)
-        self._entries.move_to_end(slot)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._entries[(owner_id, generation, key)] = value
         return True
 
     async def invalidate(self, owner_id: str) -> int:
         generation = self._new_generation(owner_id)
         # Old generations can never be read again; drop them now rather than wait for LRU.
         for slot in [s for s in self._entries if s[0] == owner_id]:
-            del self._entries[slot]
+            self._entries.pop(slot, None)
         return generation
 
     async def hot_queries(self, owner_id: str, limit: int, min_score: float) -> list[HotQuery]:
