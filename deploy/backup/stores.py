@@ -540,6 +540,11 @@ def configured_stores(settings: BackupSettings) -> list[Store]:
         stores.append(QdrantServerStore(settings.qdrant_url, key))
     elif settings.qdrant_path is not None:
         stores.append(FolderStore("qdrant", settings.qdrant_path, "qdrant local mode"))
+    elif settings.uses_servers and (settings.data_dir / "qdrant").is_dir():
+        # No Qdrant server: the vector service keeps Qdrant's local mode in its data folder
+        # (KGLAB_VECTOR_QDRANT_LOCAL_PATH's default, under KGLAB_DATA_DIR).
+        local = settings.data_dir / "qdrant"
+        stores.append(FolderStore("qdrant", local, "qdrant local mode"))
     if settings.rabbitmq_management_url:
         stores.append(
             RabbitDefinitionsStore(settings.rabbitmq_management_url, settings.rabbitmq_vhost)
