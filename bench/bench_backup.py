@@ -245,6 +245,61 @@ def load_rabbitmq(management: str, vhost: str) -> None:
     del httpx
 
 
+def compare_encryption(size_mib: int, runs: int = 3) -> dict[str, Any]:
+    """The chosen age (streaming, public key) beside cryptography's AES-GCM and Fernet (both
+    one-shot, the whole archive in memory, a symmetric key) on one archive-sized file: median
+    seconds of ``runs`` each, and peak extra memory of one run."""
+    import statistics
+    import tracemalloc
+
+    import pyrage
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    work = Path(tempfile.mkdtemp(prefix="kglab-bench-crypto-"))
+    plain = work / "plain.tar"
+    block = os.urandom(1 << 20)
+    with plain.open("wb") as out:
+        for _ in range(size_mib):
+            out.write(block)
+    identity = pyrage.x25519.Identity.generate()
+    aes_key, fernet = AESGCM.generate_key(bit_length=256), Fernet(Fernet.generate_key())
+
+    def age() -> None:
+        pyrage.encrypt_file(str(plain), str(work / "out.age"), [identity.to_public()])
+
+    def aes_gcm() -> None:
+        nonce = os.urandom(12)
+        (work / "out.gcm").write_bytes(
+            nonce + AESGCM(aes_key).encrypt(nonce, plain.read_bytes(), None)
+        )
+
+    def fernet_token() -> None:
+        (work / "out.fernet").write_bytes(fernet.encrypt(plain.read_bytes()))
+
+    result: dict[str, Any] = {"archive_mib": size_mib, "runs": runs}
+    try:
+        for name, encrypt in (("age", age), ("aes_gcm", aes_gcm), ("fernet", fernet_token)):
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                encrypt()
+                times.append(time.perf_counter() - t0)
+            tracemalloc.start()
+            encrypt()
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            result[name] = {
+                "median_s": round(statistics.median(times), 3),
+                "peak_python_mib": round(peak / 2**20, 1),
+            }
+        for name in ("aes_gcm", "fernet"):
+            result[name]["to_age"] = round(result[name]["median_s"] / result["age"]["median_s"], 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--documents", type=int, default=10_000)
@@ -252,7 +307,19 @@ def main() -> int:
     # Qdrant's local mode writes 20-40 ms a point on this machine: 50,000 would take the bench
     # 17-35 minutes to load. Its backup and restore copy files, linear in size: scaled.
     parser.add_argument("--qdrant-points", type=int, default=2_000)
+    parser.add_argument(
+        "--encryption-only",
+        action="store_true",
+        help="only compare the encryption choices (added to an existing results file)",
+    )
     args = parser.parse_args()
+    if args.encryption_only:
+        existing = json.loads(args.output.read_text()) if args.output.exists() else {}
+        existing["encryption"] = compare_encryption(160)
+        existing["encryption"]["loadavg"] = os.getloadavg()
+        args.output.write_text(json.dumps(existing, indent=2) + "\n")
+        print(json.dumps(existing["encryption"], indent=1))
+        return 0
     needed = ("KGLAB_POSTGRES_URL", "KGLAB_MONGO_URL", "KGLAB_NEO4J_URL")
     if any(not os.environ.get(v) for v in needed):
         print(f"skipped: set {', '.join(needed)} (make servers; servers.sh env)")
@@ -318,6 +385,7 @@ def main() -> int:
             }
             for name, entry in manifest["stores"].items()
         }
+        encryption = compare_encryption(round(manifest["stores"]["mongo"]["plain_bytes"] / 2**20))
         vector = json.loads((REPO / "bench/results/vector.json").read_text())
         onnx = next(e for e in vector["embedding"] if "onnx" in e["model"])
         chunks = args.documents * CHUNKS_PER_DOCUMENT
@@ -337,6 +405,7 @@ def main() -> int:
             "per_store": per_store,
             "qdrant_points": args.qdrant_points,
             "qdrant_points_at_scale": chunks,
+            "encryption": encryption,
             "neo4j_counts": {k: manifest["stores"]["neo4j"][k] for k in ("nodes", "relationships")},
             "rebuild_estimate": {
                 "embedding_chunks_per_s": onnx["chunks_per_s"],

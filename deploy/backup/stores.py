@@ -233,6 +233,26 @@ class MongoStore:
 # ------------------------------------------------------------------------------ Neo4j
 
 
+def _encode_value(value: Any) -> Any:
+    """JSON for the temporal property types Neo4j has and JSON lacks (the graph service's
+    migration markers carry a ``datetime()``), tagged so a restore writes the same type back."""
+    from neo4j.time import Date, DateTime, Time
+
+    for kind in (DateTime, Date, Time):
+        if isinstance(value, kind):
+            return {"$neo4j": kind.__name__, "iso": value.iso_format()}
+    raise BackupError(f"neo4j: a property of type {type(value).__name__} cannot be exported")
+
+
+def _decode_value(item: dict[str, Any]) -> Any:
+    from neo4j.time import Date, DateTime, Time
+
+    kinds: dict[str, Any] = {"DateTime": DateTime, "Date": Date, "Time": Time}
+    if "$neo4j" in item:
+        return kinds[item["$neo4j"]].from_iso_format(item["iso"])
+    return item
+
+
 def _labels(labels: list[str]) -> str:
     return "".join(":`" + label.replace("`", "``") + "`" for label in labels)
 
@@ -282,7 +302,7 @@ class Neo4jStore:
                     owners=self.owners,
                 )
                 for record in result:
-                    out.write(json.dumps(record.data()) + "\n")
+                    out.write(json.dumps(record.data(), default=_encode_value) + "\n")
                     nodes += 1
             with (into / "relationships.jsonl").open("w") as out:
                 result = session.run(
@@ -292,7 +312,7 @@ class Neo4jStore:
                     owners=self.owners,
                 )
                 for record in result:
-                    out.write(json.dumps(record.data()) + "\n")
+                    out.write(json.dumps(record.data(), default=_encode_value) + "\n")
                     relationships += 1
         return {"nodes": nodes, "relationships": relationships, "owners": self.owners or "all"}
 
@@ -343,7 +363,7 @@ class Neo4jStore:
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
     with path.open() as stream:
         for line in stream:
-            yield json.loads(line)
+            yield json.loads(line, object_hook=_decode_value)
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -520,6 +540,11 @@ def configured_stores(settings: BackupSettings) -> list[Store]:
         stores.append(QdrantServerStore(settings.qdrant_url, key))
     elif settings.qdrant_path is not None:
         stores.append(FolderStore("qdrant", settings.qdrant_path, "qdrant local mode"))
+    elif settings.uses_servers and (settings.data_dir / "qdrant").is_dir():
+        # No Qdrant server: the vector service keeps Qdrant's local mode in its data folder
+        # (KGLAB_VECTOR_QDRANT_LOCAL_PATH's default, under KGLAB_DATA_DIR).
+        local = settings.data_dir / "qdrant"
+        stores.append(FolderStore("qdrant", local, "qdrant local mode"))
     if settings.rabbitmq_management_url:
         stores.append(
             RabbitDefinitionsStore(settings.rabbitmq_management_url, settings.rabbitmq_vhost)

@@ -46,12 +46,26 @@ def test_without_servers_the_embedded_data_folder_is_backed_up(tmp_path: Path) -
     assert store.dump(into)["files"] == 2  # the stores' files; the servers' folder is skipped
 
 
-def test_the_services_variables_name_the_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_servers_but_no_qdrant_server_the_local_mode_folder_is_backed_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KGLAB_MONGO_URL", "mongodb://mongo:27017/")
+    assert [s.name for s in configured_stores(BackupSettings(data_dir=tmp_path))] == ["mongo"]
+    (tmp_path / "qdrant").mkdir()
+    stores = configured_stores(BackupSettings(data_dir=tmp_path))
+    assert [s.name for s in stores] == ["mongo", "qdrant"]
+    assert isinstance(stores[1], FolderStore)
+    assert stores[1].path == tmp_path / "qdrant"
+
+
+def test_the_services_variables_name_the_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KGLAB_POSTGRES_URL", "postgresql://u:p@db:5432/auth")
     monkeypatch.setenv("KGLAB_MONGO_URL", "mongodb://mongo:27017/")
     monkeypatch.setenv("KGLAB_NEO4J_URL", "bolt://neo4j:pw@graph:7687")
     monkeypatch.setenv("KGLAB_BACKUP_NEO4J_OWNERS", "alice, bob")
-    stores = configured_stores(BackupSettings())
+    stores = configured_stores(BackupSettings(data_dir=tmp_path))
     assert [s.name for s in stores] == ["postgres", "mongo", "neo4j"]
     postgres, mongo, neo4j = stores
     assert isinstance(postgres, PostgresStore)
