@@ -52,6 +52,12 @@ EXPECTED: dict[str, str] = {
     "GET /api/v1/graph/entities/{entity_id}/neighbors": ApiScope.GRAPH_READ,
     "GET /api/v1/graph/paths": ApiScope.GRAPH_READ,
     "GET /api/v1/graph/related-documents": ApiScope.GRAPH_READ,
+    "GET /api/v1/graph/neighbors": ApiScope.GRAPH_READ,
+    "GET /api/v1/graph/top-entities": ApiScope.GRAPH_READ,
+    "GET /api/v1/graph/export": ApiScope.GRAPH_READ,
+    "GET /api/v1/graph/aliases": ApiScope.GRAPH_READ,
+    "POST /api/v1/graph/aliases": SESSION_ONLY,
+    "DELETE /api/v1/graph/aliases/{alias}": SESSION_ONLY,
     "GET /metrics": ApiScope.METRICS_READ,
 }
 #: Routes the OpenAPI document does not list (the WebSocket is held by a unit test).

@@ -394,5 +394,21 @@ class MergeIn(BaseModel):
 
 
 class MergeResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "alias": {
+                        "alias": "fsf",
+                        "canonical": "free software foundation",
+                        "reason": "merged by the user",
+                        "kept_apart": False,
+                    },
+                    "documents_rewritten": 2,
+                }
+            ]
+        }
+    )
+
     alias: AliasOut
     documents_rewritten: int = Field(description="Documents written again under the change.")

@@ -21,6 +21,7 @@ from kglab_vector.domain import (
     SearchHit,
     SearchMode,
     SearchQuery,
+    SparseVector,
     snippet,
 )
 from kglab_vector.embedding.port import Embedder
@@ -278,6 +279,25 @@ class VectorService:
         await self.cache.put(query.owner_id, generation, key, _encode(hits))
         return hits, False
 
+    async def _anything_relevant(
+        self, query: SearchQuery, dense: list[float], sparse: SparseVector | None
+    ) -> bool:
+        """Whether any chunk is about the query: its meaning is close enough (the best chunk's
+        cosine; fused scores are ranks and cannot say), or a chunk has every word of it (an
+        identifier or a rare name embeds far from everything yet is found by its words)."""
+        best = await self.store.search(
+            query.owner_id, dense=dense, sparse=None, limit=1, filters=query.filters
+        )
+        if best and best[0].score >= self.min_relevance:
+            return True
+        if sparse is None or not sparse.indices:
+            return False
+        worded = await self.store.search(
+            query.owner_id, dense=None, sparse=sparse, limit=3, filters=query.filters
+        )
+        wanted = set(sparse.indices)
+        return any(_has_every_term(wanted, hit.text, self.indexer.sparse) for hit in worded)
+
     async def _search(self, query: SearchQuery) -> list[SearchHit]:
         dense = (
             await self.indexer.embed_query(query.text)
@@ -290,12 +310,7 @@ class VectorService:
             else None
         )
         if dense is not None and self.min_relevance > 0:
-            # Fused scores are ranks, not relevance: the best chunk's cosine says whether
-            # anything is about the query at all (one more nearest-neighbour lookup).
-            best = await self.store.search(
-                query.owner_id, dense=dense, sparse=None, limit=1, filters=query.filters
-            )
-            if not best or best[0].score < self.min_relevance:
+            if not await self._anything_relevant(query, dense, sparse):
                 return []
         hits = await self.store.search(
             query.owner_id, dense=dense, sparse=sparse, limit=query.limit, filters=query.filters
@@ -312,6 +327,10 @@ class VectorService:
             )
             for h in hits
         ]
+
+
+def _has_every_term(terms: set[int], text: str, encoder: Bm25SparseEncoder) -> bool:
+    return terms <= set(encoder.encode_query(text).indices)
 
 
 def _encode(hits: list[SearchHit]) -> bytes:

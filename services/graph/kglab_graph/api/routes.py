@@ -219,6 +219,7 @@ async def top_entities(
 
 @router.get(
     "/api/v1/graph/export",
+    response_class=Response,
     responses={
         200: {
             "description": "The graph: GraphML (application/graphml+xml), JSON-LD "
