@@ -194,7 +194,7 @@ def test_folder_upload_shows_live_progress_duplicates_and_refusals(
     stages = {m["stage"] for m in messages if not m.get("final")}
     assert stages & {"extracting", "storing", "embedding", "graphing"}, stages
     summary = element(browser, "#upload-summary").text
-    assert "1 failed" in summary
+    assert summary == "5 sent · 3 completed · 1 duplicate · 1 failed", summary
     screenshot(browser, "upload")
 
 

@@ -236,7 +236,8 @@ function uploadView() {
   const summary = h("p", { id: "upload-summary" });
   const counts = { done: 0, failed: 0, duplicate: 0, total: 0 };
   const tally = () => {
-    summary.textContent = `${counts.total} sent · ${counts.done} completed · ${counts.duplicate} duplicates · ${counts.failed} failed`;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    summary.textContent = `${counts.total} sent · ${counts.done} completed · ${plural(counts.duplicate, "duplicate")} · ${counts.failed} failed`;
   };
   const track = (job, view) => {
     view.update(job);
@@ -249,15 +250,16 @@ function uploadView() {
       followJob(job.job_id, (message) => {
         view.update({ ...message, duplicate: job.duplicate });
         if (message.final) {
-          if (message.status === "completed") counts.done += 1;
-          else counts.failed += 1;
+          if (message.status !== "completed") counts.failed += 1;
+          else if (job.duplicate) counts.duplicate += 1;
+          else counts.done += 1;
           tally();
         }
       }),
     );
   };
   const sendFiles = async (items) => {
-    const queue = items.filter(({ file }) => file.size > 0 || file.name);
+    const queue = items;
     counts.total += queue.length;
     tally();
     announce(`Uploading ${queue.length} file${queue.length === 1 ? "" : "s"}.`);
