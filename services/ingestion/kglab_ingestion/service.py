@@ -28,7 +28,6 @@ from kglab_ingestion.domain import (
     JobNotFoundError,
     JobStatus,
     NewFileJob,
-    Page,
     ProgressUpdate,
     ReceivedFile,
     SourceKind,
@@ -55,6 +54,7 @@ from kglab_shared.events import (
     IngestionJobRequested,
 )
 from kglab_shared.logging import get_logger
+from kglab_shared.pages import Page
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -321,7 +321,7 @@ class IngestionService:
 
     async def list_jobs(
         self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None
-    ) -> Page:
+    ) -> Page[IngestionJob]:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
         after = JobCursor.decode(cursor) if cursor else None

@@ -22,13 +22,13 @@ from kglab_document.domain import (
     DocumentCursor,
     DocumentFilters,
     DocumentStatus,
-    Page,
     SaveResult,
     SortOrder,
     chunk_page,
     document_page,
     utc_millis,
 )
+from kglab_shared.pages import Page
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

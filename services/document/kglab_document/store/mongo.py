@@ -31,13 +31,13 @@ from kglab_document.domain import (
     DocumentCursor,
     DocumentFilters,
     DocumentStatus,
-    Page,
     SaveResult,
     SortOrder,
     chunk_page,
     document_page,
     utc_millis,
 )
+from kglab_shared.pages import Page
 
 MongoDoc = dict[str, Any]
 

@@ -15,10 +15,10 @@ from kglab_document.domain import (
     Document,
     DocumentCursor,
     DocumentFilters,
-    Page,
     SaveResult,
     SortOrder,
 )
+from kglab_shared.pages import Page
 
 
 class DocumentStore(Protocol):

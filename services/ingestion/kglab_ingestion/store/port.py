@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from kglab_ingestion.domain import IngestionJob, JobCursor, JobStatus, Page, ProgressUpdate
+from kglab_ingestion.domain import IngestionJob, JobCursor, JobStatus, ProgressUpdate
 from kglab_shared.events import EventEnvelope
+from kglab_shared.pages import Page
 
 
 class DuplicateJobError(Exception):
@@ -85,7 +86,7 @@ class JobStore(Protocol):
         status: JobStatus | None,
         limit: int,
         after: JobCursor | None,
-    ) -> Page:
+    ) -> Page[IngestionJob]:
         """The owner's jobs, newest first (ties broken by id), after ``after``."""
 
     async def claim(
