@@ -39,10 +39,7 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started or task.done(), timeout_s=4, what="the server started")
     try:
         yield f"ws://{LOOPBACK}:{port}"
     finally:
