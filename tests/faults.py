@@ -37,6 +37,12 @@ from kglab_ingestion.extraction import (
 INJECTED = "An injected failure (fault injection). It will be tried again."
 
 
+def _close(units: Iterator[ExtractionUnit]) -> None:
+    close = getattr(units, "close", None)
+    if close is not None:
+        close()
+
+
 def slow_extraction(delay_s: float, inner: OpenDocument = open_document) -> OpenDocument:
     def extract(
         path: Path, media_type: str, *, source_name: str, start: int = 0
@@ -44,9 +50,12 @@ def slow_extraction(delay_s: float, inner: OpenDocument = open_document) -> Open
         info, units = inner(path, media_type, source_name=source_name, start=start)
 
         def slowly() -> Iterator[ExtractionUnit]:
-            for unit in units:
-                time.sleep(delay_s)
-                yield unit
+            try:
+                for unit in units:
+                    time.sleep(delay_s)
+                    yield unit
+            finally:
+                _close(units)  # a worker that gives up closes the document at once
 
         return info, slowly()
 
@@ -70,7 +79,10 @@ def flaky_extraction(
             failing = tried[source_name] <= attempts
 
         def then_fail() -> Iterator[ExtractionUnit]:
-            yield from units
+            try:
+                yield from units
+            finally:
+                _close(units)
             if failing:
                 raise ExtractionError(INJECTED, retryable=True)
 

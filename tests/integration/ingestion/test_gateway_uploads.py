@@ -34,7 +34,7 @@ async def gateway(
         uvicorn.Config(create_ingestion(), host=LOOPBACK, port=port, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started or task.done(), what="the server started")
+    await wait_until(lambda: server.started or task.done(), timeout_s=60, what="the server started")
     auth = create_auth()
     app = create_gateway(
         GatewaySettings(ingestion_url=f"http://{LOOPBACK}:{port}"),
