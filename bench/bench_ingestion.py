@@ -31,8 +31,9 @@ phase, until done and until drained: compare CPU per job across runs on a shared
 where wall-clock rates swing with the neighbours' load.
 
 A share of the files (``--flaky``) fails its first attempt with a retryable error (the
-fault-injection setting ``KGLAB_INGESTION_DEBUG_FAIL_MARKER``), so the retry path (release,
-bus redelivery with backoff, second claim) is part of the measurement. Everything is bounded:
+ingestion processes run ``tests.faults.ingestion_app``, whose extraction fails so; in the
+``dev`` topology nothing fails), so the retry path (release, bus redelivery with backoff,
+second claim) is part of the measurement. Everything is bounded:
 ``--files`` uploads, ``--timeout`` seconds in all.
 
     .venv/bin/python bench/bench_ingestion.py [--files 1000] [--concurrency 16] [--flaky 0.05]
@@ -196,8 +197,9 @@ def base_env(backends: dict[str, str], data_dir: Path) -> dict[str, str]:
             "KGLAB_BUS": "rabbitmq",
             "KGLAB_STORES": "embedded",
             "KGLAB_INGESTION_STORES": "real",
-            "KGLAB_INGESTION_DEBUG_FAIL_MARKER": FLAKY_MARKER,
-            "KGLAB_INGESTION_DEBUG_FAIL_ATTEMPTS": "1",
+            # Read by tests.faults.ingestion_app, which the ingestion processes run.
+            "KGLAB_TEST_FAIL_MARKER": FLAKY_MARKER,
+            "KGLAB_TEST_FAIL_ATTEMPTS": "1",
             "KGLAB_GATEWAY_RATE_LIMIT_ENABLED": "false",
         }
     )
@@ -252,8 +254,11 @@ async def system(
         launched[role] = (process, extra.get("url", ""), log_path)
 
     def uvicorn(name: str, port: int) -> list[str]:
+        factory = (
+            "tests.faults:ingestion_app" if name == "ingestion" else f"kglab_{name}.main:create_app"
+        )
         return [
-            sys.executable, "-m", "uvicorn", "--factory", f"kglab_{name}.main:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--no-server-header",
             "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
@@ -271,6 +276,10 @@ async def system(
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         env.update({f"KGLAB_GATEWAY_{name.upper()}_URL": urls[name] for name in SERVICES})
         env["KGLAB_VECTOR_GRAPH_URL"] = urls["graph"]
+        # Where each service reads the chunks an event's claim opens (adr/0020).
+        env["KGLAB_DOCUMENT_INGESTION_URL"] = urls["ingestion"]
+        env["KGLAB_VECTOR_DOCUMENT_URL"] = urls["document"]
+        env["KGLAB_GRAPH_DOCUMENT_URL"] = urls["document"]
         for name in SERVICES:
             if name in DOWNSTREAM and not args.downstream:
                 continue

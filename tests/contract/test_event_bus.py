@@ -44,6 +44,7 @@ from kglab_shared.outbox import OutboxRelay, add_to_outbox, create_outbox_table,
 from kglab_shared.tracing import configure_tracing
 from tests import isolation
 from tests.conftest import unique_name
+from tests.waiting import wait_until
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.05, factor=4.0)
 
@@ -53,17 +54,6 @@ FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.05, factor=4.0)
 
 def make_event(event_type: str = "test.created", **data: Any) -> EventEnvelope:
     return EventEnvelope(type=event_type, source="kglab/tests", data=data or {"n": 1})
-
-
-async def eventually(
-    predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "a condition"
-) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
-        await asyncio.sleep(0.02)
 
 
 async def stays(predicate: Callable[[], bool], *, for_s: float = 0.5) -> None:
@@ -330,7 +320,9 @@ async def test_events_reach_groups_whose_patterns_match(bus_factory: BusHarness)
     }
     for group, wanted in expected.items():
         inbox = inboxes[group][1]
-        await eventually(lambda inbox=inbox, wanted=wanted: inbox.types == wanted, what=group)
+        await wait_until(
+            lambda inbox=inbox, wanted=wanted: inbox.types == wanted, what=group, timeout_s=15
+        )
     await stays(lambda: all(len(inboxes[g][1].events) == len(w) for g, w in expected.items()))
 
 
@@ -356,8 +348,10 @@ async def test_each_group_gets_every_event_and_its_consumers_share_them(
         await publisher.publish(event)
 
     everything = {e.id for e in published}
-    await eventually(lambda: len(shared_a.events) + len(shared_b.events) >= 30, what="indexer")
-    await eventually(lambda: len(audit.events) >= 30, what="audit")
+    await wait_until(
+        lambda: len(shared_a.events) + len(shared_b.events) >= 30, what="indexer", timeout_s=15
+    )
+    await wait_until(lambda: len(audit.events) >= 30, what="audit", timeout_s=15)
     await stays(lambda: len(shared_a.events) + len(shared_b.events) == 30, for_s=0.3)
     indexer_ids = shared_a.ids + shared_b.ids
     assert Counter(indexer_ids) == Counter(everything)  # each once, none twice
@@ -394,7 +388,9 @@ async def test_event_of_a_consumer_that_crashes_before_acking_is_redelivered(
 
     await bus_factory.crash(doomed)
     release.set()
-    await eventually(lambda: inbox.ids == [event.id], what="redelivery to the new consumer")
+    await wait_until(
+        lambda: inbox.ids == [event.id], what="redelivery to the new consumer", timeout_s=15
+    )
     await stays(lambda: inbox.ids == [event.id], for_s=0.3)
     assert finished == []
 
@@ -439,7 +435,7 @@ async def test_close_lets_in_flight_handlers_finish_and_requeues_after_timeout(
     inbox = Inbox()
     successor = await bus_factory.new_bus()
     await successor.subscribe("vector", ["document.stored"], inbox)
-    await eventually(lambda: inbox.ids == [second.id], what="the unfinished event")
+    await wait_until(lambda: inbox.ids == [second.id], what="the unfinished event", timeout_s=15)
     await stays(lambda: inbox.ids == [second.id], for_s=0.3)  # the finished one stays acked
 
 
@@ -460,7 +456,7 @@ async def test_prefetch_bounds_concurrent_handlers(bus_factory: BusHarness) -> N
     await bus.subscribe("bounded", ["load.#"], handle, prefetch=2)
     for _ in range(10):
         await bus.publish(make_event("load.test"))
-    await eventually(lambda: len(done) == 10, what="all ten handled")
+    await wait_until(lambda: len(done) == 10, what="all ten handled", timeout_s=15)
     assert peak == 2
 
 
@@ -482,7 +478,7 @@ async def test_poison_event_is_dead_lettered_after_three_attempts_and_can_be_rep
     poison = make_event("document.stored", n=7).model_copy(update={"correlation_id": "corr-7"})
     await bus.publish(poison)
 
-    await eventually(lambda: len(attempts) == 3, what="three attempts")
+    await wait_until(lambda: len(attempts) == 3, what="three attempts", timeout_s=15)
     letters = await parked(bus, "poisoned", 1)
     assert [letter.envelope.id for letter in letters] == [poison.id]
     letter = letters[0]
@@ -507,7 +503,7 @@ async def test_poison_event_is_dead_lettered_after_three_attempts_and_can_be_rep
 
     healthy = True
     assert await bus.replay_dead_letters("poisoned") == 1
-    await eventually(lambda: handled == [poison.id], what="the replayed event")
+    await wait_until(lambda: handled == [poison.id], what="the replayed event", timeout_s=15)
     assert await bus.dead_letters("poisoned") == []
 
 
@@ -527,7 +523,7 @@ async def test_a_handler_knows_which_attempt_it_runs_and_whether_it_is_the_last(
 
     await bus.subscribe("attempts", ["document.*"], handle, retry=FAST_RETRY)
     await bus.publish(make_event("document.stored"))
-    await eventually(lambda: len(seen) == 3, what="three attempts")
+    await wait_until(lambda: len(seen) == 3, what="three attempts", timeout_s=15)
     assert seen == [(1, 3, False), (2, 3, False), (3, 3, True)]
     await stays(lambda: len(seen) == 3, for_s=0.3)
     assert await bus.dead_letters("attempts") == []
@@ -591,13 +587,13 @@ async def test_idempotent_handler_runs_once_per_event_id(
     event = make_event("document.stored")
     await bus.publish(event)
     # A failed run is not recorded, so the retry runs the handler again.
-    await eventually(lambda: len(runs) == 2, what="retry after failure")
-    await eventually(lambda: len(deliveries) == 2, what="second delivery")
+    await wait_until(lambda: len(runs) == 2, what="retry after failure", timeout_s=15)
+    await wait_until(lambda: len(deliveries) == 2, what="second delivery", timeout_s=15)
     assert await store.has("projector", event.id)
 
     await bus.publish(event)  # a duplicate: same id
     await bus.publish(event)
-    await eventually(lambda: len(deliveries) == 4, what="both duplicates delivered")
+    await wait_until(lambda: len(deliveries) == 4, what="both duplicates delivered", timeout_s=15)
     await stays(lambda: runs == [event.id, event.id], for_s=0.3)
     assert await bus.dead_letters("projector") == []
 
@@ -612,7 +608,7 @@ async def test_publish_many_delivers_every_event_in_order(bus_factory: BusHarnes
     events = [make_event("batch.tick", n=i) for i in range(300)]  # more than one window
     await bus.publish_many(events)
     await bus.publish_many([])  # nothing to do
-    await eventually(lambda: len(inbox.events) == 300, what="the whole batch")
+    await wait_until(lambda: len(inbox.events) == 300, what="the whole batch", timeout_s=15)
     assert inbox.ids == [e.id for e in events]
     await stays(lambda: len(inbox.events) == 300, for_s=0.2)
 
@@ -626,7 +622,7 @@ async def test_publish_many_fills_in_the_callers_correlation_id(bus_factory: Bus
         await bus.publish_many([make_event(), make_event()])
     finally:
         set_correlation_id(None)
-    await eventually(lambda: len(inbox.events) == 2)
+    await wait_until(lambda: len(inbox.events) == 2, timeout_s=15)
     assert {e.correlation_id for e in inbox.events} == {"from-the-relay"}
 
 
@@ -641,7 +637,9 @@ async def test_publish_many_reports_the_confirmed_prefix_when_an_event_cannot_be
     with pytest.raises(PublishError) as raised:
         await bus.publish_many([*good, unencodable, make_event("batch.tick", n=9)])
     assert raised.value.confirmed == 3
-    await eventually(lambda: len(inbox.events) == 3, what="the events before the bad one")
+    await wait_until(
+        lambda: len(inbox.events) == 3, what="the events before the bad one", timeout_s=15
+    )
     assert inbox.ids == [e.id for e in good]
     await stays(lambda: len(inbox.events) == 3, for_s=0.3)  # nothing after it was sent
 
@@ -684,7 +682,7 @@ async def test_publish_many_during_an_outage_loses_no_confirmed_event(
         await asyncio.sleep(0.01)
     assert len(confirmed) >= before + 100, "publishing did not recover"
     assert all(0 <= count < 20 for count in partial)
-    await eventually(lambda: set(confirmed) <= set(inbox.ids), timeout=30, what="all confirmed")
+    await wait_until(lambda: set(confirmed) <= set(inbox.ids), timeout_s=30, what="all confirmed")
 
 
 async def test_a_slow_handler_does_not_hold_back_the_acks_of_later_events(
@@ -711,7 +709,9 @@ async def test_a_slow_handler_does_not_hold_back_the_acks_of_later_events(
     rest = [make_event("mixed.job", n=i) for i in range(1, 21)]
     await publisher.publish_many(rest)
     # Five times the prefetch: only possible if each finished event's ack freed its slot.
-    await eventually(lambda: len(finished) == 20, what="the events behind the slow one")
+    await wait_until(
+        lambda: len(finished) == 20, what="the events behind the slow one", timeout_s=15
+    )
     assert sorted(finished) == sorted(e.id for e in rest)
 
     await bus_factory.crash(doomed)
@@ -719,7 +719,9 @@ async def test_a_slow_handler_does_not_hold_back_the_acks_of_later_events(
     inbox = Inbox()
     successor = await bus_factory.new_bus()
     await successor.subscribe("mixed", ["mixed.#"], inbox)
-    await eventually(lambda: inbox.ids == [stuck.id], what="only the unfinished event again")
+    await wait_until(
+        lambda: inbox.ids == [stuck.id], what="only the unfinished event again", timeout_s=15
+    )
     await stays(lambda: inbox.ids == [stuck.id], for_s=0.5)
 
 
@@ -737,7 +739,7 @@ async def test_many_concurrent_handlers_are_each_acked_once(bus_factory: BusHarn
     publisher = await bus_factory.new_bus()
     events = [make_event("shuffle.tick", n=i) for i in range(400)]
     await publisher.publish_many(events)
-    await eventually(lambda: len(handled) == 400, what="all handled")
+    await wait_until(lambda: len(handled) == 400, what="all handled", timeout_s=15)
     assert sorted(handled) == sorted(e.id for e in events)
     close: Callable[..., Awaitable[None]] = worker.close
     await close(timeout=5.0)
@@ -773,7 +775,7 @@ async def test_envelope_fields_correlation_id_and_trace_survive_the_trip(
         trace={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},
     )
     await bus.publish(event)
-    await eventually(lambda: len(seen) == 1, what="delivery")
+    await wait_until(lambda: len(seen) == 1, what="delivery", timeout_s=15)
     received, correlation_id, span_trace_id = seen[0]
     assert received == event
     assert received.time == event.time
@@ -791,7 +793,7 @@ async def test_publish_fills_in_the_callers_correlation_id(bus_factory: BusHarne
         await bus.publish(make_event())
     finally:
         set_correlation_id(None)
-    await eventually(lambda: len(inbox.events) == 1)
+    await wait_until(lambda: len(inbox.events) == 1, timeout_s=15)
     assert inbox.events[0].correlation_id == "from-the-request"
 
 
@@ -828,18 +830,20 @@ async def test_publish_during_an_outage_is_confirmed_or_raises_never_lost(
 
     publishers = [asyncio.create_task(keep_publishing()) for _ in range(4)]
     try:
-        await eventually(lambda: len(confirmed) >= 40, what="publishing before the outage")
+        await wait_until(
+            lambda: len(confirmed) >= 40, what="publishing before the outage", timeout_s=15
+        )
         await bus_factory.interrupt(publisher)
         interrupted = True
-        await eventually(
-            lambda: len(confirmed_after_interruption) >= 40, timeout=30, what="recovery"
+        await wait_until(
+            lambda: len(confirmed_after_interruption) >= 40, timeout_s=30, what="recovery"
         )
     finally:
         stop = True
         await asyncio.gather(*publishers)
 
     # Every event reported as sent is delivered; failed ones may or may not be.
-    await eventually(lambda: set(confirmed) <= set(inbox.ids), timeout=30, what="all confirmed")
+    await wait_until(lambda: set(confirmed) <= set(inbox.ids), timeout_s=30, what="all confirmed")
     assert not set(confirmed) & set(failed)
 
 
@@ -996,7 +1000,7 @@ async def test_outbox_row_and_event_commit_together(
         await add_to_outbox(session, event)
         assert await relay.run_once() == 0  # not committed: nothing to send yet
     assert await relay.run_once() == 1
-    await eventually(lambda: inbox.ids == [event.id])
+    await wait_until(lambda: inbox.ids == [event.id], timeout_s=15)
     async with engine.connect() as connection:
         row = (await connection.execute(select(outbox))).one()
         assert (await connection.execute(select(widgets.c.name))).scalar_one() == "gear"
@@ -1088,7 +1092,9 @@ async def test_relay_crash_between_publish_and_mark_republishes_not_loses(
 
     restarted = OutboxRelay(engine, bus)
     assert await restarted.run_once() == 1
-    await eventually(lambda: inbox.ids == [event.id, event.id], what="the republished event")
+    await wait_until(
+        lambda: inbox.ids == [event.id, event.id], what="the republished event", timeout_s=15
+    )
     assert await unsent(engine) == 0
 
 
@@ -1112,7 +1118,7 @@ async def test_relay_marks_the_confirmed_prefix_of_a_partly_failed_batch(
     assert [r.attempts for r in rows[3:]] == [0, 0, 0]  # not tried: they wait behind it
 
     assert await OutboxRelay(engine, bus).run_once() == 4
-    await eventually(lambda: len(inbox.events) == 6)
+    await wait_until(lambda: len(inbox.events) == 6, timeout_s=15)
     assert inbox.ids == [e.id for e in events]
 
 
@@ -1126,7 +1132,7 @@ async def test_relay_publishes_one_by_one_through_a_bus_without_a_batch_call(
             await add_to_outbox(session, event)
     relay = OutboxRelay(engine, PublishOnly(bus))  # type: ignore[arg-type]
     assert await relay.run_once() == 3
-    await eventually(lambda: inbox.ids == [e.id for e in events])
+    await wait_until(lambda: inbox.ids == [e.id for e in events], timeout_s=15)
     assert await unsent(engine) == 0
 
 
@@ -1146,7 +1152,7 @@ async def test_relay_publishes_a_batch_through_each_bus(
                 await add_to_outbox(session, event)
         relay = OutboxRelay(engine, bus, batch_size=25)
         assert [await relay.run_once() for _ in range(3)] == [25, 5, 0]
-        await eventually(lambda: len(inbox.events) == 30, what="the relayed events")
+        await wait_until(lambda: len(inbox.events) == 30, what="the relayed events", timeout_s=15)
         assert inbox.ids == [e.id for e in events]
         assert await unsent(engine) == 0
     finally:
@@ -1163,7 +1169,7 @@ async def test_relay_publishes_in_creation_order(
             await add_to_outbox(session, event)
     relay = OutboxRelay(engine, bus, batch_size=5)
     assert [await relay.run_once() for _ in range(4)] == [5, 5, 2, 0]
-    await eventually(lambda: len(inbox.events) == 12)
+    await wait_until(lambda: len(inbox.events) == 12, timeout_s=15)
     assert inbox.ids == [e.id for e in events]
 
 
@@ -1178,14 +1184,18 @@ async def test_relay_backs_off_while_the_bus_is_down_then_catches_up(
         await add_to_outbox(session, event)
     relay.start()
     try:
-        await eventually(lambda: relay.consecutive_failures >= 3, what="failed attempts")
+        await wait_until(
+            lambda: relay.consecutive_failures >= 3, what="failed attempts", timeout_s=15
+        )
         async with engine.connect() as connection:
             row = (await connection.execute(select(outbox))).one()
         assert row.attempts >= 3
         assert "unavailable" in (row.last_error or "")
         assert row.published_at is None
         bus.broker.set_available(True)
-        await eventually(lambda: inbox.ids == [event.id], what="publish after recovery")
+        await wait_until(
+            lambda: inbox.ids == [event.id], what="publish after recovery", timeout_s=15
+        )
     finally:
         await relay.stop()
     assert await unsent(engine) == 0
@@ -1196,14 +1206,20 @@ async def test_notified_relay_publishes_right_after_commit_and_stops_cleanly(
 ) -> None:
     sessions, bus, inbox = outbox_setup
     relay = OutboxRelay(engine, bus, poll_interval_s=60.0)
+    waiting = make_event("widget.waiting")
+    async with sessions() as session, session.begin():
+        await add_to_outbox(session, waiting)  # no notify: the relay's first poll sends it
     relay.start()
     try:
-        await asyncio.sleep(0.2)  # the relay has polled once and now sleeps for a minute
+        await wait_until(lambda: inbox.ids == [waiting.id], what="the first poll")
+        # The relay has polled and now sleeps for a minute: only the notify can wake it.
         event = make_event("widget.created")
         began = time.monotonic()
         async with sessions() as session, session.begin():
             await add_to_outbox(session, event, notify=relay.notify)
-        await eventually(lambda: inbox.ids == [event.id], timeout=5, what="notified publish")
+        await wait_until(
+            lambda: inbox.ids == [waiting.id, event.id], timeout_s=5, what="notified publish"
+        )
         assert time.monotonic() - began < 2.0
     finally:
         stopping = time.monotonic()
@@ -1241,7 +1257,7 @@ async def test_concurrent_relays_on_postgresql_share_rows_without_duplicates(
 
         totals = await asyncio.gather(*(drain(r) for r in relays))
         assert sum(totals) == 60
-        await eventually(lambda: len(inbox.events) == 60)
+        await wait_until(lambda: len(inbox.events) == 60, timeout_s=15)
         assert Counter(inbox.ids) == Counter(e.id for e in events)
     finally:
         await bus.close(timeout=1.0)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from kglab_auth.domain import ApiKey, Role, TokenPair, User
+from kglab_shared.pages import PageOut
 from kglab_shared.scopes import SCOPE_DESCRIPTIONS, ApiScope
 
 # One fictional user and session, so every example in the document tells the same story.
@@ -197,16 +198,11 @@ class UserOut(BaseModel):
         )
 
 
-class UserPageOut(BaseModel):
+class UserPageOut(PageOut[UserOut]):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"items": [_USER], "next_cursor": "MjAyNi0wMy0wMlQwOToxNDowNS4xMTJa"}]
         }
-    )
-
-    items: list[UserOut]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= for the next page; null at the end."
     )
 
 

@@ -53,6 +53,7 @@ from kglab_shared.errors import (
 )
 from kglab_shared.identity import Identity
 from kglab_shared.logging import get_logger
+from kglab_shared.pages import Page
 from kglab_shared.ratelimit import Quota, RateLimiter
 from kglab_shared.revocation import (
     MemoryRevocationFeed,
@@ -77,12 +78,6 @@ class VerifiedApiKey:
     role: str
     scopes: tuple[str, ...]
     email: str
-
-
-@dataclass(frozen=True, slots=True)
-class UserPage:
-    items: list[User]
-    next_cursor: str | None
 
 
 def _minutes(seconds: float) -> str:
@@ -227,13 +222,13 @@ class AuthService:
             raise NotFoundError("There is no user account behind this identity.")
         return user
 
-    async def list_users(self, *, limit: int, cursor: str | None) -> UserPage:
+    async def list_users(self, *, limit: int, cursor: str | None) -> Page[User]:
         after = _decode_cursor(cursor) if cursor else None
         async with self._store.reader() as repo:
             users = await repo.list_users(after_email=after, limit=limit + 1)
         more = len(users) > limit
         items = users[:limit]
-        return UserPage(items, _encode_cursor(items[-1].email) if more and items else None)
+        return Page(items, _encode_cursor(items[-1].email) if more and items else None)
 
     async def update_user(
         self,

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from kglab_shared.errors import NotFoundError, UnprocessableError
+from kglab_shared.pages import Page
 
 #: The parts other services hold and remove after ``document.deleted``.
 REMOVABLE_PARTS: tuple[str, ...] = ("vector", "graph")
 
 MAX_PAGE_SIZE = 100
-T = TypeVar("T")
 
 
 class DocumentStatus(StrEnum):
@@ -169,12 +169,6 @@ class ChunkCursor:
         if not isinstance(position, int) or isinstance(position, bool):
             raise InvalidCursorError()
         return cls(position=position)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 def document_page(rows: Sequence[Document], limit: int, sort: SortOrder) -> Page[Document]:

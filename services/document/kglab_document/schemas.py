@@ -14,10 +14,10 @@ from kglab_document.domain import (
     DeletionStatus,
     Document,
     DocumentStatus,
-    Page,
     Rebuild,
     RebuildStatus,
 )
+from kglab_shared.pages import PageOut
 
 # One fictional upload, so every example in the document tells the same story.
 _DOCUMENT_ID = "530a20c599725e8d8168319cbc3d624b"
@@ -82,21 +82,12 @@ class DocumentOut(BaseModel):
         )
 
 
-class DocumentPageOut(BaseModel):
+class DocumentPageOut(PageOut[DocumentOut]):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"items": [_DOCUMENT], "next_cursor": "eyJrIjoiMjAyNi0wMy0wNFQxMDoxMiJ9"}]
         }
     )
-
-    items: list[DocumentOut]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= for the next page (same filters and sort); null at the end."
-    )
-
-    @classmethod
-    def of(cls, page: Page[Document]) -> DocumentPageOut:
-        return cls(items=[DocumentOut.of(d) for d in page.items], next_cursor=page.next_cursor)
 
 
 class ChunkOut(BaseModel):
@@ -119,17 +110,10 @@ class ChunkOut(BaseModel):
         )
 
 
-class ChunkPageOut(BaseModel):
+class ChunkPageOut(PageOut[ChunkOut]):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"items": [_CHUNK], "next_cursor": None}]}
     )
-
-    items: list[ChunkOut]
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, page: Page[Chunk]) -> ChunkPageOut:
-        return cls(items=[ChunkOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
 
 class DeletionAcceptedOut(BaseModel):

@@ -15,7 +15,6 @@ from kglab_document.domain import (
     DocumentFilters,
     DocumentNotFoundError,
     DocumentStatus,
-    Page,
     SaveResult,
     SortOrder,
     check_limit,
@@ -33,6 +32,7 @@ from kglab_shared.events import (
 )
 from kglab_shared.logging import get_logger
 from kglab_shared.metrics import CHUNKS_STORED, DOCUMENTS_DELETED, DOCUMENTS_STORED
+from kglab_shared.pages import Page
 
 _log = get_logger(__name__)
 Clock = Callable[[], datetime]

@@ -105,14 +105,6 @@ class IngestionSettings(ServiceSettings):
     #: A WebSocket that sees no update for this long sends the current state again.
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
 
-    # Fault injection for failure tests and benchmarks only; both off by default.
-    #: Seconds a worker waits after each extracted unit (makes "killed mid-job" observable).
-    debug_unit_delay_s: float = Field(default=0.0, ge=0, le=60)
-    #: Files whose name contains this text fail with a retryable error ...
-    debug_fail_marker: str | None = None
-    #: ... on this many attempts (1: the first attempt fails, the retry succeeds).
-    debug_fail_attempts: int = Field(default=1, ge=0, le=10)
-
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _cidr_list(cls, value: Any) -> Any:

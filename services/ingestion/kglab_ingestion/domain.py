@@ -299,12 +299,6 @@ class JobCursor:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: list[IngestionJob]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class ProgressUpdate:
     """One message on a job's progress channel (and on its WebSocket)."""
 

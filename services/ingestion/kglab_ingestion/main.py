@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from kglab_ingestion.api.routes import internal_router, router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
 from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.extraction import OpenDocument, open_document
 from kglab_ingestion.fetching import PageFetcher
 from kglab_ingestion.messaging.consume import (
     subscribe_deletions,
@@ -119,9 +120,13 @@ def build_fetcher(settings: IngestionSettings) -> PageFetcher:
 
 
 def create_app(
-    settings: IngestionSettings | None = None, *, bus: EventBus | None = None
+    settings: IngestionSettings | None = None,
+    *,
+    bus: EventBus | None = None,
+    extract: OpenDocument = open_document,
 ) -> FastAPI:
-    """Build the ingestion service; ``bus`` is injected when several services share one process."""
+    """Build the ingestion service; ``bus`` is injected when several services share one process,
+    ``extract`` (the extraction port) by tests and benchmarks that need it slow or failing."""
     settings = settings or load_settings(IngestionSettings)
 
     @asynccontextmanager
@@ -169,6 +174,7 @@ def create_app(
                     progress=progress,
                     fetcher=fetcher,
                     source=source,
+                    extract=extract,
                 )
                 stack.callback(worker.close)
                 app.state.worker = worker

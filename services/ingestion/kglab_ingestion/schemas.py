@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kglab_ingestion.domain import IngestionJob, JobStage, JobStatus, Page, SourceKind
+from kglab_ingestion.domain import IngestionJob, JobStage, JobStatus, SourceKind
+from kglab_shared.pages import PageOut
 
 _JOB_ID = "5f0c6b8e9d4a4c1fb1d1c2a3b4c5d6e7"
 _UPLOADER = "3f9a2c71d4e84b0c9e5a7d12b6f08c43"
@@ -216,7 +217,7 @@ class JobOut(BaseModel):
         )
 
 
-class JobPageOut(BaseModel):
+class JobPageOut(PageOut[JobOut]):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -227,15 +228,6 @@ class JobPageOut(BaseModel):
             ]
         }
     )
-
-    items: list[JobOut]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= for the next page (same filter); null at the end."
-    )
-
-    @classmethod
-    def of(cls, page: Page) -> JobPageOut:
-        return cls(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
 class UrlIn(BaseModel):

@@ -30,7 +30,6 @@ from kglab_ingestion.domain import (
     JobNotFoundError,
     JobStatus,
     NewFileJob,
-    Page,
     ProgressUpdate,
     ReceivedFile,
     SourceKind,
@@ -64,6 +63,7 @@ from kglab_shared.metrics import (
     INGESTION_OLDEST_UNCHANGED,
     INGESTION_STAGE_DURATION,
 )
+from kglab_shared.pages import Page
 
 _log = get_logger(__name__)
 #: How old a change must be before the event feed serves it (see ``changes``).
@@ -343,7 +343,7 @@ class IngestionService:
 
     async def list_jobs(
         self, owner_id: str, *, status: JobStatus | None, limit: int, cursor: str | None
-    ) -> Page:
+    ) -> Page[IngestionJob]:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
         after = JobCursor.decode(cursor) if cursor else None

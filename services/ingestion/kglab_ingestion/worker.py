@@ -56,6 +56,7 @@ from kglab_ingestion.extraction import (
     PROCESSOR_VERSION,
     ExtractionError,
     ExtractionUnit,
+    OpenDocument,
     Section,
     UnsupportedFileError,
     chunk_sections,
@@ -171,8 +172,10 @@ class JobWorker:
         worker_id: str | None = None,
         source: str = "kglab/ingestion",
         clock: Clock = utc_now,
+        extract: OpenDocument = open_document,
     ) -> None:
         self._settings = settings
+        self._open_document = extract
         self._jobs = jobs
         self._blobs = blobs
         self._progress = progress
@@ -383,7 +386,7 @@ class JobWorker:
             sections.extend(sections_from_rows(rows))
 
         def open_units() -> tuple[Any, Iterator[ExtractionUnit]]:
-            return open_document(path, media_type, source_name=job.source_name, start=start)
+            return self._open_document(path, media_type, source_name=job.source_name, start=start)
 
         units_total = job.units_total
         saved_any = start > 0
@@ -397,8 +400,6 @@ class JobWorker:
                 if unit is None:
                     break
                 self._refuse_too_slow(time.monotonic() - began, unit.index + 1, unit.total)
-                if self._settings.debug_unit_delay_s:
-                    await asyncio.sleep(self._settings.debug_unit_delay_s)
                 sections.extend(unit.sections)
                 units_total = unit.total
                 progress = _percent(unit.index + 1, unit.total)
@@ -440,16 +441,6 @@ class JobWorker:
             raise JobFailure(exc.detail, retryable=exc.retryable) from exc
         except UnsupportedFileError as exc:
             raise JobFailure(exc.detail, retryable=False) from exc
-        marker = self._settings.debug_fail_marker
-        if (
-            marker
-            and marker in job.source_name
-            and job.attempts <= self._settings.debug_fail_attempts
-        ):
-            raise JobFailure(
-                "An injected failure (fault-injection setting). It will be tried again.",
-                retryable=True,
-            )
         await self._finish(job, info, sections, units_total=units_total, has_saved_units=saved_any)
 
     def _refuse_too_many_pages(self, media_type: str, pages: object) -> None:

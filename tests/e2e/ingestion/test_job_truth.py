@@ -10,7 +10,6 @@ document is left: not the document, its chunks, its vectors nor its entities.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -40,19 +39,21 @@ async def first_final_state(
 ) -> dict[str, Any]:
     """The job as it reads the first time it is completed or failed (polled every 50 ms),
     and every stage it was seen in before."""
-    deadline = time.monotonic() + timeout_s
     stages: list[str] = []
-    while time.monotonic() < deadline:
+    job: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal job
         response = await gateway.get(f"/api/v1/jobs/{job_id}", headers=auth)
         assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
+        job = response.json()
         if not stages or stages[-1] != job["stage"]:
             stages.append(job["stage"])
-        if job["status"] in ("completed", "failed"):
-            job["seen_stages"] = stages
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish within {timeout_s} s")
+        return job["status"] in ("completed", "failed")
+
+    await wait_until(finished, timeout_s=timeout_s, step_s=0.05, what=f"job {job_id} finished")
+    job["seen_stages"] = stages
+    return job
 
 
 async def check_found_everywhere(

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from kglab_ingestion.config import IngestionSettings
+from kglab_ingestion.extraction import OpenDocument, open_document
 from kglab_ingestion.main import create_app
 from kglab_ingestion.store.sql import SqlJobStore
 from kglab_shared.bus.factory import create_bus
@@ -160,16 +161,17 @@ async def ingestion_settings(
 async def ingestion_factory(
     ingestion_settings: SettingsFactory,
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Start an app (``factory(**setting_overrides)``); all are stopped at the end."""
+    """Start an app (``factory(extract=..., **setting_overrides)``; ``extract`` from
+    ``tests.faults`` makes extraction slow or failing); all are stopped at the end."""
     async with AsyncExitStack() as stack:
         broker = InProcessBroker()
 
-        async def start(**overrides: Any) -> IngestionApp:
+        async def start(extract: OpenDocument = open_document, **overrides: Any) -> IngestionApp:
             settings = ingestion_settings(**overrides)
             bus = create_bus("memory", None, "kglab/test", broker=broker)
             await bus.start()
             stack.push_async_callback(bus.close)
-            app = create_app(settings, bus=bus)
+            app = create_app(settings, bus=bus, extract=extract)
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
             client = await stack.enter_async_context(

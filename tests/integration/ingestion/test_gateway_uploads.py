@@ -16,6 +16,7 @@ from kglab_gateway.config import GatewaySettings
 from kglab_gateway.main import create_app as create_gateway
 from kglab_ingestion.main import create_app as create_ingestion
 from tests.isolation import LOOPBACK, free_port
+from tests.waiting import wait_until
 
 PASSWORD = "a long enough passphrase"
 
@@ -33,8 +34,7 @@ async def gateway(
         uvicorn.Config(create_ingestion(), host=LOOPBACK, port=port, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started or task.done(), timeout_s=60, what="the server started")
     auth = create_auth()
     app = create_gateway(
         GatewaySettings(ingestion_url=f"http://{LOOPBACK}:{port}"),

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from kglab_shared.events import INDEXING_PARTS, DocumentExtracted, DocumentIndexed
 from kglab_shared.identity import IDENTITY_HEADER
+from tests.faults import slow_extraction
 from tests.integration.ingestion.conftest import BOB, MARKDOWN, IngestionApp
 from tests.isolation import LOOPBACK, free_port
 from tests.waiting import wait_until
@@ -38,10 +39,7 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started or task.done(), timeout_s=4, what="the server started")
     try:
         yield f"ws://{LOOPBACK}:{port}"
     finally:
@@ -63,7 +61,7 @@ async def read_socket(url: str, headers: dict[str, str]) -> tuple[list[dict[str,
 async def test_the_socket_sends_state_updates_and_a_final_message(
     ingestion_factory: Callable[..., Any], ingestion_settings: Any
 ) -> None:
-    worker: IngestionApp = await ingestion_factory(debug_unit_delay_s=0.3)
+    worker: IngestionApp = await ingestion_factory(extract=slow_extraction(0.3))
     real = worker.settings.stores.value == "real"
     # On real adapters the socket is served by another replica, without a worker.
     front: IngestionApp = await ingestion_factory(run_worker=False) if real else worker

@@ -110,7 +110,7 @@ async def replica_process(cluster: dict[str, Any], **extra: str) -> AsyncIterato
         "-m",
         "uvicorn",
         "--factory",
-        "kglab_ingestion.main:create_app",
+        "tests.faults:ingestion_app",
         "--host",
         LOOPBACK,
         "--port",
@@ -168,7 +168,7 @@ async def test_a_killed_worker_process_loses_nothing_on_rabbitmq(cluster: dict[s
         jobs = SqlJobStore(create_engine(cluster["database"]))
         stack.push_async_callback(jobs.close)
 
-        async with replica_process(cluster, KGLAB_INGESTION_DEBUG_UNIT_DELAY_S="0.3") as (
+        async with replica_process(cluster, KGLAB_TEST_UNIT_DELAY_S="0.3") as (
             doomed,
             client,
         ):

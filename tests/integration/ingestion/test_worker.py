@@ -20,6 +20,7 @@ from kglab_ingestion.domain import (
     utc_now,
 )
 from kglab_shared.events import DocumentExtracted
+from tests.faults import flaky_extraction, slow_extraction
 from tests.integration.ingestion.conftest import MARKDOWN, IngestionApp
 from tests.waiting import wait_until
 
@@ -56,7 +57,7 @@ async def test_a_file_that_cannot_be_read_fails_once_with_a_readable_error(
 async def test_a_passing_failure_is_retried_and_the_job_completes_once(
     ingestion_factory: Callable[..., Any],
 ) -> None:
-    app: IngestionApp = await ingestion_factory(debug_fail_marker="flaky", debug_fail_attempts=1)
+    app: IngestionApp = await ingestion_factory(extract=flaky_extraction("flaky", attempts=1))
     job_id = (await app.upload(MARKDOWN, "flaky-notes.md")).json()["job_id"]
     job = await app.wait_for_status(job_id, "completed", "failed")
     assert job["status"] == "completed", job
@@ -72,7 +73,7 @@ async def test_a_passing_failure_is_retried_and_the_job_completes_once(
 async def test_a_failure_that_persists_fails_the_job_after_three_attempts(
     ingestion_factory: Callable[..., Any],
 ) -> None:
-    app: IngestionApp = await ingestion_factory(debug_fail_marker="flaky", debug_fail_attempts=9)
+    app: IngestionApp = await ingestion_factory(extract=flaky_extraction("flaky", attempts=9))
     job_id = (await app.upload(MARKDOWN, "flaky-notes.md")).json()["job_id"]
     job = await app.wait_for_status(job_id, "failed", timeout_s=30)
     assert job["attempts"] == 3
@@ -146,7 +147,7 @@ async def test_a_restart_resumes_every_pending_job(
 async def test_a_worker_killed_mid_job_loses_nothing_and_the_job_completes_once(
     ingestion_factory: Callable[..., Any],
 ) -> None:
-    first: IngestionApp = await ingestion_factory(lease_s=1.0, debug_unit_delay_s=0.3)
+    first: IngestionApp = await ingestion_factory(lease_s=1.0, extract=slow_extraction(0.3))
     seen: list[ProgressUpdate] = []
     job_id = (await first.upload((DATA / "ten-pages.pdf").read_bytes(), "ten.pdf")).json()["job_id"]
 
@@ -228,7 +229,7 @@ async def test_one_owners_flood_does_not_starve_another_owners_single_file(
 ) -> None:
     # One job at a time, each taking at least 0.5 s: alice's 16 uploads queue up in front of
     # bob's single file, which still runs at one of the next turns instead of after all 16.
-    app: IngestionApp = await ingestion_factory(debug_unit_delay_s=0.5, worker_concurrency=1)
+    app: IngestionApp = await ingestion_factory(worker_concurrency=1, extract=slow_extraction(0.5))
     alice_jobs = []
     for number in range(16):
         response = await app.upload(f"# Alice {number}\n\nNote {number}.\n".encode(), "a.md")
@@ -270,7 +271,7 @@ async def test_a_pdf_over_the_page_limit_fails_at_once_and_says_so(
 async def test_a_file_that_takes_too_long_to_read_is_stopped_readably(
     ingestion_factory: Callable[..., Any],
 ) -> None:
-    app: IngestionApp = await ingestion_factory(max_extraction_s=0.05, debug_unit_delay_s=0.1)
+    app: IngestionApp = await ingestion_factory(max_extraction_s=0.05, extract=slow_extraction(0.1))
     job_id = (await app.upload((DATA / "ten-pages.pdf").read_bytes(), "ten.pdf")).json()["job_id"]
     job = await app.wait_for_status(job_id, "completed", "failed", timeout_s=20)
     assert job["status"] == "failed"

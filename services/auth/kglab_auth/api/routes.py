@@ -252,7 +252,7 @@ async def list_users(
 ) -> UserPageOut:
     """List users (administrators)."""
     page = await service.list_users(limit=limit, cursor=cursor)
-    return UserPageOut(items=[UserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
+    return UserPageOut.of(page, UserOut.of)
 
 
 @router.patch(

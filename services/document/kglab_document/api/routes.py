@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from kglab_document.api.deps import DocumentServiceDep
 from kglab_document.domain import MAX_PAGE_SIZE, DocumentFilters, SortOrder
 from kglab_document.schemas import (
+    ChunkOut,
     ChunkPageOut,
     DeletionAcceptedOut,
     DeletionStatusOut,
@@ -77,7 +78,7 @@ async def list_documents(
     page = await service.list_documents(
         identity.user_id, filters=filters, sort=sort, limit=limit, cursor=cursor
     )
-    return DocumentPageOut.of(page)
+    return DocumentPageOut.of(page, DocumentOut.of)
 
 
 @router.get("/{document_id}", response_model=DocumentOut, responses=_ERRORS)
@@ -98,7 +99,7 @@ async def list_chunks(
 ) -> ChunkPageOut:
     """List a document's chunks in reading order."""
     page = await service.chunks(identity.user_id, document_id, limit=limit, cursor=cursor)
-    return ChunkPageOut.of(page)
+    return ChunkPageOut.of(page, ChunkOut.of)
 
 
 @router.delete(
@@ -138,4 +139,4 @@ async def list_claimed_chunks(
 ) -> ChunkPageOut:
     """List a document's chunks for a service that holds its claim."""
     page = await service.claimed_chunks(owner_id, document_id, claim, limit=limit, cursor=cursor)
-    return ChunkPageOut.of(page)
+    return ChunkPageOut.of(page, ChunkOut.of)

@@ -22,7 +22,6 @@ from kglab_document.domain import (
     DocumentCursor,
     DocumentFilters,
     DocumentStatus,
-    Page,
     Rebuild,
     RebuildStatus,
     SaveResult,
@@ -31,6 +30,7 @@ from kglab_document.domain import (
     document_page,
     utc_millis,
 )
+from kglab_shared.pages import Page
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

@@ -31,7 +31,6 @@ from kglab_document.domain import (
     DocumentCursor,
     DocumentFilters,
     DocumentStatus,
-    Page,
     Rebuild,
     RebuildStatus,
     SaveResult,
@@ -40,6 +39,7 @@ from kglab_document.domain import (
     document_page,
     utc_millis,
 )
+from kglab_shared.pages import Page
 
 MongoDoc = dict[str, Any]
 

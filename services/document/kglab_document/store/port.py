@@ -15,11 +15,11 @@ from kglab_document.domain import (
     Document,
     DocumentCursor,
     DocumentFilters,
-    Page,
     Rebuild,
     SaveResult,
     SortOrder,
 )
+from kglab_shared.pages import Page
 
 
 class DocumentStore(Protocol):

@@ -240,7 +240,7 @@ async def list_jobs(
 ) -> JobPageOut:
     """List your ingestion jobs, newest first, one page at a time."""
     page = await service.list_jobs(identity.user_id, status=job_status, limit=limit, cursor=cursor)
-    return JobPageOut.of(page)
+    return JobPageOut.of(page, JobOut.of)
 
 
 @router.get(

@@ -6,7 +6,7 @@ find near-duplicates. See adr/0008-extraction.md for the libraries and the measu
 """
 
 from kglab_ingestion.extraction.chunking import chunk_sections
-from kglab_ingestion.extraction.documents import open_document
+from kglab_ingestion.extraction.documents import OpenDocument, open_document
 from kglab_ingestion.extraction.errors import ExtractionError, UnsupportedFileError
 from kglab_ingestion.extraction.minhash import estimated_similarity, minhash_signature
 from kglab_ingestion.extraction.model import (
@@ -26,6 +26,7 @@ __all__ = [
     "DocumentInfo",
     "ExtractionError",
     "ExtractionUnit",
+    "OpenDocument",
     "Section",
     "TextChunk",
     "UnsupportedFileError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from kglab_ingestion.extraction.encoding import decode_text, decoding_notice
 from kglab_ingestion.extraction.errors import ExtractionError
@@ -65,6 +65,15 @@ def _title(metadata: dict[str, Any], source_name: str) -> str:
 def _single(sections: list[Section], start: int) -> Iterator[ExtractionUnit]:
     if start < 1:
         yield ExtractionUnit(0, 1, sections)
+
+
+class OpenDocument(Protocol):
+    """The extraction port, as the worker calls it (:func:`open_document` is the one adapter;
+    tests and benchmarks wrap it to make extraction slow or failing)."""
+
+    def __call__(
+        self, path: Path, media_type: str, *, source_name: str, start: int = 0
+    ) -> tuple[DocumentInfo, Iterator[ExtractionUnit]]: ...
 
 
 def open_document(

@@ -20,10 +20,10 @@ from kglab_ingestion.domain import (
     IngestionJob,
     JobCursor,
     JobStatus,
-    Page,
     ProgressUpdate,
 )
 from kglab_shared.events import EventEnvelope
+from kglab_shared.pages import Page
 
 
 class DuplicateJobError(Exception):
@@ -110,7 +110,7 @@ class JobStore(Protocol):
         status: JobStatus | None,
         limit: int,
         after: JobCursor | None,
-    ) -> Page:
+    ) -> Page[IngestionJob]:
         """The owner's jobs, newest first (ties broken by id), after ``after``."""
 
     async def claim(

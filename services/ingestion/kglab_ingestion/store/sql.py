@@ -25,7 +25,6 @@ from kglab_ingestion.domain import (
     JobCursor,
     JobStage,
     JobStatus,
-    Page,
     SourceKind,
     as_utc,
     decode_parts,
@@ -49,6 +48,7 @@ from kglab_shared.claims import claim_matches
 from kglab_shared.events import PART_STORED, EventEnvelope
 from kglab_shared.logging import get_logger
 from kglab_shared.outbox import add_to_outbox
+from kglab_shared.pages import Page
 from kglab_shared.sql import sqlite_url
 
 _log = get_logger(__name__)
@@ -334,7 +334,7 @@ class SqlJobStore:
         status: JobStatus | None,
         limit: int,
         after: JobCursor | None,
-    ) -> Page:
+    ) -> Page[IngestionJob]:
         query = select(jobs).where(jobs.c.owner_id == owner_id)
         if status is not None:
             query = query.where(jobs.c.status == status.value)
