@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import lru_cache
 
 import httpx
 from fastapi import FastAPI
@@ -47,14 +48,23 @@ def create_embedder(settings: VectorSettings) -> Embedder:
     from kglab_vector.embedding.background import BackgroundLoadedEmbedder
     from kglab_vector.embedding.onnx import MINILM_L6_V2_INT8, OnnxEmbedder
 
+    threads, batch_size = settings.embed_threads, settings.embed_model_batch_size
     return BackgroundLoadedEmbedder(
         MINILM_L6_V2_INT8.name,
         MINILM_L6_V2_INT8.dimension,
-        lambda: OnnxEmbedder(
-            threads=settings.embed_threads, batch_size=settings.embed_model_batch_size
-        ),
+        lambda: _shared_onnx_embedder(OnnxEmbedder, threads, batch_size),
         wait_s=settings.model_wait_s,
     )
+
+
+@lru_cache(maxsize=2)
+def _shared_onnx_embedder(
+    factory: Callable[..., Embedder], threads: int, batch_size: int
+) -> Embedder:
+    """One model per process and settings: the sessions are read-only and lock their own runs,
+    and an app built again in the same process (``make dev``'s tests build one per test) would
+    otherwise load two more ONNX sessions, with their memory arenas, each time."""
+    return factory(threads=threads, batch_size=batch_size)
 
 
 @asynccontextmanager
