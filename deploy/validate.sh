@@ -284,7 +284,7 @@ check_compose() {
     sed '/^ *memory: /d' "$resolved" >"$TMP/compose-memory.yml"
     refuses "refuses a service without a memory limit" "no deploy.resources.limits.memory" \
         compose_policy "$TMP/compose-memory.yml"
-    sed '/^ *- ingestion-data:/d' "$resolved" >"$TMP/compose-tus.yml"
+    sed '/^ *- ingestion-uploads:/d' "$resolved" >"$TMP/compose-tus.yml"
     refuses "refuses ingestion's data directory on the tmpfs" "not on a named volume" \
         compose_policy "$TMP/compose-tus.yml"
     sed 's/127\.0\.0\.1:3000:3000/3000:3000/' "$resolved" >"$TMP/compose-port.yml"

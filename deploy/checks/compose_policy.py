@@ -4,7 +4,7 @@ resolves it (``docker-compose config``: anchors merged, variables interpolated).
     docker-compose --env-file .env.example config | python3 deploy/checks/compose_policy.py
 
 Every service: memory and CPU limits, rotated json-file logs, published ports on 127.0.0.1 only.
-Ingestion: its data directory (tus uploads in progress) on a named volume, not the tmpfs.
+Ingestion: its uploads directory (tus uploads in progress) on a named volume, not the tmpfs.
 Prints each problem and exits 1 if there is one. Used by deploy/validate.sh, which also feeds it
 broken copies to show that each rule bites.
 """
@@ -42,12 +42,13 @@ def problems(compose: dict[str, Any]) -> list[str]:
     if ingestion is None:
         found.append("no ingestion service")
     else:
-        data_dir = (ingestion.get("environment") or {}).get("KGLAB_DATA_DIR")
+        data_dir = (ingestion.get("environment") or {}).get("KGLAB_INGESTION_UPLOADS_DIR")
         mounted = dict(_mount(volume) for volume in ingestion.get("volumes") or [])
         source = mounted.get(data_dir)
         if not data_dir or source is None or source not in named_volumes:
             found.append(
-                "ingestion: KGLAB_DATA_DIR (tus uploads in progress) is not on a named volume"
+                "ingestion: KGLAB_INGESTION_UPLOADS_DIR (tus uploads in progress) is not on a "
+                "named volume"
             )
     return found
 

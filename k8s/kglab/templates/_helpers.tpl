@@ -155,7 +155,7 @@ metadata:
     {{- include "kglab.labels" . | nindent 4 }}
 spec:
   {{- $uploadsClaim := "" }}
-  {{- with $svc.uploads }}{{ $uploadsClaim = .existingClaim }}{{ end }}
+  {{- with $svc.uploads }}{{ $uploadsClaim = .existingClaim | default (ternary (printf "%s-uploads" (include "kglab.componentName" $)) "" (.create | default false)) }}{{ end }}
   {{- if and $svc.uploads (not $uploadsClaim) (gt (int $svc.replicas) 1) }}
   {{- fail (printf "%s.replicas is %d but %s.uploads.existingClaim is empty: every replica must mount the uploads volume (a ReadWriteMany claim), since a PATCH may reach any replica (adr/0019)" .name (int $svc.replicas) .name) }}
   {{- end }}
