@@ -122,6 +122,17 @@ def document(operation: dict[str, Any]) -> None:
                 "Location": {"schema": {"type": "string"}, "description": "The document."},
                 "Preference-Applied": {"schema": {"type": "string"}, "example": "wait=10"},
             },
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "id": "0b8c6a3e9f7d4c21a5e3b1d2c4f60718",
+                        "title": "The Curie laboratory",
+                        "media_type": "text/markdown",
+                        "chunk_count": 2,
+                        "status": "stored",
+                    },
+                }
+            },
         },
     )

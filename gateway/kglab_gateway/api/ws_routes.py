@@ -16,7 +16,7 @@ from kglab_gateway.config import GatewaySettings
 from kglab_gateway.policy import GatewayPolicy, authorize
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.errors import DomainError
-from kglab_shared.identity import IDENTITY_HEADER
+from kglab_shared.identity import IDENTITY_HEADER, Identity
 
 router = APIRouter()
 _POLICY_VIOLATION = 1008
@@ -27,15 +27,8 @@ _TRY_AGAIN_LATER = 1013
 async def job_progress(websocket: WebSocket, job_id: str) -> None:
     """Relay a job's live progress from the ingestion service."""
     policy: GatewayPolicy = websocket.app.state.policy
-    token = websocket.query_params.get("token", "")
-    if not token:
-        await _refuse(websocket, _POLICY_VIOLATION, "Pass your access token as ?token=.")
-        return
-    try:
-        identity = await policy.verify_token(token)
-        authorize("WS", websocket.scope["path"], identity)
-    except DomainError as exc:
-        await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
+    identity = await _signed_in(websocket, policy)
+    if identity is None:
         return
     headers = [
         (IDENTITY_HEADER, policy.forwarded_identity(identity)),
@@ -61,15 +54,8 @@ async def events(websocket: WebSocket) -> None:
     ``GET /api/v1/events`` pushed as it grows. ``?after=`` resumes from an event's id, so a
     client that reconnects misses nothing."""
     policy: GatewayPolicy = websocket.app.state.policy
-    token = websocket.query_params.get("token", "")
-    if not token:
-        await _refuse(websocket, _POLICY_VIOLATION, "Pass your access token as ?token=.")
-        return
-    try:
-        identity = await policy.verify_token(token)
-        authorize("WS", websocket.scope["path"], identity)
-    except DomainError as exc:
-        await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
+    identity = await _signed_in(websocket, policy)
+    if identity is None:
         return
     await websocket.accept()
     ingestion: httpx.AsyncClient = websocket.app.state.upstreams.clients["ingestion"]
@@ -112,6 +98,21 @@ async def _until_disconnected(websocket: WebSocket) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
+
+
+async def _signed_in(websocket: WebSocket, policy: GatewayPolicy) -> Identity | None:
+    """The caller of ``?token=``, allowed on this path; else the socket is refused (None)."""
+    token = websocket.query_params.get("token", "")
+    if not token:
+        await _refuse(websocket, _POLICY_VIOLATION, "Pass your access token as ?token=.")
+        return None
+    try:
+        identity = await policy.verify_token(token)
+        authorize("WS", websocket.scope["path"], identity)
+    except DomainError as exc:
+        await _refuse(websocket, _POLICY_VIOLATION, exc.detail)
+        return None
+    return identity
 
 
 async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:

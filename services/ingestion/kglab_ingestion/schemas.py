@@ -256,6 +256,24 @@ class EventPageOut(BaseModel):
     """Changes in the order they happened. Read on with `after` = the last event's `id`, or
     `next_cursor` (the same); an empty page means nothing new yet."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "id": "eyJjIjogIjIwMjYtMTItMDZUMTI6MDA6MDMrMDA6MDAiLCAiaWQiOiAiMSJ9",
+                            "type": "job.completed",
+                            "at": "2026-12-06T12:00:03Z",
+                            "job": JOB_EXAMPLE,
+                        }
+                    ],
+                    "next_cursor": "eyJjIjogIjIwMjYtMTItMDZUMTI6MDA6MDMrMDA6MDAiLCAiaWQiOiAiMSJ9",
+                }
+            ]
+        }
+    )
+
     events: list[EventOut]
     next_cursor: str | None = Field(
         description="The cursor to pass next (the last event's id; the one you passed when "
