@@ -15,6 +15,7 @@ import secrets
 from typing import Any
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from kglab_shared.correlation import REQUEST_ID_HEADER, get_correlation_id
 from kglab_shared.events import DocumentStored, ExtractedChunk
@@ -39,11 +40,23 @@ def claim_matches(digest: str | None, presented: str | None) -> bool:
     )
 
 
+#: Answers that mean "the holder is not there right now" (restarting, or behind a proxy that
+#: has no backend for it yet), as opposed to an answer about the document.
+_UNAVAILABLE = frozenset({502, 503, 504})
+
+
+class HolderUnavailableError(Exception):
+    """The service holding the chunks did not answer (or answered 502/503/504)."""
+
+
 class ClaimedChunkReader:
     """Reads a document's chunks, page by page, from the service that holds them.
 
-    None when the holder answers 404 (the document is gone or the claim opens nothing); any
-    other failure raises, so the event is retried by the bus.
+    None when the holder answers 404 (the document is gone or the claim opens nothing). While
+    the holder is unavailable (no connection, 502/503/504: it is restarting, say) each page is
+    tried again with exponential backoff for up to ``unavailable_budget_s``: the bus's own
+    retries (three attempts within seconds) would otherwise dead-letter the event before a
+    restarted service is back. Any other failure raises at once, so the bus retries as usual.
     """
 
     def __init__(
@@ -51,11 +64,33 @@ class ClaimedChunkReader:
         base_url: str,
         *,
         timeout_s: float = 30.0,
+        unavailable_budget_s: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout_s), transport=transport
         )
+        self._budget_s = unavailable_budget_s
+
+    async def _get(
+        self, path: str, query: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(HolderUnavailableError),
+            stop=stop_after_delay(self._budget_s),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    response = await self._client.get(path, params=query, headers=headers)
+                except httpx.TransportError as exc:
+                    raise HolderUnavailableError(f"{path}: {exc!r}") from exc
+                if response.status_code in _UNAVAILABLE:
+                    raise HolderUnavailableError(f"{path}: {response.status_code}")
+                return response
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def read(
         self, path: str, claim: str, params: dict[str, str] | None = None
@@ -66,7 +101,7 @@ class ClaimedChunkReader:
         chunks: list[ExtractedChunk] = []
         query: dict[str, Any] = dict(params or {})
         while True:
-            response = await self._client.get(path, params=query, headers=headers)
+            response = await self._get(path, query, headers)
             if response.status_code == 404:
                 return None
             response.raise_for_status()

@@ -431,3 +431,17 @@ async def test_aliases_extractions_and_variants_are_kept_per_owner(
     await graph_store.delete_document(owner, "doc-1")
     assert await graph_store.extractions(owner, ["doc-1"]) == {}
     assert await graph_store.documents_mentioning(owner, [ada]) == []
+
+
+async def test_a_deleted_documents_spellings_go_with_its_entities(
+    graph_store: GraphStore, owners: list[str]
+) -> None:
+    owner, _ = owners
+    await apply_script(graph_store, owner, "doc-1", CHAIN)
+    await graph_store.save_extraction(
+        owner, "doc-1", '{"saved": 1}', {"adalovelace": "ada lovelace", "ghost": "no such key"}
+    )
+    assert await graph_store.delete_document(owner, "doc-1") is True
+    # Nothing of the owner's is left: no entity, so no spelling recorded for one.
+    assert await graph_store.variant_keys(owner, ["adalovelace", "ghost"]) == {}
+    assert await graph_store.extractions(owner, ["doc-1"]) == {}

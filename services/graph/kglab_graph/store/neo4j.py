@@ -840,6 +840,14 @@ async def _delete_document(tx: AsyncManagedTransaction, params: dict[str, Any]) 
     )
     record = await result.single()
     await _drop_orphans(tx, touched, params["owner"])
+    # Spellings recorded for entities that no document mentions any more go with them.
+    await (
+        await tx.run(
+            "MATCH (v:Variant {owner: $owner}) "
+            "WHERE NOT EXISTS { MATCH (:Entity {owner: $owner, key: v.key}) } DELETE v",
+            params,
+        )
+    ).consume()
     return bool(record and record["existed"])
 
 

@@ -364,6 +364,12 @@ class SqliteGraphStore:
                 )
                 await self._reweigh(owner, pairs)
                 await self._drop_orphans(touched)
+                # Spellings recorded for entities no document mentions any more go with them.
+                await db.execute(
+                    "DELETE FROM variants WHERE owner = ? AND NOT EXISTS (SELECT 1 FROM "
+                    "entities e WHERE e.owner = variants.owner AND e.key = variants.key)",
+                    (owner,),
+                )
                 await db.execute("COMMIT")
             except BaseException:
                 await db.execute("ROLLBACK")
