@@ -5,7 +5,9 @@ per user, and a second gateway (a replica, or the same one restarted) replays fr
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import httpx
@@ -144,3 +146,30 @@ async def test_the_openapi_document_shows_the_header_on_creating_routes(
         assert "422" in operation["responses"], path
     listing = document["paths"]["/api/v1/documents"]["get"]
     assert "Idempotency-Key" not in [p["name"] for p in listing.get("parameters", [])]
+
+
+async def test_a_refused_body_frees_its_key_at_once(gateway: httpx.AsyncClient) -> None:
+    """A body refused while it streams (too large, no length declared) releases the key: the
+    corrected retry with the same key runs now, not after the in-flight lease."""
+    auth = await sign_up(gateway)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    async def oversized() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 65_536
+        yield b'", "scopes": ["search"]}'
+
+    refused = await gateway.post(
+        "/api/v1/auth/api-keys",
+        content=oversized(),
+        headers={**auth, **key, "Content-Type": "application/json"},
+    )
+    assert refused.status_code == 413, refused.text
+    started = time.monotonic()
+    created = await gateway.post(
+        "/api/v1/auth/api-keys", json={"name": "ci", "scopes": ["search"]}, headers={**auth, **key}
+    )
+    assert created.status_code == 201, created.text
+    assert time.monotonic() - started < 5
+    assert "idempotent-replayed" not in created.headers

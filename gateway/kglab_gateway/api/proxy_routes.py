@@ -125,8 +125,13 @@ async def forward(request: Request) -> Response:
             added["content-length"] = declared
     else:
         raw = bytearray()
-        async for chunk in _limited_body(request, limit):
-            raw.extend(chunk)
+        try:
+            async for chunk in _limited_body(request, limit):
+                raw.extend(chunk)
+        except BaseException:
+            if key is not None:  # a body too large or a client gone: the key is free again
+                await store.release(client_key.name)
+            raise
         body = bytes(raw)
         if fingerprint is not None:
             fingerprint.update(body)
