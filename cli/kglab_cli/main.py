@@ -349,7 +349,8 @@ def path(
         emit(answer)
         return
     names = " -> ".join(entity["name"] for entity in answer["entities"])
-    out.print(f"{answer['length']} steps: {names}", highlight=False)
+    steps = answer["length"]
+    out.print(f"{steps} step{'' if steps == 1 else 's'}: {names}", highlight=False)
 
 
 @app.command()

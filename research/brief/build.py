@@ -71,10 +71,13 @@ def executive_summary() -> list[str]:
     neo = citation(
         {"file": "graph.json", "path": "stores.neo4j.insert_1000_1000.median_ms", "label": "x"}
     )
+    pg = citation(
+        {"file": "graph.json", "path": "stores.postgres.insert_1000_1000.median_ms", "label": "x"}
+    )
     return [
         "## 1. Executive summary",
         "",
-        "**Recommendation.** Six small Python services (FastAPI) behind one gateway, each owning",
+        "**Recommendation.** Five small Python services (FastAPI) behind one gateway, each owning",
         "its store: PostgreSQL for relational state and the job queue, MongoDB for documents and",
         "files, Neo4j for the graph, Qdrant for vectors, Redis for cache, limits and live",
         "progress; RabbitMQ carries the pipeline's events. It runs in one process on embedded",
@@ -95,10 +98,12 @@ def executive_summary() -> list[str]:
         f"   in the graph. Measured: {stack.value:,.0f} small files per minute end to end and a",
         f"   10-page PDF searchable in {pdf.value:.2f} s (median) on 2 cores",
         "   ([0002](../adr/0002-event-bus.md), [0010](../adr/0010-ingestion-jobs.md)).",
-        "3. **One store per kind of data.** The graph lives in Neo4j, not in PostgreSQL tables:",
-        f"   both meet the brief's 1,000-entity insert (Neo4j {neo.value:.0f} ms median here, see",
-        "   the matrix), but multi-hop neighbours and paths stay simple Cypher as the graph grows",
-        "   ([0006](../adr/0006-graph-store.md)).",
+        "3. **One store per kind of data.** The graph lives in Neo4j, not in PostgreSQL tables,",
+        "   although PostgreSQL measured faster here: the brief's 1,000-entity insert takes",
+        f"   {pg.value:.0f} ms on PostgreSQL and {neo.value:.0f} ms on Neo4j (median, server on",
+        "   the same 2 cores). Multi-hop neighbours, paths and typed relations with evidence stay",
+        "   plain Cypher; the graph port keeps a PostgreSQL adapter a contract suite away",
+        "   ([0006](../adr/0006-graph-store.md); the matrix says why, and where it is weakest).",
         "",
         "Every figure in this brief is read from `bench/results/` by `make brief`; the machine is",
         "named beside each table.",
@@ -160,6 +165,8 @@ def decision_matrix() -> list[str]:
                 f"| {name} | {scores['performance']} | {scores['complexity']} | {scores['cost']} "
                 f"| {scores['learning']} | {total} | {'; '.join(evidence)} |"
             )
+        if "why" in component:
+            lines += ["", f"Why this one: {component['why']}"]
         lines.append("")
     return lines
 
@@ -500,7 +507,9 @@ def cost_section() -> list[str]:
             f"{line.replace('_', ' ')} {_fmt_usd(example[line])}"
             for line in ("compute", "kubernetes", "block_storage", "object_storage", "egress")
         )
-        + ". Break-even is the fewest users whose subscriptions pay the hosting bill.",
+        + ". Break-even is the fewest users whose subscriptions pay the hosting bill. Below "
+        + f"{spec['assumed']['ha_from_users']['value']} users the model prices one plain VM "
+        + "(Compose), with no managed Kubernetes fee.",
         "",
         "**The model** (`research/brief/cost.py`, the same arithmetic as the page):",
         "CPU = stores' idle cores + peak-to-average * (requests * CPU per request + indexing",

@@ -63,7 +63,9 @@ class Citation:
 
     def render(self) -> str:
         value = self.value
-        if isinstance(value, float):
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, float):
             text = f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.3g}"
         elif isinstance(value, int):
             text = f"{value:,}"
