@@ -542,6 +542,8 @@ class Neo4jGraphStore:
             "s.sentences AS sentences",
             {"owner": owner, "pairs": [list(p) for p in wanted], "per_pair": per_pair},
         )
+        # A statement deleted by a concurrent write (its document discarded) can still be
+        # matched with its properties gone: it is skipped, not read as a 500.
         return [
             Statement(
                 r["source"],
@@ -549,10 +551,11 @@ class Neo4jGraphStore:
                 r["type"],
                 r["verb"],
                 r["document_id"],
-                tuple(r["evidence"]),
-                tuple(r["sentences"]),
+                tuple(r["evidence"] or ()),
+                tuple(r["sentences"] or ()),
             )
             for r in rows
+            if r["type"] is not None and r["source"] is not None
         ]
 
     async def _write(self, query: LiteralString, params: dict[str, Any]) -> int:
