@@ -3,7 +3,7 @@ relational state: PostgreSQL (asyncpg) in production, SQLite (aiosqlite) embedde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kglab_shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -146,3 +148,24 @@ async def run_migrations(
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
+
+
+async def migrate_and_exit(
+    settings: ServiceSettings,
+    url: str,
+    create_engine: Callable[[str], AsyncEngine],
+    run_migrations: Callable[[AsyncEngine], Awaitable[None]],
+) -> None:
+    """``python -m kglab_<service>.migrate``: apply a service's migrations and return. The
+    chart runs it as a pre-install/pre-upgrade hook Job (ADR 0027), so a failing migration
+    stops the release before a new pod starts; each service's start-up migrates too (a no-op
+    at head, serialised by a lock) for compose and ``make stack``."""
+    from kglab_shared.logging import configure_logging, get_logger
+
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    engine = create_engine(url)
+    try:
+        await run_migrations(engine)
+    finally:
+        await engine.dispose()
+    get_logger(__name__).info("migrations_applied", service=settings.service_name)
