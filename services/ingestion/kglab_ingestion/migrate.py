@@ -11,6 +11,11 @@ from kglab_ingestion.store.sql import create_engine, run_migrations
 from kglab_shared.settings import load_settings
 from kglab_shared.sql import migrate_and_exit
 
-if __name__ == "__main__":
+
+async def migrate() -> None:
     settings = load_settings(IngestionSettings)
-    asyncio.run(migrate_and_exit(settings, database_url(settings), create_engine, run_migrations))
+    await migrate_and_exit(settings, database_url(settings), create_engine, run_migrations)
+
+
+if __name__ == "__main__":
+    asyncio.run(migrate())
