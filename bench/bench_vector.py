@@ -1,12 +1,12 @@
 """Vector service: search latency, embedding throughput, and the search cache's hit rate.
 
 * Search latency p50/p95 for hybrid, dense and sparse queries, owner-filtered, at 10,000 and
-  100,000 chunks (several owners, 384-dimensional vectors). Runs on Qdrant's local mode always:
-  that is Qdrant's in-process *Python* implementation, a brute-force scan that evaluates the
-  owner filter point by point, so its numbers say nothing about a Qdrant server's HNSW index.
-  With ``KGLAB_QDRANT_URL`` set it also runs the same queries against that server. Seeded
-  vectors are random unit vectors and BM25 vectors of generated text (the embedding model is
-  measured separately), so seeding 100,000 chunks takes no model time. Target p95 < 20 ms.
+  100,000 chunks, side by side: Qdrant Edge (make dev's embedded store, adr/0025) with 10
+  owners and with one owner holding every chunk; qdrant-client's local mode (the store before
+  adr/0025, a scan in Python: a few queries only, ``--local-budget``; ``--backends edge`` skips
+  it); and, with ``KGLAB_QDRANT_URL`` set, a Qdrant server. Seeded vectors are random unit
+  vectors and BM25 vectors of generated text (the embedding model is measured separately), so
+  seeding 100,000 chunks takes no model time. Target p95 < 50 ms at 100,000 (issue 19).
 * Embedding throughput, chunks per second, for each embedder (ONNX MiniLM int8, hashing).
 * Search cache hit rate on a Zipf-distributed query stream over several owners, with their
   documents changing during the stream (each change invalidates that owner's answers), through

@@ -52,7 +52,7 @@ def qdrant_server_url() -> str:
     pytest.skip(
         "No Qdrant server: set KGLAB_QDRANT_URL or install Docker for testcontainers. "
         "(Not a failure under KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can run on this "
-        "machine; the local-mode variants run the same contract, and the GitHub Actions "
+        "machine; the edge and local-mode variants run the same contract, and the GitHub Actions "
         "workflow runs this one.)"
     )
 
