@@ -251,6 +251,7 @@ class _Server(uvicorn.Server):
 
 
 def main() -> None:
+    from kglab_shared.logging import serving
     from kglab_shared.serving import GuardedHttpProtocol
 
     port = int(os.environ.get("KGLAB_PORT", "8000"))
@@ -271,7 +272,9 @@ def main() -> None:
     server = _Server(config, app.state.service_host)
     print(f"Knowledge Graph Lab on http://127.0.0.1:{port} (docs at /docs); Ctrl-C stops it.")
     try:
-        server.run()
+        # Lines outside every service's request, event and task name the process itself.
+        with serving("dev"):
+            server.run()
     except KeyboardInterrupt:
         # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again; the stop was
         # asked for, so it is no error and needs no traceback.

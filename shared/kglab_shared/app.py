@@ -27,7 +27,7 @@ from kglab_shared.correlation import (
 )
 from kglab_shared.errors import install_error_handlers
 from kglab_shared.health import Readiness, health_router
-from kglab_shared.logging import configure_logging
+from kglab_shared.logging import configure_logging, serving
 from kglab_shared.metrics import (
     HTTP_LATENCY,
     HTTP_REQUESTS,
@@ -153,7 +153,7 @@ class RequestContextMiddleware:
 
         try:
             span_name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
-            with incoming_request_context(trace_headers, span_name) as span:
+            with serving(self.service), incoming_request_context(trace_headers, span_name) as span:
                 try:
                     await self.app(scope, receive, send_with_id)
                 finally:
@@ -247,21 +247,24 @@ def create_service_app(
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.readiness = Readiness(settings.ready_timeout_s, service=settings.service_name)
-        async with AsyncExitStack() as stack:
-            if settings.metrics_port is not None:
-                server = serve_metrics(settings.metrics_host, settings.metrics_port)
-                app.state.metrics_server = server
-                stack.callback(stop_metrics_server, server)
-            if lifespan is not None:
-                await stack.enter_async_context(lifespan(app))
-            if settings.dependency_check_interval_s > 0:
-                watch = asyncio.create_task(
-                    app.state.readiness.watch(settings.dependency_check_interval_s),
-                    name=f"kglab-{settings.service_name}-dependency-watch",
-                )
-                stack.push_async_callback(_cancel, watch)
-            freeze_startup_heap()
-            yield
+        # Tasks started here (consumers, watchers) copy the context: their lines name this
+        # service even when several share a process (make dev).
+        with serving(settings.service_name):
+            async with AsyncExitStack() as stack:
+                if settings.metrics_port is not None:
+                    server = serve_metrics(settings.metrics_host, settings.metrics_port)
+                    app.state.metrics_server = server
+                    stack.callback(stop_metrics_server, server)
+                if lifespan is not None:
+                    await stack.enter_async_context(lifespan(app))
+                if settings.dependency_check_interval_s > 0:
+                    watch = asyncio.create_task(
+                        app.state.readiness.watch(settings.dependency_check_interval_s),
+                        name=f"kglab-{settings.service_name}-dependency-watch",
+                    )
+                    stack.push_async_callback(_cancel, watch)
+                freeze_startup_heap()
+                yield
 
     # A trailing-slash redirect would name the service's own address in Location (the gateway
     # passes it on: "http://127.0.0.1:8004/..."); an unknown path is a 404 instead.

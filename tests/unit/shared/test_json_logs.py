@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -127,3 +128,59 @@ def build() -> Any:
         service_name="json-logs-probe", KGLAB_LOG_JSON=True, KGLAB_DEPENDENCY_CHECK_INTERVAL_S=0
     )
     return create_service_app(settings, title="probe", routers=[router])
+
+
+async def test_services_sharing_one_process_each_tag_their_own_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As in make dev: the gateway calls a service in its own task, and a service's lifespan
+    starts a background task; each line names the service it came from, not the process."""
+
+    def app(name: str, *, calls: httpx.AsyncBaseTransport | None = None) -> Any:
+        routes = APIRouter()
+
+        @routes.get("/work")
+        async def work() -> dict[str, str]:
+            """Work, and ask the other service when there is one."""
+            get_logger(__name__).info("working")
+            if calls is not None:
+                async with httpx.AsyncClient(transport=calls, base_url="http://inner") as inner:
+                    (await inner.get("/work")).raise_for_status()
+                get_logger(__name__).info("back")
+            return {"by": name}
+
+        started = asyncio.Event()
+
+        @asynccontextmanager
+        async def lifespan(_: Any) -> AsyncIterator[None]:
+            async def consume() -> None:
+                logging.getLogger("a.consumer").info("consuming")
+                started.set()
+
+            task = asyncio.create_task(consume())
+            await started.wait()
+            yield
+            await task
+
+        settings = ServiceSettings(
+            service_name=name, KGLAB_LOG_JSON=True, KGLAB_DEPENDENCY_CHECK_INTERVAL_S=0
+        )
+        return create_service_app(settings, title=name, routers=[routes], lifespan=lifespan)
+
+    inner = app("inner-service")
+    outer = app("outer-service", calls=httpx.ASGITransport(app=inner))
+    async with (
+        inner.router.lifespan_context(inner),
+        outer.router.lifespan_context(outer),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="http://o") as client,
+    ):
+        assert (await client.get("/work")).json() == {"by": "outer-service"}
+    lines = json_lines(capsys.readouterr().err)
+    tagged = [(line["event"], line["service"]) for line in lines]
+    assert tagged == [
+        ("consuming", "inner-service"),
+        ("consuming", "outer-service"),
+        ("working", "outer-service"),
+        ("working", "inner-service"),
+        ("back", "outer-service"),
+    ]
