@@ -432,13 +432,9 @@ class Neo4jStore:
         self.driver: Any = None
 
     async def open(self) -> None:
-        from urllib.parse import unquote, urlsplit
-
         from neo4j import AsyncGraphDatabase
 
-        parts = urlsplit(self.url)
-        address = f"{parts.scheme}://{parts.hostname}:{parts.port or 7687}"
-        auth = (unquote(parts.username or "neo4j"), unquote(parts.password or ""))
+        address, auth = neo4j_address(self.url)
         self.driver = AsyncGraphDatabase.driver(address, auth=auth)
         records, _, _ = await self.driver.execute_query(
             "CALL dbms.components() YIELD name, versions, edition"
@@ -565,6 +561,15 @@ class Neo4jStore:
             self.TOP_CYPHER, run=self.run, limit=limit, routing_="r"
         )
         return [OwnerTotal(r["owner_id"], r["documents"], r["chunks"], r["bytes"]) for r in records]
+
+
+def neo4j_address(url: str) -> tuple[str, tuple[str, str]]:
+    """``bolt://user:password@host:port`` as the driver takes it: address, (user, password)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    address = f"{parts.scheme}://{parts.hostname}:{parts.port or 7687}"
+    return address, (unquote(parts.username or "neo4j"), unquote(parts.password or ""))
 
 
 def _row(record: Record) -> dict[str, Any]:
