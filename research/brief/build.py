@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,6 @@ from research.brief.sources import (
     data,
     local_server_versions,
     locked,
-    measured,
     result_file,
 )
 
@@ -171,6 +171,44 @@ def decision_matrix() -> list[str]:
     return lines
 
 
+GITLAB_CI = REPO / "research" / "cicd" / "gitlab-ci.yml"
+CI_RUN_STEPS = ("make install", "make test", "make lint", "bash deploy/validate.sh")
+
+
+def cicd_section() -> list[str]:
+    """The CI/CD comparison on our own workflow: the GitLab CI translation and the differences."""
+    if not GITLAB_CI.exists():
+        raise SourceError("research/cicd/gitlab-ci.yml is missing")
+    differences = data("cicd")["difference"]
+    lines = [
+        "### CI/CD in practice: our workflow on GitHub Actions and on GitLab CI",
+        "",
+        "The working example is the project's own CI. `.ci/run` is the whole of it on a machine",
+        "without Docker (it builds the servers with `make servers`); "
+        "[`.github/workflows/ci.yml`](../.github/workflows/ci.yml) runs the same steps ("
+        + ", ".join(f"`{step}`" for step in CI_RUN_STEPS)
+        + ") on GitHub's runners with the servers as containers, in three jobs: tests on",
+        "real servers, ruff and mypy, the deployment files. Its GitLab CI translation,",
+        "job for job ([`research/cicd/gitlab-ci.yml`](../research/cicd/gitlab-ci.yml); "
+        "`tests/unit/test_gitlab_ci.py` fails if its steps, server images or `KGLAB_*` variables",
+        "drift from the workflow's):",
+        "",
+        "```yaml",
+        *GITLAB_CI.read_text().rstrip("\n").splitlines(),
+        "```",
+        "",
+        "| | GitHub Actions (ours) | GitLab CI (the translation) |",
+        "| --- | --- | --- |",
+        *[f"| {d['aspect']} | {d['github']} | {d['gitlab']} |" for d in differences],
+        "",
+        "Either runs the project unchanged, because the steps live in the Makefile and `.ci/run`,",
+        "not in the CI file: the file only provides servers and calls them. We stay on GitHub",
+        "Actions because the code is hosted there; on GitLab the file above is the whole move.",
+        "",
+    ]
+    return lines
+
+
 def _usage(resolved: dict[str, Any]) -> dict[str, Any]:
     defaults = resolved["defaults"]
     return {
@@ -263,17 +301,39 @@ def prototype_section() -> list[str]:
     ]
     fresh = REPO / "bench" / "results" / "fresh_machine.json"
     if fresh.exists():
-        steps = json.loads(fresh.read_text())["steps"]
+        run = json.loads(fresh.read_text())
+        steps = run["steps"]
+        machine = run["machine"]
         lines += [
             "",
-            "Timed from a clean clone (`fresh_machine.json`):",
+            "Timed from a clean clone in a new directory with an empty uv cache, so every package",
+            "is downloaded (`bench/bench_fresh_machine.py`, run by hand:"
+            f" `make bench BENCH=fresh_machine`; {machine['cpus']} cores, load average"
+            f" {run['load_1m_at_start']} at the start, run"
+            f" {machine['when']}):",
             "",
             "| step | seconds |",
             "| --- | --- |",
         ]
-        lines += [f"| {step['name']} | {step['seconds']:.0f} |" for step in steps]
+        lines += [f"| {step['name']} | {step['seconds']:.1f} |" for step in steps]
         total = sum(step["seconds"] for step in steps)
         lines += ["", f"Total {total / 60:.1f} minutes against the brief's 10."]
+        install = next(s["seconds"] for s in steps if s["name"].startswith("make install"))
+        mib = run.get("uv_cache_after_install_mib")
+        if mib:
+            line_mbit = 50
+            download_s = mib * 8 * 1.048576 / line_mbit
+            at_line_min = (total - install + download_s) / 60
+            lines += [
+                "",
+                f"The install fetched {mib:,.0f} MiB of packages in {install:.0f} s: the package",
+                "index this machine reaches is close by. On a 50 Mbit/s line the download alone",
+                f"takes about {download_s / 60:.1f} minutes, the whole path about {at_line_min:.1f}"
+                " minutes.",
+                "Not timed here: installing Python 3.11+ itself"
+                + (", and uv (present on this machine)" if run.get("uv_preinstalled") else "")
+                + "; the clone is of a local path, not over the network.",
+            ]
     else:
         lines += [
             "",
@@ -369,16 +429,7 @@ def performance_section() -> list[str]:
             *[f"- {item.render()}" for item in items],
             "",
         ]
-    neo = measured("graph.json", "stores.neo4j.insert_1000_1000.median_ms")
-    pg = measured("graph.json", "stores.postgres.insert_1000_1000.median_ms")
-    verdict = [name for name, ms in (("PostgreSQL", pg), ("Neo4j", neo)) if ms < 100]
-    lines += [
-        "On this 2-core machine the brief's 100 ms graph insert is met by "
-        + (" and ".join(verdict) if verdict else "neither store")
-        + f" (Neo4j {neo:.0f} ms, PostgreSQL {pg:.0f} ms, medians with the server on the same"
-        " cores).",
-        "",
-    ]
+    lines += [f"{graph_writes_verdict()} (details under *Graph writes* below).", ""]
     return lines
 
 
@@ -418,8 +469,167 @@ def studies_section() -> list[str]:
         "must exceed the longest job.",
         "",
         *frameworks_study(),
+        *databases_study(),
+        *graph_writes_study(),
     ]
     return lines
+
+
+GRAPH_RUNS = ("graph.json", "graph_neo4j.json")
+GRAPH_STORES = (("neo4j", "Neo4j"), ("postgres", "PostgreSQL"), ("sqlite", "SQLite (embedded)"))
+GRAPH_TARGET_MS = 100.0
+
+
+def _graph_insert(file: str, store: str) -> dict[str, Any] | None:
+    stores = result_file(file)["stores"]
+    found = stores.get(store, {}).get("insert_1000_1000")
+    return found if isinstance(found, dict) else None
+
+
+def graph_writes_verdict() -> str:
+    """Which store meets the brief's 100 ms graph insert here: in every recorded run, at the
+    median and at p95."""
+    meets, misses = [], []
+    for key, label in GRAPH_STORES[:2]:
+        runs = [run for run in (_graph_insert(f, key) for f in GRAPH_RUNS) if run]
+        worst_median = max(run["median_ms"] for run in runs)
+        worst_p95 = max(run["p95_ms"] for run in runs)
+        if worst_p95 < GRAPH_TARGET_MS:
+            meets.append(f"{label} (median at most {worst_median:.0f} ms, p95 {worst_p95:.0f} ms)")
+        else:
+            misses.append(
+                f"{label} does not (median up to {worst_median:.0f} ms, p95 up to "
+                f"{worst_p95:.0f} ms)"
+            )
+    met = " and ".join(meets) if meets else "neither store"
+    return (
+        f"On this 2-core machine the brief's {GRAPH_TARGET_MS:.0f} ms insert of 1,000 entities "
+        f"with relationships is met by {met} in every recorded run"
+        + (f"; {'; '.join(misses)}" if misses else "")
+    )
+
+
+def graph_writes_study() -> list[str]:
+    lines = [
+        "**Graph writes** (`bench/bench_graph.py`, adr/0006): one batch of 1,000 entities,",
+        "1,000 mentions and 1,000 relations, as the graph service writes a document (Neo4j: the",
+        "real adapter's `apply_document`; PostgreSQL: entity and edge rows through `unnest`), on",
+        "a warm server on the same 2 cores, a fresh owner per batch. Brief: under 100 ms.",
+        "",
+        "| run | load average at the start | "
+        + " | ".join(f"{label} median / p95 ms" for _, label in GRAPH_STORES)
+        + " |",
+        "| --- | --- | " + " | ".join("---" for _ in GRAPH_STORES) + " |",
+    ]
+    for file in GRAPH_RUNS:
+        study = result_file(file)
+        machine = study["machine"]
+        cells = []
+        for key, _ in GRAPH_STORES:
+            run = _graph_insert(file, key)
+            cells.append(
+                f"{run['median_ms']:.0f} / {run['p95_ms']:.0f} ({run['n']} batches)"
+                if run
+                else "not run"
+            )
+        load = machine.get("load_average_1_5_15", ["?"])[0]
+        load_text = f"{load:.1f}" if isinstance(load, float) else str(load)
+        lines.append(
+            f"| [`{file}`](../bench/results/{file}), {machine['when']} | {load_text} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        f"**{graph_writes_verdict()}.** Neo4j stays the graph store for what the insert",
+        "does not measure: variable-depth neighbours and paths in Cypher, typed relations with",
+        "their evidence (adr/0006, adr/0024); the PostgreSQL adapter is the fallback behind the",
+        "same graph port if the write target becomes binding.",
+        "",
+    ]
+    return lines
+
+
+#: The databases study's operations, in the order of its table.
+DATABASE_OPERATIONS = (
+    ("get", "get by id"),
+    ("page", "one owner's next page"),
+    ("update", "update one"),
+    ("delete", "delete one"),
+    ("complex", "complex query"),
+)
+
+
+def databases_study() -> list[str]:
+    study = result_file("databases.json")
+    machine = study["machine"]
+    load = study["loadavg_at_start"]
+    rows = study["results"]
+    lines = [
+        f"**Databases at {study['records']:,} records** (`research/databases.py`, "
+        f"{machine['cpus']} cores, load average {load[0]} / {load[1]} / {load[2]} at the start, "
+        f"run {machine['when']}): {study['records']:,} documents of {study['owners']} owners "
+        "(Zipf-skewed) with 1-5 chunks each, the same records in every store, through the "
+        "drivers the services use. One client, one query at a time; the stores take turns, query",
+        "by query, so each runs under the same load. p50 / p95 in ms over "
+        f"{rows[0]['operations']['get']['samples']} samples (the complex query: "
+        f"{rows[0]['operations']['complex']['samples']}); the batch insert is the median of "
+        f"{len(rows[0]['operations']['insert_10000']['runs_ms'])} runs. The complex query is "
+        f"*{study['complex_query']}*; every answer was checked against the one computed from "
+        "the records. Other engineers' work shared the 2 cores: at this load a single-row "
+        "query's p95 is mostly waiting for a core, so compare the stores with each other in "
+        "this run, not with figures from elsewhere.",
+        "",
+        "| store | fits | insert 10,000 ms | "
+        + " | ".join(label for _, label in DATABASE_OPERATIONS)
+        + " | complex query as | answers right |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in DATABASE_OPERATIONS) + " | --- | --- |",
+    ]
+    for row in rows:
+        ops = row["operations"]
+        cells = [
+            f"{ops[key]['p50_ms']:,.1f} / {ops[key]['p95_ms']:,.1f}"
+            for key, _ in DATABASE_OPERATIONS
+        ]
+        right = all(ops[key]["correct"] for key, _ in DATABASE_OPERATIONS)
+        lines.append(
+            f"| {row['store']} | {row['fits']} | {ops['insert_10000']['median_ms']:,.0f} | "
+            + " | ".join(cells)
+            + f" | {row['complex_query']} | {'yes' if right else 'NO'} |"
+        )
+    # A store that answers the complex query from counters kept at write time (Redis) is left
+    # out of its comparison: it does not run the query.
+    ad_hoc = [row for row in rows if "complex_ad_hoc" not in row["operations"]]
+    fastest = {
+        label: min(
+            ad_hoc if key == "complex" else rows,
+            key=lambda row, key=key: row["operations"][key]["p95_ms"],
+        )["store"]
+        for key, label in DATABASE_OPERATIONS
+    }
+    insert = min(rows, key=lambda row: row["operations"]["insert_10000"]["median_ms"])
+    lines += [
+        "",
+        "Lowest p95 per query: "
+        + "; ".join(
+            f"{label}{' (asked as a query)' if label == 'complex query' else ''}: {store}"
+            for label, store in fastest.items()
+        )
+        + f"; the batch insert: {insert['store']}.",
+    ]
+    for row in rows:
+        ad_hoc = row["operations"].get("complex_ad_hoc")
+        if ad_hoc:
+            lines += [
+                "",
+                f"{row['store']} answers the complex query from counters its writes keep; asked "
+                f"ad hoc (every record and chunk list read back to the client) it takes "
+                f"{ad_hoc['p50_ms']:,.0f} / {ad_hoc['p95_ms']:,.0f} ms "
+                f"(p50 / p95, {ad_hoc['samples']} samples): a new question means a new counter "
+                "and a backfill, which is why Redis stays a cache, limiter and progress channel "
+                "here and holds no system of record.",
+            ]
+    return [*lines, ""]
 
 
 def frameworks_study() -> list[str]:
@@ -636,10 +846,25 @@ def roadmap_section() -> list[str]:
 
 
 def adr_index() -> list[str]:
-    lines = ["## Architecture decision records", ""]
+    """Every ADR, linked, with its status and the date of its latest update note, if any."""
+    lines = [
+        "## Architecture decision records",
+        "",
+        "Each with its status; a later decision that changed an older one is noted at the older",
+        "one's top (*updated*), so an ADR is never read without what came after it.",
+        "",
+    ]
     for path in sorted((REPO / "adr").glob("[0-9]*.md")):
-        title = path.read_text().splitlines()[0].lstrip("# ").strip()
-        lines.append(f"- [{title}](../adr/{path.name})")
+        text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", path.read_text())  # links as text
+        title = text.splitlines()[0].lstrip("# ").strip()
+        status = re.search(r"^-? ?Status: ([^\n(:]+)", text, re.MULTILINE)
+        updates = re.findall(
+            r"^> \*\*(?:Update|Correction|Superseded)[^0-9]*(\d{4}-\d{2}-\d{2})", text, re.MULTILINE
+        )
+        notes = [status.group(1).strip() if status else "no status"]
+        if updates:
+            notes.append(f"updated {max(updates)}")
+        lines.append(f"- [{title}](../adr/{path.name}) ({'; '.join(notes)})")
     return [*lines, ""]
 
 
@@ -653,6 +878,7 @@ def brief() -> str:
         "",
         *executive_summary(),
         *decision_matrix(),
+        *cicd_section(),
         *architecture_section(),
         *stack_section(),
         *prototype_section(),

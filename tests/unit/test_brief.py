@@ -147,3 +147,50 @@ def test_the_diagram_draws_every_container_and_every_event_has_both_ends() -> No
     sent = set().union(*published.values())
     for service, keys in consumed.items():
         assert keys <= sent, f"{service} consumes events nobody publishes: {keys - sent}"
+
+
+def _with_results(monkeypatch: pytest.MonkeyPatch, name: str, change: Any) -> None:
+    changed = copy.deepcopy(build.result_file(name))
+    change(changed)
+    original = build.result_file
+
+    def patched(asked: str) -> dict[str, Any]:
+        return changed if asked == name else original(asked)
+
+    monkeypatch.setattr(build, "result_file", patched)
+
+
+def test_the_graph_write_verdict_follows_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def neo4j_fast(results: dict[str, Any]) -> None:
+        results["stores"]["neo4j"]["insert_1000_1000"].update(median_ms=60.0, p95_ms=90.0)
+
+    def postgres_slow(results: dict[str, Any]) -> None:
+        results["stores"]["postgres"]["insert_1000_1000"].update(median_ms=95.0, p95_ms=140.0)
+
+    # Neo4j fast in one run only: still not met "in every recorded run".
+    _with_results(monkeypatch, "graph.json", neo4j_fast)
+    assert "Neo4j does not" in build.graph_writes_verdict()
+    monkeypatch.undo()
+    _with_results(monkeypatch, "graph_neo4j.json", postgres_slow)
+    verdict = build.graph_writes_verdict()
+    assert "met by neither store" in verdict
+    assert "PostgreSQL does not (median up to 95 ms, p95 up to 140 ms)" in verdict
+
+
+def test_a_store_answering_from_counters_is_not_the_fastest_complex_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = "\n".join(build.databases_study())
+    redis = next(
+        r
+        for r in build.result_file("databases.json")["results"]
+        if "complex_ad_hoc" in r["operations"]
+    )
+    assert f"complex query (asked as a query): {redis['store']}" not in lines
+    assert "asked ad hoc" in lines
+
+    def break_one(results: dict[str, Any]) -> None:
+        results["results"][0]["operations"]["page"]["correct"] = False
+
+    _with_results(monkeypatch, "databases.json", break_one)
+    assert "| NO |" in "\n".join(build.databases_study())
