@@ -441,7 +441,7 @@ class QdrantServerStore:
 
 @dataclass
 class FolderStore:
-    """A folder of files copied whole: Qdrant's local mode, or ``make dev``'s embedded stores.
+    """A folder of files copied whole: Qdrant Edge's shards, or ``make dev``'s embedded stores.
     The service that writes them must be stopped (docs/runbook.md)."""
 
     name: str
@@ -539,12 +539,12 @@ def configured_stores(settings: BackupSettings) -> list[Store]:
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         stores.append(QdrantServerStore(settings.qdrant_url, key))
     elif settings.qdrant_path is not None:
-        stores.append(FolderStore("qdrant", settings.qdrant_path, "qdrant local mode"))
+        stores.append(FolderStore("qdrant", settings.qdrant_path, "qdrant edge shards"))
     elif settings.uses_servers and (settings.data_dir / "qdrant").is_dir():
-        # No Qdrant server: the vector service keeps Qdrant's local mode in its data folder
+        # No Qdrant server: the vector service keeps Qdrant Edge's shards in its data folder
         # (KGLAB_VECTOR_QDRANT_LOCAL_PATH's default, under KGLAB_DATA_DIR).
         local = settings.data_dir / "qdrant"
-        stores.append(FolderStore("qdrant", local, "qdrant local mode"))
+        stores.append(FolderStore("qdrant", local, "qdrant edge shards"))
     if settings.rabbitmq_management_url:
         stores.append(
             RabbitDefinitionsStore(settings.rabbitmq_management_url, settings.rabbitmq_vhost)

@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> FolderStore:
     (folder / "collection").mkdir(parents=True)
     (folder / "collection" / "storage.sqlite").write_bytes(b"points of Ada Lovelace" * 100)
     (folder / "meta.json").write_text('{"collections": 1}')
-    return FolderStore("qdrant", folder, "qdrant local mode")
+    return FolderStore("qdrant", folder, "qdrant edge shards")
 
 
 def test_a_set_is_encrypted_checksummed_and_restores_the_files(
@@ -43,7 +43,7 @@ def test_a_set_is_encrypted_checksummed_and_restores_the_files(
     assert stat.S_IMODE(identity_file.stat().st_mode) == 0o600
     manifest = json.loads((path / "manifest.json").read_text())
     entry = manifest["stores"]["qdrant"]
-    assert entry["version"] == "qdrant local mode"
+    assert entry["version"] == "qdrant edge shards"
     archive = (path / entry["archive"]).read_bytes()
     assert archive.startswith(b"age-encryption.org/v1")
     assert b"Ada Lovelace" not in archive
