@@ -20,7 +20,9 @@ import pytest
 from tests.backends import backends_required
 
 REPO = Path(__file__).resolve().parents[1]
-LIB = Path(os.environ.get("KGLAB_NEO4J_LIB", REPO / "deploy" / "local" / "neo4j" / "target" / "lib"))
+LIB = Path(
+    os.environ.get("KGLAB_NEO4J_LIB", REPO / "deploy" / "local" / "neo4j" / "target" / "lib")
+)
 #: A cold JVM importing a few rows on 2 loaded cores: seconds; the bound is for a hang.
 TIMEOUT_S = 180.0
 
@@ -83,9 +85,9 @@ def neo4j_admin_import(home: Path, nodes: Path, relationships: Path) -> Imported
     output = done.stdout + done.stderr
     report = home / "import.report"
     bad = report.read_text() if report.exists() else ""
-    assert done.returncode == 0 and "IMPORT DONE" in output, (
-        f"neo4j-admin import refused the files (exit {done.returncode}):\n{output[-3000:]}\n{bad}"
-    )
+    refused = f"neo4j-admin import refused the files (exit {done.returncode}):\n"
+    assert done.returncode == 0, f"{refused}{output[-3000:]}\n{bad}"
+    assert "IMPORT DONE" in output, f"{refused}{output[-3000:]}"
     assert not bad.strip(), f"neo4j-admin import reported bad entries:\n{bad}"
 
     def count(what: str) -> int:
