@@ -59,7 +59,7 @@ def fail(message: str, *, as_json: bool) -> None:
     if as_json:
         emit({"error": message})
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -84,18 +84,6 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         view.add_row(*["" if cell is None else str(cell) for cell in row])
     out.print(view)
-
-
-def resolve_entity(api: Api, name_or_id: str) -> dict[str, Any]:
-    """An entity by id (``ent_...``) or by the closest name."""
-    if name_or_id.startswith("ent_"):
-        entity: dict[str, Any] = api.get(f"/api/v1/graph/entities/{name_or_id}")
-        return entity
-    found = api.get("/api/v1/graph/entities", q=name_or_id, limit=1)["results"]
-    if not found:
-        raise CliError(f"No entity in your graph is named like '{name_or_id}'.")
-    best: dict[str, Any] = found[0]
-    return best
 
 
 @app.command()
@@ -333,10 +321,9 @@ def neighbors(
 ) -> None:
     """List the entities related to one, nearest first."""
     with connected(url) as api:
-        found = resolve_entity(api, entity)
-        answer = api.get(
-            f"/api/v1/graph/entities/{found['id']}/neighbors", depth=depth, limit=limit
-        )
+        # The server resolves the name: exact first, else the one close match; an ambiguous
+        # name is refused with its candidates in the sentence.
+        answer = api.get("/api/v1/graph/neighbors", entity=entity, depth=depth, limit=limit)
     if as_json:
         emit(answer)
         return
@@ -357,8 +344,7 @@ def path(
 ) -> None:
     """Find the shortest path between two entities, by name."""
     with connected(url) as api:
-        start, end = resolve_entity(api, source), resolve_entity(api, target)
-        answer = api.get("/api/v1/graph/paths", **{"from": start["id"], "to": end["id"]})
+        answer = api.get("/api/v1/graph/paths", **{"from": source, "to": target})
     if as_json:
         emit(answer)
         return

@@ -154,6 +154,12 @@ def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path)
     unknown = logged_in("path", "Nobody Atall", "Oslo")
     assert unknown.code == 1
     assert "No entity" in unknown.stderr
+    # A name that could mean two entities: refused, naming both, rather than a guess.
+    ambiguous = logged_in("neighbors", "Curie")
+    assert ambiguous.code == 1
+    assert "could mean 2 entities" in ambiguous.stderr
+    assert "Marie Curie" in ambiguous.stderr
+    assert "Pierre Curie" in ambiguous.stderr
 
     documents = logged_in("documents", "--json").json()["items"]
     curie = next(d for d in documents if d["source"] == "curie.md")
