@@ -184,6 +184,15 @@ def test_export_graphml_jsonld_and_csv_that_neo4j_admin_imports(
     refused = logged_in("export", "--format", "pdf")
     assert refused.code != 0
     assert "graphml" in refused.stderr  # the choices it takes
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("mine")
+    folder_wanted = logged_in("export", "--format", "csv", "--output", str(in_the_way))
+    assert folder_wanted.code == 1
+    assert "writes a folder" in folder_wanted.stderr
+    assert in_the_way.read_text() == "mine"
+    file_wanted = logged_in("export", "--format", "graphml", "--output", str(tmp_path))
+    assert file_wanted.code == 1
+    assert "is a folder" in file_wanted.stderr
 
     folder = write_corpus(tmp_path / "corpus")
     (folder / "notes" / "picture.bin").unlink()
