@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,22 @@ def detail_of(response: httpx.Response) -> str:
     return f"The server answered {response.status_code} {response.reason_phrase}."
 
 
+def _stream_to(response: httpx.Response, target: Path) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            for piece in response.iter_bytes():
+                sink.write(piece)
+                written += len(piece)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return written
+
+
 class Api:
     """One server, one saved session; safe to share between the threads of ``ingest``."""
 
@@ -137,6 +154,30 @@ class Api:
         if response.status_code == 401:
             raise CliError(f"{detail_of(response)} Run `kglab login` again.")
         return response
+
+    def download(self, path: str, target: Path, **params: Any) -> int:
+        """Stream a GET's body into ``target`` (written beside it, renamed when complete: a
+        failure leaves no half-written file); the bytes written."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        for attempt in (1, 2):
+            sent = self._headers()
+            try:
+                with self.http.stream("GET", path, params=clean, headers=sent) as response:
+                    if response.status_code == 401 and attempt == 1:
+                        if self._refresh(sent["Authorization"][7:]):
+                            continue
+                    if response.status_code >= 400:
+                        response.read()
+                        message = detail_of(response)
+                        if response.status_code == 401:
+                            message += " Run `kglab login` again."
+                        raise CliError(message)
+                    return _stream_to(response, target)
+            except httpx.TransportError as exc:
+                raise CliError(
+                    f"{self.url} cannot be reached ({exc}); is the server running?"
+                ) from exc
+        raise CliError("The server refused the session twice; run `kglab login` again.")
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}

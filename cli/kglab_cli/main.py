@@ -8,10 +8,14 @@ sentence on standard error and exits 1.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -55,7 +59,7 @@ def fail(message: str, *, as_json: bool) -> None:
     if as_json:
         emit({"error": message})
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -82,28 +86,26 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     out.print(view)
 
 
-def resolve_entity(api: Api, name_or_id: str) -> dict[str, Any]:
-    """An entity by id (``ent_...``) or by the closest name."""
-    if name_or_id.startswith("ent_"):
-        entity: dict[str, Any] = api.get(f"/api/v1/graph/entities/{name_or_id}")
-        return entity
-    found = api.get("/api/v1/graph/entities", q=name_or_id, limit=1)["results"]
-    if not found:
-        raise CliError(f"No entity in your graph is named like '{name_or_id}'.")
-    best: dict[str, Any] = found[0]
-    return best
-
-
 @app.command()
 @guarded
 def login(
     email: Annotated[str, typer.Option(envvar="KGLAB_EMAIL", prompt=True)],
-    password: Annotated[str, typer.Option(envvar="KGLAB_PASSWORD", prompt=True, hide_input=True)],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KGLAB_PASSWORD",
+            show_default=False,
+            help="Asked for when not given (twice with --register).",
+        ),
+    ] = None,
     register: Annotated[bool, typer.Option(help="Create the account first.")] = False,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
     """Sign in and keep the session in your config directory (readable by you only)."""
+    if password is None:
+        # A new account's password is typed twice: a typo would lock the user out of it.
+        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=register))
     with connected(url) as api:
         api.login(email, password, register=register)
         where = str(api.credentials.path)
@@ -319,10 +321,9 @@ def neighbors(
 ) -> None:
     """List the entities related to one, nearest first."""
     with connected(url) as api:
-        found = resolve_entity(api, entity)
-        answer = api.get(
-            f"/api/v1/graph/entities/{found['id']}/neighbors", depth=depth, limit=limit
-        )
+        # The server resolves the name: exact first, else the one close match; an ambiguous
+        # name is refused with its candidates in the sentence.
+        answer = api.get("/api/v1/graph/neighbors", entity=entity, depth=depth, limit=limit)
     if as_json:
         emit(answer)
         return
@@ -343,8 +344,7 @@ def path(
 ) -> None:
     """Find the shortest path between two entities, by name."""
     with connected(url) as api:
-        start, end = resolve_entity(api, source), resolve_entity(api, target)
-        answer = api.get("/api/v1/graph/paths", **{"from": start["id"], "to": end["id"]})
+        answer = api.get("/api/v1/graph/paths", **{"from": source, "to": target})
     if as_json:
         emit(answer)
         return
@@ -383,6 +383,102 @@ def delete(
             out.print(f"{status['document_id']}: {status['state']} ({parts})", highlight=False)
     if wait and any(status["state"] != "complete" for status in results):
         raise typer.Exit(1)
+
+
+class ExportFormat(StrEnum):
+    graphml = "graphml"
+    jsonld = "jsonld"
+    csv = "csv"
+
+
+#: Where each format goes without --output (csv: a folder of two files).
+DEFAULT_EXPORT = {
+    ExportFormat.graphml: "kglab-graph.graphml",
+    ExportFormat.jsonld: "kglab-graph.jsonld",
+    ExportFormat.csv: "kglab-graph-csv",
+}
+#: The files of the csv export, as the server's zip names them.
+CSV_FILES = ("entities.csv", "relations.csv")
+
+
+@app.command()
+@guarded
+def export(
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="graphml, jsonld, or csv for neo4j-admin import."),
+    ] = ExportFormat.graphml,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write; for csv, the folder that gets entities.csv and "
+            "relations.csv. Default: kglab-graph.graphml, kglab-graph.jsonld, kglab-graph-csv/.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace files already there.")] = False,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Export your graph (its most connected 5,000 entities and their relations) to disk."""
+    target = output or Path(DEFAULT_EXPORT[export_format])
+    is_csv = export_format is ExportFormat.csv
+    if is_csv and target.exists() and not target.is_dir():
+        raise CliError(f"{target} is a file: the csv export writes a folder of two files.")
+    if not is_csv and target.is_dir():
+        raise CliError(f"{target} is a folder: give the file to write with --output.")
+    files = [target / name for name in CSV_FILES] if is_csv else [target]
+    there = [str(f) for f in files if f.exists()]
+    if there and not force:
+        raise CliError(
+            f"{', '.join(there)} already exists: choose another --output or add --force."
+        )
+    with connected(url) as api:
+        if not api.get("/api/v1/graph/top-entities", limit=1)["results"]:
+            raise CliError(
+                "Your knowledge graph is empty: there is nothing to export yet. "
+                "Ingest documents first (`kglab ingest PATH`)."
+            )
+        try:
+            if is_csv:
+                archive = target / ".kglab-export.zip.download"
+                try:
+                    api.download("/api/v1/graph/export", archive, format="csv")
+                    _unzip_csv(archive, target)
+                finally:
+                    archive.unlink(missing_ok=True)
+            else:
+                api.download("/api/v1/graph/export", target, format=export_format.value)
+        except OSError as exc:
+            raise CliError(f"{target} cannot be written ({exc}).") from exc
+    written = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
+    if as_json:
+        emit({"format": export_format.value, "path": str(target), "files": written})
+        return
+    for item in written:
+        out.print(f"Wrote {item['path']} ({item['bytes']:,} bytes).", highlight=False)
+    if is_csv:
+        out.print(
+            "Load it into an empty Neo4j database with: neo4j-admin database import full neo4j "
+            f"--nodes={files[0]} --relationships={files[1]}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _unzip_csv(archive: Path, folder: Path) -> None:
+    """The two CSV files of the server's zip, by their known names only (nothing else in the
+    archive is written anywhere)."""
+    try:
+        with zipfile.ZipFile(archive) as files:
+            for name in CSV_FILES:
+                partial = folder / f".{name}.part"
+                with files.open(name) as source, partial.open("wb") as sink:
+                    shutil.copyfileobj(source, sink, 1024 * 1024)
+                partial.replace(folder / name)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise CliError(f"The server's csv export is not the expected zip ({exc}).") from exc
 
 
 def run() -> None:

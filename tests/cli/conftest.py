@@ -42,7 +42,13 @@ def kglab(live_system: LiveSystem, tmp_path: Path) -> Kglab:
     assert KGLAB.exists(), f"{KGLAB} is missing: `make install` installs the console script"
     config = tmp_path / "config"
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> Run:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        typed: str | None = None,
+    ) -> Run:
+        """``typed`` is what the user types at the prompts (standard input)."""
         environment = {
             **os.environ,
             "KGLAB_URL": live_system.url,
@@ -53,6 +59,8 @@ def kglab(live_system: LiveSystem, tmp_path: Path) -> Kglab:
         done = subprocess.run(
             [str(KGLAB), *args],
             env=environment,
+            input=typed,
+            stdin=None if typed is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,

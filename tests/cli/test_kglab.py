@@ -1,5 +1,5 @@
 """The command line against ``make dev``: login, ingest (folders, URLs, duplicates, failures,
-resuming), jobs, documents, search, entities, neighbours, paths and delete."""
+resuming), jobs, documents, search, entities, neighbours, paths, export and delete."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import hashlib
 import json
 import os
 import stat
+import uuid
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 
 from tests.cli.conftest import Kglab
 from tests.live_system import PASSWORD, LiveSystem
+from tests.neo4j_admin import neo4j_admin_import, require_importer
 
 CORPUS = {
     "salt.md": "# Salt\n\nVelmora is a salt town. Anna Berg mined salt in Velmora with Karl Odd.\n",
@@ -68,6 +71,26 @@ def test_register_through_login(kglab: Kglab) -> None:
     again = kglab("login", "--register", "--email", email, "--password", PASSWORD)
     assert again.code == 1
     assert again.stderr.strip()  # the server's sentence, e.g. that the account exists
+
+
+def test_register_asks_for_the_password_twice(kglab: Kglab) -> None:
+    email = f"cli-{uuid.uuid4().hex[:12]}@example.com"
+    # The two typings differ: nothing is created, and the prompt says why.
+    typo = kglab("login", "--register", "--email", email, typed=f"{PASSWORD}\n{PASSWORD}x\n")
+    assert typo.code == 1
+    assert "do not match" in typo.stdout + typo.stderr
+    assert kglab("login", "--email", email, "--password", PASSWORD).code == 1  # no account
+
+    # A typo, then the same password twice: the account is created and signed in.
+    typed = f"{PASSWORD}\n{PASSWORD}x\n{PASSWORD}\n{PASSWORD}\n"
+    done = kglab("login", "--register", "--email", email, typed=typed)
+    assert done.code == 0, done.stderr
+    assert "Repeat for confirmation" in done.stdout + done.stderr
+    assert email in done.stdout
+    # Signing in later asks once.
+    again = kglab("login", "--email", email, typed=f"{PASSWORD}\n")
+    assert again.code == 0, again.stderr
+    assert "Repeat" not in again.stdout + again.stderr
 
 
 def test_ingest_a_folder_and_a_url_then_resume(logged_in: Kglab, tmp_path: Path) -> None:
@@ -131,6 +154,12 @@ def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path)
     unknown = logged_in("path", "Nobody Atall", "Oslo")
     assert unknown.code == 1
     assert "No entity" in unknown.stderr
+    # A name that could mean two entities: refused, naming both, rather than a guess.
+    ambiguous = logged_in("neighbors", "Curie")
+    assert ambiguous.code == 1
+    assert "could mean 2 entities" in ambiguous.stderr
+    assert "Marie Curie" in ambiguous.stderr
+    assert "Pierre Curie" in ambiguous.stderr
 
     documents = logged_in("documents", "--json").json()["items"]
     curie = next(d for d in documents if d["source"] == "curie.md")
@@ -142,6 +171,64 @@ def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path)
     missing = logged_in("delete", "0" * 32)
     assert missing.code == 1
     assert "no document" in missing.stderr.lower()
+
+
+def test_export_graphml_jsonld_and_csv_that_neo4j_admin_imports(
+    logged_in: Kglab, tmp_path: Path
+) -> None:
+    require_importer()
+    empty = logged_in("export", "--format", "csv", "--output", str(tmp_path / "none"))
+    assert empty.code == 1
+    assert "graph is empty" in empty.stderr
+    assert not (tmp_path / "none" / "entities.csv").exists()
+    refused = logged_in("export", "--format", "pdf")
+    assert refused.code != 0
+    assert "graphml" in refused.stderr  # the choices it takes
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("mine")
+    folder_wanted = logged_in("export", "--format", "csv", "--output", str(in_the_way))
+    assert folder_wanted.code == 1
+    assert "writes a folder" in folder_wanted.stderr
+    assert in_the_way.read_text() == "mine"
+    file_wanted = logged_in("export", "--format", "graphml", "--output", str(tmp_path))
+    assert file_wanted.code == 1
+    assert "is a folder" in file_wanted.stderr
+
+    folder = write_corpus(tmp_path / "corpus")
+    (folder / "notes" / "picture.bin").unlink()
+    assert logged_in("ingest", str(folder), "--json").code == 0
+
+    graphml = logged_in("export", "--output", str(tmp_path / "g.graphml"), "--json")
+    assert graphml.code == 0, graphml.stderr
+    (written,) = graphml.json()["files"]
+    root = ElementTree.parse(written["path"]).getroot()
+    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+    names = {d.text for d in root.findall("g:graph/g:node/g:data[@key='d0']", ns)}
+    assert {"Karl Odd", "Anna Berg", "Oslo"} <= names
+    assert written["bytes"] == Path(written["path"]).stat().st_size
+
+    jsonld_path = tmp_path / "g.jsonld"
+    jsonld = logged_in("export", "--format", "jsonld", "-o", str(jsonld_path))
+    assert jsonld.code == 0, jsonld.stderr
+    assert "Wrote" in jsonld.stdout
+    document = json.loads(jsonld_path.read_text())
+    assert "Marie Curie" in {n.get("name") for n in document["@graph"]}
+    exists = logged_in("export", "--format", "jsonld", "-o", str(jsonld_path))
+    assert exists.code == 1
+    assert "already exists" in exists.stderr
+    assert logged_in("export", "--format", "jsonld", "-o", str(jsonld_path), "--force").code == 0
+
+    out = tmp_path / "neo4j-csv"
+    exported = logged_in("export", "--format", "csv", "--output", str(out))
+    assert exported.code == 0, exported.stderr
+    assert "neo4j-admin database import full" in exported.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["entities.csv", "relations.csv"]
+    entities = (out / "entities.csv").read_text().splitlines()
+    relations = (out / "relations.csv").read_text().splitlines()
+    imported = neo4j_admin_import(tmp_path / "neo4j", out / "entities.csv", out / "relations.csv")
+    # Every row loaded: one node per entity, one relationship per relation row.
+    assert imported.nodes == len(entities) - 1 >= 5
+    assert imported.relationships == len(relations) - 1 >= 4
 
 
 def test_a_big_file_goes_through_tus_and_an_interrupted_upload_resumes(

@@ -1,4 +1,4 @@
-"""Every ``kglab`` command offers ``--json`` and ``--url``; there is no export yet."""
+"""Every ``kglab`` command offers ``--json`` and ``--url``."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ def test_every_command_takes_json_and_url() -> None:
         "neighbors",
         "path",
         "delete",
+        "export",
     }
     for name, command in commands.items():
         options = {opt for param in command.params for opt in param.opts}
         assert {"--json", "--url"} <= options, name
-    # No export route exists in the API yet: the command is left out rather than faked.
-    assert "export" not in commands

@@ -1,4 +1,4 @@
-// The API as the gateway serves it: bearer tokens, problem+json errors, feature detection.
+// The API as the gateway serves it: bearer tokens, problem+json errors.
 
 const STORE = window.sessionStorage; // this tab's session only; cleared on sign-out
 const KEY = "kglab.session";
@@ -13,7 +13,6 @@ export class ApiError extends Error {
 
 let session = JSON.parse(STORE.getItem(KEY) || "null");
 let refreshing = null;
-let openapi = null;
 const listeners = new Set();
 
 export function onSessionChange(listener) {
@@ -198,25 +197,6 @@ async function uploadResumable(file, name, onSent) {
   if (!jobId) throw new ApiError(0, "The upload finished but the server named no job.", null);
   const job = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}`);
   return { ...job, duplicate: last.headers.get("Upload-Duplicate") === "true" || job.duplicate };
-}
-
-/** The OpenAPI document's paths, fetched once: which routes this server offers. */
-export async function routes() {
-  if (openapi === null) {
-    try {
-      const response = await fetch("/openapi.json");
-      openapi = response.ok ? (await response.json()).paths || {} : {};
-    } catch {
-      openapi = {};
-    }
-  }
-  return openapi;
-}
-
-/** The first GET route whose path matches the pattern, or null when the server has none. */
-export async function findRoute(pattern) {
-  const paths = await routes();
-  return Object.keys(paths).find((path) => pattern.test(path) && paths[path].get) || null;
 }
 
 /** Follow a job's progress over the WebSocket; falls back to polling if the socket fails. */

@@ -3,7 +3,6 @@
 import {
   api,
   currentEmail,
-  findRoute,
   followJob,
   onSessionChange,
   register,
@@ -117,7 +116,6 @@ function signInView() {
     id: "password",
     type: "password",
     autocomplete: "current-password",
-    minlength: 12,
     required: true,
   });
   const problem = h("div", { "aria-live": "polite" });
@@ -140,7 +138,8 @@ function signInView() {
       h("p", {}, "Sign in to upload files, follow their processing, search them and walk the graph."),
       h("label", { for: "email" }, "Email"),
       email,
-      h("label", { for: "password" }, "Password (12 characters or more)"),
+      // The length rule is the server's (10 characters by default): its sentence shows if too short.
+      h("label", { for: "password" }, "Password (10 characters or more for a new account)"),
       password,
       problem,
       h(
@@ -684,10 +683,37 @@ function searchView() {
 
 // ---- graph explorer ----------------------------------------------------------------------
 
-async function entityByName(name) {
-  const found = await api("/api/v1/graph/entities", { query: { q: name, limit: 1 } });
-  if (!found.results.length) throw new Error(`No entity is named like “${name}”.`);
-  return found.results[0];
+/** The words that name a link: "Marie Curie — Paris". */
+const linkName = (relation, names) =>
+  `${names[relation.source] || relation.source} — ${names[relation.target] || relation.target}`;
+
+/**
+ * What the documents say about a link: each statement (a typed relation, "Karl Odd founded
+ * Velmora Salt Company", or a co-occurrence) with the sentences that say it, linked to its document.
+ */
+function evidenceOf(relation, names) {
+  const statements = relation.statements || [];
+  if (!statements.length) {
+    return h("li", {}, "The documents keep no sentences for this link any more.");
+  }
+  return statements.map((statement) =>
+    h(
+      "li",
+      { class: "statement", "data-type": statement.type },
+      h(
+        "p",
+        { class: "said" },
+        statement.kind === "typed"
+          ? `${names[statement.source] || statement.source} ${statement.type.toLowerCase().replaceAll("_", " ")} ${names[statement.target] || statement.target}`
+          : "Named together",
+        " · ",
+        h("a", { href: `#/documents/${encodeURIComponent(statement.document_id)}` }, "document"),
+      ),
+      statement.sentences.length
+        ? h("ul", { class: "sentences" }, statement.sentences.map((sentence) => h("li", {}, h("q", {}, sentence))))
+        : h("p", { class: "note" }, `${statement.evidence.length} sentence${statement.evidence.length === 1 ? "" : "s"}, not kept as text.`),
+    ),
+  );
 }
 
 async function graphView() {
@@ -695,52 +721,32 @@ async function graphView() {
   const side = h("div", { class: "side", id: "graph-side", "aria-live": "polite" });
   const nodeList = h("ul", { class: "plain", id: "graph-nodes" });
   const canvas = h("div", { class: "graph", id: "graph", role: "img", "aria-label": "The knowledge graph; the list beside it offers the same actions" });
-  const evidenceRoute = await findRoute(/evidence/);
-  const topRoute = await findRoute(/\/graph\/(entities\/)?(top|most|central|hubs|connected|popular)/);
-  const expanded = new Set();
   let drawn = null;
+  const names = {};
 
-  const showEdge = async (relation, names) => {
-    const header = h("h2", {}, `${names[relation.source] || relation.source} — ${names[relation.target] || relation.target}`);
-    const facts = h("p", {}, `${relation.type || "RELATED_TO"}, named together in ${relation.weight} sentence${relation.weight === 1 ? "" : "s"}.`);
-    const evidence = h("ul", { class: "plain", id: "evidence" });
-    replace(side, header, facts, evidence);
-    if (evidenceRoute) {
-      try {
-        const path = evidenceRoute
-          .replace("{source}", encodeURIComponent(relation.source))
-          .replace("{target}", encodeURIComponent(relation.target))
-          .replace("{entity_id}", encodeURIComponent(relation.source));
-        const answer = await api(path, { query: { source: relation.source, target: relation.target, other: relation.target } });
-        const items = answer.evidence || answer.sentences || answer.items || answer.results || [];
-        replace(
-          evidence,
-          items.length ? null : h("li", {}, "No sentences were kept for this link."),
-          items.map((item) =>
-            h("li", {}, h("q", {}, item.text || item.sentence || String(item)), item.document_id ? [" ", h("a", { href: `#/documents/${item.document_id}` }, item.title || "document")] : null),
-          ),
-        );
-        return;
-      } catch (error) {
-        if (error.status !== 404) {
-          replace(evidence, errorBox(error));
-          return;
-        }
-      }
-    }
-    const refs = relation.evidence || [];
+  const showEdge = (relation) => {
     replace(
-      evidence,
-      refs.length
-        ? refs.map((ref) => {
-            const [documentId, chunkId] = ref.split(":");
-            return h("li", {}, h("a", { href: `#/documents/${encodeURIComponent(documentId)}` }, `sentence in chunk ${chunkId}`));
-          })
-        : h("li", {}, "This server does not return the sentences behind a link yet."),
+      side,
+      h("h2", {}, linkName(relation, names)),
+      h("p", {}, `Named together in ${relation.weight} sentence${relation.weight === 1 ? "" : "s"}${relation.types && relation.types.length ? `; stated: ${relation.types.join(", ")}` : ""}.`),
+      h("h3", {}, "Evidence"),
+      h("ul", { class: "plain", id: "evidence" }, evidenceOf(relation, names)),
     );
   };
+  const linkButtons = (id, relations) =>
+    h(
+      "ul",
+      { class: "plain", id },
+      relations.map((relation) =>
+        h(
+          "li",
+          {},
+          h("button", { type: "button", class: "link", onclick: () => showEdge(relation) }, linkName(relation, names)),
+          h("span", { class: "note" }, ` ×${relation.weight}`),
+        ),
+      ),
+    );
 
-  const names = {};
   const listNode = (entity) => {
     if (nodeList.querySelector(`[data-id="${CSS.escape(entity.id)}"]`)) return;
     nodeList.append(
@@ -759,36 +765,23 @@ async function graphView() {
     });
     drawn.add(entities, relations);
   };
+  const showNeighbours = (answer) => {
+    const entity = answer.entity;
+    add([entity, ...answer.neighbors], answer.relations);
+    drawn.focus(entity.id);
+    // The links as buttons too: the canvas cannot be reached by keyboard.
+    const links = answer.relations.filter((r) => r.source === entity.id || r.target === entity.id);
+    replace(
+      side,
+      h("h2", {}, entity.name),
+      h("p", {}, `${entity.type} · ${answer.neighbors.length} neighbour${answer.neighbors.length === 1 ? "" : "s"} shown. Select a link to see the sentences behind it.`),
+      linkButtons("links", links),
+    );
+    announce(`${entity.name}: ${answer.neighbors.length} neighbours added.`);
+  };
   const expand = async (entity) => {
     try {
-      const answer = await api(`/api/v1/graph/entities/${encodeURIComponent(entity.id)}/neighbors`, { query: { depth: 1, limit: 30 } });
-      expanded.add(entity.id);
-      add([answer.entity, ...answer.neighbors], answer.relations);
-      drawn.focus(entity.id);
-      // The links as buttons too: the canvas cannot be reached by keyboard.
-      const links = answer.relations.filter((r) => r.source === entity.id || r.target === entity.id);
-      replace(
-        side,
-        h("h2", {}, answer.entity.name),
-        h("p", {}, `${answer.entity.type} · ${answer.neighbors.length} neighbour${answer.neighbors.length === 1 ? "" : "s"} shown. Select a link to see why it exists.`),
-        h(
-          "ul",
-          { class: "plain", id: "links" },
-          links.map((relation) =>
-            h(
-              "li",
-              {},
-              h(
-                "button",
-                { type: "button", class: "link", onclick: () => showEdge(relation, names) },
-                `${names[relation.source] || relation.source} — ${names[relation.target] || relation.target}`,
-              ),
-              h("span", { class: "note" }, ` ×${relation.weight}`),
-            ),
-          ),
-        ),
-      );
-      announce(`${answer.entity.name}: ${answer.neighbors.length} neighbours added.`);
+      showNeighbours(await api(`/api/v1/graph/entities/${encodeURIComponent(entity.id)}/neighbors`, { query: { depth: 1, limit: 30 } }));
     } catch (error) {
       replace(side, errorBox(error));
     }
@@ -811,19 +804,62 @@ async function graphView() {
       replace(found, errorBox(error));
     }
   };
+
+  // A path by name: the server resolves each name (exact, else the one close match) and answers
+  // 409 with the candidates when a name could mean several entities: the user picks one.
   const from = h("input", { id: "path-from", type: "text", required: true });
   const to = h("input", { id: "path-to", type: "text", required: true });
   const pathResult = h("div", { id: "path-result", "aria-live": "polite" });
   const findPath = async (event) => {
-    event.preventDefault();
+    if (event) event.preventDefault();
     try {
-      const [a, b] = await Promise.all([entityByName(from.value.trim()), entityByName(to.value.trim())]);
-      const path = await api("/api/v1/graph/paths", { query: { from: a.id, to: b.id } });
+      const path = await api("/api/v1/graph/paths", { query: { from: from.value.trim(), to: to.value.trim() } });
       add(path.entities, path.relations);
       drawn.highlightPath(path.entities.map((e) => e.id));
-      replace(pathResult, h("p", {}, `${path.length} step${path.length === 1 ? "" : "s"}: `, path.entities.map((e) => e.name).join(" → ")));
+      replace(
+        pathResult,
+        h("p", {}, `${path.length} step${path.length === 1 ? "" : "s"}: `, path.entities.map((e) => e.name).join(" → ")),
+        h("p", { class: "note" }, "Why each step:"),
+        linkButtons("path-links", path.relations),
+      );
     } catch (error) {
-      replace(pathResult, errorBox(error));
+      const candidates = (error.status === 409 && error.body && error.body.candidates) || [];
+      if (!candidates.length) {
+        replace(pathResult, errorBox(error));
+        return;
+      }
+      // The server resolves "from" first: the sentence quotes the name it could not settle.
+      const quoted = (field) => [`'${field.value.trim()}'`, `"${field.value.trim()}"`];
+      const field = quoted(from).some((name) => error.message.startsWith(name)) ? from : to;
+      const doubles = new Set(candidates.map((c) => c.name).filter((name, i, all) => all.indexOf(name) !== i));
+      replace(
+        pathResult,
+        errorBox(error),
+        h("p", {}, `Which one did you mean by “${field.value.trim()}”?`),
+        h(
+          "ul",
+          { class: "plain", id: "path-candidates" },
+          candidates.map((candidate) =>
+            h(
+              "li",
+              {},
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "link",
+                  onclick: () => {
+                    field.value = doubles.has(candidate.name) ? candidate.id : candidate.name;
+                    findPath();
+                  },
+                },
+                candidate.name,
+              ),
+              h("span", { class: "note" }, ` ${candidate.type}`),
+            ),
+          ),
+        ),
+      );
     }
   };
   const top = h("div", { id: "top-entities" });
@@ -859,22 +895,39 @@ async function graphView() {
   );
   // Drawn once the container is in the page: Cytoscape measures it.
   drawn = drawGraph(canvas, {
-    onSelect: (kind, data) => (kind === "node" ? expand(data) : showEdge(data, names)),
+    onSelect: (kind, data) => (kind === "node" ? expand(data) : showEdge(data)),
   });
   leaveView = () => drawn.destroy();
-  if (topRoute) {
-    try {
-      const answer = await api(topRoute, { query: { limit: 10 } });
-      const items = answer.results || answer.entities || answer.items || [];
-      replace(top, h("ol", { class: "plain" }, items.map((entity) => h("li", {}, h("button", { type: "button", class: "link", onclick: () => expand(entity) }, entity.name), entity.degree !== undefined ? h("span", { class: "note" }, ` ${entity.degree} links`) : null))));
-    } catch (error) {
-      replace(top, errorBox(error));
-    }
-  } else replace(top, h("p", { class: "note", id: "top-missing" }, "This server does not list the most connected entities yet."));
+  try {
+    const answer = await api("/api/v1/graph/top-entities", { query: { limit: 10 } });
+    replace(
+      top,
+      answer.results.length
+        ? h(
+            "ol",
+            { class: "plain" },
+            answer.results.map((entity) =>
+              h(
+                "li",
+                { "data-degree": entity.degree },
+                h("button", { type: "button", class: "link", onclick: () => expand(entity) }, entity.name),
+                h("span", { class: "note" }, ` ${entity.type} · ${entity.degree} link${entity.degree === 1 ? "" : "s"}`),
+              ),
+            ),
+          )
+        : h("p", { class: "note" }, "Your graph is empty: upload documents and their entities appear here."),
+    );
+  } catch (error) {
+    replace(top, errorBox(error));
+  }
+  // #/graph/<id or name>: the server resolves a name too.
   const [, , start] = window.location.hash.split("/");
   if (start) {
-    const entity = await api(`/api/v1/graph/entities/${encodeURIComponent(decodeURIComponent(start))}`);
-    await expand(entity);
+    try {
+      showNeighbours(await api("/api/v1/graph/neighbors", { query: { entity: decodeURIComponent(start), depth: 1, limit: 30 } }));
+    } catch (error) {
+      replace(side, errorBox(error));
+    }
   }
 }
 

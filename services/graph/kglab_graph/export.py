@@ -100,20 +100,32 @@ def to_jsonld(graph: Subgraph) -> dict[str, Any]:
     return {"@context": JSONLD_CONTEXT, "@graph": nodes}
 
 
+def _one_line(text: str) -> str:
+    """Line breaks as spaces: neo4j-admin refuses a field that spans lines unless it is run
+    with ``--multiline-fields=true``, and names are whitespace-normalised when extracted."""
+    return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 def to_neo4j_csv(graph: Subgraph) -> bytes:
     """A zip of ``entities.csv`` and ``relations.csv`` with neo4j-admin's import headers:
-    ``neo4j-admin database import full --nodes=entities.csv --relationships=relations.csv``."""
+    ``neo4j-admin database import full --nodes=entities.csv --relationships=relations.csv``.
+
+    One global ID space (entity ids are unique per owner); fields are quoted the RFC 4180 way
+    (a ``"`` doubled), which the importer reads by default; evidence references
+    (``document:chunk:sentence``) hold no ``;``, the array delimiter."""
     nodes = io.StringIO()
     writer = csv.writer(nodes, lineterminator="\n")
     writer.writerow(["id:ID", "name", "type", ":LABEL"])
     for entity in graph.entities:
-        writer.writerow([entity.id, entity.name, entity.type, "Entity"])
+        writer.writerow([entity.id, _one_line(entity.name), _one_line(entity.type), "Entity"])
     links = io.StringIO()
     writer = csv.writer(links, lineterminator="\n")
     writer.writerow([":START_ID", ":END_ID", ":TYPE", "weight:int", "verb", "evidence:string[]"])
     for relation in graph.relations:
         for source, target, kind, weight, verb, evidence in _edges(relation):
-            writer.writerow([source, target, kind, weight, verb, ARRAY_DELIMITER.join(evidence)])
+            writer.writerow(
+                [source, target, kind, weight, _one_line(verb), ARRAY_DELIMITER.join(evidence)]
+            )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("entities.csv", nodes.getvalue())
