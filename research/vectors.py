@@ -26,7 +26,8 @@ index, the planner choosing. Indexes: HNSW (pgvector's defaults m 16, ef_constru
 ef_search 40 and 100) with ``hnsw.iterative_scan`` off (before 0.8 the only behaviour: a filter
 applied after ef_search candidates can return fewer than ten rows) and ``relaxed_order`` (0.8:
 the scan continues until enough rows pass the filter); IVFFlat (lists = rows / 1000, probes =
-sqrt(lists), iterative scan on).
+sqrt(lists), iterative scan on); and HNSW once more at Qdrant's build parameters (m 16,
+ef_construction 100, ef_search 100), to compare the graphs at equal settings.
 
 **Qdrant Edge** (``qdrant-edge-py``) runs in a child process: plain (what ``make dev`` runs: no
 HNSW, the owner filter answered by a payload-index scan over the owner's points), then after
@@ -177,6 +178,7 @@ def mib(count: float) -> float:
 # --- pgvector -------------------------------------------------------------------------------
 
 PG_HNSW = {"m": 16, "ef_construction": 64}
+PG_HNSW_AS_QDRANT = {"m": 16, "ef_construction": 100}
 PG_SHARED_BUFFERS = "512MB"
 #: Qdrant's search beam, stated (it is also what Qdrant uses unset: the ef_construct, 100).
 EDGE_HNSW_EF = 100
@@ -340,6 +342,30 @@ async def measure_pgvector(
                     ],
                 }
                 indexes.append(flat)
+                await connection.execute("DROP INDEX items_ivfflat")
+
+            # HNSW again, built as Qdrant builds it (ef_construction 100) and searched with
+            # the same beam (100): the graphs' quality compared at equal parameters.
+            started = time.perf_counter()
+            await connection.execute(
+                "CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_cosine_ops) "
+                f"WITH (m = {PG_HNSW_AS_QDRANT['m']}, "
+                f"ef_construction = {PG_HNSW_AS_QDRANT['ef_construction']})"
+            )
+            indexes.append(
+                {
+                    "index": "hnsw",
+                    "parameters": dict(PG_HNSW_AS_QDRANT),
+                    "build_s": round(time.perf_counter() - started, 2),
+                    "index_mib": mib(
+                        await connection.fetchval("SELECT pg_relation_size('items_hnsw')")
+                    ),
+                    "searches": [
+                        await _pg_scenarios(connection, data, truth, label, settings, budget_s)
+                        for _, label, settings in PG_SEARCHES[2:]
+                    ],
+                }
+            )
             result["indexes"] = indexes
             result["database_mib"] = mib(
                 await connection.fetchval("SELECT pg_database_size(current_database())")
