@@ -26,23 +26,23 @@ from research.vectors import CLUSTERS, DIMENSION, NOISE, OWNERS, PG_HNSW, study
 
 def _row(size: int, name: str, scenario: str, found: dict[str, Any] | None) -> str:
     if found is None:
-        return f"{size:>7} {name:<58} {scenario:<10} {'-':>7}"
+        return f"{size:>7} {name:<90} {scenario:<10} {'-':>7}"
     return (
-        f"{size:>7} {name:<58} {scenario:<10} {found['recall_at_10']:>7.3f} "
+        f"{size:>7} {name:<90} {scenario:<10} {found['recall_at_10']:>7.3f} "
         f"{found['p50_ms']:>8.2f} {found['p95_ms']:>8.2f} {found['queries']:>5}"
     )
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        f"{'size':>7} {'store / settings':<58} {'filter':<10} {'recall':>7} {'p50 ms':>8} "
+        f"{'size':>7} {'store / settings':<90} {'filter':<10} {'recall':>7} {'p50 ms':>8} "
         f"{'p95 ms':>8} {'n':>5}"
     )
     for entry in results:
         size = entry["embeddings"]
         for row in entry["edge"]:
             if "stopped" in row:
-                print(f"{size:>7} {row['variant']:<58} {row['stopped']}")
+                print(f"{size:>7} {row['variant']:<90} {row['stopped']}")
                 continue
             for scenario, found in row["searches"].items():
                 print(_row(size, f"Edge {row['variant']}", scenario, found))
@@ -50,7 +50,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         for index in pg["indexes"]:
             for search in index["searches"]:
                 for scenario in ("10 owners", "1 owner"):
-                    name = f"pgvector {index['index']} {search['settings']}"
+                    built = ",".join(f"{k}={v}" for k, v in index["parameters"].items())
+                    name = f"pgvector {index['index']}({built}) {search['settings']}"
                     print(_row(size, name, scenario, search[scenario]))
 
 
