@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kglab_ingestion.domain import IngestionJob
@@ -76,11 +76,17 @@ class WebhookStore(Protocol):
         ...
 
     async def dispatch_changes(
-        self, *, settled_before: datetime, limit: int, render: RenderEvent
+        self,
+        *,
+        settled_before: datetime,
+        limit: int,
+        render: RenderEvent,
+        recheck: timedelta = ...,
     ) -> int | None:
         """Turn the jobs' changes after the stored cursor into deliveries for the owners'
-        subscribed endpoints, and move the cursor, in one transaction. Returns how many
-        deliveries were made, or None when another replica holds the cursor."""
+        subscribed endpoints, and move the cursor, in one transaction; changes stamped up to
+        ``recheck`` before the cursor are looked at again (a transaction that committed late).
+        Returns how many deliveries were made, or None when another replica holds the cursor."""
         ...
 
     async def claim_due(

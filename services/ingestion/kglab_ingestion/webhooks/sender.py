@@ -45,6 +45,9 @@ _LEASE_MARGIN_S = 30.0
 #: How old a change must be before it is dispatched (as the event feed waits; see
 #: IngestionService.changes): a transaction committing late must not land behind the cursor.
 SETTLE_S = 1.0
+#: How long before the cursor a change is still looked for: a transaction that stamped its
+#: change, then took this long to commit, is the one case the cursor could pass by.
+RECHECK = timedelta(seconds=60)
 
 
 class WebhookSender:
@@ -118,7 +121,10 @@ class WebhookSender:
         while True:
             settled = self._clock() - timedelta(seconds=SETTLE_S)
             count = await self._store.dispatch_changes(
-                settled_before=settled, limit=DISPATCH_BATCH, render=self._render
+                settled_before=settled,
+                limit=DISPATCH_BATCH,
+                render=self._render,
+                recheck=RECHECK,
             )
             if not count:
                 return made

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -44,6 +44,8 @@ from kglab_ingestion.webhooks.port import RenderEvent
 from kglab_shared.pages import Page
 
 _CURSOR = "changes"
+#: Most recent changes looked at again per dispatch for a late commit.
+_RECHECK_LIMIT = 500
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:
@@ -130,8 +132,9 @@ class SqlWebhookStore:
             yield connection
 
     def _insert_ignoring_duplicates(self, table: Any) -> Any:
-        dialect = postgresql if self.is_postgres else sqlite
-        return dialect.insert(table).on_conflict_do_nothing()
+        if self.is_postgres:
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
 
     # --- endpoints ---------------------------------------------------------------------------
 
@@ -351,7 +354,12 @@ class SqlWebhookStore:
         return _delivery(row)
 
     async def dispatch_changes(
-        self, *, settled_before: datetime, limit: int, render: RenderEvent
+        self,
+        *,
+        settled_before: datetime,
+        limit: int,
+        render: RenderEvent,
+        recheck: timedelta = timedelta(0),
     ) -> int | None:
         async with self._transaction() as connection:
             lock = select(webhook_cursor).where(webhook_cursor.c.name == _CURSOR)
@@ -364,17 +372,33 @@ class SqlWebhookStore:
             query = select(jobs).where(
                 jobs.c.updated_at < settled_before, jobs.c.owner_id.in_(subscribed)
             )
+            seen = None
             if cursor.changed_at is not None:
                 after = as_utc(cursor.changed_at)
-                query = query.where(
-                    or_(
-                        jobs.c.updated_at > after,
-                        and_(jobs.c.updated_at == after, jobs.c.id > cursor.job_id),
-                    )
+                seen = or_(
+                    jobs.c.updated_at < after,
+                    and_(jobs.c.updated_at == after, jobs.c.id <= cursor.job_id),
                 )
+                query = query.where(~seen)
             query = query.order_by(jobs.c.updated_at, jobs.c.id).limit(limit)
             changed = [job_from_row(row) for row in (await connection.execute(query)).all()]
             made = await self._deliveries_for(connection, changed, render)
+            if seen is not None and recheck > timedelta(0):
+                # A change stamped before the cursor but committed after it was read (a slow
+                # transaction): looked for again for a while; the unique index keeps the
+                # changes already made from being made twice.
+                late = (
+                    select(jobs)
+                    .where(
+                        seen,
+                        jobs.c.updated_at >= as_utc(cursor.changed_at) - recheck,
+                        jobs.c.owner_id.in_(subscribed),
+                    )
+                    .order_by(jobs.c.updated_at.desc())
+                    .limit(_RECHECK_LIMIT)
+                )
+                again = [job_from_row(row) for row in (await connection.execute(late)).all()]
+                made += await self._deliveries_for(connection, again, render)
             if len(changed) == limit:
                 position = {"changed_at": changed[-1].updated_at, "job_id": changed[-1].id}
             else:
@@ -404,14 +428,32 @@ class SqlWebhookStore:
         endpoints: dict[str, list[Any]] = {}
         for row in rows:
             endpoints.setdefault(row.owner_id, []).append(row)
+        if not endpoints:
+            return 0
+        events = {event_id(kind, job.id) for job in changed for kind in _events_of(job)}
+        made = {
+            (row.endpoint_id, row.dedupe_key)
+            for row in (
+                await connection.execute(
+                    select(webhook_deliveries.c.endpoint_id, webhook_deliveries.c.dedupe_key).where(
+                        webhook_deliveries.c.dedupe_key.in_(events),
+                        webhook_deliveries.c.owner_id.in_(owners),
+                    )
+                )
+            ).all()
+        }
         values: list[dict[str, Any]] = []
         for job in changed:
             for kind in _events_of(job):
                 evt = event_id(kind, job.id)
                 body: str | None = None
                 for endpoint in endpoints.get(job.owner_id, []):
-                    # An endpoint hears of what happened after it was registered.
-                    if kind not in endpoint.events or job.updated_at < as_utc(endpoint.created_at):
+                    # An endpoint hears of what happened after it was registered, once.
+                    if (
+                        kind not in endpoint.events
+                        or job.updated_at < as_utc(endpoint.created_at)
+                        or (endpoint.id, evt) in made
+                    ):
                         continue
                     body = body or render(job, kind, evt)
                     values.append(
@@ -434,10 +476,14 @@ class SqlWebhookStore:
                     )
         if not values:
             return 0
-        result = await connection.execute(
-            self._insert_ignoring_duplicates(webhook_deliveries), values
+        # One multi-row INSERT; RETURNING counts the rows made (an executemany's rowcount is
+        # not reliable on asyncpg), and a change already delivered is skipped by the index.
+        statement = (
+            self._insert_ignoring_duplicates(webhook_deliveries)
+            .values(values)
+            .returning(webhook_deliveries.c.id)
         )
-        return max(int(result.rowcount), 0)
+        return len((await connection.execute(statement)).all())
 
     async def claim_due(
         self, *, now: datetime, lease_until: datetime, limit: int
