@@ -436,3 +436,25 @@ async def test_two_replicas_deliver_every_event_exactly_once(
     assert sorted(e["job"]["job_id"] for e in events) == sorted(jobs)
     assert len({r.headers["Kglab-Webhook-Id"] for r in receiver.received}) == 4
     assert len(receiver.received) == 4
+
+
+async def test_an_address_refused_at_delivery_time_is_a_failed_attempt(
+    ingestion_factory: Callable[..., Any], receivers: Callable[..., Any]
+) -> None:
+    # Registered while the allow-list let 127.0.0.1 in; the replica sending it has none (the
+    # rules narrowed, or the name now resolves inward): the address is checked again.
+    allowing: IngestionApp = await ingestion_factory(**FAST, run_webhooks=False)
+    await ingestion_factory(**{**FAST, "allowed_networks": ""})
+    receiver: Receiver = await receivers()
+    endpoint = await register(allowing, receiver.url)
+    await complete_a_job(allowing)
+
+    async def refused() -> bool:
+        found = await deliveries(allowing, endpoint["id"])
+        return bool(found) and found[0]["attempt_count"] >= 1
+
+    await wait_until(refused, timeout_s=20, step_s=0.05, what="a refused attempt")
+    [delivery] = await deliveries(allowing, endpoint["id"])
+    assert "private, loopback" in delivery["attempts"][0]["error"]
+    assert delivery["attempts"][0]["status_code"] is None
+    assert receiver.received == []
