@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
 from kglab_ingestion.api.docs import InvalidRequest, problem_cases
 from kglab_ingestion.domain import MAX_PAGE_SIZE, InvalidQueryError
@@ -161,7 +161,18 @@ async def rotate_webhook_secret(
     endpoint_id: str,
     identity: CurrentIdentity,
     service: WebhookServiceDep,
-    body: RotateSecretIn | None = None,
+    body: Annotated[
+        RotateSecretIn | None,
+        Body(
+            openapi_examples={
+                "hour": {
+                    "summary": "the old secret signs for one more hour",
+                    "value": {"overlap_seconds": 3600},
+                },
+                "default": {"summary": "no body: a day of overlap", "value": {}},
+            }
+        ),
+    ] = None,
 ) -> WebhookEndpointCreatedOut:
     """Make a new signing secret (shown this once); the old one also signs during the overlap."""
     overlap = body.overlap_seconds if body is not None else None
