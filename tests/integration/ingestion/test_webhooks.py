@@ -57,12 +57,13 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook receiver; ``mode`` is ok (204), fail (500) or slow (answers after the sender's
-    timeout, released at the end)."""
+    """A webhook receiver; ``mode`` is ok (204), fail (500), redirect (302 to another path it
+    also serves) or slow (answers after the sender's timeout, released at the end)."""
 
     port: int
     mode: str = "ok"
     received: list[Received] = field(default_factory=list)
+    redirected: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,11 +77,18 @@ class Receiver:
             await asyncio.wait_for(self._release.wait(), timeout=10)
         if self.mode == "fail":
             return web.Response(status=500, text="receiver broke")
+        if self.mode == "redirect":
+            return web.Response(status=302, headers={"Location": "/elsewhere"})
+        return web.Response(status=204)
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.redirected.append(Received(dict(request.headers), await request.read()))
         return web.Response(status=204)
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
+        app.router.add_route("*", "/elsewhere", self._elsewhere)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -437,6 +445,21 @@ async def test_two_replicas_deliver_every_event_exactly_once(
     assert len({r.headers["Kglab-Webhook-Id"] for r in receiver.received}) == 4
     assert len(receiver.received) == 4
 
+    # Deliveries page like every list: newest first, by cursor.
+    path = f"/api/v1/webhooks/{endpoint['id']}/deliveries"
+    first_page = (await first.client.get(path, params={"limit": 3}, headers=first.headers())).json()
+    assert len(first_page["items"]) == 3
+    rest = await first.client.get(
+        path, params={"limit": 3, "cursor": first_page["next_cursor"]}, headers=first.headers()
+    )
+    assert len(rest.json()["items"]) == 1
+    assert rest.json()["next_cursor"] is None
+    paged = {d["id"] for d in first_page["items"] + rest.json()["items"]}
+    assert paged == {d["id"] for d in found}
+    bad = await first.client.get(path, params={"cursor": "nope"}, headers=first.headers())
+    assert bad.status_code == 422
+    assert "cursor" in bad.json()["detail"]
+
 
 async def test_an_address_refused_at_delivery_time_is_a_failed_attempt(
     ingestion_factory: Callable[..., Any], receivers: Callable[..., Any]
@@ -458,3 +481,17 @@ async def test_an_address_refused_at_delivery_time_is_a_failed_attempt(
     assert "private, loopback" in delivery["attempts"][0]["error"]
     assert delivery["attempts"][0]["status_code"] is None
     assert receiver.received == []
+
+
+async def test_a_redirect_is_not_followed_and_counts_as_a_failed_attempt(
+    ingestion_factory: Callable[..., Any], receivers: Callable[..., Any]
+) -> None:
+    app: IngestionApp = await ingestion_factory(**{**FAST, "webhook_retry_delays_s": "0.1"})
+    receiver: Receiver = await receivers("redirect")
+    endpoint = await register(app, receiver.url)
+    await complete_a_job(app)
+    [failed] = await settled(app, endpoint["id"], "failed")
+    assert [a["status_code"] for a in failed["attempts"]] == [302, 302]
+    assert "redirects are not followed" in failed["attempts"][0]["error"]
+    assert len(receiver.received) == 2
+    assert receiver.redirected == []

@@ -447,11 +447,16 @@ class SqlWebhookStore:
             for kind in _events_of(job):
                 evt = event_id(kind, job.id)
                 body: str | None = None
+                # When it happened: a completion seen only with the later deletion happened
+                # when the job finished.
+                happened = job.updated_at
+                if kind == "job.completed" and job.finished_at is not None:
+                    happened = job.finished_at
                 for endpoint in endpoints.get(job.owner_id, []):
                     # An endpoint hears of what happened after it was registered, once.
                     if (
                         kind not in endpoint.events
-                        or job.updated_at < as_utc(endpoint.created_at)
+                        or happened < as_utc(endpoint.created_at)
                         or (endpoint.id, evt) in made
                     ):
                         continue
