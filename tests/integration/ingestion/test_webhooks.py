@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from kglab_ingestion.domain import utc_now
 from tests.integration.ingestion.conftest import ALICE, BOB, MARKDOWN, IngestionApp
@@ -171,11 +172,15 @@ async def test_a_delivery_is_signed_and_verifies_with_the_readme_snippet(
 ) -> None:
     app: IngestionApp = await ingestion_factory(**FAST)
     receiver: Receiver = await receivers()
-    endpoint = await register(app, receiver.url)
-    assert endpoint["secret"].startswith("whsec_")
-    job_id = await complete_a_job(app)
-
-    [delivery] = await settled(app, endpoint["id"], "succeeded")
+    with capture_logs() as logs:
+        endpoint = await register(app, receiver.url)
+        assert endpoint["secret"].startswith("whsec_")
+        job_id = await complete_a_job(app)
+        [delivery] = await settled(app, endpoint["id"], "succeeded")
+    # The attempt is logged, the secret never.
+    assert any(entry["event"] == "webhook_attempt" for entry in logs)
+    secret_body = endpoint["secret"].removeprefix("whsec_")
+    assert all(secret_body not in repr(entry) for entry in logs)
     [got] = receiver.received
     verify = readme_verify()
     assert verify(endpoint["secret"], got.body, got.headers["Kglab-Signature"])
