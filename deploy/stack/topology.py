@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ PORT_OFFSETS: dict[str, int] = {
     "vector": 5,
 }
 SERVICES: tuple[str, ...] = tuple(PORT_OFFSETS)
+#: Seals ingestion's webhook signing secrets (adr/0028); made once per stack.
+WEBHOOK_SECRET_KEY = "KGLAB_INGESTION_WEBHOOK_SECRET_KEY"
 #: The services that consume events (killed mid-stream by the fault tests).
 CONSUMERS: tuple[str, ...] = ("ingestion", "document", "vector", "graph")
 #: Servers each service needs (the ``KGLAB_*_URL`` variables ``make servers`` prints).
@@ -139,11 +142,13 @@ class Stack:
             "KGLAB_DATA_DIR": str(self.data_dir / service),
             "KGLAB_RABBITMQ_URL": _with_vhost(self.servers["KGLAB_RABBITMQ_URL"], self.name),
             "KGLAB_REDIS_URL": self.servers["KGLAB_REDIS_URL"],
-            # The gateway's private identity key is the gateway's alone.
+            # A service's own secrets (the gateway's private identity key, ingestion's webhook
+            # sealing key) are that service's alone.
             **{
                 key: value
                 for key, value in self.secrets.items()
-                if service == "gateway" or not key.startswith("KGLAB_GATEWAY_")
+                if key.startswith(f"KGLAB_{service.upper()}_")
+                or not key.startswith(tuple(f"KGLAB_{s.upper()}_" for s in SERVICES))
             },
         }
         prefix = f"{self.name}:"
@@ -207,18 +212,21 @@ def service_overrides(environ: Mapping[str, str]) -> dict[str, str]:
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
     """The stack's secrets, made once and kept (mode 0600) so restarts keep them: the gateway's
-    identity key pair (the private key goes to the gateway only, see :meth:`env`)."""
+    identity key pair (the private key goes to the gateway only, see :meth:`env`) and the key
+    that seals ingestion's webhook secrets (ingestion's alone). A file from before a secret
+    existed gets it added, keeping the others."""
+    values: dict[str, str] = {}
     if path.exists():
         values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        if "KGLAB_IDENTITY_PUBLIC_KEYS" in values:
+        if "KGLAB_IDENTITY_PUBLIC_KEYS" in values and WEBHOOK_SECRET_KEY in values:
             return values
-    from kglab_shared.identity import generate_signing_key, public_jwks
+    if "KGLAB_IDENTITY_PUBLIC_KEYS" not in values:
+        from kglab_shared.identity import generate_signing_key, public_jwks
 
-    key = generate_signing_key()
-    values = {
-        "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": json.dumps(key.as_dict(private=True)),
-        "KGLAB_IDENTITY_PUBLIC_KEYS": json.dumps(public_jwks(key)),
-    }
+        key = generate_signing_key()
+        values["KGLAB_GATEWAY_IDENTITY_SIGNING_KEY"] = json.dumps(key.as_dict(private=True))
+        values["KGLAB_IDENTITY_PUBLIC_KEYS"] = json.dumps(public_jwks(key))
+    values.setdefault(WEBHOOK_SECRET_KEY, secrets.token_urlsafe(32))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))

@@ -45,7 +45,7 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 #: POST routes that create something. Anonymous calls (sign-up, sign-in) have no user to scope a
 #: key to and are not covered.
-ROUTES = re.compile(r"^/api/v1/(files|urls|uploads|auth/api-keys)$")
+ROUTES = re.compile(r"^/api/v1/(files|urls|uploads|auth/api-keys|webhooks)$")
 KEPT_S = 24 * 3600
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _PENDING = b"pending"

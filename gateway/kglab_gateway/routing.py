@@ -23,7 +23,7 @@ UPSTREAMS: tuple[Upstream, ...] = (
     Upstream("graph", re.compile(r"^/api/v1/documents/[^/]+/graph$")),
     Upstream("graph", re.compile(r"^/api/v1/graph(/.*)?$")),
     Upstream("document", re.compile(r"^/api/v1/documents(/.*)?$")),
-    Upstream("ingestion", re.compile(r"^/api/v1/(files|urls|uploads|jobs|events)(/.*)?$")),
+    Upstream("ingestion", re.compile(r"^/api/v1/(files|urls|uploads|jobs|events|webhooks)(/.*)?$")),
     Upstream("vector", re.compile(r"^/api/v1/search$")),
     # Administrators' routes (rebuilds, dead letters): the document service checks the role.
     Upstream("document", re.compile(r"^/api/v1/admin/(rebuilds|dead-letters)(/.*)?$")),
@@ -94,6 +94,11 @@ API_KEY_ROUTES: tuple[ApiKeyRule, ...] = (
     ),
     _rule("GET", rf"^/api/v1/graph/entities/{_ID}(/neighbors)?$", ApiScope.GRAPH_READ),
     _rule("GET", r"^/metrics$", ApiScope.METRICS_READ),
+    _rule("GET POST", r"^/api/v1/webhooks$", ApiScope.WEBHOOKS_MANAGE),
+    _rule("GET PATCH DELETE", rf"^/api/v1/webhooks/{_ID}$", ApiScope.WEBHOOKS_MANAGE),
+    _rule("POST", rf"^/api/v1/webhooks/{_ID}/rotate-secret$", ApiScope.WEBHOOKS_MANAGE),
+    _rule("GET", rf"^/api/v1/webhooks/{_ID}/deliveries$", ApiScope.WEBHOOKS_MANAGE),
+    _rule("POST", rf"^/api/v1/webhooks/{_ID}/deliveries/{_ID}/replay$", ApiScope.WEBHOOKS_MANAGE),
     # WebSocket upgrades, named by the pseudo-method WS.
     _rule("WS", rf"^/ws/jobs/{_ID}$", ApiScope.JOBS_READ),
     _rule("WS", r"^/ws/events$", ApiScope.JOBS_READ),

@@ -19,6 +19,7 @@ class ApiScope(StrEnum):
     GRAPH_READ = "graph:read"
     KEYS_MANAGE = "keys:manage"
     METRICS_READ = "metrics:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 #: What each scope allows, as the README and the OpenAPI document say it.
@@ -31,6 +32,8 @@ SCOPE_DESCRIPTIONS: dict[ApiScope, str] = {
     ApiScope.KEYS_MANAGE: "list, create and revoke your API keys (never with more scopes than "
     "the key itself has)",
     ApiScope.METRICS_READ: "read /metrics (an administrator's key only)",
+    ApiScope.WEBHOOKS_MANAGE: "register, change, rotate and delete your webhook endpoints, list "
+    "their deliveries and replay them",
 }
 
 #: The scope of a session (password or third-party sign-in): everything the role allows.

@@ -60,6 +60,7 @@ PRODUCTION = {
     "KGLAB_SMTP_URL": "smtp://mail:1025",
     "KGLAB_IDENTITY_PUBLIC_KEYS": json.dumps(public_jwks(_IDENTITY_KEY)),
     "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": json.dumps(_IDENTITY_KEY.as_dict(private=True)),
+    "KGLAB_INGESTION_WEBHOOK_SECRET_KEY": "a-real-webhook-sealing-key",
 }
 
 #: (service, what the deployment changes: a value, or None to unset it, what the message names)

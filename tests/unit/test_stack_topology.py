@@ -74,6 +74,7 @@ def stack(topology: ModuleType, servers: dict[str, str] | None = None, **kw: obj
         secrets={
             "KGLAB_GATEWAY_IDENTITY_SIGNING_KEY": '{"kty": "OKP"}',
             "KGLAB_IDENTITY_PUBLIC_KEYS": '{"keys": []}',
+            "KGLAB_INGESTION_WEBHOOK_SECRET_KEY": "stack-webhook-sealing-key",
         },
         data_dir=Path("/tmp/kglab-stack"),
         **kw,
@@ -169,8 +170,29 @@ def test_secrets_are_made_once_and_kept_private(topology: ModuleType, tmp_path: 
         signing_key=first["KGLAB_GATEWAY_IDENTITY_SIGNING_KEY"],
     )
     assert codec.can_mint
+    assert len(first["KGLAB_INGESTION_WEBHOOK_SECRET_KEY"]) >= 16
     assert path.stat().st_mode & 0o777 == 0o600
     assert topology.load_or_create_secrets(path) == first
+
+
+def test_a_secrets_file_from_before_webhooks_gets_the_sealing_key_added(
+    topology: ModuleType, tmp_path: Path
+) -> None:
+    path = tmp_path / "secrets.env"
+    first = topology.load_or_create_secrets(path)
+    older = {k: v for k, v in first.items() if k != "KGLAB_INGESTION_WEBHOOK_SECRET_KEY"}
+    path.write_text("".join(f"{k}={v}\n" for k, v in older.items()))
+    upgraded = topology.load_or_create_secrets(path)
+    assert upgraded["KGLAB_IDENTITY_PUBLIC_KEYS"] == first["KGLAB_IDENTITY_PUBLIC_KEYS"]
+    assert len(upgraded["KGLAB_INGESTION_WEBHOOK_SECRET_KEY"]) >= 16
+    assert topology.load_or_create_secrets(path) == upgraded
+
+
+def test_only_ingestion_gets_the_webhook_sealing_key(topology: ModuleType) -> None:
+    configured = stack(topology)
+    assert "KGLAB_INGESTION_WEBHOOK_SECRET_KEY" in configured.env("ingestion")
+    for service in ("gateway", "auth", "graph", "document", "vector"):
+        assert "KGLAB_INGESTION_WEBHOOK_SECRET_KEY" not in configured.env(service), service
 
 
 def test_only_the_gateway_gets_the_identity_signing_key(topology: ModuleType) -> None:

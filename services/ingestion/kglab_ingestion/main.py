@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 
 from kglab_ingestion.api.routes import internal_router, router, ws_router
 from kglab_ingestion.api.tus import TusSettings, create_tus_router, run_upload_sweeper
+from kglab_ingestion.api.webhooks import router as webhooks_router
 from kglab_ingestion.config import IngestionSettings
 from kglab_ingestion.extraction import OpenDocument, open_document
 from kglab_ingestion.fetching import PageFetcher
@@ -33,6 +34,11 @@ from kglab_ingestion.service import IngestionService, report_job_gauges_every
 from kglab_ingestion.store.port import BlobStore, ProgressChannel
 from kglab_ingestion.store.sql import SqlJobStore, create_engine, sqlite_url
 from kglab_ingestion.store.uploads import FileUploadStore
+from kglab_ingestion.webhooks.schemas import render_event
+from kglab_ingestion.webhooks.sender import WebhookSender
+from kglab_ingestion.webhooks.service import WebhookService
+from kglab_ingestion.webhooks.signing import SecretBox
+from kglab_ingestion.webhooks.store_sql import SqlWebhookStore
 from kglab_ingestion.worker import JobWorker, LeaseSweeper
 from kglab_shared.app import create_service_app
 from kglab_shared.bus.idempotency import SqlProcessedEvents
@@ -162,6 +168,7 @@ def create_app(
             app.state.job_store = jobs
             app.state.blob_store = blobs
             app.state.progress_channel = progress
+            await _start_webhooks(app, stack, settings, SqlWebhookStore(engine), fetcher.validate)
             relay.start()
             stack.push_async_callback(relay.stop)
             purge = asyncio.create_task(_purge_outbox(relay), name="kglab-outbox-purge")
@@ -210,11 +217,36 @@ def create_app(
         settings,
         title="Knowledge Graph Lab: ingestion service",
         description="File and URL ingestion jobs with live progress.",
-        routers=[router, internal_router, tus_router, ws_router],
+        routers=[router, webhooks_router, internal_router, tus_router, ws_router],
         lifespan=lifespan,
     )
     app.state.upload_store = upload_store
     return app
+
+
+async def _start_webhooks(
+    app: FastAPI,
+    stack: AsyncExitStack,
+    settings: IngestionSettings,
+    store: SqlWebhookStore,
+    validate_url: Callable[[str], str],
+) -> None:
+    """The webhook service, and (``run_webhooks``) the sender every replica may run."""
+    box = SecretBox(settings.secret("webhook_secret_key"))
+    sender: WebhookSender | None = None
+    if settings.run_webhooks:
+        sender = WebhookSender(settings=settings, store=store, box=box, render=render_event)
+        sender.start()
+        stack.push_async_callback(sender.stop)
+    app.state.webhook_sender = sender
+    app.state.webhook_service = WebhookService(
+        store=store,
+        box=box,
+        validate_url=validate_url,
+        max_endpoints=settings.webhook_max_endpoints,
+        max_rotation_overlap_s=settings.webhook_max_rotation_overlap_s,
+        on_replay=sender.notify if sender is not None else lambda: None,
+    )
 
 
 async def _purge_outbox(relay: OutboxRelay) -> None:

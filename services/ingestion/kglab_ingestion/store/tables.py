@@ -102,3 +102,85 @@ extractions = Table(
     Column("chunks", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+Index("ix_ingestion_jobs_updated", jobs.c.updated_at, jobs.c.id)
+
+#: A user's webhook endpoints (adr/0028); secrets are sealed (AES-GCM), never stored plain.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("events", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("secret_sealed", Text, nullable=False),
+    Column("previous_secret_sealed", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "ix_webhook_endpoints_owner",
+    webhook_endpoints.c.owner_id,
+    webhook_endpoints.c.created_at,
+    webhook_endpoints.c.id,
+)
+
+#: One event for one endpoint, with its exact body (every attempt sends the same bytes).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint_id", String(32), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    #: The event id, or for a replay its own id: one delivery per event per endpoint.
+    Column("dedupe_key", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt_count", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    #: Who is sending it now (with next_attempt_at as the lease's end).
+    Column("claim_token", String(32), nullable=True),
+    Column("replay_of", String(32), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "uq_webhook_deliveries_event",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.dedupe_key,
+    unique=True,
+)
+Index(
+    "ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at
+)
+Index(
+    "ix_webhook_deliveries_endpoint",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.created_at,
+    webhook_deliveries.c.id,
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", String(32), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
+
+#: Where the dispatcher stopped in the jobs' changes (one row, ``changes``).
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("changed_at", DateTime(timezone=True), nullable=True),
+    Column("job_id", String(32), nullable=False),
+)

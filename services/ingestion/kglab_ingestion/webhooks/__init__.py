@@ -1,0 +1,1 @@
+"""Signed webhooks (adr/0028): a user's endpoints receive their job and document events."""
