@@ -476,6 +476,8 @@ async def main() -> int:
         print("bench_gateway needs wrk (apt-get install wrk).")
         return 2
     prefix = f"bench:{uuid.uuid4().hex}:"
+    # The machine is shared: its load when the run starts goes into the JSON beside the figures.
+    load_at_start = [round(value, 2) for value in os.getloadavg()]
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(fresh_postgres_database(postgres, "kglab_bench"))
         common = {
@@ -531,7 +533,7 @@ async def main() -> int:
             jwks = (await client.get("/.well-known/jwks.json")).json()
 
         if ONLY_LOAD:
-            return await _load_only(gateway, tokens)
+            return await _load_only(gateway, tokens, load_at_start)
         token_header = {"Authorization": f"Bearer {tokens[0]}"}
         latency = interleaved(
             {
@@ -568,6 +570,8 @@ async def main() -> int:
     print(f"upstream clients: {CLIENT_REQUESTS} requests each, 50 concurrent ...", flush=True)
     clients = await compare_clients(CLIENT_REQUESTS)
     results = {
+        "loadavg_at_start": load_at_start,
+        "loadavg_at_end": [round(value, 2) for value in os.getloadavg()],
         "sequential_median_ms": {k: round(v, 3) for k, v in latency.items()},
         "auth_middleware_cost_ms": round(
             latency["gateway_public_with_token"] - latency["gateway_public"], 3
@@ -641,7 +645,7 @@ async def main() -> int:
     return 0
 
 
-async def _load_only(gateway: str, tokens: list[str]) -> int:
+async def _load_only(gateway: str, tokens: list[str], load_at_start: list[float]) -> int:
     """The load on /me alone (KGLAB_BENCH_ONLY_LOAD=1), for before/after comparisons."""
     watch = {
         "gateway": SERVED["kglab_gateway.main:create_app"].pid,
@@ -661,6 +665,8 @@ async def _load_only(gateway: str, tokens: list[str]) -> int:
     path = save(
         "gateway_load_profiled" if PROFILE_DIR else "gateway_load",
         {
+            "loadavg_at_start": load_at_start,
+            "loadavg_at_end": [round(value, 2) for value in os.getloadavg()],
             "load_me_through_gateway": load,
             "load_me_at_fixed_rate": at_rate,
             "gateway_workers": GATEWAY_WORKERS,
