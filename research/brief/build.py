@@ -15,6 +15,7 @@ from research.brief.sources import (
     REPO,
     Citation,
     SourceError,
+    adr_date,
     citation,
     compose_images,
     data,
@@ -124,8 +125,10 @@ def executive_summary() -> list[str]:
         "   graph port keeps a PostgreSQL adapter a contract suite away",
         "   ([0006](../adr/0006-graph-store.md); the matrix says why, and where it is weakest).",
         "",
-        "Every figure in this brief is read from `bench/results/` by `make brief`; the machine is",
-        "named beside each table.",
+        "Every measured figure in this brief is read from `bench/results/` by `make brief`, with",
+        "the date of its run; the machine is named beside each table. Figures that are not",
+        "measurements (the cost model's assumptions, the risks' impacts, the seed's targets) are",
+        "labelled as such.",
         "",
     ]
 
@@ -285,8 +288,7 @@ LOCAL_SERVERS: dict[str, str] = {
     "mongo": "SecantusDB {secantus} (MongoDB wire): not MongoDB itself",
     "qdrant": "not run locally: `make dev` runs Qdrant Edge in process (adr/0025); the server "
     "runs only in CI's GitHub workflow",
-    "mailpit": "not run locally: the auth tests receive mail on an in-process SMTP sink "
-    "(aiosmtpd)",
+    "mailpit": "not run locally: the auth tests receive mail on an in-process SMTP sink (aiosmtpd)",
     "prometheus": "not run locally: `deploy/validate.sh` checks its configuration and alert "
     "rules with promtool",
     "grafana": "not run locally: `deploy/validate.sh` checks the dashboards' metric names",
@@ -381,8 +383,9 @@ def prototype_section() -> list[str]:
         "```",
         "",
         f"`make dev` answers `/health` in {healthy.value:.1f} s and is ready (models loaded) in",
-        f"{ready.value:.1f} s (medians, `startup.json`); `make stack` starts the six services as",
-        f"separate processes on real servers in {stack.value:.1f} s (`stack.json`).",
+        f"{ready.value:.1f} s (medians, `startup.json`, run {healthy.day()}); `make stack` starts",
+        f"the six services as separate processes on real servers in {stack.value:.1f} s",
+        f"(`stack.json`, run {stack.day()}).",
     ]
     fresh = REPO / "bench" / "results" / "fresh_machine.json"
     if fresh.exists():
@@ -434,22 +437,74 @@ def prototype_section() -> list[str]:
     return [*lines, ""]
 
 
+#: The gateway's load run: on the current gateway (adr/0017's transport) from 2026-12-07 on.
+GATEWAY_RUN = "gateway.json"
+
+
+def _open_loop_line(run: dict[str, Any], name: str) -> str:
+    rate = (
+        f"{run.get('offered_rps', '?'):,g}"
+        if isinstance(run.get("offered_rps"), int | float)
+        else "?"
+    )
+    if run.get("finished") is False:
+        return f"- open loop at {rate} requests/s: **not finished**: {run['note']}"
+    cites = [
+        Citation(GATEWAY_RUN, f"{name}.achieved_ok_rps", "achieved", "requests/s"),
+        Citation(GATEWAY_RUN, f"{name}.p95_ms", "p95", "ms", below=100),
+        Citation(GATEWAY_RUN, f"{name}.errors", "errors", ""),
+        Citation(GATEWAY_RUN, f"{name}.non_2xx", "non-2xx answers", ""),
+        Citation(GATEWAY_RUN, f"{name}.cpu_ms_per_request.gateway", "gateway CPU", "ms/request"),
+    ]
+    return f"- open loop at {rate} requests/s: " + "; ".join(c.render() for c in cites)
+
+
+def gateway_load() -> list[str]:
+    """100 users through the current gateway: closed loop (the most it serves) and open loop
+    at the brief's 1,000 requests/s (and at a lower rate when that did not finish)."""
+    run = result_file(GATEWAY_RUN)
+    machine = {**{"cpus": "?", "cpu_model": "?"}, **_machine(GATEWAY_RUN)}
+    load = run.get("loadavg_at_start", ["?"])
+    closed = "load_me_through_gateway"
+    current = result_when(GATEWAY_RUN)[:10] >= adr_date("0017")
+    which = (
+        "on the current gateway (adr/0017's client)"
+        if current
+        else "on the previous gateway: measured before adr/0017 replaced its upstream client, so "
+        "these figures are not today's code (the current client's cost is the last line)"
+    )
+    p95_ms = measured(GATEWAY_RUN, f"{closed}.p95_us") / 1000
+    lines = [
+        "**100 concurrent users on GET /me through the gateway** (auth reads PostgreSQL;"
+        f" `bench/bench_gateway.py`) — {machine['cpus']} cores, {machine['cpu_model']}, load"
+        f" average {load[0]} at the start, run {result_when(GATEWAY_RUN)}, {which}:",
+        "",
+        "- closed loop, 100 connections always busy (the most it serves): "
+        + "; ".join(
+            c.render()
+            for c in (
+                Citation(GATEWAY_RUN, f"{closed}.rps", "served", "requests/s"),
+                Citation(GATEWAY_RUN, f"{closed}.errors", "socket errors", ""),
+                Citation(GATEWAY_RUN, f"{closed}.non_2xx", "non-2xx answers", ""),
+            )
+        )
+        + f"; p95 **{p95_ms:,.1f} ms** (at saturation, mostly queueing)",
+        _open_loop_line(run["load_me_at_fixed_rate"], "load_me_at_fixed_rate"),
+    ]
+    if "load_me_at_fallback_rate" in run:
+        lines.append(_open_loop_line(run["load_me_at_fallback_rate"], "load_me_at_fallback_rate"))
+    upstream = Citation(
+        "gateway_upstream.json",
+        "summary.variants.chosen.cpu_ms_per_request_at_rate",
+        "the same client's gateway CPU at 200 requests/s in the side-by-side study",
+        "ms/request",
+    )
+    lines += [f"- {upstream.render()}", ""]
+    return lines
+
+
 def performance_section() -> list[str]:
     cites = [
-        (
-            "100 concurrent users, 1,000 requests/s (GET /me through the gateway)",
-            [
-                Citation("gateway_load.json", "load_me_at_fixed_rate.users", "users", ""),
-                Citation(
-                    "gateway_load.json",
-                    "load_me_at_fixed_rate.achieved_ok_rps",
-                    "achieved",
-                    "requests/s",
-                ),
-                Citation("gateway_load.json", "load_me_at_fixed_rate.p95_ms", "p95", "ms"),
-                Citation("gateway_load.json", "load_me_at_fixed_rate.errors", "errors", ""),
-            ],
-        ),
         (
             "1,000 file uploads through the public API (make stack)",
             [
@@ -510,7 +565,13 @@ def performance_section() -> list[str]:
             ],
         ),
     ]
-    lines = ["## 6. Performance benchmarks", "", "From `make bench` (`bench/results/`).", ""]
+    lines = [
+        "## 6. Performance benchmarks",
+        "",
+        "From `make bench` (`bench/results/`); each figure carries the date of its run.",
+        "",
+        *gateway_load(),
+    ]
     for title, items in cites:
         machine = {**{"cpus": "?", "cpu_model": "?"}, **_machine(items[0].file)}
         lines += [

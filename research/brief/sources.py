@@ -59,6 +59,9 @@ class Citation:
     #: An upper bound the brief set for this figure (the seed's "under 100 ms", say): the
     #: rendering says whether the measurement met it, so a miss is never left to the reader.
     below: float | None = None
+    #: An ADR that changed the measured code path: while the run is older than that ADR, the
+    #: rendering says the figure was measured before it.
+    predates: str | None = None
 
     @property
     def value(self) -> Any:
@@ -79,10 +82,13 @@ class Citation:
         if self.below is not None and isinstance(value, int | float):
             verdict = "met" if value < self.below else "**missed**"
             target = f" (target under {self.below:,g}{unit}: {verdict})"
+        stale = ""
+        if self.predates and adr_date(self.predates) > self.day():
+            stale = f", before adr/{self.predates} changed what it measures"
         # The run's date beside every figure, so a stale input is visible where it is quoted.
         return (
             f"{self.label}: **{text}{unit}**{target} "
-            f"([`{self.file}`](../bench/results/{self.file}), {self.day()})"
+            f"([`{self.file}`](../bench/results/{self.file}), {self.day()}{stale})"
         )
 
     def when(self) -> str:
@@ -90,6 +96,15 @@ class Citation:
 
     def day(self) -> str:
         return self.when()[:10]
+
+
+def adr_date(number: str) -> str:
+    """The ``Date:`` line of ``adr/<number>-*.md`` (YYYY-MM-DD)."""
+    for path in sorted((REPO / "adr").glob(f"{number}-*.md")):
+        found = re.search(r"^-? ?Date: (\d{4}-\d{2}-\d{2})", path.read_text(), re.MULTILINE)
+        if found:
+            return found.group(1)
+    raise SourceError(f"adr/{number} has no Date: line")
 
 
 def result_when(file: str) -> str:
@@ -108,6 +123,7 @@ def citation(spec: dict[str, Any]) -> Citation:
             label=str(spec["label"]),
             unit=str(spec.get("unit", "")),
             below=float(spec["below"]) if "below" in spec else None,
+            predates=str(spec["predates"]) if "predates" in spec else None,
         )
     except KeyError as exc:
         raise SourceError(f"a citation lacks {exc}: {spec}") from None

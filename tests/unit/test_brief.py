@@ -258,3 +258,17 @@ def test_the_graph_choice_cites_the_path_measurement() -> None:
     cited = {m["path"] for o in graph["option"] for m in o.get("measure", [])}
     assert "stores.postgres.shortest_path.failures" in cited
     assert "stores.neo4j.shortest_path.p95_ms" in cited
+
+
+def test_a_figure_older_than_the_adr_that_changed_its_code_says_so() -> None:
+    from research.brief.sources import adr_date
+
+    spec = {"file": "bus.json", "path": "results[2].throughput.msgs_per_s", "label": "x"}
+    run_day = citation(spec).day()
+    rendered = citation({**spec, "predates": "0020"}).render()
+    assert ("before adr/0020" in rendered) == (run_day < adr_date("0020"))
+    assert "before adr/0001" not in citation({**spec, "predates": "0001"}).render()
+
+
+def test_the_graph_write_verdict_is_stated_once() -> None:
+    assert build.brief().count(build.graph_writes_verdict()) == 1
