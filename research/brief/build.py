@@ -157,7 +157,7 @@ def decision_matrix() -> list[str]:
     resolved = model()
     for component in data("decisions")["component"]:
         if "undecided" in component:
-            headline = f"Not decided: {component['undecided']} No row is bold."
+            headline = f"Not decided. {component['undecided']} No row is bold."
         else:
             headline = f"Chosen: **{component['chosen']}**. ADR: {_adr_links(component['adr'])}."
         lines += [
@@ -448,7 +448,8 @@ def _open_loop_line(run: dict[str, Any], name: str) -> str:
         else "?"
     )
     if run.get("finished") is False:
-        return f"- open loop at {rate} requests/s: **not finished**: {run['note']}"
+        why = str(run["note"]).removeprefix("not finished ")
+        return f"- open loop at {rate} requests/s: **not finished** {why}"
     cites = [
         Citation(GATEWAY_RUN, f"{name}.achieved_ok_rps", "achieved", "requests/s"),
         Citation(GATEWAY_RUN, f"{name}.p95_ms", "p95", "ms", below=100),
@@ -488,7 +489,10 @@ def gateway_load() -> list[str]:
                 Citation(GATEWAY_RUN, f"{closed}.non_2xx", "non-2xx answers", ""),
             )
         )
-        + f"; p95 **{p95_ms:,.1f} ms** (at saturation, mostly queueing)",
+        + f"; p95 **{p95_ms:,.1f} ms** (at saturation, mostly queueing); the whole machine"
+        f" kept {measured(GATEWAY_RUN, f'{closed}.machine_cores_busy')} of its"
+        f" {machine['cpus']} cores busy, other engineers' work included, so these latencies"
+        " are mostly waiting for a core",
         _open_loop_line(run["load_me_at_fixed_rate"], "load_me_at_fixed_rate"),
     ]
     if "load_me_at_fallback_rate" in run:
