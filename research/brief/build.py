@@ -374,6 +374,7 @@ def prototype_section() -> list[str]:
     stack = citation({"file": "stack.json", "path": "start_to_ready_s.first", "label": "x"})
     startup = result_file("startup.json")
     target = float(startup["target_healthy_s"])
+    startup_load = startup.get("loadavg_at_start", ["?"])[0]
     lines = [
         "## 5. Working prototype",
         "",
@@ -386,9 +387,9 @@ def prototype_section() -> list[str]:
         "",
         f"`make dev` answers `/health` in {healthy.value:.1f} s (target under"
         f" {target:g} s: {'met' if healthy.value < target else '**missed**'}) and every service",
-        f"answers `/ready/system` in {ready.value:.1f} s (medians of the warm starts, `startup.json`, run"
-        f" {healthy.day()}, load average {startup.get('loadavg_at_start', ['?'])[0]} at the"
-        " start); `make stack` starts",
+        f"answers `/ready/system` in {ready.value:.1f} s (medians of the warm starts,"
+        f" `startup.json`, run {healthy.day()}, load average {startup_load} at the start);",
+        "`make stack` starts",
         f"the six services as separate processes on real servers in {stack.value:.1f} s",
         f"(`stack.json`, run {stack.day()}).",
     ]
