@@ -132,6 +132,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per start")
     parser.add_argument("--script", type=Path, default=ROOT / "deploy" / "dev" / "run.py")
     args = parser.parse_args()
+    # A shared machine: its load goes into the JSON beside the seconds.
+    load_at_start = [round(value, 2) for value in os.getloadavg()]
     runs = []
     for number in range(max(1, args.runs)):
         run = one_start(args.script.resolve(), args.timeout)
@@ -162,6 +164,8 @@ def main() -> int:
             "benchmark": "dev_startup",
             "script": str(args.script),
             "target_healthy_s": TARGET_HEALTHY_S,
+            "loadavg_at_start": load_at_start,
+            "loadavg_at_end": [round(value, 2) for value in os.getloadavg()],
             "result": result,
             "passed": passed,
         },

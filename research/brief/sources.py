@@ -56,6 +56,12 @@ class Citation:
     path: str
     label: str
     unit: str = ""
+    #: An upper bound the brief set for this figure (the seed's "under 100 ms", say): the
+    #: rendering says whether the measurement met it, so a miss is never left to the reader.
+    below: float | None = None
+    #: An ADR that changed the measured code path: while the run is older than that ADR, the
+    #: rendering says the figure was measured before it.
+    predates: str | None = None
 
     @property
     def value(self) -> Any:
@@ -72,11 +78,41 @@ class Citation:
         else:
             text = str(value)
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.label}: **{text}{unit}** ([`{self.file}`](../bench/results/{self.file}))"
+        target = ""
+        if self.below is not None and isinstance(value, int | float):
+            verdict = "met" if value < self.below else "**missed**"
+            target = f" (target under {self.below:,g}{unit}: {verdict})"
+        stale = ""
+        if self.predates and adr_date(self.predates) > self.day():
+            stale = f", before adr/{self.predates} changed what it measures"
+        # The run's date beside every figure, so a stale input is visible where it is quoted.
+        return (
+            f"{self.label}: **{text}{unit}**{target} "
+            f"([`{self.file}`](../bench/results/{self.file}), {self.day()}{stale})"
+        )
 
     def when(self) -> str:
-        machine = result_file(self.file).get("machine", {})
-        return str(machine.get("when", result_file(self.file).get("when", "undated")))
+        return result_when(self.file)
+
+    def day(self) -> str:
+        return self.when()[:10]
+
+
+def adr_date(number: str) -> str:
+    """The ``Date:`` line of ``adr/<number>-*.md`` (YYYY-MM-DD)."""
+    for path in sorted((REPO / "adr").glob(f"{number}-*.md")):
+        found = re.search(r"^-? ?Date: (\d{4}-\d{2}-\d{2})", path.read_text(), re.MULTILINE)
+        if found:
+            return found.group(1)
+    raise SourceError(f"adr/{number} has no Date: line")
+
+
+def result_when(file: str) -> str:
+    """When the run behind ``bench/results/<file>`` was made (its machine's clock, UTC)."""
+    loaded = result_file(file)
+    machine = loaded.get("machine", {})
+    found = machine.get("when") if isinstance(machine, dict) else None
+    return str(found or loaded.get("when") or loaded.get("date") or "undated")
 
 
 def citation(spec: dict[str, Any]) -> Citation:
@@ -86,6 +122,8 @@ def citation(spec: dict[str, Any]) -> Citation:
             path=str(spec["path"]),
             label=str(spec["label"]),
             unit=str(spec.get("unit", "")),
+            below=float(spec["below"]) if "below" in spec else None,
+            predates=str(spec["predates"]) if "predates" in spec else None,
         )
     except KeyError as exc:
         raise SourceError(f"a citation lacks {exc}: {spec}") from None

@@ -194,3 +194,82 @@ def test_a_store_answering_from_counters_is_not_the_fastest_complex_query(
 
     _with_results(monkeypatch, "databases.json", break_one)
     assert "| NO |" in "\n".join(build.databases_study())
+
+
+def test_a_server_make_servers_does_not_start_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in build.stack_section()
+        if line.startswith("| ") and "`" in line.split(" | ")[1]
+    }
+    script = (REPO / "deploy" / "local" / "servers.sh").read_text()
+    started_by = {
+        "postgres": "initdb",
+        "redis": "redis-server",
+        "rabbitmq": "rabbitmq-server",
+        "clamav": "clamd",
+    }
+    for name, row in rows.items():
+        if "Debian package" in row:
+            assert started_by.get(name, "\0") in script, f"{name} is not a package servers.sh runs"
+        elif name not in ("neo4j", "mongo"):
+            assert "not run locally" in row, row
+    assert "not run locally" in rows["qdrant"]
+    monkeypatch.setattr(build, "compose_images", lambda: {"newserver": "new:1"})
+    with pytest.raises(SourceError, match="newserver"):
+        build.stack_section()
+
+
+def test_every_decided_component_bolds_its_choice_and_an_undecided_one_none() -> None:
+    sections = "\n".join(build.decision_matrix()).split("\n### ")[1:]
+    assert len(sections) == len(data("decisions")["component"])
+    for section in sections:
+        bold_rows = [ln for ln in section.splitlines() if ln.startswith("| **")]
+        if "Not decided." in section:
+            assert bold_rows == [], section.splitlines()[0]
+        else:
+            assert bold_rows, f"no chosen row in {section.splitlines()[0]}"
+
+
+def test_a_cited_figure_shows_its_run_date_and_whether_it_met_its_target() -> None:
+    spec = {"file": "graph.json", "path": "stores.postgres.insert_1000_1000.median_ms"}
+    value = measured(spec["file"], spec["path"])
+    day = build.result_file("graph.json")["machine"]["when"][:10]
+    assert day in citation({**spec, "label": "x"}).render()
+    met = citation({**spec, "label": "x", "unit": "ms", "below": value + 1}).render()
+    missed = citation({**spec, "label": "x", "unit": "ms", "below": value}).render()
+    assert "target under" in met
+    assert ": met)" in met
+    assert ": **missed**)" in missed
+
+
+def test_the_roadmap_names_the_tasks_a_task_waits_for() -> None:
+    tasks = build.roadmap_tasks()
+    table = "\n".join(build.roadmap_section())
+    for task in tasks:
+        for need in task["needs"]:
+            title = next(t["title"] for t in tasks if t["id"] == need)
+            row = next(ln for ln in table.splitlines() if ln.startswith(f"| {task['title']} |"))
+            assert row.rstrip(" |").endswith(title) or f"{title};" in row, row
+            assert f"| {need} |" not in row
+
+
+def test_the_graph_choice_cites_the_path_measurement() -> None:
+    graph = next(c for c in data("decisions")["component"] if c["name"] == "Graph")
+    cited = {m["path"] for o in graph["option"] for m in o.get("measure", [])}
+    assert "stores.postgres.shortest_path.failures" in cited
+    assert "stores.neo4j.shortest_path.p95_ms" in cited
+
+
+def test_a_figure_older_than_the_adr_that_changed_its_code_says_so() -> None:
+    from research.brief.sources import adr_date
+
+    spec = {"file": "bus.json", "path": "results[2].throughput.msgs_per_s", "label": "x"}
+    run_day = citation(spec).day()
+    rendered = citation({**spec, "predates": "0020"}).render()
+    assert ("before adr/0020" in rendered) == (run_day < adr_date("0020"))
+    assert "before adr/0001" not in citation({**spec, "predates": "0001"}).render()
+
+
+def test_the_graph_write_verdict_is_stated_once() -> None:
+    assert build.brief().count(build.graph_writes_verdict()) == 1
