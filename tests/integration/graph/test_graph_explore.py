@@ -34,6 +34,22 @@ async def test_paths_and_neighbours_take_names(graph_app: GraphApp) -> None:
     assert "Marie Curie" in {n["name"] for n in neighbors.json()["neighbors"]}
 
 
+async def test_no_path_names_the_entities_not_their_ids(graph_app: GraphApp) -> None:
+    headers = await ingest(graph_app)
+
+    # Marie Curie reaches the Sorbonne only through Pierre Curie: not within one relation.
+    answer = await graph_app.client.get(
+        "/api/v1/graph/paths",
+        params={"from": "marie curie", "to": "Sorbone", "max_depth": 1},
+        headers=headers,
+    )
+
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert detail == "No path of at most 1 relation joins Marie Curie and Sorbonne."
+    assert "ent_" not in detail
+
+
 async def test_an_ambiguous_name_answers_409_with_the_candidates(graph_app: GraphApp) -> None:
     headers = await ingest(graph_app)
 
