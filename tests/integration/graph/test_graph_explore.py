@@ -114,6 +114,12 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     node_ids = {n.get("id") for n in nodes}
     assert all(e.get("source") in node_ids and e.get("target") in node_ids for e in edges)
     assert edges
+    # Each edge says why it exists: its sentences' references and their text.
+    keys = {k.get("attr.name"): k.get("id") for k in root.findall("g:key", ns)}
+    for edge in edges:
+        data = {d.get("key"): d.text or "" for d in edge.findall("g:data", ns)}
+        assert data[keys["evidence"]].startswith("doc-curie:"), data
+        assert "Curie" in data[keys["sentences"]], data
 
     jsonld = (
         await client.get("/api/v1/graph/export", params={"format": "jsonld"}, headers=headers)
@@ -121,6 +127,9 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     assert "@context" in jsonld
     names = {n["name"] for n in jsonld["@graph"] if "name" in n}
     assert {"Marie Curie", "Pierre Curie", "Sorbonne"} <= names
+    links = [n for n in jsonld["@graph"] if "source" in n]
+    assert {n["@type"] for n in links} >= {"RELATED_TO"}
+    assert all(n["evidence"] and n["sentences"] for n in links), links
 
     archive = await client.get("/api/v1/graph/export", params={"format": "csv"}, headers=headers)
     assert archive.headers["content-type"] == "application/zip"
@@ -132,6 +141,10 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     ids = {row[0] for row in entities[1:]}
     assert len(ids) == 5
     assert all(row[0] in ids and row[1] in ids for row in relations[1:])
+    assert relations[0][5] == "evidence:string[]"
+    # The co-occurrence rows too (they were exported without it).
+    assert [r for r in relations[1:] if r[2] == "RELATED_TO"]
+    assert all(r[5].startswith("doc-curie:") for r in relations[1:]), relations
 
     refused = await client.get("/api/v1/graph/export", params={"format": "pdf"}, headers=headers)
     assert refused.status_code == 422
