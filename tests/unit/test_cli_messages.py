@@ -79,6 +79,17 @@ def test_export_refuses_a_folder_that_is_not_there(
         assert not (tmp_path / "missing").exists()
 
 
+def test_files_in_the_way_are_named_in_good_grammar(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "entities.csv").write_text("mine")
+    _, _, one = kglab(monkeypatch, capsys, "export", "--format", "csv", "-o", str(tmp_path))
+    (tmp_path / "relations.csv").write_text("mine")
+    _, _, two = kglab(monkeypatch, capsys, "export", "--format", "csv", "-o", str(tmp_path))
+    assert f"{tmp_path / 'entities.csv'} already exists:" in one
+    assert "relations.csv already exist: choose another --output" in two
+
+
 def test_counts_are_pluralised() -> None:
     assert [main.counted(n, "source") for n in (0, 1, 2)] == ["0 sources", "1 source", "2 sources"]
     assert main.counted(1, "duplicate") == "1 duplicate"

@@ -3,10 +3,11 @@ every document, a search answer and a graph neighbour as they were; then lose th
 stores (vectors and graph) and rebuild them from the documents.
 
 The system runs as ``make dev`` composes it, on PostgreSQL, MongoDB wire, Neo4j and Redis (and
-Qdrant Edge's shards in its data folder: no Qdrant server runs here), with data of its own: a fresh PostgreSQL database,
-Mongo databases and RabbitMQ virtual host named per test, Neo4j scoped to the test's users
-(``KGLAB_BACKUP_NEO4J_OWNERS``). Nothing another test or engineer made is backed up, dropped or
-restored. Backup and restore run as an operator runs them: ``python -m deploy.backup``.
+Qdrant Edge's shards in its data folder: no Qdrant server runs here), with data of its own: a
+fresh PostgreSQL database, Mongo databases and RabbitMQ virtual host named per test, Neo4j
+scoped to the test's users (``KGLAB_BACKUP_NEO4J_OWNERS``). Nothing another test or engineer
+made is backed up, dropped or restored. Backup and restore run as an operator runs them:
+``python -m deploy.backup``.
 """
 
 from __future__ import annotations
