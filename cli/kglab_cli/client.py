@@ -79,7 +79,7 @@ def detail_of(response: httpx.Response) -> str:
 
 
 def _stream_to(response: httpx.Response, target: Path) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates it 0600: an export is a user's private graph.
     fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     written = 0
     try:
@@ -107,10 +107,14 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def _headers(self) -> dict[str, str]:
+    def require_login(self) -> dict[str, str]:
+        """The saved session, or the sentence saying there is none."""
         if self.session is None:
             raise CliError(f"You are not logged in to {self.url}: run `kglab login` first.")
-        return {"Authorization": f"Bearer {self.session['access_token']}"}
+        return self.session
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.require_login()['access_token']}"}
 
     def _refresh(self, used: str) -> bool:
         with self._lock:

@@ -42,6 +42,8 @@ class Source:
     path: Path | None = None
     url: str | None = None
     key: str = ""
+    #: Why it cannot be ingested (a path that is not there): a failure in the summary.
+    error: str | None = None
 
 
 @dataclass
@@ -91,7 +93,8 @@ def is_url(text: str) -> bool:
 
 
 def sources_of(arguments: Iterable[str]) -> list[Source]:
-    """Expand the arguments: a folder yields every file under it (hidden ones left out)."""
+    """Expand the arguments: a folder yields every file under it (hidden ones left out). A path
+    that is neither a file nor a folder is a source with its ``error``: the others still go."""
     found: list[Source] = []
     for argument in arguments:
         if is_url(argument):
@@ -104,7 +107,13 @@ def sources_of(arguments: Iterable[str]) -> list[Source]:
         elif path.is_file():
             found.append(Source(label=str(path), path=path))
         else:
-            raise CliError(f"{argument} is neither a file, a folder nor an http(s) URL.")
+            found.append(
+                Source(
+                    label=argument,
+                    key=f"missing:{argument}",
+                    error=f"{argument} is neither a file, a folder nor an http(s) URL.",
+                )
+            )
     return found
 
 
@@ -164,14 +173,13 @@ class Ingestion:
         report: Callable[[Progress], None],
         timeout_s: float = 900.0,
     ) -> None:
-        if api.session is None:
-            raise CliError(f"You are not logged in to {api.url}: run `kglab login` first.")
+        session = api.require_login()
         self.api = api
         self.parallel = max(1, parallel)
         self.wait = wait
         self.report = report
         self.timeout_s = timeout_s
-        self.state = IngestState(api.url, api.session["email"])
+        self.state = IngestState(api.url, session["email"])
 
     def run(self, sources: list[Source]) -> Summary:
         summary = Summary()
@@ -191,6 +199,8 @@ class Ingestion:
             return Outcome(source.label, "failed", error=f"{source.label} cannot be read: {exc}")
 
     def _ingest(self, source: Source) -> Outcome:
+        if source.error is not None:
+            raise CliError(source.error)
         if source.path is not None:
             source.key = _sha256(source.path)
         earlier = self.state.get(source.key)

@@ -8,6 +8,7 @@ sentence on standard error and exits 1.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -18,13 +19,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from kglab_cli import ingest as ingesting
-from kglab_cli.client import DEFAULT_URL, Api, CliError, Credentials
+from kglab_cli.client import DEFAULT_URL, Api, CliError, Credentials, detail_of
 
 app = typer.Typer(
     name="kglab",
@@ -42,9 +45,27 @@ Url = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def checked_url(url: str) -> str:
+    """The server's address, refused in a sentence unless it is an http(s) URL with a host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CliError(
+            f"{url!r} is not a server address: give one like {DEFAULT_URL} (--url or KGLAB_URL)."
+        )
+    return url
+
+
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 source``, ``2 sources``."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
 @contextmanager
 def connected(url: str) -> Iterator[Api]:
-    api = Api(url, Credentials())
+    api = Api(checked_url(url), Credentials())
     try:
         yield api
     finally:
@@ -59,7 +80,7 @@ def fail(message: str, *, as_json: bool) -> None:
     if as_json:
         emit({"error": message})
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -77,10 +98,25 @@ def guarded(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def table(
+    title: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    empty: str,
+    whole: frozenset[str] = frozenset({"id", "job", "document_id"}),
+) -> None:
+    """Rows as a table, or the ``empty`` sentence when there are none. The ``whole`` columns
+    (ids a user copies into another command) never wrap: the other columns shrink instead."""
+    if not rows:
+        out.print(empty, highlight=False)
+        return
     view = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
-        view.add_column(column, overflow="fold")
+        if column in whole:
+            view.add_column(column, no_wrap=True, overflow="ignore", min_width=32)
+        else:
+            view.add_column(column, overflow="fold")
     for row in rows:
         view.add_row(*["" if cell is None else str(cell) for cell in row])
     out.print(view)
@@ -155,9 +191,10 @@ def ingest(
         emit(summary.as_json())
     else:
         out.print(
-            f"{len(sources)} sources: {summary.count('completed')} completed, "
-            f"{summary.count('duplicate')} duplicates, {summary.count('skipped')} already "
-            f"ingested, {summary.count('submitted')} submitted, {summary.count('failed')} failed.",
+            f"{counted(len(sources), 'source')}: {summary.count('completed')} completed, "
+            f"{counted(summary.count('duplicate'), 'duplicate')}, "
+            f"{summary.count('skipped')} already ingested, {summary.count('submitted')} "
+            f"submitted, {summary.count('failed')} failed.",
             highlight=False,
         )
         if summary.failed:
@@ -227,6 +264,7 @@ def jobs(
             ]
             for j in page["items"]
         ],
+        empty="No jobs yet: `kglab ingest PATH` starts one.",
     )
 
 
@@ -251,6 +289,7 @@ def documents(
             [d["id"], d["title"], d["media_type"], d["chunk_count"], d["created_at"]]
             for d in page["items"]
         ],
+        empty="No documents yet: `kglab ingest PATH` adds them.",
     )
 
 
@@ -264,13 +303,12 @@ def search(
     as_json: AsJson = False,
 ) -> None:
     """Search your documents."""
+    if not query.strip():
+        raise CliError("Give something to search for.")
     with connected(url) as api:
         answer = api.get("/api/v1/search", q=query, limit=limit, expand="graph" if graph else None)
     if as_json:
         emit(answer)
-        return
-    if not answer["results"]:
-        out.print("Nothing relevant.")
         return
     table(
         f"Results for '{query}'",
@@ -279,6 +317,7 @@ def search(
             [f"{r['score']:.3f}", r.get("title") or r["document_id"], r["text"]]
             for r in answer["results"]
         ],
+        empty="Nothing relevant.",
     )
     related = answer.get("related_documents") or []
     if related:
@@ -286,6 +325,7 @@ def search(
             "Related through the graph",
             ["document", "shared entities", "via"],
             [[d["title"], d["shared_entities"], ", ".join(d["via"])] for d in related],
+            empty="",
         )
 
 
@@ -298,6 +338,8 @@ def entities(
     as_json: AsJson = False,
 ) -> None:
     """Find entities of your graph by name."""
+    if not query.strip():
+        raise CliError("Give a name to look for.")
     with connected(url) as api:
         answer = api.get("/api/v1/graph/entities", q=query, limit=limit)
     if as_json:
@@ -307,6 +349,7 @@ def entities(
         "Entities",
         ["id", "name", "type", "score"],
         [[e["id"], e["name"], e["type"], e["score"]] for e in answer["results"]],
+        empty="Nothing relevant.",
     )
 
 
@@ -331,6 +374,7 @@ def neighbors(
         f"Neighbours of {answer['entity']['name']}",
         ["distance", "name", "type", "id"],
         [[n["distance"], n["name"], n["type"], n["id"]] for n in answer["neighbors"]],
+        empty=f"{answer['entity']['name']} is related to no other entity.",
     )
 
 
@@ -361,28 +405,62 @@ def delete(
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
-    """Delete documents; their chunks, vectors and graph go with them."""
-    results = []
+    """Delete documents; their chunks, vectors and graph go with them; exit 1 if any failed."""
     with connected(url) as api:
-        for document_id in document_ids:
-            api.request("DELETE", f"/api/v1/documents/{document_id}")
-            status: dict[str, Any] = {"document_id": document_id, "state": "in_progress"}
-            deadline = time.monotonic() + 120
-            while wait and status["state"] != "complete" and time.monotonic() < deadline:
-                status = api.get(f"/api/v1/documents/{document_id}/deletion")
-                if status["state"] != "complete":
-                    time.sleep(0.25)  # the deletion's progress, polled over HTTP
-            results.append(status)
+        api.require_login()
+        # Each id on its own: one unknown id neither stops nor hides the others.
+        results = [_delete_one(api, document_id, wait=wait) for document_id in document_ids]
     if as_json:
         emit(results)
     else:
-        for status in results:
-            parts = ", ".join(
-                f"{k}: {'gone' if v else 'pending'}" for k, v in (status.get("parts") or {}).items()
-            )
-            out.print(f"{status['document_id']}: {status['state']} ({parts})", highlight=False)
-    if wait and any(status["state"] != "complete" for status in results):
+        table(
+            "Deletions",
+            ["document_id", "result", "detail"],
+            [[r["document_id"], r["result"], r.get("error") or _parts(r)] for r in results],
+            empty="",
+        )
+    if any(r["result"] not in ("deleted", "in progress") for r in results):
         raise typer.Exit(1)
+
+
+def _delete_one(api: Api, document_id: str, *, wait: bool) -> dict[str, Any]:
+    """One document's deletion: ``result`` is deleted, in progress (without --wait), not
+    found, or error (with the server's sentence)."""
+    try:
+        response = api.raw("DELETE", f"/api/v1/documents/{document_id}")
+        if response.status_code == 404:
+            return {
+                "document_id": document_id,
+                "result": "not found",
+                "state": None,
+                "error": detail_of(response),
+            }
+        if response.status_code >= 400:
+            raise CliError(detail_of(response))
+        status: dict[str, Any] = {"document_id": document_id, "state": "in_progress"}
+        deadline = time.monotonic() + 120
+        while wait and status["state"] != "complete" and time.monotonic() < deadline:
+            status = api.get(f"/api/v1/documents/{document_id}/deletion")
+            if status["state"] != "complete":
+                time.sleep(0.25)  # the deletion's progress, polled over HTTP
+    except CliError as exc:
+        return {"document_id": document_id, "result": "error", "state": None, "error": str(exc)}
+    if status["state"] == "complete":
+        return {**status, "result": "deleted"}
+    if wait:
+        return {
+            **status,
+            "result": "error",
+            "error": "Not every store had let go within 120 s; "
+            f"`kglab delete {document_id}` again to follow it.",
+        }
+    return {**status, "result": "in progress"}
+
+
+def _parts(status: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}: {'gone' if v else 'pending'}" for k, v in (status.get("parts") or {}).items()
+    )
 
 
 class ExportFormat(StrEnum):
@@ -404,10 +482,10 @@ CSV_FILES = ("entities.csv", "relations.csv")
 @app.command()
 @guarded
 def export(
-    export_format: Annotated[
-        ExportFormat,
+    format_name: Annotated[
+        str,
         typer.Option("--format", help="graphml, jsonld, or csv for neo4j-admin import."),
-    ] = ExportFormat.graphml,
+    ] = ExportFormat.graphml.value,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -422,7 +500,18 @@ def export(
     as_json: AsJson = False,
 ) -> None:
     """Export your graph (its most connected 5,000 entities and their relations) to disk."""
+    try:
+        export_format = ExportFormat(format_name.lower())
+    except ValueError:
+        raise CliError(
+            f"kglab cannot export {format_name!r}: --format takes graphml, jsonld or csv."
+        ) from None
     target = output or Path(DEFAULT_EXPORT[export_format])
+    if not target.absolute().parent.is_dir():
+        raise CliError(
+            f"{target.absolute().parent} is not a folder: export writes into a folder that "
+            "exists (create it first)."
+        )
     is_csv = export_format is ExportFormat.csv
     if is_csv and target.exists() and not target.is_dir():
         raise CliError(f"{target} is a file: the csv export writes a folder of two files.")
@@ -432,7 +521,8 @@ def export(
     there = [str(f) for f in files if f.exists()]
     if there and not force:
         raise CliError(
-            f"{', '.join(there)} already exists: choose another --output or add --force."
+            f"{', '.join(there)} {'already exists' if len(there) == 1 else 'already exist'}: "
+            "choose another --output or add --force."
         )
     with connected(url) as api:
         if not api.get("/api/v1/graph/top-entities", limit=1)["results"]:
@@ -442,6 +532,7 @@ def export(
             )
         try:
             if is_csv:
+                target.mkdir(mode=0o700, exist_ok=True)
                 archive = target / ".kglab-export.zip.download"
                 try:
                     api.download("/api/v1/graph/export", archive, format="csv")
@@ -474,7 +565,9 @@ def _unzip_csv(archive: Path, folder: Path) -> None:
         with zipfile.ZipFile(archive) as files:
             for name in CSV_FILES:
                 partial = folder / f".{name}.part"
-                with files.open(name) as source, partial.open("wb") as sink:
+                # 0600 like the other formats: an export is a user's private graph.
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with files.open(name) as source, os.fdopen(fd, "wb") as sink:
                     shutil.copyfileobj(source, sink, 1024 * 1024)
                 partial.replace(folder / name)
     except (zipfile.BadZipFile, KeyError) as exc:
@@ -482,5 +575,28 @@ def _unzip_csv(archive: Path, folder: Path) -> None:
 
 
 def run() -> None:
-    """The console script's entry point."""
-    app()
+    """The console script's entry point: a usage error is one sentence too (JSON with
+    ``--json``), not a box."""
+    as_json = "--json" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        code = _usage_error("Aborted.", None, as_json=as_json)
+    except typer.TyperException as exc:
+        # Click's errors (typer's own copy of click): a bad option, a missing argument.
+        formatter = getattr(exc, "format_message", None)
+        message = str(formatter() if formatter else exc)
+        if message.strip():  # empty when the help was the answer (no command given)
+            _usage_error(message, getattr(exc, "ctx", None), as_json=as_json)
+        code = getattr(exc, "exit_code", 2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(message: str, context: Any, *, as_json: bool) -> int:
+    if as_json:
+        emit({"error": message})
+    else:
+        if context is not None:
+            err.print(context.get_usage(), highlight=False, markup=False)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return 1

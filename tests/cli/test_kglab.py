@@ -129,9 +129,38 @@ def test_ingest_a_folder_and_a_url_then_resume(logged_in: Kglab, tmp_path: Path)
     assert "not a format we read" in third.stdout
 
     jobs = logged_in("jobs", "--json").json()["items"]
+    # The ids a user copies into `kglab delete` stay whole on an 80-column terminal.
+    narrow = logged_in("jobs", env={"COLUMNS": "80"})
+    assert all(j["job_id"] in narrow.stdout for j in jobs)
     sources = {j["source_name"] for j in jobs}
     assert sources >= {"company.txt", "curie.md"}
     assert sources & {"salt.md", "salt-again.md"}  # one job for the two copies
+
+
+def test_a_missing_path_fails_alone_and_the_others_are_ingested(
+    logged_in: Kglab, tmp_path: Path
+) -> None:
+    anna = tmp_path / "anna.md"
+    anna.write_text("# Anna\n\nAnna Berg sailed from Bergen to Tromsø.\n")
+    missing = tmp_path / "missing.txt"
+
+    run = logged_in("ingest", str(missing), str(anna), "--json")
+
+    assert run.code == 1
+    assert run.stderr == ""  # with --json, no progress bars either
+    by_label = {s["label"]: s for s in run.json()["sources"]}
+    assert by_label[str(anna)]["status"] == "completed"
+    assert by_label[str(missing)]["status"] == "failed"
+    assert "is neither a file, a folder nor an http(s) URL" in by_label[str(missing)]["error"]
+    assert "Anna Berg" in {
+        e["name"] for e in logged_in("entities", "Anna Berg", "--json").json()["results"]
+    }
+
+    # For a person: the summary in good grammar, and a line for the failure.
+    again = logged_in("ingest", str(missing), str(anna))
+    assert again.code == 1
+    assert "2 sources: 0 completed, 0 duplicates, 1 already ingested" in again.stdout
+    assert f"{missing}: {missing} is neither" in again.stdout
 
 
 def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path) -> None:
@@ -161,16 +190,39 @@ def test_search_and_walk_the_graph_then_delete(logged_in: Kglab, tmp_path: Path)
     assert "Marie Curie" in ambiguous.stderr
     assert "Pierre Curie" in ambiguous.stderr
 
+    # No path: the names the user gave, never the internal ids.
+    apart = logged_in("path", "Marie Curie", "Oslo")
+    assert apart.code == 1
+    assert "joins Marie Curie and Oslo" in apart.stderr, apart.stderr
+    assert "ent_" not in apart.stderr
+    nothing = logged_in("entities", "zzzzqqq")
+    assert (nothing.code, nothing.stdout.strip()) == (0, "Nothing relevant.")
+
     documents = logged_in("documents", "--json").json()["items"]
     curie = next(d for d in documents if d["source"] == "curie.md")
+    company = next(d for d in documents if d["source"] == "company.txt")
     deleted = logged_in("delete", curie["id"], "--json")
     assert deleted.code == 0, deleted.stderr
     assert deleted.json()[0]["state"] == "complete"
+    assert deleted.json()[0]["result"] == "deleted"
     remaining = {d["source"] for d in logged_in("documents", "--json").json()["items"]}
     assert "curie.md" not in remaining
-    missing = logged_in("delete", "0" * 32)
+    # One known id, one unknown: the first is deleted, and both are reported.
+    unknown = "0" * 32
+    mixed = logged_in("delete", company["id"], unknown, "--json")
+    assert mixed.code == 1
+    assert [(r["document_id"], r["result"]) for r in mixed.json()] == [
+        (company["id"], "deleted"),
+        (unknown, "not found"),
+    ]
+    assert "no document" in mixed.json()[1]["error"].lower()
+    remaining = {d["source"] for d in logged_in("documents", "--json").json()["items"]}
+    assert "company.txt" not in remaining
+    missing = logged_in("delete", unknown)
     assert missing.code == 1
-    assert "no document" in missing.stderr.lower()
+    assert unknown in missing.stdout
+    assert "not found" in missing.stdout
+    assert "no document" in missing.stdout.lower()
 
 
 def test_export_graphml_jsonld_and_csv_that_neo4j_admin_imports(
@@ -184,6 +236,7 @@ def test_export_graphml_jsonld_and_csv_that_neo4j_admin_imports(
     refused = logged_in("export", "--format", "pdf")
     assert refused.code != 0
     assert "graphml" in refused.stderr  # the choices it takes
+    assert logged_in("export", "--format", "pdf", "--json").json()["error"]
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("mine")
     folder_wanted = logged_in("export", "--format", "csv", "--output", str(in_the_way))
@@ -223,6 +276,10 @@ def test_export_graphml_jsonld_and_csv_that_neo4j_admin_imports(
     assert exported.code == 0, exported.stderr
     assert "neo4j-admin database import full" in exported.stdout
     assert sorted(p.name for p in out.iterdir()) == ["entities.csv", "relations.csv"]
+    # Every export is the user's private graph: 0600, whatever the format.
+    for written_file in (out / "entities.csv", out / "relations.csv", jsonld_path):
+        assert stat.S_IMODE(written_file.stat().st_mode) == 0o600, written_file
+    assert stat.S_IMODE(Path(written["path"]).stat().st_mode) == 0o600
     entities = (out / "entities.csv").read_text().splitlines()
     relations = (out / "relations.csv").read_text().splitlines()
     imported = neo4j_admin_import(tmp_path / "neo4j", out / "entities.csv", out / "relations.csv")

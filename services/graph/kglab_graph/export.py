@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
 
@@ -23,22 +24,46 @@ JSONLD_CONTEXT: dict[str, Any] = {
 ARRAY_DELIMITER = ";"
 
 
-def _edges(relation: Relation) -> list[tuple[str, str, str, int, str, list[str]]]:
-    """(source, target, type, weight, verb, evidence): the co-occurrence edge and one edge per
-    typed statement, each directed as the sentence says."""
-    edges: list[tuple[str, str, str, int, str, list[str]]] = [
-        (relation.source_id, relation.target_id, "RELATED_TO", relation.weight, "", [])
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One exported edge: the co-occurrence of a pair, or a typed statement directed as the
+    sentence says; ``evidence`` names its sentences (``document:chunk:sentence``) and
+    ``sentences`` holds the text of the first few (why the edge exists)."""
+
+    source: str
+    target: str
+    type: str
+    weight: int
+    verb: str
+    evidence: tuple[str, ...]
+    sentences: tuple[str, ...]
+
+
+def _edges(relation: Relation) -> list[Edge]:
+    """The co-occurrence edge and one edge per typed statement, each with its evidence."""
+    edges = [
+        Edge(
+            relation.source_id,
+            relation.target_id,
+            "RELATED_TO",
+            relation.weight,
+            "",
+            relation.evidence,
+            # Every statement's sentence names both entities: each is a co-occurrence.
+            tuple(dict.fromkeys(text for st in relation.statements for text in st.sentences)),
+        )
     ]
     for statement in relation.statements:
         if statement.type != "RELATED_TO":
             edges.append(
-                (
+                Edge(
                     statement.source_id,
                     statement.target_id,
                     statement.type,
                     len(statement.evidence),
                     statement.verb,
-                    list(statement.evidence),
+                    statement.evidence,
+                    statement.sentences,
                 )
             )
     return edges
@@ -53,6 +78,9 @@ def to_graphml(graph: Subgraph) -> str:
         ("d2", "edge", "type", "string"),
         ("d3", "edge", "weight", "int"),
         ("d4", "edge", "verb", "string"),
+        # GraphML has no list type: references joined by ";" (as in the CSV), texts by lines.
+        ("d5", "edge", "evidence", "string"),
+        ("d6", "edge", "sentences", "string"),
     ):
         ElementTree.SubElement(
             root,
@@ -66,15 +94,21 @@ def to_graphml(graph: Subgraph) -> str:
         node = ElementTree.SubElement(body, f"{{{GRAPHML_NS}}}node", {"id": entity.id})
         for key, value in (("d0", entity.name), ("d1", entity.type)):
             ElementTree.SubElement(node, f"{{{GRAPHML_NS}}}data", {"key": key}).text = value
-    for number, (source, target, kind, weight, verb, _) in enumerate(
+    for number, found in enumerate(
         edge for relation in graph.relations for edge in _edges(relation)
     ):
         edge = ElementTree.SubElement(
             body,
             f"{{{GRAPHML_NS}}}edge",
-            {"id": f"e{number}", "source": source, "target": target},
+            {"id": f"e{number}", "source": found.source, "target": found.target},
         )
-        for key, value in (("d2", kind), ("d3", str(weight)), ("d4", verb)):
+        for key, value in (
+            ("d2", found.type),
+            ("d3", str(found.weight)),
+            ("d4", found.verb),
+            ("d5", ARRAY_DELIMITER.join(found.evidence)),
+            ("d6", "\n".join(_one_line(text) for text in found.sentences)),
+        ):
             ElementTree.SubElement(edge, f"{{{GRAPHML_NS}}}data", {"key": key}).text = value
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
@@ -83,19 +117,20 @@ def to_jsonld(graph: Subgraph) -> dict[str, Any]:
     nodes: list[dict[str, Any]] = [
         {"@id": f"urn:kglab:entity:{e.id}", "@type": e.type, "name": e.name} for e in graph.entities
     ]
-    for number, (source, target, kind, weight, verb, evidence) in enumerate(
+    for number, edge in enumerate(
         edge for relation in graph.relations for edge in _edges(relation)
     ):
         link: dict[str, Any] = {
             "@id": f"urn:kglab:relation:{number}",
-            "@type": kind,
-            "source": f"urn:kglab:entity:{source}",
-            "target": f"urn:kglab:entity:{target}",
-            "weight": weight,
+            "@type": edge.type,
+            "source": f"urn:kglab:entity:{edge.source}",
+            "target": f"urn:kglab:entity:{edge.target}",
+            "weight": edge.weight,
+            "evidence": list(edge.evidence),
+            "sentences": list(edge.sentences),
         }
-        if verb:
-            link["verb"] = verb
-            link["evidence"] = evidence
+        if edge.verb:
+            link["verb"] = edge.verb
         nodes.append(link)
     return {"@context": JSONLD_CONTEXT, "@graph": nodes}
 
@@ -122,9 +157,16 @@ def to_neo4j_csv(graph: Subgraph) -> bytes:
     writer = csv.writer(links, lineterminator="\n")
     writer.writerow([":START_ID", ":END_ID", ":TYPE", "weight:int", "verb", "evidence:string[]"])
     for relation in graph.relations:
-        for source, target, kind, weight, verb, evidence in _edges(relation):
+        for edge in _edges(relation):
             writer.writerow(
-                [source, target, kind, weight, _one_line(verb), ARRAY_DELIMITER.join(evidence)]
+                [
+                    edge.source,
+                    edge.target,
+                    edge.type,
+                    edge.weight,
+                    _one_line(edge.verb),
+                    ARRAY_DELIMITER.join(edge.evidence),
+                ]
             )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -293,13 +293,18 @@ class GraphService:
     async def path(
         self, owner: str, source_id: str, target_id: str, max_depth: int = MAX_PATH_DEPTH
     ) -> Path:
+        names = []
         for end in (source_id, target_id):
-            if await self.store.get_entity(owner, end, top=0) is None:
+            detail = await self.store.get_entity(owner, end, top=0)
+            if detail is None:
                 raise NotFoundError(_no_entity(end))
+            names.append(detail.entity.name)
         path = await self.store.shortest_path(owner, source_id, target_id, max_depth=max_depth)
         if path is None:
+            # The entities' names, as the user knows them: never the internal ids.
             raise NotFoundError(
-                f"No path of at most {max_depth} relations joins {source_id} and {target_id}."
+                f"No path of at most {max_depth} relation{'' if max_depth == 1 else 's'} "
+                f"joins {names[0]} and {names[1]}."
             )
         return replace(path, relations=await self._explained(owner, path.relations))
 

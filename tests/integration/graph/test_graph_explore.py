@@ -34,6 +34,22 @@ async def test_paths_and_neighbours_take_names(graph_app: GraphApp) -> None:
     assert "Marie Curie" in {n["name"] for n in neighbors.json()["neighbors"]}
 
 
+async def test_no_path_names_the_entities_not_their_ids(graph_app: GraphApp) -> None:
+    headers = await ingest(graph_app)
+
+    # Marie Curie reaches the Sorbonne only through Pierre Curie: not within one relation.
+    answer = await graph_app.client.get(
+        "/api/v1/graph/paths",
+        params={"from": "marie curie", "to": "Sorbone", "max_depth": 1},
+        headers=headers,
+    )
+
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert detail == "No path of at most 1 relation joins Marie Curie and Sorbonne."
+    assert "ent_" not in detail
+
+
 async def test_an_ambiguous_name_answers_409_with_the_candidates(graph_app: GraphApp) -> None:
     headers = await ingest(graph_app)
 
@@ -98,6 +114,12 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     node_ids = {n.get("id") for n in nodes}
     assert all(e.get("source") in node_ids and e.get("target") in node_ids for e in edges)
     assert edges
+    # Each edge says why it exists: its sentences' references and their text.
+    keys = {k.get("attr.name"): k.get("id") for k in root.findall("g:key", ns)}
+    for edge in edges:
+        data = {d.get("key"): d.text or "" for d in edge.findall("g:data", ns)}
+        assert data[keys["evidence"]].startswith("doc-curie:"), data
+        assert "Curie" in data[keys["sentences"]], data
 
     jsonld = (
         await client.get("/api/v1/graph/export", params={"format": "jsonld"}, headers=headers)
@@ -105,6 +127,9 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     assert "@context" in jsonld
     names = {n["name"] for n in jsonld["@graph"] if "name" in n}
     assert {"Marie Curie", "Pierre Curie", "Sorbonne"} <= names
+    links = [n for n in jsonld["@graph"] if "source" in n]
+    assert {n["@type"] for n in links} >= {"RELATED_TO"}
+    assert all(n["evidence"] and n["sentences"] for n in links), links
 
     archive = await client.get("/api/v1/graph/export", params={"format": "csv"}, headers=headers)
     assert archive.headers["content-type"] == "application/zip"
@@ -116,6 +141,10 @@ async def test_the_graph_exports_as_graphml_jsonld_and_neo4j_import_csv(
     ids = {row[0] for row in entities[1:]}
     assert len(ids) == 5
     assert all(row[0] in ids and row[1] in ids for row in relations[1:])
+    assert relations[0][5] == "evidence:string[]"
+    # The co-occurrence rows too (they were exported without it).
+    assert [r for r in relations[1:] if r[2] == "RELATED_TO"]
+    assert all(r[5].startswith("doc-curie:") for r in relations[1:]), relations
 
     refused = await client.get("/api/v1/graph/export", params={"format": "pdf"}, headers=headers)
     assert refused.status_code == 422

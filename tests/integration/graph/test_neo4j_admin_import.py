@@ -53,8 +53,15 @@ def test_the_csv_export_loads_with_neo4j_admin_import(tmp_path: Path) -> None:
         tmp_path / "neo4j", tmp_path / "entities.csv", tmp_path / "relations.csv"
     )
 
+    relations = list(csv.reader((tmp_path / "relations.csv").open(newline="")))
+    evidence = {(row[0], row[1], row[2]): row[5] for row in relations[1:]}
+    assert evidence == {
+        ("ent_a", "ent_b", "RELATED_TO"): "d1:d1-00001:0",
+        ("ent_c", "ent_d", "RELATED_TO"): "d2:d2-00004:1",
+        ("ent_a", "ent_b", "FOUNDED"): "d1:d1-00001:0;d1:d1-00001:2",
+    }
     # 4 entities; per pair the co-occurrence edge, and the typed FOUNDED edge.
     assert (imported.nodes, imported.relationships) == (4, 3)
-    # Nodes: id, name, type each (12). RELATED_TO: weight (2; empty verb and evidence are
+    # Nodes: id, name, type each (12). RELATED_TO: weight and evidence (4; the empty verb is
     # absent). FOUNDED: weight, verb, evidence (3).
-    assert imported.properties == 12 + 2 + 3
+    assert imported.properties == 12 + 4 + 3

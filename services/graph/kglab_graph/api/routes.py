@@ -41,8 +41,7 @@ _NO_PATH: _Responses = {
     404: documented(
         NotFoundError,
         "There is no entity ent_e6c850b97dc8630d5a775e91 in your knowledge graph.",
-        "No path of at most 6 relations joins ent_e6c850b97dc8630d5a775e91 and "
-        "ent_b00ba78114a51924de27fd7a.",
+        "No path of at most 6 relations joins Marie Curie and Velmora.",
         description="An entity is not among yours, or no path joins them.",
     )
 }
