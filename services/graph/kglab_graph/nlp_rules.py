@@ -149,8 +149,29 @@ class Found:
     label: str
 
 
-def _model_label(span: Any, persons: set[str]) -> str | None:
-    label: str = span.label_
+#: Articles the model keeps at the front of a name ("the United States", "a Norwegian firm").
+_ARTICLES = frozenset({"the", "a", "an"})
+_LEADING_ARTICLE = re.compile(r"(?:[Tt]he|THE|[Aa]n?)\s+")
+
+
+def after_article(text: str, start: int, end: int) -> int:
+    """Where a name starts once a leading article is skipped: "the United States" and
+    "United States" are one place, and the article's lower case says nothing of the kind."""
+    match = _LEADING_ARTICLE.match(text, start, end)
+    return match.end() if match and match.end() < end else start
+
+
+def without_article(span: Any) -> Any:
+    """The span minus a leading article token (a span of the same doc); a lone "A" stays."""
+    start = span.start
+    while start < span.end - 1 and span.doc[start].lower_ in _ARTICLES:
+        start += 1
+    return span.doc[start : span.end]
+
+
+def _model_label(span: Any, label: str, persons: set[str]) -> str | None:
+    """The kind of the model's entity ``span`` (its article already cut off), labelled
+    ``label`` by the model."""
     text: str = span.text
     if label not in MODEL_LABELS:
         return None
@@ -226,20 +247,16 @@ def find_entities(doc: Any, text: str) -> list[Found]:
         key=lambda item: (item[0], -(item[1] - item[0])),
     )
     for start, end, label in rule_spans:
-        # Leading "The" is not part of a name.
-        if text.startswith("The ", start) or text.startswith("the ", start):
-            start += 4
-        take(start, end, label)
-    persons = {w for ent in doc.ents if ent.label_ == "PERSON" for w in ent.text.split()[1:]}
-    for ent in doc.ents:
-        model_label = _model_label(ent, persons)
+        take(after_article(text, start, end), end, label)
+    names = [(without_article(ent), ent.label_) for ent in doc.ents]
+    persons = {w for name, label in names if label == "PERSON" for w in name.text.split()[1:]}
+    for name, label in names:
+        model_label = _model_label(name, label, persons)
         if model_label is None:
             continue
-        start, end = ent.start_char, ent.end_char
+        start, end = name.start_char, name.end_char
         while start < end and text[start].isspace():
             start += 1
-        if text.startswith("the ", start) or text.startswith("The ", start):
-            start += 4
         take(start, end, model_label)
     for token in doc:
         word = token.text

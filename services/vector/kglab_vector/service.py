@@ -132,7 +132,8 @@ class VectorService:
     ) -> None:
         self.store = store
         #: Below this dense (cosine) score of the best chunk, nothing is relevant: the answer is
-        #: empty (0 turns the check off; adr/0024 has the calibration).
+        #: empty; below it a chunk enters the answer only by the query's words (0 turns both
+        #: off; adr/0024 has the calibration).
         self.min_relevance = min_relevance
         self.indexer = indexer
         self.cache = cache
@@ -312,8 +313,16 @@ class VectorService:
         if dense is not None and self.min_relevance > 0:
             if not await self._anything_relevant(query, dense, sparse):
                 return []
+        # The same threshold per chunk: once one chunk is relevant, fusion would otherwise fill
+        # the limit with whatever is nearest, however far ("salt mining" answered with a
+        # Python history). A chunk stays when its meaning is close or it has the query's words.
         hits = await self.store.search(
-            query.owner_id, dense=dense, sparse=sparse, limit=query.limit, filters=query.filters
+            query.owner_id,
+            dense=dense,
+            sparse=sparse,
+            limit=query.limit,
+            filters=query.filters,
+            dense_floor=self.min_relevance,
         )
         return [
             SearchHit(

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from kglab_vector.cache.memory import InMemorySearchCache
 from kglab_vector.domain import (
     ChunkRecord,
     EmbeddingModelMismatchError,
     IndexedChunk,
     SearchFilters,
+    SearchMode,
+    SearchQuery,
 )
 from kglab_vector.embedding.hashing import HashingEmbedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
-from kglab_vector.service import Indexer
+from kglab_vector.service import Indexer, VectorService
 from tests.contract.vector.conftest import AnyStore, StoreFactory
 
 ALICE, BOB = "user-alice", "user-bob"
@@ -223,3 +226,42 @@ async def test_an_explicit_migration_reembeds_every_chunk(store_factory: StoreFa
     again = store_factory()
     with pytest.raises(EmbeddingModelMismatchError):
         await again.open(SPACE)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+async def test_a_dense_floor_keeps_unrelated_documents_out(store: AnyStore, mode: str) -> None:
+    """One document is about the query, one is not: with the floor, fusion (or the dense
+    ranking) no longer fills the limit with the unrelated one (adr/0024, "salt mining" answered
+    with a Python history); without it, it does (what the floor changes)."""
+    await store.upsert(await index(records(ALICE, "salt", ["Salt mining in the Nordic hills."])))
+    unrelated = ["Guido van Rossum released the first version of Python in 1991."]
+    await store.upsert(await index(records(ALICE, "python", unrelated)))
+    text = "salt mining"
+    dense = INDEXER.embedder.embed_query(text)
+    sparse = INDEXER.sparse.encode_query(text) if mode == "hybrid" else None
+
+    async def found(floor: float) -> list[str]:
+        hits = await store.search(
+            ALICE, dense=dense, sparse=sparse, limit=10, filters=SearchFilters(), dense_floor=floor
+        )
+        return [h.chunk_id for h in hits]
+
+    assert await found(0.0) == ["salt-0", "python-0"]
+    assert await found(0.3) == ["salt-0"]
+    # A floor above every chunk's cosine leaves only what has the query's words.
+    assert await found(0.999) == (["salt-0"] if mode == "hybrid" else [])
+
+
+async def test_the_service_answers_with_the_relevant_document_only(store: AnyStore) -> None:
+    """Through the service as it runs: once one chunk is relevant, the threshold still keeps
+    the far ones out of the answer."""
+    await store.upsert(await index(records(ALICE, "salt", ["Salt mining in the Nordic hills."])))
+    unrelated = ["Guido van Rossum released the first version of Python in 1991."]
+    await store.upsert(await index(records(ALICE, "python", unrelated)))
+    service = VectorService(store, INDEXER, InMemorySearchCache(), min_relevance=0.3)
+    for mode in (SearchMode.HYBRID, SearchMode.DENSE):
+        hits, _ = await service.search(SearchQuery(owner_id=ALICE, text="salt mining", mode=mode))
+        assert [h.document_id for h in hits] == ["salt"], mode
+    off = VectorService(store, INDEXER, InMemorySearchCache(), min_relevance=0.0)
+    hits, _ = await off.search(SearchQuery(owner_id=ALICE, text="salt mining"))
+    assert [h.document_id for h in hits] == ["salt", "python"]  # what the threshold removes

@@ -1,7 +1,8 @@
 """Builds ``passages.jsonl``, the graph extraction evaluation set (adr/0024).
 
 Every passage below was written for this project (none is copied from anywhere): news-like
-prose, technical documentation, project READMEs and man-page style text, 15 of each. The
+prose, technical documentation, project READMEs and man-page style text, 15 of each, plus
+news-16 (a review's leading-article defect, "the United States" typed SOFTWARE). The
 annotations are written next to the text as surface strings; this script turns them into
 character spans (every occurrence), checks that each annotated string really occurs, and finds
 each relation's evidence sentence (the first sentence naming both ends).
@@ -185,6 +186,17 @@ PASSAGES = [
         "OpenTelemetry/STANDARD; Raj Dutt/PERSON",
         "KubeCon|LOCATED_IN|Amsterdam; Loki|SUPPORTS|OpenTelemetry; "
         "Raj Dutt|WORKS_FOR|Grafana Labs; Grafana Labs|MAINTAINS|Loki",
+    ),
+    # A review found "the Nordic Salt Company" and "the United States" typed SOFTWARE: the
+    # model's spans keep the article, and a lower-case start read as a program's name.
+    P(
+        "news",
+        "news-16",
+        "The Nordic Salt Company mines rock salt near Kiruna and ships it to the United States. "
+        "Astrid Holm founded the Nordic Salt Company in 1962. Salt mining in the United States "
+        "is older than the company.",
+        "Nordic Salt Company/ORG; Kiruna/LOCATION; United States/LOCATION; Astrid Holm/PERSON",
+        "Astrid Holm|FOUNDED|Nordic Salt Company",
     ),
     # --- technical documentation -------------------------------------------------------------
     P(

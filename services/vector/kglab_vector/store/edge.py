@@ -250,8 +250,10 @@ class EdgeVectorStore:
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters,
+        dense_floor: float = 0.0,
     ) -> list[SearchHit]:
         scope = _scope(owner_id, filters)
+        floor = dense_floor if dense_floor > 0 else None
         sparse_query = (
             qe.SparseVector(indices=sparse.indices, values=sparse.values)
             if sparse is not None and sparse.indices
@@ -264,7 +266,10 @@ class EdgeVectorStore:
                 limit=limit,
                 prefetches=[
                     qe.Prefetch(
-                        limit=candidates, query=qe.Query.Nearest(dense, using=DENSE), filter=scope
+                        limit=candidates,
+                        query=qe.Query.Nearest(dense, using=DENSE),
+                        filter=scope,
+                        score_threshold=floor,
                     ),
                     qe.Prefetch(
                         limit=candidates,
@@ -282,6 +287,7 @@ class EdgeVectorStore:
                 limit=limit,
                 query=qe.Query.Nearest(dense, using=DENSE),
                 filter=scope,
+                score_threshold=floor,
                 with_payload=selector,
             )
         elif sparse_query is not None:

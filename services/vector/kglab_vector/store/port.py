@@ -55,8 +55,13 @@ class VectorStore(Protocol):
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters,
+        dense_floor: float = 0.0,
     ) -> list[SearchHit]:
-        """The owner's best chunks: dense or sparse alone, or both fused by reciprocal rank."""
+        """The owner's best chunks: dense or sparse alone, or both fused by reciprocal rank.
+
+        A chunk enters by meaning only with a cosine of at least ``dense_floor`` (0: any):
+        fusion then ranks close chunks and chunks with the query's words, never filling the
+        limit with the rest of the collection."""
 
     async def ping(self) -> None:
         """Raise if the store cannot answer (for /ready)."""

@@ -275,8 +275,10 @@ class QdrantVectorStore:
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters,
+        dense_floor: float = 0.0,
     ) -> list[SearchHit]:
         scope = _scope(owner_id, filters)
+        floor = dense_floor if dense_floor > 0 else None
         sparse_query = (
             qm.SparseVector(indices=sparse.indices, values=sparse.values)
             if sparse is not None and sparse.indices
@@ -288,7 +290,13 @@ class QdrantVectorStore:
             response = await self._client.query_points(
                 self._alias,
                 prefetch=[
-                    qm.Prefetch(query=dense, using=DENSE, filter=scope, limit=candidates),
+                    qm.Prefetch(
+                        query=dense,
+                        using=DENSE,
+                        filter=scope,
+                        limit=candidates,
+                        score_threshold=floor,
+                    ),
                     qm.Prefetch(query=sparse_query, using=SPARSE, filter=scope, limit=candidates),
                 ],
                 # Both candidate lists are already scoped to the owner; fusion only reorders.
@@ -303,6 +311,7 @@ class QdrantVectorStore:
                 using=DENSE,
                 query_filter=scope,
                 limit=limit,
+                score_threshold=floor,
                 with_payload=selector,
             )
         elif sparse_query is not None:
