@@ -125,6 +125,65 @@ async def quality(name: str, embedder: Embedder, records: list[ChunkRecord]) -> 
         await store.close()
 
 
+async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> list[dict[str, Any]]:
+    """The retrieval set embedded once (MiniLM int8) and stored in one Edge shard per dense
+    datatype: recall@10 and MRR of each, and how many of float32's top 10 each returns."""
+    indexer = Indexer(OnnxEmbedder(), Bm25SparseEncoder())
+    chunks = await indexer.index(records)
+    queries = load_queries()
+    embedded = [
+        (str(q["query"]), await indexer.embed_query(str(q["query"])), set(q["relevant"]))
+        for q in queries
+    ]
+    answers: dict[str, dict[str, list[list[str]]]] = {}
+    rows = []
+    # float32 twice: the second shard is the control (what a fresh float32 shard changes).
+    for label in ["float32", "float32 (control)", *[d for d in datatypes if d != "float32"]]:
+        datatype = label.split()[0]
+        store = EdgeVectorStore(None, "bench_storage", dense_datatype=datatype)
+        await store.open(indexer.space)
+        try:
+            await store.upsert(chunks)
+            row: dict[str, Any] = {"storage": label}
+            answers[label] = {}
+            for mode in (SearchMode.HYBRID, SearchMode.DENSE):
+                ranks = []
+                answers[label][mode.value] = []
+                for text, dense, relevant in embedded:
+                    sparse = (
+                        indexer.sparse.encode_query(text) if mode is SearchMode.HYBRID else None
+                    )
+                    hits = await store.search(
+                        OWNER, dense=dense, sparse=sparse, limit=K, filters=SearchFilters()
+                    )
+                    ids = [hit.chunk_id for hit in hits]
+                    answers[label][mode.value].append(ids)
+                    found = [i for i, chunk in enumerate(ids, start=1) if chunk in relevant]
+                    ranks.append(found[0] if found else None)
+                exact = answers.get("float32", {}).get(mode.value)
+                row[mode.value] = {
+                    "recall_at_10": round(sum(r is not None for r in ranks) / len(ranks), 3),
+                    "mrr": round(sum(1.0 / r for r in ranks if r is not None) / len(ranks), 3),
+                    "top10_overlap_with_float32": (
+                        round(
+                            statistics.fmean(
+                                len(set(a) & set(b)) / max(1, len(a))
+                                for a, b in zip(exact, answers[label][mode.value], strict=True)
+                            ),
+                            4,
+                        )
+                        if exact is not None
+                        else None
+                    ),
+                }
+            row["loadavg"] = load()
+            print(f"  storage {label}: {row}", flush=True)
+            rows.append(row)
+        finally:
+            await store.close()
+    return rows
+
+
 async def throughput(
     records: list[ChunkRecord], threads: int, model_batch: int, slice_size: int, label: str
 ) -> dict[str, Any]:
@@ -252,6 +311,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["search_while_embedding"] = await search_while_embedding(
             records[: args.during_chunks], args.searches
         )
+    if "storage" in args.only:
+        subset = records if not args.smoke else records[:40]
+        results["storage"] = await storage_quality(subset, args.storages)
     results["loadavg_at_end"] = load()
     return results
 
@@ -261,16 +323,23 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=200, help="chunks per throughput row")
     parser.add_argument("--searches", type=int, default=60, help="searches per latency row")
     parser.add_argument("--during-chunks", type=int, default=400)
-    parser.add_argument("--only", default="quality,throughput,during")
+    parser.add_argument(
+        "--only",
+        default="quality,throughput,during",
+        help="sections: quality, throughput, during, storage (dense datatypes' recall; apart)",
+    )
+    parser.add_argument("--storages", default="float32,float16,turbo16,turbo8")
+    parser.add_argument("--output", default="indexing", help="bench/results/<output>.json")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     args = parser.parse_args()
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    args.storages = [s.strip() for s in args.storages.split(",") if s.strip()]
     if args.smoke:
         args.chunks, args.searches, args.during_chunks = 16, 5, 40
     configure_logging("bench-indexing", level="WARNING", json=False)
     results = asyncio.run(run(args))
     path = save(
-        "indexing" if not args.smoke else "indexing_smoke", {"smoke": args.smoke, **results}
+        args.output if not args.smoke else f"{args.output}_smoke", {"smoke": args.smoke, **results}
     )
     print(f"wrote {path}")
     return 0

@@ -1,4 +1,5 @@
-"""What only the embedded store has: one process per folder, refused with a readable error."""
+"""What only the embedded store has: one process per folder, refused with a readable error;
+a dense datatype it does not know, refused before anything is created."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ async def test_a_temporary_store_leaves_nothing_behind() -> None:
     await store.close()
     await store.close()  # closing twice is harmless
     assert not folder.exists()
+
+
+def test_an_unknown_dense_datatype_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigurationError, match="float32, float16, turbo8, turbo16"):
+        EdgeVectorStore(None, "chunks", dense_datatype="float8")

@@ -61,6 +61,16 @@ from kglab_vector.store.qdrant import (
 
 #: Qdrant's default constant of reciprocal rank fusion (server and client alike).
 RRF_K = 2
+#: How a new shard stores dense vectors (``EdgeVectorParams.datatype``). ``float32`` keeps them
+#: exactly; ``float16`` halves the bytes a filtered scan reads (scores change in the fourth
+#: decimal); ``turbo8``/``turbo16`` are Qdrant's TurboQuant storage (originals not kept).
+#: Measured side by side in adr/0025. An existing shard keeps the datatype it was created with.
+DENSE_DATATYPES: dict[str, qe.VectorStorageDatatype] = {
+    "float32": qe.VectorStorageDatatype.Float32,
+    "float16": qe.VectorStorageDatatype.Float16,
+    "turbo8": qe.VectorStorageDatatype.Turbo8,
+    "turbo16": qe.VectorStorageDatatype.Turbo16,
+}
 _WRITE_BATCH = 256
 _SCROLL_PAGE = 256
 _log = get_logger(__name__)
@@ -69,9 +79,21 @@ _T = TypeVar("_T")
 
 class EdgeVectorStore:
     def __init__(
-        self, folder: Path | None, alias: str = "kglab_chunks", *, candidates: int = 50
+        self,
+        folder: Path | None,
+        alias: str = "kglab_chunks",
+        *,
+        candidates: int = 50,
+        dense_datatype: str = "float32",
     ) -> None:
-        """``folder`` holds the shards; ``None``: a temporary folder removed on close (tests)."""
+        """``folder`` holds the shards; ``None``: a temporary folder removed on close (tests).
+        ``dense_datatype`` (one of :data:`DENSE_DATATYPES`) applies to shards created here."""
+        if dense_datatype not in DENSE_DATATYPES:
+            raise ConfigurationError(
+                f"Unknown dense vector datatype '{dense_datatype}' for the embedded vector "
+                f"store; use one of {', '.join(DENSE_DATATYPES)}."
+            )
+        self._datatype = DENSE_DATATYPES[dense_datatype]
         self._temporary = folder is None
         self._folder = Path(tempfile.mkdtemp(prefix="kglab-edge-")) if folder is None else folder
         self._alias = alias
@@ -122,7 +144,7 @@ class EdgeVectorStore:
                     await self._call(shard.close)
                     raise EmbeddingModelMismatchError(self._mismatch(target, recorded, space))
             else:
-                shard = await self._call(_create, self._folder / target, space)
+                shard = await self._call(_create, self._folder / target, space, self._datatype)
             self._point_at(target)
         else:
             shard = await self._call(qe.EdgeShard.load, str(self._folder / current))
@@ -187,7 +209,7 @@ class EdgeVectorStore:
             )
         if (self._folder / new).exists():
             await asyncio.to_thread(shutil.rmtree, self._folder / new)
-        new_shard = await self._call(_create, self._folder / new, space)
+        new_shard = await self._call(_create, self._folder / new, space, self._datatype)
         moved = 0
         offset: Any = None
         while True:
@@ -320,10 +342,13 @@ class EdgeVectorStore:
         return await asyncio.to_thread(function, *args)
 
 
-def _create(path: Path, space: IndexSpace) -> qe.EdgeShard:
+def _create(path: Path, space: IndexSpace, datatype: qe.VectorStorageDatatype) -> qe.EdgeShard:
     """A new shard for ``space``: the server adapter's vectors, payload indexes and info point."""
+    dense = qe.EdgeVectorParams(
+        size=space.dimension, distance=qe.Distance.Cosine, datatype=datatype
+    )
     config = qe.EdgeConfig(
-        vectors={DENSE: qe.EdgeVectorParams(size=space.dimension, distance=qe.Distance.Cosine)},
+        vectors={DENSE: dense},
         sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
     )
     shard = qe.EdgeShard.create(str(path), config)
