@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -63,6 +64,7 @@ LIMITS = (
 #: Share of the folder per kind (the rest is plain text).
 KINDS = (("pdf", 0.25), ("docx", 0.2), ("md", 0.2), ("html", 0.15), ("txt", 0.2))
 UPLOADERS = 4
+RENEW_EVERY_S = 600.0
 SEARCH_EVERY_S = 0.5
 
 
@@ -270,12 +272,27 @@ async def wait_healthy(
     raise TimeoutError("the system was not ready within 300 s")
 
 
-async def sign_up(client: httpx.AsyncClient) -> dict[str, str]:
+async def sign_up(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     email = f"folder-{uuid.uuid4().hex[:12]}@example.com"
     await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    return email, await sign_in(client, email)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     login = await client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD})
     login.raise_for_status()
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def keep_signed_in(
+    client: httpx.AsyncClient, email: str, auth: dict[str, str], finished: asyncio.Event
+) -> None:
+    """Signs in again every 10 minutes: an access token lives 15 (a run can last longer)."""
+    while not finished.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=RENEW_EVERY_S)
+        if not finished.is_set():
+            auth.update(await sign_in(client, email))
 
 
 async def get(client: httpx.AsyncClient, url: str, **options: Any) -> httpx.Response:
@@ -298,7 +315,10 @@ async def job_counts(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[st
         params: dict[str, Any] = {"limit": 100}
         if cursor:
             params["cursor"] = cursor
-        page = (await get(client, "/api/v1/jobs", params=params, headers=auth)).json()
+        response = await get(client, "/api/v1/jobs", params=params, headers=auth)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET /api/v1/jobs: {response.status_code} {response.text[:200]}")
+        page = response.json()
         for job in page["items"]:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
         cursor = page.get("next_cursor")
@@ -309,7 +329,7 @@ async def job_counts(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[st
 async def ingest(
     client: httpx.AsyncClient, files: list[tuple[str, bytes, str]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    auth = await sign_up(client)
+    email, auth = await sign_up(client)
     queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
     for item in files:
         queue.put_nowait(item)
@@ -364,7 +384,11 @@ async def ingest(
                 peak[process] = max(peak.get(process, 0.0), usage["rss_mib"], usage["peak_rss_mib"])
             await asyncio.sleep(5)
 
-    side = [asyncio.create_task(searcher()), asyncio.create_task(watcher())]
+    side = [
+        asyncio.create_task(searcher()),
+        asyncio.create_task(watcher()),
+        asyncio.create_task(keep_signed_in(client, email, auth, finished)),
+    ]
     await asyncio.gather(*(uploader() for _ in range(UPLOADERS)))
     uploaded_s = time.monotonic() - started
     counts: dict[str, int] = {}
