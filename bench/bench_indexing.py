@@ -127,7 +127,8 @@ async def quality(name: str, embedder: Embedder, records: list[ChunkRecord]) -> 
 
 async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> list[dict[str, Any]]:
     """The retrieval set embedded once (MiniLM int8) and stored in one Edge shard per dense
-    datatype: recall@10 and MRR of each, and how many of float32's top 10 each returns."""
+    datatype: recall@10 and MRR of each, how many of float32's top 10 each returns, and how far
+    each moves the best dense cosine of a query (adr/0024's "nothing relevant" floor reads it)."""
     indexer = Indexer(OnnxEmbedder(), Bm25SparseEncoder())
     chunks = await indexer.index(records)
     queries = load_queries()
@@ -136,6 +137,7 @@ async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> l
         for q in queries
     ]
     answers: dict[str, dict[str, list[list[str]]]] = {}
+    best: dict[str, list[float]] = {}
     rows = []
     # float32 twice: the second shard is the control (what a fresh float32 shard changes).
     for label in ["float32", "float32 (control)", *[d for d in datatypes if d != "float32"]]:
@@ -158,6 +160,8 @@ async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> l
                     )
                     ids = [hit.chunk_id for hit in hits]
                     answers[label][mode.value].append(ids)
+                    if mode is SearchMode.DENSE:
+                        best.setdefault(label, []).append(hits[0].score if hits else 0.0)
                     found = [i for i, chunk in enumerate(ids, start=1) if chunk in relevant]
                     ranks.append(found[0] if found else None)
                 exact = answers.get("float32", {}).get(mode.value)
@@ -176,6 +180,11 @@ async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> l
                         else None
                     ),
                 }
+            shift = [abs(a - b) for a, b in zip(best[label], best["float32"], strict=True)]
+            row["best_dense_cosine_shift"] = {
+                "mean": round(statistics.fmean(shift), 5),
+                "max": round(max(shift), 5),
+            }
             row["loadavg"] = load()
             print(f"  storage {label}: {row}", flush=True)
             rows.append(row)

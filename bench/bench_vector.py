@@ -275,6 +275,32 @@ def optimize_in_child(folder: Path, timeout_s: float) -> dict[str, Any]:
     }
 
 
+#: A neighbour: streams 2 x 256 MiB through memory without pause (CPU and memory bandwidth).
+NEIGHBOUR = (
+    "import numpy as np\n"
+    "a = np.ones(2**25); b = np.empty_like(a)\n"
+    "while True:\n"
+    "    np.copyto(b, a); np.copyto(a, b)\n"
+)
+
+
+def start_neighbours(count: int) -> list[Any]:
+    """``count`` processes loading the machine as other engineers' work does, bounded by the
+    measurement (stopped by :func:`stop_neighbours`)."""
+    import subprocess
+    import sys
+
+    return [subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) for _ in range(count)]
+
+
+def stop_neighbours(processes: list[Any]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    processes.clear()
+
+
 async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> dict[str, Any]:
     """The same chunks in one Edge shard per dense storage datatype (and, with ``--hnsw``, a
     float32 copy whose HNSW graphs a child process built), searched side by side: each sample
@@ -290,6 +316,7 @@ async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> di
     root = Path(tempfile.mkdtemp(prefix="kglab-bench-storage-"))
     stores: dict[str, EdgeVectorStore] = {}
     rows: dict[str, dict[str, Any]] = {}
+    neighbours: list[Any] = []
     try:
         for datatype in args.storages:
             store = EdgeVectorStore(root / datatype, "kglab_bench", dense_datatype=datatype)
@@ -319,6 +346,7 @@ async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> di
             rows[name]["open_s"] = round(time.perf_counter() - began, 2)
 
         names = list(stores)
+        neighbours = start_neighbours(args.neighbours)
         timings: dict[tuple[str, str], list[float]] = {
             (name, mode): [] for name in names for mode in ("hybrid", "dense")
         }
@@ -354,9 +382,12 @@ async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> di
                         )
             if time.perf_counter() > deadline and sample >= 20:
                 break
+        loadavg = [round(x, 2) for x in os.getloadavg()]
+        stop_neighbours(neighbours)
         result: dict[str, Any] = {
             "chunks": size,
             "owners": owners,
+            "neighbours": args.neighbours,
             "loadavg_at_start": loadavg_at_start,
             "variants": [],
         }
@@ -377,9 +408,10 @@ async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> di
                 }
             result["variants"].append(row)
             print(f"  storage {size:>7} chunks {owners:>2} owners: {row}", flush=True)
-        result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+        result["loadavg"] = loadavg
         return result
     finally:
+        stop_neighbours(neighbours)
         for store in stores.values():
             await store.close()
         await asyncio.to_thread(shutil_rmtree, root)
@@ -668,6 +700,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--storage-owners", default="1", help="with --only storage: owner counts, comma-separated"
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="with --only storage: processes streaming memory while the searches run",
     )
     parser.add_argument(
         "--hnsw",
