@@ -30,12 +30,15 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import qdrant_edge as qe
 from machine import save
 
 from kglab_shared.logging import configure_logging
@@ -46,6 +49,7 @@ from kglab_vector.embedding.port import Embedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer
 from kglab_vector.store.edge import EdgeVectorStore
+from kglab_vector.store.qdrant import DENSE, SPARSE
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "retrieval"
 OWNER = "bench-owner"
@@ -139,13 +143,21 @@ async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> l
     answers: dict[str, dict[str, list[list[str]]]] = {}
     best: dict[str, list[float]] = {}
     rows = []
-    # float32 twice: the second shard is the control (what a fresh float32 shard changes).
-    for label in ["float32", "float32 (control)", *[d for d in datatypes if d != "float32"]]:
+    # float32 twice: the second shard is the control (what a fresh float32 shard changes); then
+    # a float32 shard whose HNSW graph was built (thresholds lowered so 800 points get one).
+    labels = ["float32", "float32 (control)", *[d for d in datatypes if d != "float32"]]
+    for label in [*labels, HNSW_LABEL]:
         datatype = label.split()[0]
-        store = EdgeVectorStore(None, "bench_storage", dense_datatype=datatype)
+        folder = Path(tempfile.mkdtemp(prefix="kglab-bench-storage-"))
+        store = EdgeVectorStore(folder, "bench_storage", dense_datatype=datatype)
         await store.open(indexer.space)
         try:
             await store.upsert(chunks)
+            if label == HNSW_LABEL:
+                await store.close()
+                await asyncio.to_thread(build_graph, folder, indexer.space.dimension)
+                store = EdgeVectorStore(folder, "bench_storage", dense_datatype=datatype)
+                await store.open(indexer.space)
             row: dict[str, Any] = {"storage": label}
             answers[label] = {}
             for mode in (SearchMode.HYBRID, SearchMode.DENSE):
@@ -190,7 +202,33 @@ async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> l
             rows.append(row)
         finally:
             await store.close()
+            shutil.rmtree(folder, ignore_errors=True)
     return rows
+
+
+HNSW_LABEL = "float32 + HNSW"
+
+
+def build_graph(folder: Path, dimension: int) -> None:
+    """``optimize()`` on the closed shard in ``folder`` with thresholds low enough that 800
+    points get an HNSW graph and the query planner uses it (Edge persists the configuration)."""
+    name = json.loads((folder / "bench_storage.json").read_text())["collection"]
+    config = qe.EdgeConfig(
+        vectors={
+            DENSE: qe.EdgeVectorParams(
+                size=dimension,
+                distance=qe.Distance.Cosine,
+                datatype=qe.VectorStorageDatatype.Float32,
+            )
+        },
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=1),
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
+    )
+    shard = qe.EdgeShard.load(str(folder / name), config)
+    shard.optimize()
+    shard.flush()
+    shard.close()
 
 
 async def throughput(
