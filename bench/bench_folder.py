@@ -510,6 +510,9 @@ def main() -> int:
     parser.add_argument(
         "--name", default=f"folder_bench_{os.getpid()}", help="with --mode stack: its name"
     )
+    parser.add_argument(
+        "--output", help="bench/results/<output>.json (default: folder, or folder_stack)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.documents, args.time_limit = 20, 300.0
@@ -521,7 +524,8 @@ def main() -> int:
     print(f"  peak memory: {result['peak_rss_mib_per_process']}; markers {result['markers_found']}")
     if args.smoke:
         return 0 if result["all_done"] else 1
-    print(f"wrote {save('folder_stack' if args.mode == 'stack' else 'folder', result)}")
+    name = args.output or ("folder_stack" if args.mode == "stack" else "folder")
+    print(f"wrote {save(name, result)}")
     return 0
 
 
