@@ -1,4 +1,5 @@
-"""A team's whole folder in ``make dev``: 1,000 mixed documents (~50 MB) through the public API.
+"""A team's whole folder in ``make dev`` or ``make stack``: 1,000 mixed documents (~50 MB) through
+the public API.
 
 The folder is generated (reproducible from a seed, with the test corpus's writers: fpdf2 for
 PDFs, python-docx for DOCX): PDFs of 1 to 8 pages, a quarter of them with full-page scans (the
@@ -6,25 +7,31 @@ bulk of the bytes, as in real folders), DOCX reports (some with pictures), Markd
 articles and plain text, 300 to 1,500 words each. Every document carries a unique marker word,
 so a sample can be checked to be found by search at the end.
 
-``make dev`` (``deploy/dev/run.py``, one process, embedded stores: SQLite, Qdrant Edge, the
-ONNX model) starts on a free port with a fresh data folder; one user uploads the folder with
-4 concurrent uploads, while a searcher sends a distinct hybrid search (no cache hit) every half
-second. Reported: time until every job is ``completed`` (which means searchable, adr/0010),
-jobs failed, search latency p50/p95 while ingestion runs, peak resident memory of the make dev
-process (VmHWM) and of this driver, the machine's load average through the run (other engineers
-share its 2 cores: timings are inflated accordingly), and how many of a sample of markers search
-finds. Bounded by ``--time-limit`` (default 15 minutes, the target): what is unfinished then is
-reported.
+``make dev`` (``deploy/dev/run.py``, one process, embedded stores: SQLite, Qdrant Edge, the ONNX
+model) starts on a free port with a fresh data folder; with ``--mode stack``, ``make stack``
+(``deploy/stack/run.py``: a process per service on the real servers of ``deploy/local/servers.sh
+env``, its own databases and virtual host under ``--name``, the vector process on Qdrant Edge)
+starts instead, and is stopped and its data purged at the end. One user uploads the folder with 4
+concurrent uploads, while a searcher sends a distinct hybrid search (no cache hit) every half
+second. Reported: time until every job is ``completed`` (which means searchable, adr/0010), jobs
+failed, search latency p50/p95 while ingestion runs, peak resident memory (VmHWM) of the make dev
+process or of each stack process, and of this driver, the machine's load average through the run
+(other engineers share its 2 cores: timings are inflated accordingly), and how many of a sample of
+markers search finds. Bounded by ``--time-limit`` (default 15 minutes, the target): what is
+unfinished then is reported.
 
     .venv/bin/python bench/bench_folder.py [--documents 1000] [--time-limit 1200] [--smoke]
+    eval "$(bash deploy/local/servers.sh env)" && \
+        .venv/bin/python bench/bench_folder.py --mode stack [--name folder_bench]
 
-Writes ``bench/results/folder.json``.
+Writes ``bench/results/folder.json`` (make dev) or ``bench/results/folder_stack.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -57,6 +64,7 @@ LIMITS = (
 #: Share of the folder per kind (the rest is plain text).
 KINDS = (("pdf", 0.25), ("docx", 0.2), ("md", 0.2), ("html", 0.15), ("txt", 0.2))
 UPLOADERS = 4
+RENEW_EVERY_S = 600.0
 SEARCH_EVERY_S = 0.5
 
 
@@ -183,6 +191,55 @@ def start_dev(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+STACK_RUN = REPO / "deploy" / "stack" / "run.py"
+STATE = REPO / ".kglab" / "stack"
+
+
+def start_stack(name: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``make stack`` under its own name (databases, virtual host, data folder) and ports."""
+    env = {
+        **os.environ,
+        "KGLAB_ENVIRONMENT": "development",
+        "KGLAB_LOG_LEVEL": "WARNING",
+        "KGLAB_GATEWAY_RATE_LIMITS": LIMITS,
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, str(STACK_RUN), "up", "--name", name, "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stack_pids(name: str) -> dict[str, int]:
+    """Each stack service's process now (the supervisor restarts one that exits)."""
+    pids: dict[str, int] = {}
+    for pid_file in (STATE / name / "run").glob("*.pid"):
+        try:
+            pids[pid_file.stem] = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def free_ports(count: int) -> int:
+    """A port with the ``count - 1`` ports after it free too (a stack's services)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            for offset in range(1, count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def memory_mib(pid: int) -> dict[str, float]:
     """Resident memory now and at its peak (VmRSS, VmHWM) of a process, in MiB."""
     fields: dict[str, float] = {}
@@ -196,26 +253,46 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {"rss_mib": fields.get("VmRSS", 0.0), "peak_rss_mib": fields.get("VmHWM", 0.0)}
 
 
-async def wait_healthy(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> float:
+async def wait_healthy(
+    client: httpx.AsyncClient, process: subprocess.Popen[bytes], ready: Path | None = None
+) -> float:
+    """Until the gateway is ready, and with a stack's ``ready`` file, every service."""
     started = time.monotonic()
     while time.monotonic() - started < 300:
         if process.poll() is not None:
-            raise RuntimeError("make dev stopped while starting")
+            raise RuntimeError("the system stopped while starting")
         try:
-            if (await client.get("/ready")).status_code == 200:
+            if (await client.get("/ready")).status_code == 200 and (
+                ready is None or ready.exists()
+            ):
                 return time.monotonic() - started
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.2)
-    raise TimeoutError("make dev was not ready within 300 s")
+    raise TimeoutError("the system was not ready within 300 s")
 
 
-async def sign_up(client: httpx.AsyncClient) -> dict[str, str]:
+async def sign_up(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     email = f"folder-{uuid.uuid4().hex[:12]}@example.com"
     await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    return email, await sign_in(client, email)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     login = await client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD})
     login.raise_for_status()
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def keep_signed_in(
+    client: httpx.AsyncClient, email: str, auth: dict[str, str], finished: asyncio.Event
+) -> None:
+    """Signs in again every 10 minutes: an access token lives 15 (a run can last longer)."""
+    while not finished.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=RENEW_EVERY_S)
+        if not finished.is_set():
+            auth.update(await sign_in(client, email))
 
 
 async def get(client: httpx.AsyncClient, url: str, **options: Any) -> httpx.Response:
@@ -238,7 +315,10 @@ async def job_counts(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[st
         params: dict[str, Any] = {"limit": 100}
         if cursor:
             params["cursor"] = cursor
-        page = (await get(client, "/api/v1/jobs", params=params, headers=auth)).json()
+        response = await get(client, "/api/v1/jobs", params=params, headers=auth)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET /api/v1/jobs: {response.status_code} {response.text[:200]}")
+        page = response.json()
         for job in page["items"]:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
         cursor = page.get("next_cursor")
@@ -249,7 +329,7 @@ async def job_counts(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[st
 async def ingest(
     client: httpx.AsyncClient, files: list[tuple[str, bytes, str]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    auth = await sign_up(client)
+    email, auth = await sign_up(client)
     queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
     for item in files:
         queue.put_nowait(item)
@@ -298,11 +378,17 @@ async def ingest(
     async def watcher() -> None:
         while not finished.is_set():
             loads.append(load())
-            usage = memory_mib(args.dev_pid)
-            peak["make_dev_rss_mib"] = max(peak.get("make_dev_rss_mib", 0.0), usage["rss_mib"])
+            for process, pid in args.pids().items():
+                usage = memory_mib(pid)
+                # VmHWM is the peak of the process alive now; RSS samples keep a restarted one's.
+                peak[process] = max(peak.get(process, 0.0), usage["rss_mib"], usage["peak_rss_mib"])
             await asyncio.sleep(5)
 
-    side = [asyncio.create_task(searcher()), asyncio.create_task(watcher())]
+    side = [
+        asyncio.create_task(searcher()),
+        asyncio.create_task(watcher()),
+        asyncio.create_task(keep_signed_in(client, email, auth, finished)),
+    ]
     await asyncio.gather(*(uploader() for _ in range(UPLOADERS)))
     uploaded_s = time.monotonic() - started
     counts: dict[str, int] = {}
@@ -340,7 +426,10 @@ async def ingest(
             "max_ms": round(ordered[-1], 1) if ordered else None,
         },
         "markers_found": f"{found}/{len(sample)}",
-        "make_dev_memory": {**memory_mib(args.dev_pid), **peak},
+        "peak_rss_mib_per_process": {
+            process: max(peak.get(process, 0.0), memory_mib(pid)["peak_rss_mib"])
+            for process, pid in args.pids().items()
+        },
         "loadavg_samples": loads[:: max(1, len(loads) // 30)],
     }
 
@@ -354,17 +443,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         kinds[name.rsplit(".", 1)[1]] = kinds.get(name.rsplit(".", 1)[1], 0) + 1
     total = sum(len(content) for _, content, _ in files)
     print(f"  folder: {len(files)} documents, {total / 1e6:.1f} MB, {kinds}", flush=True)
-    port = free_port()
+    stack = args.mode == "stack"
+    port = free_ports(6) if stack else free_port()
     with tempfile.TemporaryDirectory(prefix="kglab-folder-") as data:
-        log = Path(data) / "dev.log"
-        process = start_dev(port, Path(data) / "kglab", log)
-        args.dev_pid = process.pid
+        log = Path(data) / "run.log"
+        if stack:
+            process = start_stack(args.name, port, log)
+            args.pids = lambda: stack_pids(args.name)
+        else:
+            process = start_dev(port, Path(data) / "kglab", log)
+            args.pids = lambda: {"make dev": process.pid}
         try:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=120
             ) as client:
-                ready_s = await wait_healthy(client, process)
+                ready_s = await wait_healthy(
+                    client, process, STATE / args.name / "ready.json" if stack else None
+                )
                 result = await ingest(client, files, args)
+        except BaseException:
+            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -372,8 +471,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
             tail = log.read_text(errors="replace")[-3000:]
+            if stack:
+                subprocess.run(
+                    [sys.executable, str(STACK_RUN), "purge", "--name", args.name],
+                    cwd=REPO,
+                    check=False,
+                )
     return {
-        "mode": "make dev",
+        "mode": "make stack" if stack else "make dev",
         "documents": len(files),
         "bytes": total,
         "kinds": kinds,
@@ -386,7 +491,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "driver_peak_rss_mib": memory_mib(os.getpid())["peak_rss_mib"],
         **result,
         "loadavg_at_end": load(),
-        "make_dev_log_tail": tail if not result["all_done"] else "",
+        "log_tail": tail if not result["all_done"] else "",
     }
 
 
@@ -395,6 +500,19 @@ def main() -> int:
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds, hard bound")
     parser.add_argument("--smoke", action="store_true", help="20 documents: checks the script")
+    parser.add_argument(
+        "--mode",
+        choices=("dev", "stack"),
+        default="dev",
+        help="make dev (one process) or make stack (a process per service; needs the servers' "
+        "KGLAB_*_URL variables)",
+    )
+    parser.add_argument(
+        "--name", default=f"folder_bench_{os.getpid()}", help="with --mode stack: its name"
+    )
+    parser.add_argument(
+        "--output", help="bench/results/<output>.json (default: folder, or folder_stack)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.documents, args.time_limit = 20, 300.0
@@ -403,10 +521,11 @@ def main() -> int:
     for key in ("documents", "bytes", "upload_s", "jobs", "seconds_until_all_searchable"):
         print(f"  {key}: {result[key]}")
     print(f"  search during ingestion: {result['search_during_ingestion']}")
-    print(f"  make dev memory: {result['make_dev_memory']}; markers {result['markers_found']}")
+    print(f"  peak memory: {result['peak_rss_mib_per_process']}; markers {result['markers_found']}")
     if args.smoke:
         return 0 if result["all_done"] else 1
-    print(f"wrote {save('folder', result)}")
+    name = args.output or ("folder_stack" if args.mode == "stack" else "folder")
+    print(f"wrote {save(name, result)}")
     return 0
 
 

@@ -30,12 +30,15 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import qdrant_edge as qe
 from machine import save
 
 from kglab_shared.logging import configure_logging
@@ -47,6 +50,7 @@ from kglab_vector.embedding.port import Embedder
 from kglab_vector.embedding.sparse import Bm25SparseEncoder
 from kglab_vector.service import Indexer
 from kglab_vector.store.edge import EdgeVectorStore
+from kglab_vector.store.qdrant import DENSE, SPARSE
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "retrieval"
 OWNER = "bench-owner"
@@ -149,6 +153,108 @@ async def quality(
         return row
     finally:
         await store.close()
+
+
+async def storage_quality(records: list[ChunkRecord], datatypes: list[str]) -> list[dict[str, Any]]:
+    """The retrieval set embedded once (MiniLM int8) and stored in one Edge shard per dense
+    datatype: recall@10 and MRR of each, how many of float32's top 10 each returns, and how far
+    each moves the best dense cosine of a query (adr/0024's "nothing relevant" floor reads it)."""
+    indexer = Indexer(OnnxEmbedder(), Bm25SparseEncoder())
+    chunks = await indexer.index(records)
+    queries = load_queries()
+    embedded = [
+        (str(q["query"]), await indexer.embed_query(str(q["query"])), set(q["relevant"]))
+        for q in queries
+    ]
+    answers: dict[str, dict[str, list[list[str]]]] = {}
+    best: dict[str, list[float]] = {}
+    rows = []
+    # float32 twice: the second shard is the control (what a fresh float32 shard changes); then
+    # a float32 shard whose HNSW graph was built (thresholds lowered so 800 points get one).
+    labels = ["float32", "float32 (control)", *[d for d in datatypes if d != "float32"]]
+    for label in [*labels, HNSW_LABEL]:
+        datatype = label.split()[0]
+        folder = Path(tempfile.mkdtemp(prefix="kglab-bench-storage-"))
+        store = EdgeVectorStore(folder, "bench_storage", dense_datatype=datatype)
+        await store.open(indexer.space)
+        try:
+            await store.upsert(chunks)
+            if label == HNSW_LABEL:
+                await store.close()
+                await asyncio.to_thread(build_graph, folder, indexer.space.dimension)
+                store = EdgeVectorStore(folder, "bench_storage", dense_datatype=datatype)
+                await store.open(indexer.space)
+            row: dict[str, Any] = {"storage": label}
+            answers[label] = {}
+            for mode in (SearchMode.HYBRID, SearchMode.DENSE):
+                ranks = []
+                answers[label][mode.value] = []
+                for text, dense, relevant in embedded:
+                    sparse = (
+                        indexer.sparse.encode_query(text) if mode is SearchMode.HYBRID else None
+                    )
+                    hits = await store.search(
+                        OWNER, dense=dense, sparse=sparse, limit=K, filters=SearchFilters()
+                    )
+                    ids = [hit.chunk_id for hit in hits]
+                    answers[label][mode.value].append(ids)
+                    if mode is SearchMode.DENSE:
+                        best.setdefault(label, []).append(hits[0].score if hits else 0.0)
+                    found = [i for i, chunk in enumerate(ids, start=1) if chunk in relevant]
+                    ranks.append(found[0] if found else None)
+                exact = answers.get("float32", {}).get(mode.value)
+                row[mode.value] = {
+                    "recall_at_10": round(sum(r is not None for r in ranks) / len(ranks), 3),
+                    "mrr": round(sum(1.0 / r for r in ranks if r is not None) / len(ranks), 3),
+                    "top10_overlap_with_float32": (
+                        round(
+                            statistics.fmean(
+                                len(set(a) & set(b)) / max(1, len(a))
+                                for a, b in zip(exact, answers[label][mode.value], strict=True)
+                            ),
+                            4,
+                        )
+                        if exact is not None
+                        else None
+                    ),
+                }
+            shift = [abs(a - b) for a, b in zip(best[label], best["float32"], strict=True)]
+            row["best_dense_cosine_shift"] = {
+                "mean": round(statistics.fmean(shift), 5),
+                "max": round(max(shift), 5),
+            }
+            row["loadavg"] = load()
+            print(f"  storage {label}: {row}", flush=True)
+            rows.append(row)
+        finally:
+            await store.close()
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+HNSW_LABEL = "float32 + HNSW"
+
+
+def build_graph(folder: Path, dimension: int) -> None:
+    """``optimize()`` on the closed shard in ``folder`` with thresholds low enough that 800
+    points get an HNSW graph and the query planner uses it (Edge persists the configuration)."""
+    name = json.loads((folder / "bench_storage.json").read_text())["collection"]
+    config = qe.EdgeConfig(
+        vectors={
+            DENSE: qe.EdgeVectorParams(
+                size=dimension,
+                distance=qe.Distance.Cosine,
+                datatype=qe.VectorStorageDatatype.Float32,
+            )
+        },
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=1),
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
+    )
+    shard = qe.EdgeShard.load(str(folder / name), config)
+    shard.optimize()
+    shard.flush()
+    shard.close()
 
 
 async def throughput(
@@ -286,6 +392,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["search_while_embedding"] = await search_while_embedding(
             records[: args.during_chunks], args.searches
         )
+    if "storage" in args.only:
+        subset = records if not args.smoke else records[:40]
+        results["storage"] = await storage_quality(subset, args.storages)
     results["loadavg_at_end"] = load()
     return results
 
@@ -295,16 +404,23 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=200, help="chunks per throughput row")
     parser.add_argument("--searches", type=int, default=60, help="searches per latency row")
     parser.add_argument("--during-chunks", type=int, default=400)
-    parser.add_argument("--only", default="quality,throughput,during")
+    parser.add_argument(
+        "--only",
+        default="quality,throughput,during",
+        help="sections: quality, throughput, during, storage (dense datatypes' recall; apart)",
+    )
+    parser.add_argument("--storages", default="float32,float16,turbo16,turbo8")
+    parser.add_argument("--output", default="indexing", help="bench/results/<output>.json")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     args = parser.parse_args()
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    args.storages = [s.strip() for s in args.storages.split(",") if s.strip()]
     if args.smoke:
         args.chunks, args.searches, args.during_chunks = 16, 5, 40
     configure_logging("bench-indexing", level="WARNING", json=False)
     results = asyncio.run(run(args))
     path = save(
-        "indexing" if not args.smoke else "indexing_smoke", {"smoke": args.smoke, **results}
+        args.output if not args.smoke else f"{args.output}_smoke", {"smoke": args.smoke, **results}
     )
     print(f"wrote {path}")
     return 0

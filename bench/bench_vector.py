@@ -46,7 +46,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,40 @@ WORDS = (
 ).split()
 
 
+SPACE = IndexSpace("bench-random-384", DIMENSION, Bm25SparseEncoder().name)
+
+
 def text_of(rng: random.Random, words: int = 40) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def chunk_batches(
+    size: int,
+    owners: int,
+    rng: random.Random,
+    np_rng: np.random.Generator,
+    sparse: Bm25SparseEncoder,
+) -> Iterator[list[IndexedChunk]]:
+    """``size`` chunks of random unit vectors and BM25 vectors of generated text, by 1,000."""
+    batch: list[IndexedChunk] = []
+    for i in range(size):
+        text = text_of(rng)
+        vector = np_rng.standard_normal(DIMENSION).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        record = ChunkRecord(
+            owner_id=f"owner-{i % owners}",
+            document_id=f"doc-{i // 8}",
+            chunk_id=f"chunk-{i}",
+            position=i % 8,
+            text=text,
+            title=f"Document {i // 8}",
+        )
+        batch.append(IndexedChunk(record, vector.tolist(), sparse.encode_document(text)))
+        if len(batch) == 1000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 async def measure(
@@ -124,27 +156,9 @@ async def bench_search(
     rng = random.Random(size)
     np_rng = np.random.default_rng(size)
     sparse = Bm25SparseEncoder()
-    space = IndexSpace("bench-random-384", DIMENSION, sparse.name)
-    await store.open(space)
+    await store.open(SPACE)
     started = time.perf_counter()
-    batch: list[IndexedChunk] = []
-    for i in range(size):
-        text = text_of(rng)
-        vector = np_rng.standard_normal(DIMENSION).astype(np.float32)
-        vector /= np.linalg.norm(vector)
-        record = ChunkRecord(
-            owner_id=f"owner-{i % owners}",
-            document_id=f"doc-{i // 8}",
-            chunk_id=f"chunk-{i}",
-            position=i % 8,
-            text=text,
-            title=f"Document {i // 8}",
-        )
-        batch.append(IndexedChunk(record, vector.tolist(), sparse.encode_document(text)))
-        if len(batch) == 1000:
-            await store.upsert(batch)
-            batch = []
-    if batch:
+    for batch in chunk_batches(size, owners, rng, np_rng, sparse):
         await store.upsert(batch)
     seed_s = time.perf_counter() - started
 
@@ -222,6 +236,191 @@ async def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             print("  no Qdrant server (KGLAB_QDRANT_URL unset): server rows skipped", flush=True)
     return rows
+
+
+def folder_mib(folder: Path) -> float:
+    """Disk actually used (Edge preallocates its files sparsely: their sizes say little)."""
+    used = sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
+    return round(used / 2**20, 1)
+
+
+def optimize_in_child(folder: Path, timeout_s: float) -> dict[str, Any]:
+    """Builds HNSW graphs (``EdgeShard.optimize()``) on the shard in ``folder`` in a child
+    process: Edge holds the GIL while it optimises, so in process it would stop every request
+    (adr/0025). Returns the seconds it took and the child's peak memory."""
+    shard = json.loads((folder / "kglab_bench.json").read_text())["collection"]
+    code = (
+        "import sys, time, resource, qdrant_edge as qe\n"
+        "s = qe.EdgeShard.load(sys.argv[1]); t = time.perf_counter(); s.optimize(); "
+        "s.flush(); took = time.perf_counter() - t; info = s.info(); s.close()\n"
+        "print(took, info.indexed_vectors_count, info.segments_count, "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder / shard)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=True,
+    )
+    took, indexed, segments, peak_kib = done.stdout.split()
+    return {
+        "optimize_s": round(float(took), 1),
+        "indexed_vectors": int(indexed),
+        "segments": int(segments),
+        "child_peak_rss_mib": round(int(peak_kib) / 1024, 1),
+    }
+
+
+#: A neighbour: streams 2 x 256 MiB through memory without pause (CPU and memory bandwidth).
+NEIGHBOUR = (
+    "import numpy as np\n"
+    "a = np.ones(2**25); b = np.empty_like(a)\n"
+    "while True:\n"
+    "    np.copyto(b, a); np.copyto(a, b)\n"
+)
+
+
+def start_neighbours(count: int) -> list[Any]:
+    """``count`` processes loading the machine as other engineers' work does, bounded by the
+    measurement (stopped by :func:`stop_neighbours`)."""
+    import subprocess
+    import sys
+
+    return [subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) for _ in range(count)]
+
+
+def stop_neighbours(processes: list[Any]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    processes.clear()
+
+
+async def bench_storages(args: argparse.Namespace, size: int, owners: int) -> dict[str, Any]:
+    """The same chunks in one Edge shard per dense storage datatype (and, with ``--hnsw``, a
+    float32 copy whose HNSW graphs a child process built), searched side by side: each sample
+    sends one query to every variant in turn (rotating who goes first), so they share the
+    machine's load. Reports p50/p95 per variant and how many of float32's top 10 each returns
+    (random vectors: a worst case for lossy storage; recall on real text is bench_indexing's)."""
+    rng = random.Random(size)
+    np_rng = np.random.default_rng(size)
+    sparse = Bm25SparseEncoder()
+    batches = list(chunk_batches(size, owners, rng, np_rng, sparse))
+    queries = [(text_of(rng, 5), np_rng.standard_normal(DIMENSION)) for _ in range(50)]
+    loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
+    root = Path(tempfile.mkdtemp(prefix="kglab-bench-storage-"))
+    stores: dict[str, EdgeVectorStore] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    neighbours: list[Any] = []
+    try:
+        for datatype in args.storages:
+            store = EdgeVectorStore(root / datatype, "kglab_bench", dense_datatype=datatype)
+            await store.open(SPACE)
+            started = time.perf_counter()
+            for batch in batches:
+                await store.upsert(batch)
+            await store.close()  # flushed; reopened below to search as a restarted service
+            rows[datatype] = {
+                "seed_s": round(time.perf_counter() - started, 1),
+                "folder_mib": folder_mib(root / datatype),
+            }
+            print(f"  storage {datatype}: seeded {rows[datatype]}", flush=True)
+        if args.hnsw and "float32" in args.storages:
+            import shutil
+
+            await asyncio.to_thread(shutil.copytree, root / "float32", root / "float32-hnsw")
+            (root / "float32-hnsw" / "kglab_bench.lock").unlink(missing_ok=True)
+            built = await asyncio.to_thread(optimize_in_child, root / "float32-hnsw", 1800.0)
+            rows["float32-hnsw"] = {**built, "folder_mib": folder_mib(root / "float32-hnsw")}
+            print(f"  storage float32-hnsw: {rows['float32-hnsw']}", flush=True)
+        for name in rows:
+            datatype = "float32" if name == "float32-hnsw" else name
+            stores[name] = EdgeVectorStore(root / name, "kglab_bench", dense_datatype=datatype)
+            began = time.perf_counter()
+            await stores[name].open(SPACE)  # what a swap to a rebuilt shard would wait for
+            rows[name]["open_s"] = round(time.perf_counter() - began, 2)
+
+        names = list(stores)
+        neighbours = start_neighbours(args.neighbours)
+        timings: dict[tuple[str, str], list[float]] = {
+            (name, mode): [] for name in names for mode in ("hybrid", "dense")
+        }
+        overlap: dict[tuple[str, str], list[float]] = {
+            (name, mode): [] for name in names for mode in ("hybrid", "dense")
+        }
+        deadline = time.perf_counter() + args.budget * len(names)
+        for sample in range(args.samples + 1):  # the first round warms each store up
+            text, vector = rng.choice(queries)
+            owner = f"owner-{rng.randrange(owners)}"
+            dense = (vector / np.linalg.norm(vector)).tolist()
+            for mode in ("hybrid", "dense"):
+                answers: dict[str, list[str]] = {}
+                order = names[sample % len(names) :] + names[: sample % len(names)]
+                for name in order:
+                    began = time.perf_counter()
+                    hits = await stores[name].search(
+                        owner,
+                        dense=dense,
+                        sparse=sparse.encode_query(text) if mode == "hybrid" else None,
+                        limit=10,
+                        filters=SearchFilters(),
+                    )
+                    took = (time.perf_counter() - began) * 1000
+                    answers[name] = [hit.chunk_id for hit in hits]
+                    if sample:
+                        timings[(name, mode)].append(took)
+                if sample and "float32" in answers:
+                    exact = set(answers["float32"])
+                    for name in names:
+                        overlap[(name, mode)].append(
+                            len(exact & set(answers[name])) / max(1, len(exact))
+                        )
+            if time.perf_counter() > deadline and sample >= 20:
+                break
+        loadavg = [round(x, 2) for x in os.getloadavg()]
+        stop_neighbours(neighbours)
+        result: dict[str, Any] = {
+            "chunks": size,
+            "owners": owners,
+            "neighbours": args.neighbours,
+            "loadavg_at_start": loadavg_at_start,
+            "variants": [],
+        }
+        for name in names:
+            row = {"storage": name, **rows[name]}
+            for mode in ("hybrid", "dense"):
+                ordered = sorted(timings[(name, mode)])
+                row[mode] = {
+                    "samples": len(ordered),
+                    "p50_ms": round(statistics.median(ordered), 3),
+                    "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+                    "max_ms": round(ordered[-1], 3),
+                    "top10_overlap_with_float32": (
+                        round(statistics.fmean(overlap[(name, mode)]), 4)
+                        if overlap[(name, mode)]
+                        else None
+                    ),
+                }
+            result["variants"].append(row)
+            print(f"  storage {size:>7} chunks {owners:>2} owners: {row}", flush=True)
+        result["loadavg"] = loadavg
+        return result
+    finally:
+        stop_neighbours(neighbours)
+        for store in stores.values():
+            await store.close()
+        await asyncio.to_thread(shutil_rmtree, root)
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def bench_embedding(embedder: Embedder, chunks: int) -> dict[str, Any]:
@@ -428,6 +627,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "search" in args.only:
         results["search"] = await search_rows(args)
         results["qdrant_server"] = os.environ.get("KGLAB_QDRANT_URL") is not None
+    if "storage" in args.only:
+        results["storage"] = [
+            await bench_storages(args, size, owners)
+            for size in args.sizes
+            for owners in args.storage_owners
+        ]
 
     if "embedding" in args.only:
         from kglab_vector.embedding.onnx import OnnxEmbedder
@@ -489,7 +694,29 @@ def main() -> None:
         help="memory and/or redis (KGLAB_REDIS_URL): each runs the stream with refresh off and on",
     )
     parser.add_argument(
-        "--only", default="search,embedding,cache", help="sections to run, comma-separated"
+        "--storages",
+        default="float32,float16,turbo16,turbo8",
+        help="with --only storage: Edge dense datatypes searched side by side",
+    )
+    parser.add_argument(
+        "--storage-owners", default="1", help="with --only storage: owner counts, comma-separated"
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="with --only storage: processes streaming memory while the searches run",
+    )
+    parser.add_argument(
+        "--hnsw",
+        action="store_true",
+        help="with --only storage: also a float32 copy whose HNSW a child process builds",
+    )
+    parser.add_argument(
+        "--only",
+        default="search,embedding,cache",
+        help="sections to run, comma-separated: search, embedding, cache, storage (storage "
+        "datatypes side by side; not in the default run)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -501,10 +728,12 @@ def main() -> None:
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
     args.backends = {s.strip() for s in str(args.backends).split(",") if s.strip()}
     args.only = {s.strip() for s in str(args.only).split(",") if s.strip()}
+    args.storages = [s.strip() for s in str(args.storages).split(",") if s.strip()]
+    args.storage_owners = [int(s) for s in str(args.storage_owners).split(",") if s.strip()]
     args.cache_backends = [s.strip() for s in str(args.cache_backends).split(",") if s.strip()]
     configure_logging("bench-vector", level="WARNING", json=False)
     results = asyncio.run(run(args))
-    if args.output.exists() and not {"search", "embedding", "cache"} <= args.only:
+    if args.output.exists() and not {"search", "embedding", "cache", "storage"} <= args.only:
         # A partial run replaces only its own sections of the results.
         results = {**json.loads(args.output.read_text()), **results}
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,10 @@ class VectorSettings(ServiceSettings):
     #: Embedded stores: Qdrant Edge's shards in this folder under ``KGLAB_DATA_DIR``, or
     #: ``:memory:`` for tests (a temporary folder removed at shutdown).
     qdrant_local_path: str = "qdrant"
+    #: How Qdrant Edge stores dense vectors in a shard it creates (an existing shard keeps its
+    #: own): ``float32`` exact; ``float16``/``turbo16`` half the bytes; ``turbo8`` a quarter
+    #: (TurboQuant, originals not kept). Measured side by side in adr/0025; adr/0029 chose it.
+    edge_dense_datatype: Literal["float32", "float16", "turbo16", "turbo8"] = "turbo8"
     qdrant_api_key: SecretStr | None = None
     qdrant_timeout_s: int = Field(default=10, ge=1, le=120)
     #: Starting with another model than the collection's: refuse (default) or re-embed all.

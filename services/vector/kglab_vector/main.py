@@ -99,7 +99,12 @@ async def open_vector_store(
             if settings.qdrant_local_path == MEMORY
             else settings.data_dir / settings.qdrant_local_path
         )
-        store = EdgeVectorStore(folder, settings.collection, candidates=settings.fusion_candidates)
+        store = EdgeVectorStore(
+            folder,
+            settings.collection,
+            candidates=settings.fusion_candidates,
+            dense_datatype=settings.edge_dense_datatype,
+        )
         check = "qdrant_edge"
     try:
         await store.open(

@@ -1,15 +1,17 @@
 """One ``VectorStore`` per test, for each way the Qdrant adapter runs; search caches on memory
 and on a real Redis.
 
-``edge`` is the embedded adapter (Qdrant's engine in process, qdrant-edge-py: what make dev
-runs). ``memory`` and ``path`` are qdrant-client's local mode: they run the *server* adapter's
-code (its filters, queries, aliases and migration) at unit speed where no server exists.
-``server`` is a real Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant
-(compose's image) when Docker runs, else the test is skipped with the reason. That skip stays a
-skip under KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can be had on the development machines and
-`.ci/run` (no Docker, no server binary in any reachable registry); the README's status section
-says so. The GitHub Actions workflow runs a Qdrant server and fails any skip.
-Each server test works in collections of its own (a unique alias), dropped afterwards.
+``edge`` is the embedded adapter (Qdrant's engine in process, qdrant-edge-py: what make dev runs,
+dense vectors stored as turbo8, adr/0029); ``edge-float32``, ``edge-float16`` and ``edge-turbo16``
+are the same adapter storing dense vectors in the other datatypes (adr/0025 measured them).
+``memory`` and ``path`` are qdrant-client's local mode: they run the *server* adapter's code (its
+filters, queries, aliases and migration) at unit speed where no server exists. ``server`` is a real
+Qdrant: ``KGLAB_QDRANT_URL`` when set, else a testcontainers Qdrant (compose's image) when Docker
+runs, else the test is skipped with the reason. That skip stays a skip under
+KGLAB_REQUIRE_BACKENDS=1: no Qdrant server can be had on the development machines and `.ci/run` (no
+Docker, no server binary in any reachable registry); the README's status section says so. The
+GitHub Actions workflow runs a Qdrant server and fails any skip. Each server test works in
+collections of its own (a unique alias), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ AnyStore = QdrantVectorStore | EdgeVectorStore
 StoreFactory = Callable[[], AnyStore]
 
 
-@pytest.fixture(params=["edge", "memory", "path", "server"])
+@pytest.fixture(
+    params=["edge", "edge-float32", "edge-float16", "edge-turbo16", "memory", "path", "server"]
+)
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
@@ -82,8 +86,9 @@ async def store_factory(
     url = qdrant_server_url() if request.param == "server" else None
 
     def make() -> AnyStore:
-        if request.param == "edge":
-            edge = EdgeVectorStore(tmp_path / "edge", alias, candidates=20)
+        if request.param.startswith("edge"):
+            datatype = request.param.partition("-")[2] or "float32"
+            edge = EdgeVectorStore(tmp_path / "edge", alias, candidates=20, dense_datatype=datatype)
             made.append(edge)
             return edge
         if url is not None:

@@ -1,7 +1,9 @@
-"""What only the embedded store has: one process per folder, refused with a readable error."""
+"""What only the embedded store has: one process per folder, refused with a readable error;
+a dense datatype it does not know, refused before anything is created."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,26 @@ async def test_a_temporary_store_leaves_nothing_behind() -> None:
     await store.close()
     await store.close()  # closing twice is harmless
     assert not folder.exists()
+
+
+def test_an_unknown_dense_datatype_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigurationError, match="float32, float16, turbo8, turbo16"):
+        EdgeVectorStore(None, "chunks", dense_datatype="float8")
+
+
+async def test_a_shard_keeps_the_dense_datatype_it_was_created_with(tmp_path: Path) -> None:
+    def persisted() -> str:
+        # Edge's own record of the shard's configuration (documented: edge_config.json).
+        (config,) = tmp_path.glob("chunks__*/edge_config.json")
+        return str(json.loads(config.read_text())["vectors"]["dense"]["datatype"])
+
+    store = EdgeVectorStore(tmp_path, "chunks", dense_datatype="turbo8")
+    await store.open(SPACE)
+    await store.close()
+    assert persisted() == "turbo8"
+    # Another setting later applies to new shards only: the vectors stored stay as they are.
+    store = EdgeVectorStore(tmp_path, "chunks", dense_datatype="float32")
+    await store.open(SPACE)
+    assert await store.count("anyone") == 0
+    await store.close()
+    assert persisted() == "turbo8"
