@@ -200,10 +200,12 @@ class RedisRevocationFeed:
             now = time.monotonic()
             if message is None:
                 # Silence is normal; a connection that died without a word is not: ping it,
-                # and give up on it when even the pong does not come back.
-                if now - heard > 3 * self._heartbeat_s:
+                # and give up on it when the pong does not come back. Only an unanswered ping
+                # counts: after the loop itself was held up (a busy process) nothing has been
+                # asked yet, so it pings first instead of calling a live channel dead.
+                if pinged > heard and now - pinged > 2 * self._heartbeat_s:
                     raise ConnectionError("the revocation channel went silent")
-                if now - pinged > self._heartbeat_s:
+                if now - max(heard, pinged) > self._heartbeat_s:
                     await pubsub.ping()
                     pinged = now
                 continue

@@ -116,6 +116,33 @@ async def test_a_dropped_connection_is_noticed_and_caught_up(
         await admin.aclose()
 
 
+async def test_a_process_held_up_for_a_while_keeps_its_live_feed(
+    feeds: tuple[RedisRevocationFeed, RedisRevocationFeed],
+) -> None:
+    """A busy process (its event loop held up for several heartbeats, as under CI's load) must
+    not call a live channel dead: it had not asked anything yet. Seen as a 503 on a request
+    that came right after such a pause."""
+    _, follower = feeds
+    state = RevocationState(grace_s=0.05)
+    losses: list[float] = []
+
+    def lost() -> None:
+        losses.append(time.monotonic())
+        state.lost()
+
+    task = asyncio.create_task(follower.follow(state.apply, on_sync=state.synced, on_lost=lost))
+    try:
+        await _until(state.ready, 2.0)
+        time.sleep(1.0)  # the whole loop held up: five heartbeats of 0.2 s
+        await asyncio.sleep(0.6)  # the follower runs again: it pings and hears the pong
+        assert losses == []
+        state.ensure_current()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _drop_connections_named(admin: Redis, feed: RedisRevocationFeed) -> None:
     name = f"follower-{feed.key.removesuffix('revocations').replace(':', '-')}"
     clients = await admin.client_list()
