@@ -51,6 +51,7 @@ async def test_a_client_that_was_away_catches_up_from_its_cursor(
     finished = next(e for e in seen if e["type"] == "job.completed")
     assert finished["job"]["job_id"] == job["job_id"]
     assert finished["job"]["document_id"] == job["document_id"]
+    assert finished["document_id"] == job["document_id"]
     # Read on from there: nothing is repeated.
     assert (await _read_on(gateway, auth, cursor))[0] == []
 
@@ -65,6 +66,10 @@ async def test_a_client_that_was_away_catches_up_from_its_cursor(
         return any(e["type"] == "document.deleted" for e in events)
 
     await wait_until(deletion_seen, timeout_s=30, step_s=0.2)
+    gone = next(e for e in seen if e["type"] == "document.deleted")
+    # The job no longer shows a document; the event still says which one went.
+    assert gone["job"]["document_id"] is None
+    assert gone["document_id"] == job["document_id"]
 
     # Another user's feed is their own.
     stranger = await sign_up(gateway)
@@ -117,6 +122,7 @@ def test_the_live_feed_pushes_a_job_to_completion_and_resumes(dev_client: TestCl
         event = socket.receive_json()
         assert event["type"] == "document.deleted"
         assert event["job"]["job_id"] == job_id
+        assert event["document_id"] == document_id
 
 
 def test_the_live_feed_refuses_a_missing_or_bad_token(dev_client: TestClient) -> None:

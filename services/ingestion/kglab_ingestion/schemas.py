@@ -239,6 +239,19 @@ class UrlIn(BaseModel):
     url: str = Field(min_length=1, max_length=2048, description="An http or https URL.")
 
 
+#: The event's document, documented once for the feed and the webhooks.
+EVENT_DOCUMENT_DOC = (
+    "The document the event is about, the one the job produced: set on `job.completed` and "
+    "on `document.deleted` (where `job.document_id` is already null: the document is gone)."
+)
+
+
+def event_document_id(job: IngestionJob) -> str | None:
+    """The document an event of ``job`` is about (kept after its deletion, unlike the job's
+    own ``document_id``)."""
+    return job.document_id if job.status is JobStatus.COMPLETED else None
+
+
 class EventOut(BaseModel):
     """One change in the event feed: the job (and its document) in its latest state."""
 
@@ -249,6 +262,9 @@ class EventOut(BaseModel):
         examples=["job.completed"],
     )
     at: datetime = Field(description="When the change happened.")
+    document_id: str | None = Field(
+        default=None, description=EVENT_DOCUMENT_DOC, examples=["9b2f4c1e8a7d4e0f9c3b2a1d0e9f8a7b"]
+    )
     job: JobOut
 
 

@@ -190,23 +190,33 @@ async def test_due_deliveries_go_to_one_sender_and_a_lost_claim_cannot_write(
     assert failed.attempt_count == 2
 
 
-async def test_a_disabled_endpoint_gets_nothing_and_its_deliveries_wait(
+async def test_a_disabled_endpoint_is_paused_its_deliveries_wait_unsent(
     job_store: SqlJobStore, webhooks: SqlWebhookStore
 ) -> None:
+    """Disabling pauses: what happens meanwhile is recorded and sent once it is enabled again,
+    however long it was off (not only what the late-commit recheck happens to look at)."""
     endpoint = await webhooks.create_endpoint(an_endpoint(), "sealed", limit=5)
     await finished_job(job_store)
     await dispatch(webhooks)
     await webhooks.update_endpoint("alice", endpoint.id, {"enabled": False}, now=utc_now())
-    await finished_job(job_store)
-    assert await dispatch(webhooks) == 0
-    now = utc_now()
-    assert (
-        await webhooks.claim_due(now=now, lease_until=now + timedelta(seconds=30), limit=10) == []
+    # A change after the cursor, long after the late-commit recheck could look back at it.
+    moment = utc_now()
+    await job_store.create(
+        a_job(status=JobStatus.COMPLETED, updated_at=moment, created_at=moment), None
     )
-    await webhooks.update_endpoint("alice", endpoint.id, {"enabled": True}, now=utc_now())
+    later = moment + timedelta(hours=1)
+    made = await webhooks.dispatch_changes(settled_before=later, limit=100, render=render_event)
+    assert made == 1
     assert (
-        len(await webhooks.claim_due(now=now, lease_until=now + timedelta(seconds=30), limit=10))
-        == 1
+        await webhooks.claim_due(now=later, lease_until=later + timedelta(seconds=30), limit=10)
+        == []
+    )
+    await webhooks.update_endpoint("alice", endpoint.id, {"enabled": True}, now=later)
+    assert (
+        len(
+            await webhooks.claim_due(now=later, lease_until=later + timedelta(seconds=30), limit=10)
+        )
+        == 2
     )
 
 

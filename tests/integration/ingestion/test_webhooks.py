@@ -394,6 +394,15 @@ async def test_bad_requests_get_a_readable_422(
     assert "already have 2 webhook endpoints" in third.json()["detail"]
     # Another user has a limit of their own.
     await register(app, receiver.url, user=BOB)
+    # Control characters (a NUL, which PostgreSQL's text refuses) are a 422, never stored.
+    for method, path in [("POST", "/api/v1/webhooks"), ("PATCH", None)]:
+        target = path or f"/api/v1/webhooks/{(await register(app, receiver.url, user=BOB))['id']}"
+        body: dict[str, Any] = {"description": "a\u0000b"}
+        if method == "POST":
+            body |= {"url": receiver.url, "events": ["job.failed"]}
+        refused = await app.client.request(method, target, json=body, headers=app.headers(BOB))
+        assert refused.status_code == 422, refused.text
+        assert "control characters" in refused.json()["detail"]
 
 
 async def test_another_users_endpoint_is_404_and_crud_works(
@@ -466,13 +475,16 @@ async def test_two_replicas_deliver_every_event_exactly_once(
     assert "cursor" in bad.json()["detail"]
 
 
-async def test_an_address_refused_at_delivery_time_is_a_failed_attempt(
+async def test_an_address_refused_at_delivery_time_fails_the_delivery_at_once(
     ingestion_factory: Callable[..., Any], receivers: Callable[..., Any]
 ) -> None:
     # Registered while the allow-list let 127.0.0.1 in; the replica sending it has none (the
-    # rules narrowed, or the name now resolves inward): the address is checked again.
+    # rules narrowed, or the name now resolves inward): the address is checked again, and as
+    # no retry can change the rules' answer the delivery fails at once (a day-long schedule).
     allowing: IngestionApp = await ingestion_factory(**FAST, run_webhooks=False)
-    await ingestion_factory(**{**FAST, "allowed_networks": ""})
+    await ingestion_factory(
+        **{**FAST, "allowed_networks": "", "webhook_retry_delays_s": "3600,3600"}
+    )
     receiver: Receiver = await receivers()
     endpoint = await register(allowing, receiver.url)
     await complete_a_job(allowing)
@@ -485,6 +497,9 @@ async def test_an_address_refused_at_delivery_time_is_a_failed_attempt(
     [delivery] = await deliveries(allowing, endpoint["id"])
     assert "private, loopback" in delivery["attempts"][0]["error"]
     assert delivery["attempts"][0]["status_code"] is None
+    assert delivery["status"] == "failed"
+    assert delivery["attempt_count"] == 1
+    assert delivery["next_attempt_at"] is None
     assert receiver.received == []
 
 

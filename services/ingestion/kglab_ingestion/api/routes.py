@@ -35,6 +35,7 @@ from kglab_ingestion.schemas import (
     JobOut,
     JobPageOut,
     UrlIn,
+    event_document_id,
 )
 from kglab_ingestion.service import IngestionService
 from kglab_ingestion.store.port import JobStore, ProgressChannel
@@ -267,6 +268,7 @@ async def list_events(
             id=ChangeCursor(changed_at=job.updated_at, job_id=job.id).encode(),
             type=event_type(job),
             at=job.updated_at,
+            document_id=event_document_id(job),
             job=JobOut.of(job),
         )
         for job in jobs

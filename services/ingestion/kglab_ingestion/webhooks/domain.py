@@ -89,6 +89,8 @@ class AttemptOutcome:
     status_code: int | None
     error: str | None
     duration_ms: int
+    #: No retry can succeed (the address rules refuse the URL): the delivery fails at once.
+    final: bool = False
 
     @property
     def succeeded(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kglab_ingestion.domain import IngestionJob
-from kglab_ingestion.schemas import JOB_EXAMPLE, JobOut
+from kglab_ingestion.schemas import EVENT_DOCUMENT_DOC, JOB_EXAMPLE, JobOut, event_document_id
 from kglab_ingestion.webhooks.domain import (
     EVENT_TYPES,
     DeliveryAttempt,
@@ -229,11 +229,18 @@ class WebhookEventOut(BaseModel):
     id: str = Field(description="The event's id (also `Kglab-Event-Id`): dedupe on it.")
     type: str = Field(description=f"One of {_EVENTS_DOC}.")
     at: datetime = Field(description="When the change happened.")
+    document_id: str | None = Field(default=None, description=EVENT_DOCUMENT_DOC)
     job: JobOut
 
     @classmethod
     def of(cls, job: IngestionJob, kind: str, event_id: str) -> WebhookEventOut:
-        return cls(id=event_id, type=kind, at=job.updated_at, job=JobOut.of(job))
+        return cls(
+            id=event_id,
+            type=kind,
+            at=job.updated_at,
+            document_id=event_document_id(job),
+            job=JobOut.of(job),
+        )
 
 
 def render_event(job: IngestionJob, kind: str, event_id: str) -> str:

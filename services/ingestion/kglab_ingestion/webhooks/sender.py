@@ -146,7 +146,7 @@ class WebhookSender:
         outcome = await self.send(claimed)
         at = self._clock()
         next_at: datetime | None = None
-        if not outcome.succeeded:
+        if not outcome.succeeded and not outcome.final:
             delay = next_attempt_delay(
                 delivery.attempt_count + 1,
                 self._settings.webhook_retry_delays_s,
@@ -175,9 +175,13 @@ class WebhookSender:
         delivery = claimed.delivery
         started = time.monotonic()
 
-        def outcome(status_code: int | None, error: str | None) -> AttemptOutcome:
+        def outcome(
+            status_code: int | None, error: str | None, *, final: bool = False
+        ) -> AttemptOutcome:
             elapsed = int((time.monotonic() - started) * 1000)
-            return AttemptOutcome(status_code=status_code, error=error, duration_ms=elapsed)
+            return AttemptOutcome(
+                status_code=status_code, error=error, duration_ms=elapsed, final=final
+            )
 
         body = delivery.body.encode()
         try:
@@ -205,7 +209,9 @@ class WebhookSender:
                 response = await self._client.send(request, stream=True)
                 await response.aclose()  # the answer's body is not read: a receiver could drip
         except UnsafeUrlError as exc:
-            return outcome(None, exc.detail)
+            # The address rules refuse it: retrying for a day cannot help. Failed now; replay
+            # it once the endpoint's URL (or the allow-list) is changed.
+            return outcome(None, exc.detail, final=True)
         except FetchError as exc:
             return outcome(None, exc.detail)
         except (TimeoutError, httpx.TimeoutException):

@@ -70,6 +70,13 @@ class WebhookService:
                 f"The description is {len(description)} characters long; the limit is "
                 f"{MAX_DESCRIPTION_CHARS}."
             )
+        if description is not None and any(
+            (ord(c) < 0x20 and c not in "\t\n\r") or ord(c) == 0x7F for c in description
+        ):
+            raise InvalidWebhookError(
+                "The description contains control characters; use plain text (line breaks and "
+                "tabs are fine)."
+            )
         return description or None
 
     async def create(

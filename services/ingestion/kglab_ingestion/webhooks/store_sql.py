@@ -371,7 +371,9 @@ class SqlWebhookStore:
             cursor = (await connection.execute(lock)).first()
             if cursor is None:
                 return None  # another replica is dispatching
-            subscribed = select(webhook_endpoints.c.owner_id).where(webhook_endpoints.c.enabled)
+            # Disabled endpoints too: their deliveries are made and wait, unsent, until the
+            # endpoint is enabled again (a pause), however long it was off.
+            subscribed = select(webhook_endpoints.c.owner_id)
             query = select(jobs).where(
                 jobs.c.updated_at < settled_before, jobs.c.owner_id.in_(subscribed)
             )
@@ -425,7 +427,7 @@ class SqlWebhookStore:
                     webhook_endpoints.c.owner_id,
                     webhook_endpoints.c.events,
                     webhook_endpoints.c.created_at,
-                ).where(webhook_endpoints.c.owner_id.in_(owners), webhook_endpoints.c.enabled)
+                ).where(webhook_endpoints.c.owner_id.in_(owners))
             )
         ).all()
         endpoints: dict[str, list[Any]] = {}
