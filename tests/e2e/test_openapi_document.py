@@ -374,3 +374,17 @@ async def test_every_rate_limited_answer_documents_the_ratelimit_fields(
             if code == "429":
                 assert "Retry-After" in documented, (method, path)
     assert "headers" not in document["paths"]["/health"]["get"]["responses"]["200"]
+
+
+async def test_webhook_event_types_are_an_enum_generated_clients_can_check(
+    gateway: httpx.AsyncClient,
+) -> None:
+    schemas = (await gateway.get("/openapi.json")).json()["components"]["schemas"]
+    expected = ["job.pending", "job.processing", "job.completed", "job.failed", "document.deleted"]
+    created = schemas["WebhookEndpointIn"]["properties"]["events"]
+    assert created["items"]["enum"] == expected
+    patched = schemas["WebhookEndpointPatch"]["properties"]["events"]  # OpenAPI 3.0: nullable
+    assert patched["nullable"] is True
+    assert patched["items"]["enum"] == expected
+    # Every event names its document (also document.deleted, whose job no longer shows it).
+    assert "document_id" in schemas["EventOut"]["properties"]

@@ -4,9 +4,9 @@ delivery sends."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from kglab_ingestion.domain import IngestionJob
 from kglab_ingestion.schemas import EVENT_DOCUMENT_DOC, JOB_EXAMPLE, JobOut, event_document_id
@@ -58,6 +58,11 @@ DELIVERY_EXAMPLE: dict[str, Any] = {
 }
 
 
+#: An event type, shown as an enum in the OpenAPI document so generated clients check it (the
+#: service still answers an unknown one with a sentence naming it).
+EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES)})]
+
+
 class WebhookEndpointIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -77,7 +82,7 @@ class WebhookEndpointIn(BaseModel):
         max_length=2048,
         description="An http or https URL on a public address (as for URL ingestion).",
     )
-    events: list[str] = Field(
+    events: list[EventName] = Field(
         min_length=1, max_length=len(EVENT_TYPES), description=f"Any of {_EVENTS_DOC}."
     )
     description: str | None = Field(default=None, max_length=500)
@@ -90,7 +95,7 @@ class WebhookEndpointPatch(BaseModel):
     )
 
     url: str | None = Field(default=None, min_length=1, max_length=2048)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
+    events: list[EventName] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = Field(
         default=None,
