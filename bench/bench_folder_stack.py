@@ -1,10 +1,12 @@
 """The folder benchmark on ``make stack``: a process per service on the real servers.
 
 ``make bench`` runs this as its own bounded script: ``bench_folder.py --mode stack`` with 400
-documents of the same generator under its own stack name, stopped and purged afterwards (the
-1,000-document folder did not finish within ~25 minutes on the shared 2-core machine,
-adr/0025). It needs the servers' ``KGLAB_*_URL`` variables
-(``eval "$(bash deploy/local/servers.sh env)"``) and says so when they are missing.
+documents of the same generator under its own stack name, stopped and purged afterwards, to
+stay bounded beside the rest of the suite (the whole 1,000-document folder took 508 s on an
+otherwise idle machine and did not finish in 25 minutes beside heavy neighbours, adr/0025:
+``bench_folder.py --mode stack --output folder_stack_1000`` runs it). It needs the servers'
+``KGLAB_*_URL`` variables (``eval "$(bash deploy/local/servers.sh env)"``) and says so when
+they are missing.
 
 Writes ``bench/results/folder_stack.json``.
 """
