@@ -104,6 +104,12 @@ class GraphService:
             await self.store.set_alias(owner, alias)
             recorded[alias.alias_key] = alias
         graph = apply_aliases(owner, raw, recorded)
+        spellings = {compact_key(e.key): e.key for e in raw.entities}
+        # The spellings first: once this document's graph can be read, a document that comes
+        # next must find them (seen: "Node JS" arriving just after "NodeJS" stayed apart when
+        # the spellings were written after the graph). Spellings of a document whose graph
+        # never lands are harmless: only spellings that still name an entity count.
+        await self.store.save_spellings(owner, spellings)
         await self.store.apply_document(
             owner,
             event.document_id,
@@ -114,10 +120,7 @@ class GraphService:
             graph.relations,
         )
         await self.store.save_extraction(
-            owner,
-            event.document_id,
-            encode_extraction(event.title, refs, raw),
-            {compact_key(e.key): e.key for e in raw.entities},
+            owner, event.document_id, encode_extraction(event.title, refs, raw), spellings
         )
         if new:
             # Documents graphed earlier that named a key merged just now join the merge.

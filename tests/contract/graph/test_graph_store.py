@@ -423,6 +423,13 @@ async def test_aliases_extractions_and_variants_are_kept_per_owner(
         "adalovelace": ["ada lovelace"]
     }
     assert await graph_store.variant_keys(other, ["adalovelace"]) == {}
+    # Spellings alone, before any document that names them is written (the service's order).
+    await graph_store.save_spellings(owner, {"nodejs": "nodejs", "adalovelace": "ada lovelace"})
+    assert await graph_store.variant_keys(owner, ["nodejs", "adalovelace"]) == {
+        "nodejs": ["nodejs"],
+        "adalovelace": ["ada lovelace"],
+    }
+    assert await graph_store.variant_keys(other, ["nodejs"]) == {}
     ada = eid(owner, "Ada Lovelace")
     assert await graph_store.documents_mentioning(owner, [ada]) == ["doc-1"]
     assert await graph_store.documents_mentioning(other, [ada]) == []

@@ -3,6 +3,10 @@ the merge is recorded, and undoing it restores both entities everywhere; on each
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from kglab_graph.domain import entity_id
 from kglab_shared.events import DocumentStored, ExtractedChunk
 from tests.integration.graph.conftest import GraphApp
@@ -111,3 +115,23 @@ async def test_merges_are_per_owner_and_bad_requests_are_readable(graph_app: Gra
     )
     assert same.status_code == 422
     assert "already is" in same.json()["detail"]
+
+
+async def test_a_documents_spellings_are_known_before_its_graph_can_be_read(
+    graph_app: GraphApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document that arrives right after another must find the other's spellings as soon
+    as that one's graph is readable (seen in CI: "Node JS" stayed apart from "NodeJS" when the
+    spellings were written after the graph)."""
+    service = graph_app.app.state.graph_service
+    store = service.store
+    seen: list[dict[str, list[str]]] = []
+    apply_document = store.apply_document
+
+    async def checked(owner: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(await store.variant_keys(owner, ["nodejs"]))
+        return await apply_document(owner, *args, **kwargs)
+
+    monkeypatch.setattr(store, "apply_document", checked)
+    await graphed(graph_app, graph_app.alice, "doc-1", FIRST)
+    assert seen == [{"nodejs": ["nodejs"]}]

@@ -591,6 +591,14 @@ class Neo4jGraphStore:
         )
         return removed > 0
 
+    async def save_spellings(self, owner: str, compacts: dict[str, str]) -> None:
+        await self._write(
+            "UNWIND $compacts AS pair "
+            "MERGE (:Variant {owner: $owner, compact: pair[0], key: pair[1]}) "
+            "RETURN count(*) AS n",
+            {"owner": owner, "compacts": [[c, k] for c, k in compacts.items()]},
+        )
+
     async def save_extraction(
         self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
     ) -> None:

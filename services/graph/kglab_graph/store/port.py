@@ -110,6 +110,10 @@ class GraphStore(Protocol):
     async def remove_alias(self, owner: str, alias_key: str) -> bool:
         """Forget the record of ``alias_key``; False when there was none."""
 
+    async def save_spellings(self, owner: str, compacts: dict[str, str]) -> None:
+        """Record the owner's keys by compact spelling (``compact -> key``), before the
+        document that names them is written, so the next document finds them."""
+
     async def save_extraction(
         self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
     ) -> None:

@@ -440,6 +440,12 @@ class SqliteGraphStore:
             )
             return cursor.rowcount > 0
 
+    async def save_spellings(self, owner: str, compacts: dict[str, str]) -> None:
+        await self._write(
+            "INSERT OR IGNORE INTO variants (owner, compact, key) VALUES (?, ?, ?)",
+            [(owner, compact, key) for compact, key in compacts.items()],
+        )
+
     async def save_extraction(
         self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
     ) -> None:
