@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from machine import save
+from machine import module_at_commit, save
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The last commit that has the hand-made pool.
@@ -49,24 +46,7 @@ Reader = Callable[[str], Awaitable[Any]]
 
 
 def _handmade_module() -> ModuleType | None:
-    try:
-        source = subprocess.run(
-            ["git", "show", f"{HANDMADE_COMMIT}:{HANDMADE_PATH}"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = Path(tempfile.mkdtemp()) / "handmade_lean_pg.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("handmade_lean_pg", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_at_commit(HANDMADE_COMMIT, HANDMADE_PATH, "handmade_lean_pg")
 
 
 async def _round(read: Reader, ids: list[str], concurrency: int) -> tuple[float, float]:
