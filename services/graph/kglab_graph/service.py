@@ -120,7 +120,7 @@ class GraphService:
             graph.relations,
         )
         await self.store.save_extraction(
-            owner, event.document_id, encode_extraction(event.title, refs, raw), spellings
+            owner, event.document_id, encode_extraction(event.title, refs, raw)
         )
         if new:
             # Documents graphed earlier that named a key merged just now join the merge.

@@ -414,16 +414,15 @@ async def test_aliases_extractions_and_variants_are_kept_per_owner(
     assert await graph_store.remove_alias(other, "fsf") is False
 
     graph = await apply_script(graph_store, owner, "doc-1", CHAIN)
-    await graph_store.save_extraction(
-        owner, "doc-1", '{"saved": 1}', {"adalovelace": "ada lovelace"}
-    )
+    await graph_store.save_extraction(owner, "doc-1", '{"saved": 1}')
     assert await graph_store.extractions(owner, ["doc-1", "doc-2"]) == {"doc-1": '{"saved": 1}'}
     assert await graph_store.extractions(other, ["doc-1"]) == {}
+    # Spellings are kept apart from any document (the service writes them before its graph).
+    await graph_store.save_spellings(owner, {"adalovelace": "ada lovelace"})
     assert await graph_store.variant_keys(owner, ["adalovelace", "x"]) == {
         "adalovelace": ["ada lovelace"]
     }
     assert await graph_store.variant_keys(other, ["adalovelace"]) == {}
-    # Spellings alone, before any document that names them is written (the service's order).
     await graph_store.save_spellings(owner, {"nodejs": "nodejs", "adalovelace": "ada lovelace"})
     assert await graph_store.variant_keys(owner, ["nodejs", "adalovelace"]) == {
         "nodejs": ["nodejs"],
@@ -445,9 +444,8 @@ async def test_a_deleted_documents_spellings_go_with_its_entities(
 ) -> None:
     owner, _ = owners
     await apply_script(graph_store, owner, "doc-1", CHAIN)
-    await graph_store.save_extraction(
-        owner, "doc-1", '{"saved": 1}', {"adalovelace": "ada lovelace", "ghost": "no such key"}
-    )
+    await graph_store.save_spellings(owner, {"adalovelace": "ada lovelace", "ghost": "no such key"})
+    await graph_store.save_extraction(owner, "doc-1", '{"saved": 1}')
     assert await graph_store.delete_document(owner, "doc-1") is True
     # Nothing of the owner's is left: no entity, so no spelling recorded for one.
     assert await graph_store.variant_keys(owner, ["adalovelace", "ghost"]) == {}

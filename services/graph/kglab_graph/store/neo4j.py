@@ -599,21 +599,11 @@ class Neo4jGraphStore:
             {"owner": owner, "compacts": [[c, k] for c, k in compacts.items()]},
         )
 
-    async def save_extraction(
-        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
-    ) -> None:
+    async def save_extraction(self, owner: str, document_id: str, payload: str) -> None:
         await self._write(
             "MATCH (d:Document {owner: $owner, id: $document_id}) SET d.extraction = $payload "
-            "WITH count(d) AS n "
-            "UNWIND $compacts AS pair "
-            "MERGE (:Variant {owner: $owner, compact: pair[0], key: pair[1]}) "
-            "RETURN count(*) AS n",
-            {
-                "owner": owner,
-                "document_id": document_id,
-                "payload": payload,
-                "compacts": [[c, k] for c, k in compacts.items()],
-            },
+            "RETURN count(d) AS n",
+            {"owner": owner, "document_id": document_id, "payload": payload},
         )
 
     async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:

@@ -114,11 +114,9 @@ class GraphStore(Protocol):
         """Record the owner's keys by compact spelling (``compact -> key``), before the
         document that names them is written, so the next document finds them."""
 
-    async def save_extraction(
-        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
-    ) -> None:
+    async def save_extraction(self, owner: str, document_id: str, payload: str) -> None:
         """Keep the document's extraction before merges (JSON, to re-apply it when merges
-        change) and its keys by compact spelling (``compact -> key``)."""
+        change)."""
 
     async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
         """The saved extraction of each of these documents that has one."""

@@ -446,26 +446,12 @@ class SqliteGraphStore:
             [(owner, compact, key) for compact, key in compacts.items()],
         )
 
-    async def save_extraction(
-        self, owner: str, document_id: str, payload: str, compacts: dict[str, str]
-    ) -> None:
-        async with self._write_lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.execute(
-                    "INSERT INTO extractions (owner, document_id, payload) VALUES (?, ?, ?) "
-                    "ON CONFLICT (owner, document_id) DO UPDATE SET payload = excluded.payload",
-                    (owner, document_id, payload),
-                )
-                await db.executemany(
-                    "INSERT OR IGNORE INTO variants (owner, compact, key) VALUES (?, ?, ?)",
-                    [(owner, compact, key) for compact, key in compacts.items()],
-                )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+    async def save_extraction(self, owner: str, document_id: str, payload: str) -> None:
+        await self._write(
+            "INSERT INTO extractions (owner, document_id, payload) VALUES (?, ?, ?) "
+            "ON CONFLICT (owner, document_id) DO UPDATE SET payload = excluded.payload",
+            [(owner, document_id, payload)],
+        )
 
     async def extractions(self, owner: str, document_ids: Sequence[str]) -> dict[str, str]:
         if not document_ids:
